@@ -1,0 +1,45 @@
+//! One module per subcommand; each returns the process exit code.
+
+pub mod check;
+pub mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use courier::load::{Inputs, LoadError, load_paths};
+use courier::world::World;
+
+use crate::cli::InputArgs;
+
+/// Loads the inputs and the world they describe, or prints every error.
+pub fn load_world(args: &InputArgs) -> Result<(Inputs, World), ExitCode> {
+    let inputs = load_paths(&args.paths).map_err(|errors| report_load_errors(&errors))?;
+    let world = World::from_inputs(&inputs).map_err(|errors| report_load_errors(&errors))?;
+    Ok((inputs, world))
+}
+
+fn report_load_errors(errors: &[LoadError]) -> ExitCode {
+    report_errors(errors.iter().map(ToString::to_string), "nothing was rendered")
+}
+
+/// One line per error on stderr, then a count.
+pub fn report_errors(errors: impl IntoIterator<Item = String>, consequence: &str) -> ExitCode {
+    let mut stderr = std::io::stderr().lock();
+    let mut count = 0;
+    for error in errors {
+        count += 1;
+        let _ = writeln!(stderr, "error: {error}");
+    }
+    let noun = if count == 1 { "error" } else { "errors" };
+    let _ = writeln!(stderr, "error: {count} {noun}; {consequence}");
+    ExitCode::FAILURE
+}
+
+/// Writes data to stdout; a closed pipe (`| head`) ends quietly instead of panicking.
+pub fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,17 @@
+//! courier distributes Kubernetes Secrets from a central namespace into many
+//! namespaces, reading External Secrets Operator manifests, without an operator.
+//!
+//! The pipeline is pure at its core: [`load`] reads manifests, [`world::World`] holds
+//! what the cluster (or files) has, [`plan::plan`] decides the Secrets, [`output`]
+//! prints them.
+
+pub mod load;
+pub mod model;
+pub mod output;
+pub mod plan;
+pub mod redact;
+pub mod secret_bytes;
+pub mod select;
+pub mod source;
+pub mod template;
+pub mod world;

@@ -1,0 +1,414 @@
+//! Files, directories and stdin into typed objects. Every error names the file and,
+//! where there is one, the line and the object.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::model::{
+    ClusterExternalSecretManifest, ConfigMapManifest, ExternalSecretManifest, NamespaceManifest, SecretManifest,
+    SecretStoreManifest,
+};
+use crate::redact::scrub_serde_message;
+
+/// The API group of the External Secrets Operator.
+pub const ESO_GROUP: &str = "external-secrets.io";
+/// ESO versions courier reads.
+pub const ESO_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+/// Largest input courier reads, per file or stdin.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where an object came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    /// File path as given (or `<stdin>`).
+    pub file: Arc<str>,
+    /// 1-based line of the document's first node; 0 when unknown.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 { write!(f, "{}:{}", self.file, self.line) } else { f.write_str(&self.file) }
+    }
+}
+
+/// An object with its origin.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// Where it was read.
+    pub origin: Origin,
+    /// The object.
+    pub object: T,
+}
+
+/// Which store kind a `SecretStoreManifest` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StoreKind {
+    /// Namespaced; serves its own namespace.
+    SecretStore,
+    /// Cluster-scoped.
+    ClusterSecretStore,
+}
+
+impl StoreKind {
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::SecretStore => "SecretStore",
+            StoreKind::ClusterSecretStore => "ClusterSecretStore",
+        }
+    }
+}
+
+/// Everything read from the inputs, by kind.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// `v1` Namespaces.
+    pub namespaces: Vec<Loaded<NamespaceManifest>>,
+    /// `v1` Secrets (possible sources).
+    pub secrets: Vec<Loaded<SecretManifest>>,
+    /// `v1` ConfigMaps (for `templateFrom`).
+    pub config_maps: Vec<Loaded<ConfigMapManifest>>,
+    /// The ESO objects: what to distribute, and from where.
+    pub manifests: Manifests,
+    /// Every other object, untouched, in input order.
+    pub others: Vec<Loaded<Value>>,
+}
+
+/// The ESO objects courier acts on.
+#[derive(Debug, Default, Clone)]
+pub struct Manifests {
+    /// SecretStores and ClusterSecretStores.
+    pub stores: Vec<Loaded<(StoreKind, SecretStoreManifest)>>,
+    /// ClusterExternalSecrets.
+    pub cluster_external_secrets: Vec<Loaded<ClusterExternalSecretManifest>>,
+    /// ExternalSecrets.
+    pub external_secrets: Vec<Loaded<ExternalSecretManifest>>,
+}
+
+/// A problem with the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {}{message}", object.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
+pub struct LoadError {
+    /// File and line.
+    pub origin: Origin,
+    /// `Kind/namespace/name`, when known.
+    pub object: Option<String>,
+    /// What is wrong; never a secret value.
+    pub message: String,
+}
+
+/// Reads every path (`-` is stdin): files, and directories recursively (`*.yaml`,
+/// `*.yml`, `*.json`, in sorted order). Reports every error it finds, not just the first.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Inputs, Vec<LoadError>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            files.push(FileInput::Stdin);
+        } else if path.is_dir() {
+            match collect_dir(path) {
+                Ok(found) => files.extend(found.into_iter().map(FileInput::Path)),
+                Err(e) => errors.push(e),
+            }
+        } else {
+            files.push(FileInput::Path(path.clone()));
+        }
+    }
+    let mut loader = Loader::default();
+    for file in files {
+        let (name, text) = match file.read() {
+            Ok(read) => read,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        loader.add_text(&name, &text);
+    }
+    let (inputs, load_errors) = loader.finish();
+    errors.extend(load_errors);
+    if errors.is_empty() { Ok(inputs) } else { Err(errors) }
+}
+
+/// Parses one text (YAML stream, or JSON when the name ends in `.json`) as if read from `name`.
+pub fn load_str(name: &str, text: &str) -> Result<Inputs, Vec<LoadError>> {
+    let mut loader = Loader::default();
+    loader.add_text(&Arc::from(name), text);
+    let (inputs, errors) = loader.finish();
+    if errors.is_empty() { Ok(inputs) } else { Err(errors) }
+}
+
+enum FileInput {
+    Stdin,
+    Path(PathBuf),
+}
+
+impl FileInput {
+    fn read(&self) -> Result<(Arc<str>, String), LoadError> {
+        let (name, bytes): (Arc<str>, _) = match self {
+            FileInput::Stdin => {
+                let mut bytes = Vec::new();
+                let result = std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes);
+                ("<stdin>".into(), result.map(|_| bytes))
+            }
+            FileInput::Path(path) => {
+                let name: Arc<str> = path.display().to_string().into();
+                let result = std::fs::File::open(path).and_then(|file| {
+                    let mut bytes = Vec::new();
+                    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+                    Ok(bytes)
+                });
+                (name, result)
+            }
+        };
+        let fail = |message: String| LoadError { origin: Origin { file: name.clone(), line: 0 }, object: None, message };
+        let bytes = bytes.map_err(|e| fail(format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > MAX_INPUT_BYTES {
+            return Err(fail(format!("larger than the {} MiB courier reads", MAX_INPUT_BYTES >> 20)));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+        })?;
+        Ok((name, text))
+    }
+}
+
+fn collect_dir(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| LoadError {
+            origin: Origin { file: dir.display().to_string().into(), line: 0 },
+            object: None,
+            message: format!("cannot read directory: {e}"),
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            if is_hidden {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[derive(Default)]
+struct Loader {
+    inputs: Inputs,
+    errors: Vec<LoadError>,
+    seen: HashMap<(String, String, String), Origin>,
+}
+
+impl Loader {
+    fn add_text(&mut self, name: &Arc<str>, text: &str) {
+        let documents = if name.ends_with(".json") { parse_json(name, text) } else { parse_yaml(name, text) };
+        match documents {
+            Ok(documents) => {
+                for (line, value) in documents {
+                    self.add_value(Origin { file: name.clone(), line }, value);
+                }
+            }
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    fn add_value(&mut self, origin: Origin, value: Value) {
+        match value {
+            Value::Null => {}
+            Value::Object(ref map) => {
+                let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+                if kind.ends_with("List") && api_version == "v1" {
+                    if let Some(Value::Array(items)) = map.get("items") {
+                        for item in items.clone() {
+                            self.add_value(origin.clone(), item);
+                        }
+                        return;
+                    }
+                }
+                if let Err(e) = self.add_object(&origin, &kind, &api_version, value) {
+                    self.errors.push(e);
+                }
+            }
+            other => self.errors.push(LoadError {
+                origin,
+                object: None,
+                message: format!("expected a Kubernetes object (a mapping), found {}", json_type(&other)),
+            }),
+        }
+    }
+
+    fn add_object(&mut self, origin: &Origin, kind: &str, api_version: &str, value: Value) -> Result<(), LoadError> {
+        let fail = |object: Option<String>, message: String| LoadError { origin: origin.clone(), object, message };
+        if kind.is_empty() || api_version.is_empty() {
+            let missing = if kind.is_empty() { "kind" } else { "apiVersion" };
+            return Err(fail(None, format!("missing required field `{missing}`")));
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let namespace = value.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+        let display = object_display(kind, namespace.as_deref(), &name);
+
+        let is_eso = group == ESO_GROUP;
+        let handled = (group.is_empty() && matches!(kind, "Namespace" | "Secret" | "ConfigMap"))
+            || (is_eso
+                && matches!(kind, "ClusterSecretStore" | "SecretStore" | "ClusterExternalSecret" | "ExternalSecret"));
+        if !handled {
+            self.inputs.others.push(Loaded { origin: origin.clone(), object: value });
+            return Ok(());
+        }
+        if is_eso && !ESO_VERSIONS.contains(&version) {
+            return Err(fail(
+                Some(display),
+                format!("unsupported apiVersion {api_version:?}; courier reads {ESO_GROUP}/v1 and {ESO_GROUP}/v1beta1"),
+            ));
+        }
+        if group.is_empty() && version != "v1" {
+            return Err(fail(Some(display), format!("unsupported apiVersion {api_version:?} for {kind}; expected v1")));
+        }
+        if name.is_empty() {
+            return Err(fail(Some(kind.to_owned()), "missing required field `metadata.name`".into()));
+        }
+        let namespaced = !matches!(kind, "Namespace" | "ClusterSecretStore" | "ClusterExternalSecret");
+        if namespaced && namespace.as_deref().is_none_or(str::is_empty) {
+            return Err(fail(
+                Some(display),
+                "missing `metadata.namespace`; courier needs every namespaced object's namespace to be explicit".into(),
+            ));
+        }
+        let identity = (kind.to_owned(), namespace.clone().unwrap_or_default(), name.clone());
+        if let Some(first) = self.seen.get(&identity) {
+            return Err(fail(Some(display), format!("defined twice: first at {first}, again here")));
+        }
+        self.seen.insert(identity, origin.clone());
+
+        match kind {
+            "Namespace" => self.inputs.namespaces.push(typed_object(origin, &display, value)?),
+            "Secret" => self.inputs.secrets.push(typed_object(origin, &display, value)?),
+            "ConfigMap" => self.inputs.config_maps.push(typed_object(origin, &display, value)?),
+            "SecretStore" | "ClusterSecretStore" => {
+                let store_kind =
+                    if kind == "SecretStore" { StoreKind::SecretStore } else { StoreKind::ClusterSecretStore };
+                let loaded: Loaded<SecretStoreManifest> = typed_object(origin, &display, value)?;
+                self.inputs.manifests.stores.push(Loaded { origin: loaded.origin, object: (store_kind, loaded.object) });
+            }
+            "ClusterExternalSecret" => self.inputs.manifests.cluster_external_secrets.push(typed_object(origin, &display, value)?),
+            "ExternalSecret" => self.inputs.manifests.external_secrets.push(typed_object(origin, &display, value)?),
+            _ => unreachable!("kind checked above"),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> (Inputs, Vec<LoadError>) {
+        (self.inputs, self.errors)
+    }
+}
+
+fn typed_object<T: DeserializeOwned>(origin: &Origin, display: &str, value: Value) -> Result<Loaded<T>, LoadError> {
+    serde_path_to_error::deserialize(value).map(|object| Loaded { origin: origin.clone(), object }).map_err(|e| {
+        let path = e.path().to_string();
+        LoadError {
+            origin: origin.clone(),
+            object: Some(display.to_owned()),
+            message: format!("{path}: {}", scrub_serde_message(&e.inner().to_string())),
+        }
+    })
+}
+
+/// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects.
+pub fn object_display(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(namespace) if !namespace.is_empty() => format!("{kind}/{namespace}/{name}"),
+        _ => format!("{kind}/{name}"),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_depth: 200,
+            max_aliases: 10_000,
+            max_nodes: 20_000_000,
+        },
+    }
+}
+
+fn parse_yaml(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
+    let documents: Vec<serde_saphyr::Spanned<Value>> =
+        serde_saphyr::from_multiple_with_options(text, yaml_options()).map_err(|e| {
+            let line = e.location().map(|l| l.line() as usize).unwrap_or(0);
+            let message = e.without_snippet().to_string();
+            // The location is already in our prefix; keep the message short.
+            let message = message.rsplit_once(" at line ").map(|(m, _)| m.to_owned()).unwrap_or(message);
+            LoadError {
+                origin: Origin { file: name.clone(), line },
+                object: None,
+                message: format!("invalid YAML: {}", scrub_serde_message(&message)),
+            }
+        })?;
+    Ok(documents.into_iter().map(|d| (d.referenced.line() as usize, d.value)).collect())
+}
+
+fn parse_json(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
+    let mut documents = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => return Ok(documents),
+            Some(Ok(value)) => {
+                let skipped = text[start..].len() - text[start..].trim_start().len();
+                let line = text[..start + skipped].matches('\n').count() + 1;
+                documents.push((line, value));
+            }
+            Some(Err(e)) => {
+                return Err(LoadError {
+                    origin: Origin { file: name.clone(), line: e.line() },
+                    object: None,
+                    message: format!(
+                        "invalid JSON: {}",
+                        scrub_serde_message(&e.to_string().rsplit_once(" at line ").map(|(m, _)| m.to_owned()).unwrap_or_else(|| e.to_string()))
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Namespace name to labels, with `kubernetes.io/metadata.name` set as the API server sets it.
+pub fn namespace_labels(namespaces: &[Loaded<NamespaceManifest>]) -> BTreeMap<String, BTreeMap<String, String>> {
+    namespaces
+        .iter()
+        .map(|ns| {
+            let mut labels = ns.object.metadata.labels.clone();
+            labels.insert("kubernetes.io/metadata.name".into(), ns.object.metadata.name.clone());
+            (ns.object.metadata.name.clone(), labels)
+        })
+        .collect()
+}

@@ -1,0 +1,503 @@
+//! Serde types for the manifests courier reads: a subset of `v1` core objects and
+//! of `external-secrets.io/v1` / `v1beta1`. Unknown fields are ignored, as kubectl does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::select::LabelSelector;
+
+/// String maps as Kubernetes has them (labels, annotations, ConfigMap data).
+pub type StringMap = BTreeMap<String, String>;
+
+/// Treats an explicit YAML/JSON `null` like an absent field.
+pub(crate) fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `metadata` of every object.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// `metadata.name`.
+    #[serde(default)]
+    pub name: String,
+    /// `metadata.namespace`, for namespaced kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `metadata.labels`.
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: StringMap,
+    /// `metadata.annotations`.
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: StringMap,
+}
+
+/// A `v1` Secret as written in a manifest; `data` is still base64 here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretManifest {
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// `type`, `Opaque` when absent.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    /// Base64-encoded values.
+    #[serde(default, deserialize_with = "null_default")]
+    pub data: StringMap,
+    /// Plain values; the API server folds them into `data`, and so do we.
+    #[serde(default, deserialize_with = "null_default")]
+    pub string_data: StringMap,
+}
+
+/// A `v1` ConfigMap, read for `templateFrom.configMap`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapManifest {
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Text values.
+    #[serde(default, deserialize_with = "null_default")]
+    pub data: StringMap,
+}
+
+/// A `v1` Namespace; only its name and labels matter.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NamespaceManifest {
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+}
+
+/// `ClusterSecretStore` or `SecretStore`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SecretStoreManifest {
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// `spec`.
+    #[serde(default)]
+    pub spec: SecretStoreSpec,
+}
+
+/// `SecretStore.spec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStoreSpec {
+    /// `spec.provider`: exactly one provider is expected.
+    #[serde(default)]
+    pub provider: BTreeMap<String, serde_json::Value>,
+    /// `spec.conditions`: which namespaces may use a ClusterSecretStore.
+    #[serde(default, deserialize_with = "null_default")]
+    pub conditions: Vec<ClusterSecretStoreCondition>,
+}
+
+/// One `ClusterSecretStore.spec.conditions[]` entry; a namespace must match one of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSecretStoreCondition {
+    /// Label selector over namespaces.
+    #[serde(default)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Namespace names.
+    #[serde(default, deserialize_with = "null_default")]
+    pub namespaces: Vec<String>,
+    /// Regular expressions over namespace names.
+    #[serde(default, deserialize_with = "null_default")]
+    pub namespace_regexes: Vec<String>,
+}
+
+/// `spec.provider.kubernetes`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesProvider {
+    /// Namespace holding the source Secrets; `default` when absent.
+    #[serde(default)]
+    pub remote_namespace: Option<String>,
+}
+
+/// `ClusterExternalSecret`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClusterExternalSecretManifest {
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// `spec`.
+    #[serde(default)]
+    pub spec: ClusterExternalSecretSpec,
+}
+
+/// `ClusterExternalSecret.spec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterExternalSecretSpec {
+    /// Name of the ExternalSecrets it makes; the CES name when absent.
+    #[serde(default)]
+    pub external_secret_name: Option<String>,
+    /// Labels and annotations of the ExternalSecrets it makes.
+    #[serde(default)]
+    pub external_secret_metadata: Option<ExternalSecretMetadata>,
+    /// Deprecated singular selector.
+    #[serde(default)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Selectors, ORed.
+    #[serde(default)]
+    pub namespace_selectors: Option<Vec<LabelSelector>>,
+    /// Namespace names.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// How often ESO re-evaluates the selectors.
+    #[serde(default)]
+    pub refresh_time: Option<String>,
+    /// The ExternalSecret each selected namespace gets.
+    #[serde(default)]
+    pub external_secret_spec: ExternalSecretSpec,
+}
+
+/// `ClusterExternalSecret.spec.externalSecretMetadata`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExternalSecretMetadata {
+    /// Labels.
+    #[serde(default, deserialize_with = "null_default")]
+    pub labels: StringMap,
+    /// Annotations.
+    #[serde(default, deserialize_with = "null_default")]
+    pub annotations: StringMap,
+}
+
+/// `ExternalSecret`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExternalSecretManifest {
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// `spec`.
+    #[serde(default)]
+    pub spec: ExternalSecretSpec,
+}
+
+/// `ExternalSecret.spec`, shared with `ClusterExternalSecret.spec.externalSecretSpec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretSpec {
+    /// Store to read from.
+    #[serde(default)]
+    pub secret_store_ref: Option<SecretStoreRef>,
+    /// The Secret to write.
+    #[serde(default)]
+    pub target: ExternalSecretTarget,
+    /// How often to refresh.
+    #[serde(default)]
+    pub refresh_interval: Option<String>,
+    /// Single values.
+    #[serde(default, deserialize_with = "null_default")]
+    pub data: Vec<ExternalSecretData>,
+    /// Maps of values.
+    #[serde(default, deserialize_with = "null_default")]
+    pub data_from: Vec<ExternalSecretDataFrom>,
+}
+
+/// `secretStoreRef`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStoreRef {
+    /// Store name.
+    #[serde(default)]
+    pub name: String,
+    /// `SecretStore` (default) or `ClusterSecretStore`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// `target`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretTarget {
+    /// Secret name; the ExternalSecret name when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Owner (default), Orphan, Merge or None.
+    #[serde(default)]
+    pub creation_policy: Option<CreationPolicy>,
+    /// Retain (default), Delete or Merge.
+    #[serde(default)]
+    pub deletion_policy: Option<DeletionPolicy>,
+    /// How to shape the Secret.
+    #[serde(default)]
+    pub template: Option<SecretTemplate>,
+    /// Write the Secret as immutable.
+    #[serde(default)]
+    pub immutable: bool,
+}
+
+/// `target.creationPolicy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum CreationPolicy {
+    /// courier creates and owns the Secret.
+    #[default]
+    Owner,
+    /// courier creates the Secret and leaves it behind when it is no longer wanted.
+    Orphan,
+    /// courier adds its keys to a Secret that already exists.
+    Merge,
+    /// courier renders nothing.
+    None,
+}
+
+/// `target.deletionPolicy`: what happens when the source data disappears.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Keep the Secret as it was.
+    #[default]
+    Retain,
+    /// Delete the Secret.
+    Delete,
+    /// Remove only courier's keys.
+    Merge,
+}
+
+/// `target.template`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplate {
+    /// Secret type; `Opaque` when absent.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    /// ESO's Go-template engine version; accepted and ignored (courier uses minijinja).
+    #[serde(default)]
+    pub engine_version: Option<String>,
+    /// Labels and annotations, each value a template.
+    #[serde(default)]
+    pub metadata: ExternalSecretMetadata,
+    /// Replace (default) or Merge.
+    #[serde(default)]
+    pub merge_policy: Option<MergePolicy>,
+    /// Templates by data key.
+    #[serde(default, deserialize_with = "null_default")]
+    pub data: StringMap,
+    /// Templates from ConfigMaps, Secrets or literals.
+    #[serde(default, deserialize_with = "null_default")]
+    pub template_from: Vec<TemplateFrom>,
+}
+
+/// `template.mergePolicy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum MergePolicy {
+    /// Only template keys when a template defines data.
+    #[default]
+    Replace,
+    /// Provider keys plus template keys; the template wins.
+    Merge,
+}
+
+/// `template.templateFrom[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateFrom {
+    /// Templates kept in a ConfigMap of the ExternalSecret's namespace.
+    #[serde(default)]
+    pub config_map: Option<TemplateRef>,
+    /// Templates kept in a Secret of the ExternalSecret's namespace.
+    #[serde(default)]
+    pub secret: Option<TemplateRef>,
+    /// Data (default), Labels or Annotations.
+    #[serde(default)]
+    pub target: Option<TemplateTarget>,
+    /// An inline template whose output is a YAML map of keys and values.
+    #[serde(default)]
+    pub literal: Option<String>,
+}
+
+/// Where `templateFrom` output lands.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum TemplateTarget {
+    /// Secret data.
+    #[default]
+    Data,
+    /// Secret labels.
+    Labels,
+    /// Secret annotations.
+    Annotations,
+}
+
+/// `templateFrom[].configMap` / `.secret`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TemplateRef {
+    /// Object name.
+    #[serde(default)]
+    pub name: String,
+    /// Which keys hold templates.
+    #[serde(default, deserialize_with = "null_default")]
+    pub items: Vec<TemplateRefItem>,
+}
+
+/// `templateFrom[].configMap.items[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRefItem {
+    /// Key holding a template.
+    #[serde(default)]
+    pub key: String,
+    /// Values (default): the output is the value of `key`; KeysAndValues: a YAML map.
+    #[serde(default)]
+    pub template_as: Option<TemplateScope>,
+}
+
+/// `items[].templateAs`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum TemplateScope {
+    /// The rendered text is the value of the item's key.
+    #[default]
+    Values,
+    /// The rendered text is a YAML map of keys and values.
+    KeysAndValues,
+}
+
+/// `data[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretData {
+    /// Key in the target Secret.
+    #[serde(default)]
+    pub secret_key: String,
+    /// Where the value comes from.
+    #[serde(default)]
+    pub remote_ref: RemoteRef,
+    /// Generators and per-entry stores; not supported.
+    #[serde(default)]
+    pub source_ref: Option<serde_json::Value>,
+}
+
+/// `remoteRef` / `dataFrom[].extract`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteRef {
+    /// The source Secret's name (Kubernetes provider).
+    #[serde(default)]
+    pub key: String,
+    /// A data key, or `key.json.path`.
+    #[serde(default)]
+    pub property: Option<String>,
+    /// Provider-specific version; unused by the Kubernetes provider.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// None (default), Base64, Base64URL, Auto.
+    #[serde(default)]
+    pub decoding_strategy: Option<DecodingStrategy>,
+    /// Default or Unicode; applies to keys.
+    #[serde(default)]
+    pub conversion_strategy: Option<ConversionStrategy>,
+    /// None (default) or Fetch (read labels/annotations instead of data).
+    #[serde(default)]
+    pub metadata_policy: Option<MetadataPolicy>,
+}
+
+/// `decodingStrategy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum DecodingStrategy {
+    /// Bytes unchanged.
+    #[default]
+    None,
+    /// Standard base64.
+    Base64,
+    /// URL-safe base64.
+    #[serde(rename = "Base64URL")]
+    Base64Url,
+    /// Base64, else URL-safe base64, else unchanged.
+    Auto,
+}
+
+/// `conversionStrategy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum ConversionStrategy {
+    /// Characters outside `[-._a-zA-Z0-9]` (and other letters/digits) become `_`.
+    #[default]
+    Default,
+    /// Such characters become `_UXXXX_`.
+    Unicode,
+}
+
+/// `metadataPolicy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum MetadataPolicy {
+    /// Read data.
+    #[default]
+    None,
+    /// Read labels and annotations.
+    Fetch,
+}
+
+/// `dataFrom[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretDataFrom {
+    /// Every key of one source.
+    #[serde(default)]
+    pub extract: Option<RemoteRef>,
+    /// Several sources by name or labels.
+    #[serde(default)]
+    pub find: Option<FindRef>,
+    /// Key rewrites, in order.
+    #[serde(default, deserialize_with = "null_default")]
+    pub rewrite: Vec<Rewrite>,
+    /// Generators; not supported.
+    #[serde(default)]
+    pub source_ref: Option<serde_json::Value>,
+}
+
+/// `dataFrom[].find`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindRef {
+    /// Name filter.
+    #[serde(default)]
+    pub name: Option<FindName>,
+    /// Label equality filter.
+    #[serde(default)]
+    pub tags: Option<StringMap>,
+    /// Provider path; the Kubernetes provider has none.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Default or Unicode.
+    #[serde(default)]
+    pub conversion_strategy: Option<ConversionStrategy>,
+    /// None, Base64, Base64URL, Auto.
+    #[serde(default)]
+    pub decoding_strategy: Option<DecodingStrategy>,
+}
+
+/// `find.name`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FindName {
+    /// Unanchored regular expression over source Secret names.
+    #[serde(default)]
+    pub regexp: String,
+}
+
+/// `dataFrom[].rewrite[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Rewrite {
+    /// Regular-expression rewrite of keys.
+    #[serde(default)]
+    pub regexp: Option<RewriteRegexp>,
+    /// Template rewrite of keys; not supported yet.
+    #[serde(default)]
+    pub transform: Option<serde_json::Value>,
+}
+
+/// `rewrite[].regexp`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RewriteRegexp {
+    /// Pattern.
+    #[serde(default)]
+    pub source: String,
+    /// Replacement, with `$1`-style groups.
+    #[serde(default)]
+    pub target: String,
+}

@@ -1,0 +1,119 @@
+//! Desired Secrets as `v1` Secret manifests: a YAML stream or a JSON `List`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::plan::DesiredSecret;
+use crate::redact::REDACTED;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A YAML stream, one document per Secret.
+    Yaml,
+    /// A `v1` `List` in JSON.
+    Json,
+}
+
+/// Whether values are printed or replaced by `*** REDACTED ***`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// Base64 values, as the API server takes them.
+    Reveal,
+    /// Every value replaced; keys, types and labels stay visible.
+    Redact,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretManifestOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: MetadataOut<'a>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    immutable: bool,
+    #[serde(rename = "type")]
+    type_: &'a str,
+    data: BTreeMap<&'a str, String>,
+}
+
+#[derive(Serialize)]
+struct MetadataOut<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
+}
+
+fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
+    let body = &secret.body;
+    let data = body
+        .data
+        .iter()
+        .map(|(key, value)| {
+            let shown = match values {
+                Values::Reveal => base64::engine::general_purpose::STANDARD.encode(value.expose()),
+                Values::Redact => REDACTED.to_owned(),
+            };
+            (key.as_str(), shown)
+        })
+        .collect();
+    SecretManifestOut {
+        api_version: "v1",
+        kind: "Secret",
+        metadata: MetadataOut {
+            name: &secret.name,
+            namespace: &secret.namespace,
+            labels: &body.labels,
+            annotations: &body.annotations,
+        },
+        immutable: body.immutable,
+        type_: &body.type_,
+        data,
+    }
+}
+
+/// The Secrets as a YAML stream (`---` between documents), byte-for-byte deterministic.
+pub fn to_yaml(secrets: &[DesiredSecret], values: Values) -> String {
+    let mut out = String::with_capacity(secrets.len() * 512);
+    for (index, secret) in secrets.iter().enumerate() {
+        if index > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&yaml_document(&manifest(secret, values)));
+    }
+    out
+}
+
+/// Any serializable object as one YAML document in courier's style (no folded scalars).
+pub fn yaml_document<T: Serialize>(object: &T) -> String {
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    serde_saphyr::to_string_with_options(object, options).expect("manifests always serialize")
+}
+
+/// The Secrets as a pretty-printed `v1` `List`.
+pub fn to_json(secrets: &[DesiredSecret], values: Values) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct List<'a> {
+        api_version: &'static str,
+        kind: &'static str,
+        items: Vec<SecretManifestOut<'a>>,
+    }
+    let list = List { api_version: "v1", kind: "List", items: secrets.iter().map(|s| manifest(s, values)).collect() };
+    let mut out = serde_json::to_string_pretty(&list).expect("manifests always serialize");
+    out.push('\n');
+    out
+}
+
+/// Formats the Secrets.
+pub fn render(secrets: &[DesiredSecret], format: Format, values: Values) -> String {
+    match format {
+        Format::Yaml => to_yaml(secrets, values),
+        Format::Json => to_json(secrets, values),
+    }
+}
