@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::model::{
-    ClusterExternalSecretManifest, ConfigMapManifest, ExternalSecretManifest, NamespaceManifest, SecretManifest,
-    SecretStoreManifest,
+    ClusterExternalSecretManifest, ConfigMapManifest, ExternalSecretManifest, NamespaceManifest,
+    SecretManifest, SecretStoreManifest,
 };
 use crate::redact::scrub_serde_message;
 
@@ -34,7 +34,11 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 { write!(f, "{}:{}", self.file, self.line) } else { f.write_str(&self.file) }
+        if self.line > 0 {
+            write!(f, "{}:{}", self.file, self.line)
+        } else {
+            f.write_str(&self.file)
+        }
     }
 }
 
@@ -107,6 +111,17 @@ pub struct LoadError {
 /// Reads every path (`-` is stdin): files, and directories recursively (`*.yaml`,
 /// `*.yml`, `*.json`, in sorted order). Reports every error it finds, not just the first.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Inputs, Vec<LoadError>> {
+    let (inputs, errors) = load_paths_partial(paths);
+    if errors.is_empty() {
+        Ok(inputs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Like [`load_paths`], but also returns what did load next to the errors, so a caller
+/// can find the later errors (a Secret's bad base64, say) in the same run.
+pub fn load_paths_partial(paths: &[PathBuf]) -> (Inputs, Vec<LoadError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
@@ -134,7 +149,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Inputs, Vec<LoadError>> {
     }
     let (inputs, load_errors) = loader.finish();
     errors.extend(load_errors);
-    if errors.is_empty() { Ok(inputs) } else { Err(errors) }
+    (inputs, errors)
 }
 
 /// Parses one text (YAML stream, or JSON when the name ends in `.json`) as if read from `name`.
@@ -142,7 +157,11 @@ pub fn load_str(name: &str, text: &str) -> Result<Inputs, Vec<LoadError>> {
     let mut loader = Loader::default();
     loader.add_text(&Arc::from(name), text);
     let (inputs, errors) = loader.finish();
-    if errors.is_empty() { Ok(inputs) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(inputs)
+    } else {
+        Err(errors)
+    }
 }
 
 enum FileInput {
@@ -155,7 +174,10 @@ impl FileInput {
         let (name, bytes): (Arc<str>, _) = match self {
             FileInput::Stdin => {
                 let mut bytes = Vec::new();
-                let result = std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes);
+                let result = std::io::stdin()
+                    .lock()
+                    .take(MAX_INPUT_BYTES + 1)
+                    .read_to_end(&mut bytes);
                 ("<stdin>".into(), result.map(|_| bytes))
             }
             FileInput::Path(path) => {
@@ -168,13 +190,26 @@ impl FileInput {
                 (name, result)
             }
         };
-        let fail = |message: String| LoadError { origin: Origin { file: name.clone(), line: 0 }, object: None, message };
+        let fail = |message: String| LoadError {
+            origin: Origin {
+                file: name.clone(),
+                line: 0,
+            },
+            object: None,
+            message,
+        };
         let bytes = bytes.map_err(|e| fail(format!("cannot read: {e}")))?;
         if bytes.len() as u64 > MAX_INPUT_BYTES {
-            return Err(fail(format!("larger than the {} MiB courier reads", MAX_INPUT_BYTES >> 20)));
+            return Err(fail(format!(
+                "larger than the {} MiB courier reads",
+                MAX_INPUT_BYTES >> 20
+            )));
         }
         let text = String::from_utf8(bytes).map_err(|e| {
-            fail(format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+            fail(format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Ok((name, text))
     }
@@ -185,19 +220,28 @@ fn collect_dir(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
         let entries = std::fs::read_dir(&dir).map_err(|e| LoadError {
-            origin: Origin { file: dir.display().to_string().into(), line: 0 },
+            origin: Origin {
+                file: dir.display().to_string().into(),
+                line: 0,
+            },
             object: None,
             message: format!("cannot read directory: {e}"),
         })?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let is_hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let is_hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if is_hidden {
                 continue;
             }
             if path.is_dir() {
                 pending.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
                 found.push(path);
             }
         }
@@ -215,11 +259,21 @@ struct Loader {
 
 impl Loader {
     fn add_text(&mut self, name: &Arc<str>, text: &str) {
-        let documents = if name.ends_with(".json") { parse_json(name, text) } else { parse_yaml(name, text) };
+        let documents = if name.ends_with(".json") {
+            parse_json(name, text)
+        } else {
+            parse_yaml(name, text)
+        };
         match documents {
             Ok(documents) => {
                 for (line, value) in documents {
-                    self.add_value(Origin { file: name.clone(), line }, value);
+                    self.add_value(
+                        Origin {
+                            file: name.clone(),
+                            line,
+                        },
+                        value,
+                    );
                 }
             }
             Err(e) => self.errors.push(e),
@@ -230,15 +284,24 @@ impl Loader {
         match value {
             Value::Null => {}
             Value::Object(ref map) => {
-                let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
-                if kind.ends_with("List") && api_version == "v1" {
-                    if let Some(Value::Array(items)) = map.get("items") {
-                        for item in items.clone() {
-                            self.add_value(origin.clone(), item);
-                        }
-                        return;
+                let kind = map
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let api_version = map
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if kind.ends_with("List")
+                    && api_version == "v1"
+                    && let Some(Value::Array(items)) = map.get("items")
+                {
+                    for item in items.clone() {
+                        self.add_value(origin.clone(), item);
                     }
+                    return;
                 }
                 if let Err(e) = self.add_object(&origin, &kind, &api_version, value) {
                     self.errors.push(e);
@@ -247,67 +310,141 @@ impl Loader {
             other => self.errors.push(LoadError {
                 origin,
                 object: None,
-                message: format!("expected a Kubernetes object (a mapping), found {}", json_type(&other)),
+                message: format!(
+                    "expected a Kubernetes object (a mapping), found {}",
+                    json_type(&other)
+                ),
             }),
         }
     }
 
-    fn add_object(&mut self, origin: &Origin, kind: &str, api_version: &str, value: Value) -> Result<(), LoadError> {
-        let fail = |object: Option<String>, message: String| LoadError { origin: origin.clone(), object, message };
+    fn add_object(
+        &mut self,
+        origin: &Origin,
+        kind: &str,
+        api_version: &str,
+        value: Value,
+    ) -> Result<(), LoadError> {
+        let fail = |object: Option<String>, message: String| LoadError {
+            origin: origin.clone(),
+            object,
+            message,
+        };
         if kind.is_empty() || api_version.is_empty() {
-            let missing = if kind.is_empty() { "kind" } else { "apiVersion" };
+            let missing = if kind.is_empty() {
+                "kind"
+            } else {
+                "apiVersion"
+            };
             return Err(fail(None, format!("missing required field `{missing}`")));
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let namespace = value.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let namespace = value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let display = object_display(kind, namespace.as_deref(), &name);
 
         let is_eso = group == ESO_GROUP;
         let handled = (group.is_empty() && matches!(kind, "Namespace" | "Secret" | "ConfigMap"))
             || (is_eso
-                && matches!(kind, "ClusterSecretStore" | "SecretStore" | "ClusterExternalSecret" | "ExternalSecret"));
+                && matches!(
+                    kind,
+                    "ClusterSecretStore"
+                        | "SecretStore"
+                        | "ClusterExternalSecret"
+                        | "ExternalSecret"
+                ));
         if !handled {
-            self.inputs.others.push(Loaded { origin: origin.clone(), object: value });
+            self.inputs.others.push(Loaded {
+                origin: origin.clone(),
+                object: value,
+            });
             return Ok(());
         }
         if is_eso && !ESO_VERSIONS.contains(&version) {
             return Err(fail(
                 Some(display),
-                format!("unsupported apiVersion {api_version:?}; courier reads {ESO_GROUP}/v1 and {ESO_GROUP}/v1beta1"),
+                format!(
+                    "unsupported apiVersion {api_version:?}; courier reads {ESO_GROUP}/v1 and {ESO_GROUP}/v1beta1"
+                ),
             ));
         }
         if group.is_empty() && version != "v1" {
-            return Err(fail(Some(display), format!("unsupported apiVersion {api_version:?} for {kind}; expected v1")));
+            return Err(fail(
+                Some(display),
+                format!("unsupported apiVersion {api_version:?} for {kind}; expected v1"),
+            ));
         }
         if name.is_empty() {
-            return Err(fail(Some(kind.to_owned()), "missing required field `metadata.name`".into()));
+            return Err(fail(
+                Some(kind.to_owned()),
+                "missing required field `metadata.name`".into(),
+            ));
         }
-        let namespaced = !matches!(kind, "Namespace" | "ClusterSecretStore" | "ClusterExternalSecret");
+        let namespaced = !matches!(
+            kind,
+            "Namespace" | "ClusterSecretStore" | "ClusterExternalSecret"
+        );
         if namespaced && namespace.as_deref().is_none_or(str::is_empty) {
             return Err(fail(
                 Some(display),
                 "missing `metadata.namespace`; courier needs every namespaced object's namespace to be explicit".into(),
             ));
         }
-        let identity = (kind.to_owned(), namespace.clone().unwrap_or_default(), name.clone());
+        let identity = (
+            kind.to_owned(),
+            namespace.clone().unwrap_or_default(),
+            name.clone(),
+        );
         if let Some(first) = self.seen.get(&identity) {
-            return Err(fail(Some(display), format!("defined twice: first at {first}, again here")));
+            return Err(fail(
+                Some(display),
+                format!("defined twice: first at {first}, again here"),
+            ));
         }
         self.seen.insert(identity, origin.clone());
 
         match kind {
-            "Namespace" => self.inputs.namespaces.push(typed_object(origin, &display, value)?),
-            "Secret" => self.inputs.secrets.push(typed_object(origin, &display, value)?),
-            "ConfigMap" => self.inputs.config_maps.push(typed_object(origin, &display, value)?),
+            "Namespace" => self
+                .inputs
+                .namespaces
+                .push(typed_object(origin, &display, value)?),
+            "Secret" => self
+                .inputs
+                .secrets
+                .push(typed_object(origin, &display, value)?),
+            "ConfigMap" => self
+                .inputs
+                .config_maps
+                .push(typed_object(origin, &display, value)?),
             "SecretStore" | "ClusterSecretStore" => {
-                let store_kind =
-                    if kind == "SecretStore" { StoreKind::SecretStore } else { StoreKind::ClusterSecretStore };
+                let store_kind = if kind == "SecretStore" {
+                    StoreKind::SecretStore
+                } else {
+                    StoreKind::ClusterSecretStore
+                };
                 let loaded: Loaded<SecretStoreManifest> = typed_object(origin, &display, value)?;
-                self.inputs.manifests.stores.push(Loaded { origin: loaded.origin, object: (store_kind, loaded.object) });
+                self.inputs.manifests.stores.push(Loaded {
+                    origin: loaded.origin,
+                    object: (store_kind, loaded.object),
+                });
             }
-            "ClusterExternalSecret" => self.inputs.manifests.cluster_external_secrets.push(typed_object(origin, &display, value)?),
-            "ExternalSecret" => self.inputs.manifests.external_secrets.push(typed_object(origin, &display, value)?),
+            "ClusterExternalSecret" => self
+                .inputs
+                .manifests
+                .cluster_external_secrets
+                .push(typed_object(origin, &display, value)?),
+            "ExternalSecret" => self
+                .inputs
+                .manifests
+                .external_secrets
+                .push(typed_object(origin, &display, value)?),
             _ => unreachable!("kind checked above"),
         }
         Ok(())
@@ -318,15 +455,33 @@ impl Loader {
     }
 }
 
-fn typed_object<T: DeserializeOwned>(origin: &Origin, display: &str, value: Value) -> Result<Loaded<T>, LoadError> {
-    serde_path_to_error::deserialize(value).map(|object| Loaded { origin: origin.clone(), object }).map_err(|e| {
-        let path = e.path().to_string();
-        LoadError {
+fn typed_object<T: DeserializeOwned>(
+    origin: &Origin,
+    display: &str,
+    value: Value,
+) -> Result<Loaded<T>, LoadError> {
+    serde_path_to_error::deserialize(value)
+        .map(|object| Loaded {
             origin: origin.clone(),
-            object: Some(display.to_owned()),
-            message: format!("{path}: {}", scrub_serde_message(&e.inner().to_string())),
-        }
-    })
+            object,
+        })
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let message = scrub_serde_message(&e.inner().to_string());
+            let hint = if message.contains("expected a string")
+                && !message.contains("invalid type: map")
+                && !message.contains("invalid type: sequence")
+            {
+                " (quote the value: YAML reads true, yes, y, on and numbers as non-strings)"
+            } else {
+                ""
+            };
+            LoadError {
+                origin: origin.clone(),
+                object: Some(display.to_owned()),
+                message: format!("{path}: {message}{hint}"),
+            }
+        })
 }
 
 /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects.
@@ -365,14 +520,23 @@ fn parse_yaml(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadEr
             let line = e.location().map(|l| l.line() as usize).unwrap_or(0);
             let message = e.without_snippet().to_string();
             // The location is already in our prefix; keep the message short.
-            let message = message.rsplit_once(" at line ").map(|(m, _)| m.to_owned()).unwrap_or(message);
+            let message = message
+                .rsplit_once(" at line ")
+                .map(|(m, _)| m.to_owned())
+                .unwrap_or(message);
             LoadError {
-                origin: Origin { file: name.clone(), line },
+                origin: Origin {
+                    file: name.clone(),
+                    line,
+                },
                 object: None,
                 message: format!("invalid YAML: {}", scrub_serde_message(&message)),
             }
         })?;
-    Ok(documents.into_iter().map(|d| (d.referenced.line() as usize, d.value)).collect())
+    Ok(documents
+        .into_iter()
+        .map(|d| (d.referenced.line() as usize, d.value))
+        .collect())
 }
 
 fn parse_json(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
@@ -389,11 +553,19 @@ fn parse_json(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadEr
             }
             Some(Err(e)) => {
                 return Err(LoadError {
-                    origin: Origin { file: name.clone(), line: e.line() },
+                    origin: Origin {
+                        file: name.clone(),
+                        line: e.line(),
+                    },
                     object: None,
                     message: format!(
                         "invalid JSON: {}",
-                        scrub_serde_message(&e.to_string().rsplit_once(" at line ").map(|(m, _)| m.to_owned()).unwrap_or_else(|| e.to_string()))
+                        scrub_serde_message(
+                            &e.to_string()
+                                .rsplit_once(" at line ")
+                                .map(|(m, _)| m.to_owned())
+                                .unwrap_or_else(|| e.to_string())
+                        )
                     ),
                 });
             }
@@ -402,12 +574,17 @@ fn parse_json(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadEr
 }
 
 /// Namespace name to labels, with `kubernetes.io/metadata.name` set as the API server sets it.
-pub fn namespace_labels(namespaces: &[Loaded<NamespaceManifest>]) -> BTreeMap<String, BTreeMap<String, String>> {
+pub fn namespace_labels(
+    namespaces: &[Loaded<NamespaceManifest>],
+) -> BTreeMap<String, BTreeMap<String, String>> {
     namespaces
         .iter()
         .map(|ns| {
             let mut labels = ns.object.metadata.labels.clone();
-            labels.insert("kubernetes.io/metadata.name".into(), ns.object.metadata.name.clone());
+            labels.insert(
+                "kubernetes.io/metadata.name".into(),
+                ns.object.metadata.name.clone(),
+            );
             (ns.object.metadata.name.clone(), labels)
         })
         .collect()

@@ -104,7 +104,11 @@ pub fn to_json(secrets: &[DesiredSecret], values: Values) -> String {
         kind: &'static str,
         items: Vec<SecretManifestOut<'a>>,
     }
-    let list = List { api_version: "v1", kind: "List", items: secrets.iter().map(|s| manifest(s, values)).collect() };
+    let list = List {
+        api_version: "v1",
+        kind: "List",
+        items: secrets.iter().map(|s| manifest(s, values)).collect(),
+    };
     let mut out = serde_json::to_string_pretty(&list).expect("manifests always serialize");
     out.push('\n');
     out

@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::load::{Loaded, Manifests, Origin, StoreKind, object_display};
 use crate::model::{
-    ClusterExternalSecretSpec, CreationPolicy, DeletionPolicy, ExternalSecretSpec, KubernetesProvider, MergePolicy,
-    SecretStoreManifest, SecretTemplate, StringMap, TemplateScope, TemplateTarget,
+    ClusterExternalSecretSpec, CreationPolicy, DeletionPolicy, ExternalSecretSpec,
+    KubernetesProvider, MergePolicy, SecretStoreManifest, SecretTemplate, StringMap, TemplateScope,
+    TemplateTarget,
 };
 use crate::secret_bytes::SecretBytes;
 use crate::select::{LabelSelector, Selector};
@@ -34,7 +35,8 @@ pub const ORIGIN_ANNOTATION: &str = "courier.dev/origin";
 pub const DATA_HASH_ANNOTATION: &str = "courier.dev/data-hash";
 
 /// Keys Kubernetes accepts in Secret data (ESO's key pattern).
-static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").expect("static pattern"));
+static SECRET_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").expect("static pattern"));
 
 /// The content of a Secret courier wants; shared between the namespaces that get the same one.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +60,10 @@ pub struct SecretBody {
 impl SecretBody {
     /// The data-hash annotation's value.
     pub fn data_hash(&self) -> &str {
-        self.annotations.get(DATA_HASH_ANNOTATION).map(String::as_str).unwrap_or_default()
+        self.annotations
+            .get(DATA_HASH_ANNOTATION)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 }
 
@@ -98,7 +103,11 @@ impl fmt::Display for PlanError {
             [one] => write!(f, ": target {one}")?,
             many => {
                 let shown: Vec<&str> = many.iter().take(5).map(String::as_str).collect();
-                let more = if many.len() > 5 { format!(" and {} more", many.len() - 5) } else { String::new() };
+                let more = if many.len() > 5 {
+                    format!(" and {} more", many.len() - 5)
+                } else {
+                    String::new()
+                };
                 write!(f, ": {} targets ({}{more})", many.len(), shown.join(", "))?;
             }
         }
@@ -149,7 +158,10 @@ struct Failure {
 
 impl Failure {
     fn new(key: impl Into<Option<String>>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -188,19 +200,26 @@ pub fn plan(manifests: &Manifests, world: &World) -> Plan {
             if namespace_dependent {
                 render()
             } else {
-                shared.entry((instance.owner_index, store.remote_namespace.clone())).or_insert_with(render).clone()
+                shared
+                    .entry((instance.owner_index, store.remote_namespace.clone()))
+                    .or_insert_with(render)
+                    .clone()
             }
         });
         match body {
-            Ok(body) => rendered.entry((instance.namespace.clone(), instance.secret_name.clone())).or_default().push(
-                DesiredSecret {
+            Ok(body) => rendered
+                .entry((instance.namespace.clone(), instance.secret_name.clone()))
+                .or_default()
+                .push(DesiredSecret {
                     namespace: instance.namespace.clone(),
                     name: instance.secret_name.clone(),
                     owner: planner.owners[instance.owner_index].display.clone(),
                     body,
-                },
-            ),
-            Err(failure) => failures.entry((instance.owner_index, failure)).or_default().push(target),
+                }),
+            Err(failure) => failures
+                .entry((instance.owner_index, failure))
+                .or_default()
+                .push(target),
         }
     }
     for ((owner_index, failure), targets) in failures {
@@ -229,7 +248,10 @@ pub fn check(manifests: &Manifests, world: &World) -> CheckReport {
     for instance in &instances {
         let target = format!("{}/{}", instance.namespace, instance.secret_name);
         let outcome = planner.resolve_store(instance).and_then(|_| {
-            match static_checked.entry(instance.owner_index).or_insert_with(|| validate_spec(&env, instance.spec).err()) {
+            match static_checked
+                .entry(instance.owner_index)
+                .or_insert_with(|| validate_spec(&env, instance.spec).err())
+            {
                 Some(failure) => Err(failure.clone()),
                 None => Ok(()),
             }
@@ -243,16 +265,20 @@ pub fn check(manifests: &Manifests, world: &World) -> CheckReport {
                     .as_ref()
                     .and_then(|t| t.type_.clone())
                     .unwrap_or_else(|| "Opaque".into());
-                targets.entry((instance.namespace.clone(), instance.secret_name.clone())).or_default().push(
-                    PlannedTarget {
+                targets
+                    .entry((instance.namespace.clone(), instance.secret_name.clone()))
+                    .or_default()
+                    .push(PlannedTarget {
                         namespace: instance.namespace.clone(),
                         name: instance.secret_name.clone(),
                         type_,
                         owner: planner.owners[instance.owner_index].display.to_string(),
-                    },
-                );
+                    });
             }
-            Err(failure) => failures.entry((instance.owner_index, failure)).or_default().push(target),
+            Err(failure) => failures
+                .entry((instance.owner_index, failure))
+                .or_default()
+                .push(target),
         }
     }
     for ((owner_index, failure), targets) in failures {
@@ -269,21 +295,35 @@ pub fn check(manifests: &Manifests, world: &World) -> CheckReport {
                 object: candidates[1].owner.clone(),
                 targets: vec![format!("{namespace}/{name}")],
                 key: None,
-                message: format!("the same Secret is written by {}; rename one target", owners.join(" and ")),
+                message: format!(
+                    "the same Secret is written by {}; rename one target",
+                    owners.join(" and ")
+                ),
             });
         }
     }
-    CheckReport { targets: listed, errors }
+    CheckReport {
+        targets: listed,
+        errors,
+    }
 }
 
-fn conflict_error(planner: &Planner<'_>, namespace: &str, name: &str, candidates: &[DesiredSecret]) -> PlanError {
+fn conflict_error(
+    planner: &Planner<'_>,
+    namespace: &str,
+    name: &str,
+    candidates: &[DesiredSecret],
+) -> PlanError {
     let owners: Vec<&str> = candidates.iter().map(|c| &*c.owner).collect();
     PlanError {
         origin: planner.owner_origin(&candidates[1].owner),
         object: candidates[1].owner.to_string(),
         targets: vec![format!("{namespace}/{name}")],
         key: None,
-        message: format!("the same Secret is written by {}; rename one target", owners.join(" and ")),
+        message: format!(
+            "the same Secret is written by {}; rename one target",
+            owners.join(" and ")
+        ),
     }
 }
 
@@ -305,12 +345,18 @@ impl<'m> Planner<'m> {
         let mut owners = Vec::new();
         for ces in &manifests.cluster_external_secrets {
             let display = object_display("ClusterExternalSecret", None, &ces.object.metadata.name);
-            owners.push(Owner { origin: &ces.origin, display: display.into() });
+            owners.push(Owner {
+                origin: &ces.origin,
+                display: display.into(),
+            });
         }
         for es in &manifests.external_secrets {
             let meta = &es.object.metadata;
             let display = object_display("ExternalSecret", meta.namespace.as_deref(), &meta.name);
-            owners.push(Owner { origin: &es.origin, display: display.into() });
+            owners.push(Owner {
+                origin: &es.origin,
+                display: display.into(),
+            });
         }
         let mut cluster_stores = HashMap::new();
         let mut namespaced_stores = HashMap::new();
@@ -321,11 +367,23 @@ impl<'m> Planner<'m> {
                     cluster_stores.insert(meta.name.as_str(), store);
                 }
                 StoreKind::SecretStore => {
-                    namespaced_stores.insert((meta.namespace.as_deref().unwrap_or_default(), meta.name.as_str()), store);
+                    namespaced_stores.insert(
+                        (
+                            meta.namespace.as_deref().unwrap_or_default(),
+                            meta.name.as_str(),
+                        ),
+                        store,
+                    );
                 }
             }
         }
-        Self { manifests, world, owners, cluster_stores, namespaced_stores }
+        Self {
+            manifests,
+            world,
+            owners,
+            cluster_stores,
+            namespaced_stores,
+        }
     }
 
     fn error(&self, owner_index: usize, targets: Vec<String>, failure: Failure) -> PlanError {
@@ -340,10 +398,14 @@ impl<'m> Planner<'m> {
     }
 
     fn owner_origin(&self, display: &str) -> Origin {
-        self.owners.iter().find(|o| &*o.display == display).map(|o| o.origin.clone()).unwrap_or(Origin {
-            file: "<unknown>".into(),
-            line: 0,
-        })
+        self.owners
+            .iter()
+            .find(|o| &*o.display == display)
+            .map(|o| o.origin.clone())
+            .unwrap_or(Origin {
+                file: "<unknown>".into(),
+                line: 0,
+            })
     }
 
     /// Expands every CES over the namespaces it selects, and adds every ES.
@@ -363,10 +425,21 @@ impl<'m> Planner<'m> {
                     continue;
                 }
             };
-            let es_name = spec.external_secret_name.clone().unwrap_or_else(|| ces.object.metadata.name.clone());
-            let secret_name = es_spec.target.name.clone().unwrap_or_else(|| es_name.clone());
+            let es_name = spec
+                .external_secret_name
+                .clone()
+                .unwrap_or_else(|| ces.object.metadata.name.clone());
+            let secret_name = es_spec
+                .target
+                .name
+                .clone()
+                .unwrap_or_else(|| es_name.clone());
             if let Err(message) = validate_secret_name(&secret_name) {
-                errors.push(self.error(index, Vec::new(), Failure::new("target.name".to_owned(), message)));
+                errors.push(self.error(
+                    index,
+                    Vec::new(),
+                    Failure::new("target.name".to_owned(), message),
+                ));
                 continue;
             }
             let (labels, annotations) = match &spec.external_secret_metadata {
@@ -391,9 +464,17 @@ impl<'m> Planner<'m> {
             if spec.target.creation_policy == Some(CreationPolicy::None) {
                 continue;
             }
-            let secret_name = spec.target.name.clone().unwrap_or_else(|| meta.name.clone());
+            let secret_name = spec
+                .target
+                .name
+                .clone()
+                .unwrap_or_else(|| meta.name.clone());
             if let Err(message) = validate_secret_name(&secret_name) {
-                errors.push(self.error(offset + index, Vec::new(), Failure::new("target.name".to_owned(), message)));
+                errors.push(self.error(
+                    offset + index,
+                    Vec::new(),
+                    Failure::new("target.name".to_owned(), message),
+                ));
                 continue;
             }
             instances.push(Instance {
@@ -409,16 +490,22 @@ impl<'m> Planner<'m> {
     }
 
     /// The union of `namespaceSelectors`, `namespaceSelector` and `namespaces`; no selector selects none.
-    fn selected_namespaces(&self, spec: &ClusterExternalSecretSpec) -> Result<BTreeSet<String>, Failure> {
+    fn selected_namespaces(
+        &self,
+        spec: &ClusterExternalSecretSpec,
+    ) -> Result<BTreeSet<String>, Failure> {
         let mut selectors: Vec<(String, Selector)> = Vec::new();
         for (index, selector) in spec.namespace_selectors.iter().flatten().enumerate() {
             let field = format!("namespaceSelectors[{index}]");
-            let compiled = selector.compile().map_err(|e| Failure::new(field.clone(), e.to_string()))?;
+            let compiled = selector
+                .compile()
+                .map_err(|e| Failure::new(field.clone(), e.to_string()))?;
             selectors.push((field, compiled));
         }
         if let Some(selector) = &spec.namespace_selector {
-            let compiled =
-                selector.compile().map_err(|e| Failure::new("namespaceSelector".to_owned(), e.to_string()))?;
+            let compiled = selector
+                .compile()
+                .map_err(|e| Failure::new("namespaceSelector".to_owned(), e.to_string()))?;
             selectors.push(("namespaceSelector".into(), compiled));
         }
         let mut selected = BTreeSet::new();
@@ -440,59 +527,116 @@ impl<'m> Planner<'m> {
         let Some(reference) = &instance.spec.secret_store_ref else {
             if instance.spec.data.is_empty() && instance.spec.data_from.is_empty() {
                 // A template-only ExternalSecret reads no store.
-                return Ok(ResolvedStore { remote_namespace: String::new(), namespaced: false });
+                return Ok(ResolvedStore {
+                    remote_namespace: String::new(),
+                    namespaced: false,
+                });
             }
-            return Err(Failure::new(field(), "missing; it names the store the values come from"));
+            return Err(Failure::new(
+                field(),
+                "missing; it names the store the values come from",
+            ));
         };
         let kind = reference.kind.as_deref().unwrap_or("SecretStore");
         let (store, namespaced) = match kind {
             "ClusterSecretStore" => (self.cluster_stores.get(reference.name.as_str()), false),
-            "SecretStore" => {
-                (self.namespaced_stores.get(&(instance.namespace.as_str(), reference.name.as_str())), true)
-            }
+            "SecretStore" => (
+                self.namespaced_stores
+                    .get(&(instance.namespace.as_str(), reference.name.as_str())),
+                true,
+            ),
             other => {
-                return Err(Failure::new(field(), format!("unknown kind {other:?}; expected SecretStore or ClusterSecretStore")));
+                return Err(Failure::new(
+                    field(),
+                    format!("unknown kind {other:?}; expected SecretStore or ClusterSecretStore"),
+                ));
             }
         };
         let Some(store) = store else {
-            let place = if namespaced { format!(" in namespace {}", instance.namespace) } else { String::new() };
-            return Err(Failure::new(field(), format!("{kind} {:?} not found{place}", reference.name)));
+            let place = if namespaced {
+                format!(" in namespace {}", instance.namespace)
+            } else {
+                String::new()
+            };
+            return Err(Failure::new(
+                field(),
+                format!("{kind} {:?} not found{place}", reference.name),
+            ));
         };
         let manifest = &store.object.1;
-        let store_display = object_display(kind, manifest.metadata.namespace.as_deref(), &manifest.metadata.name);
+        let store_display = object_display(
+            kind,
+            manifest.metadata.namespace.as_deref(),
+            &manifest.metadata.name,
+        );
         if !namespaced && !manifest.spec.conditions.is_empty() {
-            self.check_conditions(manifest, &instance.namespace).map_err(|m| Failure::new(field(), format!("{store_display}: {m}")))?;
+            self.check_conditions(manifest, &instance.namespace)
+                .map_err(|m| Failure::new(field(), format!("{store_display}: {m}")))?;
         }
         let mut providers = manifest.spec.provider.iter();
         let (provider, config) = match (providers.next(), providers.next()) {
             (Some(one), None) => one,
-            (None, _) => return Err(Failure::new(field(), format!("{store_display} ({}) has no spec.provider", store.origin))),
+            (None, _) => {
+                return Err(Failure::new(
+                    field(),
+                    format!("{store_display} ({}) has no spec.provider", store.origin),
+                ));
+            }
             (Some(_), Some(_)) => {
-                return Err(Failure::new(field(), format!("{store_display} ({}) has more than one provider", store.origin)));
+                return Err(Failure::new(
+                    field(),
+                    format!(
+                        "{store_display} ({}) has more than one provider",
+                        store.origin
+                    ),
+                ));
             }
         };
         if provider != "kubernetes" {
             return Err(Failure::new(
                 field(),
-                format!("{store_display} uses provider {provider:?}, which courier does not support yet (supported: kubernetes)"),
+                format!(
+                    "{store_display} uses provider {provider:?}, which courier does not support yet (supported: kubernetes)"
+                ),
             ));
         }
-        let kubernetes: KubernetesProvider = serde_json::from_value(config.clone()).map_err(|e| {
-            Failure::new(field(), format!("{store_display} ({}): spec.provider.kubernetes: {}", store.origin, crate::redact::scrub_serde_message(&e.to_string())))
-        })?;
+        let kubernetes: KubernetesProvider =
+            serde_json::from_value(config.clone()).map_err(|e| {
+                Failure::new(
+                    field(),
+                    format!(
+                        "{store_display} ({}): spec.provider.kubernetes: {}",
+                        store.origin,
+                        crate::redact::scrub_serde_message(&e.to_string())
+                    ),
+                )
+            })?;
         Ok(ResolvedStore {
-            remote_namespace: kubernetes.remote_namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()),
+            remote_namespace: kubernetes
+                .remote_namespace
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into()),
             namespaced,
         })
     }
 
     fn check_conditions(&self, store: &SecretStoreManifest, namespace: &str) -> Result<(), String> {
-        let labels = self.world.namespaces.get(namespace).cloned().unwrap_or_else(|| {
-            StringMap::from([("kubernetes.io/metadata.name".to_owned(), namespace.to_owned())])
-        });
+        let labels = self
+            .world
+            .namespaces
+            .get(namespace)
+            .cloned()
+            .unwrap_or_else(|| {
+                StringMap::from([(
+                    "kubernetes.io/metadata.name".to_owned(),
+                    namespace.to_owned(),
+                )])
+            });
         for (index, condition) in store.spec.conditions.iter().enumerate() {
             if let Some(selector) = &condition.namespace_selector {
-                let compiled = selector.compile().map_err(|e| format!("spec.conditions[{index}].namespaceSelector: {e}"))?;
+                let compiled = selector
+                    .compile()
+                    .map_err(|e| format!("spec.conditions[{index}].namespaceSelector: {e}"))?;
                 if compiled.matches(&labels) {
                     return Ok(());
                 }
@@ -501,23 +645,27 @@ impl<'m> Planner<'m> {
                 return Ok(());
             }
             for pattern in &condition.namespace_regexes {
-                let regex = Regex::new(pattern).map_err(|e| format!("spec.conditions[{index}].namespaceRegexes: {e}"))?;
+                let regex = Regex::new(pattern)
+                    .map_err(|e| format!("spec.conditions[{index}].namespaceRegexes: {e}"))?;
                 if regex.is_match(namespace) {
                     return Ok(());
                 }
             }
         }
-        Err(format!("spec.conditions do not allow namespace {namespace}"))
+        Err(format!(
+            "spec.conditions do not allow namespace {namespace}"
+        ))
     }
 }
 
 static EMPTY: StringMap = StringMap::new();
 
 fn uses_namespace_templates(spec: &ExternalSecretSpec) -> bool {
-    spec.target
-        .template
-        .as_ref()
-        .is_some_and(|t| t.template_from.iter().any(|from| from.config_map.is_some() || from.secret.is_some()))
+    spec.target.template.as_ref().is_some_and(|t| {
+        t.template_from
+            .iter()
+            .any(|from| from.config_map.is_some() || from.secret.is_some())
+    })
 }
 
 /// A Secret name must be a DNS subdomain.
@@ -526,19 +674,24 @@ fn validate_secret_name(name: &str) -> Result<(), String> {
         && name.len() <= 253
         && name.split('.').all(|part| {
             !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         });
     if valid {
         Ok(())
     } else {
-        Err(format!("{name:?} is not a valid Secret name (lowercase alphanumerics, '-' and '.', at most 253 characters)"))
+        Err(format!(
+            "{name:?} is not a valid Secret name (lowercase alphanumerics, '-' and '.', at most 253 characters)"
+        ))
     }
 }
 
 fn compile_rewrite(pattern: &str, field: &str) -> Result<Regex, Failure> {
-    Regex::new(pattern).map_err(|e| Failure::new(field.to_owned(), format!("invalid regular expression: {e}")))
+    Regex::new(pattern)
+        .map_err(|e| Failure::new(field.to_owned(), format!("invalid regular expression: {e}")))
 }
 
 /// Static checks of one spec.
@@ -555,20 +708,29 @@ fn validate_spec(env: &Environment<'_>, spec: &ExternalSecretSpec) -> Result<(),
                     compile_rewrite(&name.regexp, &format!("{at}.find.name.regexp"))?;
                 }
                 if let Some(tags) = &find.tags {
-                    LabelSelector { match_labels: tags.clone(), ..Default::default() }
-                        .compile()
-                        .map_err(|e| Failure::new(format!("{at}.find.tags"), e.to_string()))?;
+                    LabelSelector {
+                        match_labels: tags.clone(),
+                        ..Default::default()
+                    }
+                    .compile()
+                    .map_err(|e| Failure::new(format!("{at}.find.tags"), e.to_string()))?;
                 }
             }
             (Some(extract), None) if extract.key.is_empty() => {
-                return Err(Failure::new(format!("{at}.extract.key"), "is empty; it names the source Secret"));
+                return Err(Failure::new(
+                    format!("{at}.extract.key"),
+                    "is empty; it names the source Secret",
+                ));
             }
             _ => {}
         }
         for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
             let field = format!("{at}.rewrite[{rewrite_index}]");
             if rewrite.transform.is_some() {
-                return Err(Failure::new(field, "transform rewrites are not supported; use regexp"));
+                return Err(Failure::new(
+                    field,
+                    "transform rewrites are not supported; use regexp",
+                ));
             }
             if let Some(regexp) = &rewrite.regexp {
                 compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
@@ -581,30 +743,40 @@ fn validate_spec(env: &Environment<'_>, spec: &ExternalSecretSpec) -> Result<(),
             return Err(Failure::new(at, "secretKey is empty"));
         }
         if !SECRET_KEY.is_match(&entry.secret_key) {
-            return Err(Failure::new(at, "secretKey must consist of alphanumerics, '-', '_' or '.'"));
+            return Err(Failure::new(
+                at,
+                "secretKey must consist of alphanumerics, '-', '_' or '.'",
+            ));
         }
         if entry.source_ref.is_some() {
             return Err(Failure::new(at, "sourceRef (generators) is not supported"));
         }
         if entry.remote_ref.key.is_empty() {
-            return Err(Failure::new(at, "remoteRef.key is empty; it names the source Secret"));
+            return Err(Failure::new(
+                at,
+                "remoteRef.key is empty; it names the source Secret",
+            ));
         }
     }
     if let Some(template) = &spec.target.template {
         for (key, source) in &template.data {
-            template::validate(env, source).map_err(|e| Failure::new(format!("template.data[{key}]"), e.message))?;
+            template::validate(env, source)
+                .map_err(|e| Failure::new(format!("template.data[{key}]"), e.message))?;
         }
         for (key, source) in &template.metadata.labels {
-            template::validate(env, source).map_err(|e| Failure::new(format!("template.metadata.labels[{key}]"), e.message))?;
+            template::validate(env, source)
+                .map_err(|e| Failure::new(format!("template.metadata.labels[{key}]"), e.message))?;
         }
         for (key, source) in &template.metadata.annotations {
-            template::validate(env, source)
-                .map_err(|e| Failure::new(format!("template.metadata.annotations[{key}]"), e.message))?;
+            template::validate(env, source).map_err(|e| {
+                Failure::new(format!("template.metadata.annotations[{key}]"), e.message)
+            })?;
         }
         for (index, from) in template.template_from.iter().enumerate() {
             if let Some(literal) = &from.literal {
-                template::validate(env, literal)
-                    .map_err(|e| Failure::new(format!("template.templateFrom[{index}].literal"), e.message))?;
+                template::validate(env, literal).map_err(|e| {
+                    Failure::new(format!("template.templateFrom[{index}].literal"), e.message)
+                })?;
             }
         }
     }
@@ -616,7 +788,10 @@ fn data_field(index: usize, secret_key: &str) -> String {
 }
 
 /// dataFrom in order (later wins), then data[] on top: ESO's order.
-fn fetch_values(client: &dyn SecretsClient, spec: &ExternalSecretSpec) -> Result<SecretMap, Failure> {
+fn fetch_values(
+    client: &dyn SecretsClient,
+    spec: &ExternalSecretSpec,
+) -> Result<SecretMap, Failure> {
     let mut values = SecretMap::new();
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
@@ -625,12 +800,16 @@ fn fetch_values(client: &dyn SecretsClient, spec: &ExternalSecretSpec) -> Result
         }
         let (fetched, decoding, conversion) = match (&entry.extract, &entry.find) {
             (Some(extract), _) => (
-                client.get_secret_map(extract).map_err(|e| Failure::new(format!("{at}.extract"), e.0))?,
+                client
+                    .get_secret_map(extract)
+                    .map_err(|e| Failure::new(format!("{at}.extract"), e.0))?,
                 extract.decoding_strategy,
                 extract.conversion_strategy,
             ),
             (None, Some(find)) => (
-                client.get_all_secrets(find).map_err(|e| Failure::new(format!("{at}.find"), e.0))?,
+                client
+                    .get_all_secrets(find)
+                    .map_err(|e| Failure::new(format!("{at}.find"), e.0))?,
                 find.decoding_strategy,
                 find.conversion_strategy,
             ),
@@ -640,15 +819,27 @@ fn fetch_values(client: &dyn SecretsClient, spec: &ExternalSecretSpec) -> Result
         for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
             let field = format!("{at}.rewrite[{rewrite_index}]");
             if rewrite.transform.is_some() {
-                return Err(Failure::new(field, "transform rewrites are not supported; use regexp"));
+                return Err(Failure::new(
+                    field,
+                    "transform rewrites are not supported; use regexp",
+                ));
             }
             if let Some(regexp) = &rewrite.regexp {
                 let pattern = compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
-                map = map.into_iter().map(|(k, v)| (pattern.replace_all(&k, regexp.target.as_str()).into_owned(), v)).collect();
+                map = map
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            pattern.replace_all(&k, regexp.target.as_str()).into_owned(),
+                            v,
+                        )
+                    })
+                    .collect();
             }
         }
         if entry.rewrite.is_empty() {
-            map = source::convert_keys(conversion.unwrap_or_default(), map).map_err(|e| Failure::new(at.clone(), e.0))?;
+            map = source::convert_keys(conversion.unwrap_or_default(), map)
+                .map_err(|e| Failure::new(at.clone(), e.0))?;
         }
         for (key, value) in map {
             let value = source::decode(decoding.unwrap_or_default(), value)
@@ -664,9 +855,14 @@ fn fetch_values(client: &dyn SecretsClient, spec: &ExternalSecretSpec) -> Result
         if entry.source_ref.is_some() {
             return Err(Failure::new(at, "sourceRef (generators) is not supported"));
         }
-        let value = client.get_secret(&entry.remote_ref).map_err(|e| Failure::new(at.clone(), e.0))?;
-        let value = source::decode(entry.remote_ref.decoding_strategy.unwrap_or_default(), value)
+        let value = client
+            .get_secret(&entry.remote_ref)
             .map_err(|e| Failure::new(at.clone(), e.0))?;
+        let value = source::decode(
+            entry.remote_ref.decoding_strategy.unwrap_or_default(),
+            value,
+        )
+        .map_err(|e| Failure::new(at.clone(), e.0))?;
         values.insert(entry.secret_key.clone(), value);
     }
     Ok(values)
@@ -681,7 +877,12 @@ fn render_body(
     let spec = instance.spec;
     let provider = fetch_values(client, spec)?;
     let (type_, mut labels, mut annotations, data) = match &spec.target.template {
-        None => ("Opaque".to_owned(), instance.metadata_labels.clone(), instance.metadata_annotations.clone(), provider),
+        None => (
+            "Opaque".to_owned(),
+            instance.metadata_labels.clone(),
+            instance.metadata_annotations.clone(),
+            provider,
+        ),
         Some(template) => render_template(env, planner, instance, template, provider)?,
     };
     for key in data.keys() {
@@ -693,7 +894,10 @@ fn render_body(
         }
     }
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
-    annotations.insert(ORIGIN_ANNOTATION.into(), planner.owners[instance.owner_index].display.to_string());
+    annotations.insert(
+        ORIGIN_ANNOTATION.into(),
+        planner.owners[instance.owner_index].display.to_string(),
+    );
     annotations.remove(DATA_HASH_ANNOTATION);
     let mut body = SecretBody {
         type_,
@@ -738,30 +942,68 @@ fn render_template(
                 .config_maps
                 .get(&instance.namespace)
                 .and_then(|maps| maps.get(&reference.name))
-                .ok_or_else(|| Failure::new(format!("{at}.configMap"), format!("ConfigMap {}/{} not found", instance.namespace, reference.name)))?;
+                .ok_or_else(|| {
+                    Failure::new(
+                        format!("{at}.configMap"),
+                        format!(
+                            "ConfigMap {}/{} not found",
+                            instance.namespace, reference.name
+                        ),
+                    )
+                })?;
             for item in &reference.items {
                 let field = format!("{at}.configMap.items[{}]", item.key);
-                let source = config_map
-                    .get(&item.key)
-                    .ok_or_else(|| Failure::new(field.clone(), format!("key not found in ConfigMap {}/{}", instance.namespace, reference.name)))?;
+                let source = config_map.get(&item.key).ok_or_else(|| {
+                    Failure::new(
+                        field.clone(),
+                        format!(
+                            "key not found in ConfigMap {}/{}",
+                            instance.namespace, reference.name
+                        ),
+                    )
+                })?;
                 let output = render(source, field.clone())?;
-                add_rendered(sink, &item.key, item.template_as.unwrap_or_default(), output, &field)?;
+                add_rendered(
+                    sink,
+                    &item.key,
+                    item.template_as.unwrap_or_default(),
+                    output,
+                    &field,
+                )?;
             }
         }
         if let Some(reference) = &from.secret {
             let secret = planner
                 .world
                 .secret(&instance.namespace, &reference.name)
-                .ok_or_else(|| Failure::new(format!("{at}.secret"), format!("Secret {}/{} not found", instance.namespace, reference.name)))?;
+                .ok_or_else(|| {
+                    Failure::new(
+                        format!("{at}.secret"),
+                        format!("Secret {}/{} not found", instance.namespace, reference.name),
+                    )
+                })?;
             for item in &reference.items {
                 let field = format!("{at}.secret.items[{}]", item.key);
-                let source = secret
-                    .data
-                    .get(&item.key)
-                    .ok_or_else(|| Failure::new(field.clone(), format!("key not found in Secret {}/{}", instance.namespace, reference.name)))?;
-                let source = source.as_str().ok_or_else(|| Failure::new(field.clone(), "template is not UTF-8 text"))?;
+                let source = secret.data.get(&item.key).ok_or_else(|| {
+                    Failure::new(
+                        field.clone(),
+                        format!(
+                            "key not found in Secret {}/{}",
+                            instance.namespace, reference.name
+                        ),
+                    )
+                })?;
+                let source = source
+                    .as_str()
+                    .ok_or_else(|| Failure::new(field.clone(), "template is not UTF-8 text"))?;
                 let output = render(source, field.clone())?;
-                add_rendered(sink, &item.key, item.template_as.unwrap_or_default(), output, &field)?;
+                add_rendered(
+                    sink,
+                    &item.key,
+                    item.template_as.unwrap_or_default(),
+                    output,
+                    &field,
+                )?;
             }
         }
         if let Some(literal) = &from.literal {
@@ -771,15 +1013,27 @@ fn render_template(
         }
     }
     for (key, source) in &template.data {
-        data.insert(key.clone(), render(source, format!("template.data[{key}]"))?);
+        data.insert(
+            key.clone(),
+            render(source, format!("template.data[{key}]"))?,
+        );
     }
     for (key, source) in &template.metadata.labels {
-        labels.insert(key.clone(), render(source, format!("template.metadata.labels[{key}]"))?);
+        labels.insert(
+            key.clone(),
+            render(source, format!("template.metadata.labels[{key}]"))?,
+        );
     }
     for (key, source) in &template.metadata.annotations {
-        annotations.insert(key.clone(), render(source, format!("template.metadata.annotations[{key}]"))?);
+        annotations.insert(
+            key.clone(),
+            render(source, format!("template.metadata.annotations[{key}]"))?,
+        );
     }
-    let templated: BTreeMap<String, SecretBytes> = data.into_iter().map(|(k, v)| (k, SecretBytes::from(v))).collect();
+    let templated: BTreeMap<String, SecretBytes> = data
+        .into_iter()
+        .map(|(k, v)| (k, SecretBytes::from(v)))
+        .collect();
     let has_template_data = !template.data.is_empty() || !template.template_from.is_empty();
     let merged = match (template.merge_policy.unwrap_or_default(), has_template_data) {
         (MergePolicy::Replace, true) => templated,
@@ -790,24 +1044,41 @@ fn render_template(
             merged
         }
     };
-    Ok((template.type_.clone().unwrap_or_else(|| "Opaque".into()), labels, annotations, merged))
+    Ok((
+        template.type_.clone().unwrap_or_else(|| "Opaque".into()),
+        labels,
+        annotations,
+        merged,
+    ))
 }
 
 /// `Values`: the output is the value of `key`. `KeysAndValues`: the output is a YAML map.
-fn add_rendered(sink: &mut StringMap, key: &str, scope: TemplateScope, output: String, field: &str) -> Result<(), Failure> {
+fn add_rendered(
+    sink: &mut StringMap,
+    key: &str,
+    scope: TemplateScope,
+    output: String,
+    field: &str,
+) -> Result<(), Failure> {
     match scope {
         TemplateScope::Values => {
             sink.insert(key.to_owned(), output);
         }
         TemplateScope::KeysAndValues => {
             let parsed: serde_json::Value = serde_saphyr::from_str(&output).map_err(|_| {
-                Failure::new(field.to_owned(), "the rendered text is not YAML (KeysAndValues expects a map of keys to values)")
+                Failure::new(
+                    field.to_owned(),
+                    "the rendered text is not YAML (KeysAndValues expects a map of keys to values)",
+                )
             })?;
             let serde_json::Value::Object(members) = parsed else {
                 if parsed.is_null() {
                     return Ok(());
                 }
-                return Err(Failure::new(field.to_owned(), "the rendered text is not a YAML map of keys to values"));
+                return Err(Failure::new(
+                    field.to_owned(),
+                    "the rendered text is not a YAML map of keys to values",
+                ));
             };
             for (k, v) in members {
                 let text = match v {
@@ -834,7 +1105,10 @@ pub fn content_hash(body: &SecretBody) -> String {
     field(&[u8::from(body.immutable)]);
     for (section, map) in [("labels", &body.labels), ("annotations", &body.annotations)] {
         field(section.as_bytes());
-        for (k, v) in map.iter().filter(|(k, _)| k.as_str() != DATA_HASH_ANNOTATION) {
+        for (k, v) in map
+            .iter()
+            .filter(|(k, _)| k.as_str() != DATA_HASH_ANNOTATION)
+        {
             field(k.as_bytes());
             field(v.as_bytes());
         }
@@ -844,5 +1118,9 @@ pub fn content_hash(body: &SecretBody) -> String {
         field(k.as_bytes());
         field(v.expose());
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

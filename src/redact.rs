@@ -28,7 +28,13 @@ mod tests {
             scrub_serde_message(r#"invalid type: string "hunter2 \"x\"", expected a map"#),
             "invalid type: string, expected a map"
         );
-        assert_eq!(scrub_serde_message("invalid type: integer `1234`, expected a string"), "invalid type: integer, expected a string");
-        assert_eq!(scrub_serde_message("missing field `key`"), "missing field `key`");
+        assert_eq!(
+            scrub_serde_message("invalid type: integer `1234`, expected a string"),
+            "invalid type: integer, expected a string"
+        );
+        assert_eq!(
+            scrub_serde_message("missing field `key`"),
+            "missing field `key`"
+        );
     }
 }

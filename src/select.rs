@@ -14,10 +14,18 @@ use crate::model::null_default;
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be present with exactly these values.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub match_labels: BTreeMap<String, String>,
     /// Set-based requirements.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
@@ -71,14 +79,20 @@ pub struct Selector {
 impl LabelSelector {
     /// Validates keys, values and operators.
     pub fn compile(&self) -> Result<Selector, SelectorError> {
-        let mut requirements = Vec::with_capacity(self.match_labels.len() + self.match_expressions.len());
+        let mut requirements =
+            Vec::with_capacity(self.match_labels.len() + self.match_expressions.len());
         for (key, value) in &self.match_labels {
             validate_key(key).map_err(|e| SelectorError(format!("matchLabels: {e}")))?;
             validate_value(value).map_err(|e| SelectorError(format!("matchLabels[{key}]: {e}")))?;
             requirements.push(Requirement::new(key, Operator::In, [value.clone()]));
         }
         for (index, expression) in self.match_expressions.iter().enumerate() {
-            let at = |e: String| SelectorError(format!("matchExpressions[{index}] (key {:?}): {e}", expression.key));
+            let at = |e: String| {
+                SelectorError(format!(
+                    "matchExpressions[{index}] (key {:?}): {e}",
+                    expression.key
+                ))
+            };
             validate_key(&expression.key).map_err(at)?;
             let operator = match expression.operator.as_str() {
                 "In" => Operator::In,
@@ -93,17 +107,27 @@ impl LabelSelector {
             };
             match operator {
                 Operator::In | Operator::NotIn if expression.values.is_empty() => {
-                    return Err(at(format!("operator {} needs at least one value", expression.operator)));
+                    return Err(at(format!(
+                        "operator {} needs at least one value",
+                        expression.operator
+                    )));
                 }
                 Operator::Exists | Operator::DoesNotExist if !expression.values.is_empty() => {
-                    return Err(at(format!("operator {} takes no values", expression.operator)));
+                    return Err(at(format!(
+                        "operator {} takes no values",
+                        expression.operator
+                    )));
                 }
                 _ => {}
             }
             for value in &expression.values {
                 validate_value(value).map_err(at)?;
             }
-            requirements.push(Requirement::new(&expression.key, operator, expression.values.iter().cloned()));
+            requirements.push(Requirement::new(
+                &expression.key,
+                operator,
+                expression.values.iter().cloned(),
+            ));
         }
         Ok(Selector { requirements })
     }
@@ -111,7 +135,11 @@ impl LabelSelector {
 
 impl Requirement {
     fn new(key: &str, operator: Operator, values: impl IntoIterator<Item = String>) -> Self {
-        Self { key: key.to_owned(), operator, values: values.into_iter().collect() }
+        Self {
+            key: key.to_owned(),
+            operator,
+            values: values.into_iter().collect(),
+        }
     }
 
     fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -238,7 +266,10 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Result<String, SelectorError> {
         self.skip_space();
-        let end = self.rest.find(|c: char| c == ',' || c == ')' || c.is_whitespace()).unwrap_or(self.rest.len());
+        let end = self
+            .rest
+            .find(|c: char| c == ',' || c == ')' || c.is_whitespace())
+            .unwrap_or(self.rest.len());
         let (value, rest) = self.rest.split_at(end);
         self.rest = rest;
         validate_value(value).map_err(SelectorError)?;
@@ -260,7 +291,9 @@ impl Parser<'_> {
     }
 
     fn eat_keyword(&mut self, keyword: &str) -> bool {
-        let Some(rest) = self.rest.strip_prefix(keyword) else { return false };
+        let Some(rest) = self.rest.strip_prefix(keyword) else {
+            return false;
+        };
         if rest.starts_with(|c: char| c.is_whitespace() || c == '(') {
             self.rest = rest;
             true
@@ -280,7 +313,11 @@ impl Parser<'_> {
     }
 
     fn expect(&mut self, token: &str) -> Result<(), SelectorError> {
-        if self.eat(token) { Ok(()) } else { Err(self.unexpected(&format!("'{token}'"))) }
+        if self.eat(token) {
+            Ok(())
+        } else {
+            Err(self.unexpected(&format!("'{token}'")))
+        }
     }
 
     fn skip_space(&mut self) {
@@ -309,12 +346,16 @@ pub fn validate_key(key: &str) -> Result<(), String> {
             && prefix.len() <= 253
             && prefix.split('.').all(|part| {
                 !part.is_empty()
-                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && !part.starts_with('-')
                     && !part.ends_with('-')
             });
         if !valid_prefix {
-            return Err(format!("invalid label key {key:?}: the prefix must be a DNS subdomain"));
+            return Err(format!(
+                "invalid label key {key:?}: the prefix must be a DNS subdomain"
+            ));
         }
     }
     if name.is_empty() || !is_label_name(name) {
@@ -341,7 +382,9 @@ fn is_label_name(text: &str) -> bool {
     bytes.len() <= 63
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
@@ -349,7 +392,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expression(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -375,15 +421,27 @@ mod tests {
         }
         .compile()
         .unwrap();
-        assert!(selector.matches(&labels(&[("secrets/gh-docker-registry", "true"), ("env", "prod"), ("x", "y")])));
+        assert!(selector.matches(&labels(&[
+            ("secrets/gh-docker-registry", "true"),
+            ("env", "prod"),
+            ("x", "y")
+        ])));
         assert!(!selector.matches(&labels(&[("secrets/gh-docker-registry", "true")])));
-        assert!(!selector.matches(&labels(&[("secrets/gh-docker-registry", "false"), ("env", "prod")])));
+        assert!(!selector.matches(&labels(&[
+            ("secrets/gh-docker-registry", "false"),
+            ("env", "prod")
+        ])));
     }
 
     #[test]
     fn set_operators_follow_kubernetes() {
         let compile = |e: LabelSelectorRequirement| {
-            LabelSelector { match_expressions: vec![e], ..Default::default() }.compile().unwrap()
+            LabelSelector {
+                match_expressions: vec![e],
+                ..Default::default()
+            }
+            .compile()
+            .unwrap()
         };
         let is_in = compile(expression("env", "In", &["prod", "stage"]));
         assert!(is_in.matches(&labels(&[("env", "prod")])));
@@ -392,7 +450,10 @@ mod tests {
 
         let not_in = compile(expression("env", "NotIn", &["prod"]));
         assert!(not_in.matches(&labels(&[("env", "dev")])));
-        assert!(not_in.matches(&labels(&[])), "NotIn matches objects without the key");
+        assert!(
+            not_in.matches(&labels(&[])),
+            "NotIn matches objects without the key"
+        );
         assert!(!not_in.matches(&labels(&[("env", "prod")])));
 
         let exists = compile(expression("env", "Exists", &[]));
@@ -407,10 +468,19 @@ mod tests {
     #[test]
     fn invalid_requirements_are_errors_naming_the_key() {
         let compile = |e: LabelSelectorRequirement| {
-            LabelSelector { match_expressions: vec![e], ..Default::default() }.compile().unwrap_err().to_string()
+            LabelSelector {
+                match_expressions: vec![e],
+                ..Default::default()
+            }
+            .compile()
+            .unwrap_err()
+            .to_string()
         };
         let unknown = compile(expression("env", "Equals", &["x"]));
-        assert!(unknown.contains("\"env\"") && unknown.contains("unknown operator \"Equals\""), "{unknown}");
+        assert!(
+            unknown.contains("\"env\"") && unknown.contains("unknown operator \"Equals\""),
+            "{unknown}"
+        );
         assert!(compile(expression("env", "In", &[])).contains("needs at least one value"));
         assert!(compile(expression("env", "Exists", &["x"])).contains("takes no values"));
         assert!(compile(expression("-bad", "Exists", &[])).contains("invalid label key"));
@@ -429,7 +499,9 @@ mod tests {
 
     #[test]
     fn string_syntax_rejects_garbage() {
-        for bad in ["a in ()", "a in (b", "=b", "a=b,", "a b", "a in b", "!", "a=(b)"] {
+        for bad in [
+            "a in ()", "a in (b", "=b", "a=b,", "a b", "a in b", "!", "a=(b)",
+        ] {
             assert!(Selector::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }

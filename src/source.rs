@@ -44,7 +44,9 @@ impl<'w> KubernetesClient<'w> {
 
     fn source(&self, name: &str) -> Result<&'w SourceSecret, FetchError> {
         if name.is_empty() {
-            return Err(FetchError("remoteRef.key is empty; it names the source Secret".into()));
+            return Err(FetchError(
+                "remoteRef.key is empty; it names the source Secret".into(),
+            ));
         }
         self.world
             .secret(self.namespace, name)
@@ -66,11 +68,17 @@ impl SecretsClient for KubernetesClient<'_> {
         }
         if property.is_empty() {
             return Ok(SecretBytes::new(go_json_of_text_map(
-                secret.data.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.expose()))),
+                secret
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.expose()))),
             )));
         }
         property_value(&secret.data, property).ok_or_else(|| {
-            FetchError(format!("property {property:?} does not exist in data of Secret {}/{}", self.namespace, remote_ref.key))
+            FetchError(format!(
+                "property {property:?} does not exist in data of Secret {}/{}",
+                self.namespace, remote_ref.key
+            ))
         })
     }
 
@@ -78,8 +86,14 @@ impl SecretsClient for KubernetesClient<'_> {
         let secret = self.source(&remote_ref.key)?;
         let map = if remote_ref.metadata_policy == Some(MetadataPolicy::Fetch) {
             BTreeMap::from([
-                ("annotations".to_owned(), SecretBytes::new(go_json_of_text_map(text_pairs(&secret.annotations)))),
-                ("labels".to_owned(), SecretBytes::new(go_json_of_text_map(text_pairs(&secret.labels)))),
+                (
+                    "annotations".to_owned(),
+                    SecretBytes::new(go_json_of_text_map(text_pairs(&secret.annotations))),
+                ),
+                (
+                    "labels".to_owned(),
+                    SecretBytes::new(go_json_of_text_map(text_pairs(&secret.labels))),
+                ),
             ])
         } else {
             secret.data.clone()
@@ -91,9 +105,13 @@ impl SecretsClient for KubernetesClient<'_> {
                 // JSON it searches, so no path can descend into them), reads that value as a
                 // JSON object and re-encodes each member as JSON.
                 let raw = map.get(property).ok_or_else(|| {
-                    FetchError(format!("property {property:?} does not exist in key {:?}", remote_ref.key))
+                    FetchError(format!(
+                        "property {property:?} does not exist in key {:?}",
+                        remote_ref.key
+                    ))
                 })?;
-                let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(raw.expose()) else {
+                let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(raw.expose())
+                else {
                     return Err(FetchError(format!(
                         "property {property:?} of Secret {}/{} is not a JSON object",
                         self.namespace, remote_ref.key
@@ -101,7 +119,12 @@ impl SecretsClient for KubernetesClient<'_> {
                 };
                 Ok(members
                     .into_iter()
-                    .map(|(k, v)| (k, SecretBytes::new(serde_json::to_vec(&v).unwrap_or_default())))
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            SecretBytes::new(serde_json::to_vec(&v).unwrap_or_default()),
+                        )
+                    })
                     .collect())
             }
         }
@@ -109,16 +132,25 @@ impl SecretsClient for KubernetesClient<'_> {
 
     fn get_all_secrets(&self, find: &FindRef) -> Result<SecretMap, FetchError> {
         if find.path.as_deref().is_some_and(|p| !p.is_empty()) {
-            return Err(FetchError("find.path is not supported by the Kubernetes provider".into()));
+            return Err(FetchError(
+                "find.path is not supported by the Kubernetes provider".into(),
+            ));
         }
-        let matches: Box<dyn Fn(&str, &SourceSecret) -> bool> = if let Some(tags) = &find.tags {
-            let selector = LabelSelector { match_labels: tags.clone(), ..Default::default() }
-                .compile()
-                .map_err(|e| FetchError(format!("find.tags: {e}")))?;
+        type Filter<'a> = Box<dyn Fn(&str, &SourceSecret) -> bool + 'a>;
+        let matches: Filter = if let Some(tags) = &find.tags {
+            let selector = LabelSelector {
+                match_labels: tags.clone(),
+                ..Default::default()
+            }
+            .compile()
+            .map_err(|e| FetchError(format!("find.tags: {e}")))?;
             Box::new(move |_, secret| selector.matches(&secret.labels))
         } else if let Some(name) = &find.name {
-            let pattern = regex::Regex::new(&name.regexp)
-                .map_err(|e| FetchError(format!("find.name.regexp is not a valid regular expression: {e}")))?;
+            let pattern = regex::Regex::new(&name.regexp).map_err(|e| {
+                FetchError(format!(
+                    "find.name.regexp is not a valid regular expression: {e}"
+                ))
+            })?;
             Box::new(move |secret_name, _| pattern.is_match(secret_name))
         } else {
             return Err(FetchError("find needs `name.regexp` or `tags`".into()));
@@ -127,7 +159,10 @@ impl SecretsClient for KubernetesClient<'_> {
         for (name, secret) in self.world.secrets_in(self.namespace) {
             if matches(name, secret) {
                 let json = go_json_of_text_map(
-                    secret.data.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.expose()))),
+                    secret
+                        .data
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.expose()))),
                 );
                 found.insert(name.clone(), SecretBytes::new(json));
             }
@@ -136,8 +171,11 @@ impl SecretsClient for KubernetesClient<'_> {
     }
 }
 
-fn text_pairs(map: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
-    map.iter().map(|(k, v)| (k.as_str(), std::borrow::Cow::Borrowed(v.as_str())))
+fn text_pairs(
+    map: &BTreeMap<String, String>,
+) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+    map.iter()
+        .map(|(k, v)| (k.as_str(), std::borrow::Cow::Borrowed(v.as_str())))
 }
 
 /// `data[key]`, or, when `key` is absent and contains a dot, the JSON path after the
@@ -151,7 +189,8 @@ pub fn property_value(data: &SecretMap, property: &str) -> Option<SecretBytes> {
         return None;
     }
     let raw = data.get(&property[..dot])?;
-    json_path(raw.expose(), &property[dot + 1..]).map(|value| SecretBytes::new(json_result_bytes(value)))
+    json_path(raw.expose(), &property[dot + 1..])
+        .map(|value| SecretBytes::new(json_result_bytes(value)))
 }
 
 fn metadata_value(secret: &SourceSecret, property: &str) -> Option<SecretBytes> {
@@ -220,7 +259,9 @@ fn json_result_bytes(value: Value) -> Vec<u8> {
 
 /// Go's `json.Marshal(map[string]string)` as ESO calls it (sorted keys, no HTML
 /// escaping, U+2028/U+2029 escaped), so `{{ key }}` without a property matches ESO byte for byte.
-pub fn go_json_of_text_map<'a, V: AsRef<str>>(pairs: impl Iterator<Item = (&'a str, V)>) -> Vec<u8> {
+pub fn go_json_of_text_map<'a, V: AsRef<str>>(
+    pairs: impl Iterator<Item = (&'a str, V)>,
+) -> Vec<u8> {
     let map: BTreeMap<&str, V> = pairs.collect();
     let mut out = String::from("{");
     for (index, (key, value)) in map.iter().enumerate() {
@@ -236,7 +277,10 @@ pub fn go_json_of_text_map<'a, V: AsRef<str>>(pairs: impl Iterator<Item = (&'a s
 }
 
 fn go_json_string(text: &str) -> String {
-    serde_json::to_string(text).expect("strings always serialize").replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029")
+    serde_json::to_string(text)
+        .expect("strings always serialize")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// Applies `decodingStrategy` to one value.
@@ -251,7 +295,9 @@ pub fn decode(strategy: DecodingStrategy, value: SecretBytes) -> Result<SecretBy
         DecodingStrategy::Base64Url => URL_SAFE
             .decode(value.expose())
             .map(SecretBytes::new)
-            .map_err(|_| FetchError("value is not valid base64url (decodingStrategy: Base64URL)".into())),
+            .map_err(|_| {
+                FetchError("value is not valid base64url (decodingStrategy: Base64URL)".into())
+            }),
         DecodingStrategy::Auto => Ok(STANDARD
             .decode(value.expose())
             .or_else(|_| URL_SAFE.decode(value.expose()))
@@ -278,7 +324,9 @@ pub fn convert_keys(strategy: ConversionStrategy, map: SecretMap) -> Result<Secr
             })
             .collect();
         if out.insert(converted.clone(), value).is_some() {
-            return Err(FetchError(format!("key collision after conversion: {converted:?}")));
+            return Err(FetchError(format!(
+                "key collision after conversion: {converted:?}"
+            )));
         }
     }
     Ok(out)
@@ -289,7 +337,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> SecretMap {
-        pairs.iter().map(|(k, v)| (k.to_string(), SecretBytes::from(*v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretBytes::from(*v)))
+            .collect()
     }
 
     #[test]
@@ -300,8 +351,13 @@ mod tests {
 
     #[test]
     fn dotted_property_follows_the_json_path() {
-        let data = map(&[("config", r#"{"db":{"user":"u","port":5432,"hosts":["a","b"],"tls":{"on":true}}}"#)]);
-        let get = |p: &str| property_value(&data, p).map(|v| String::from_utf8(v.expose().to_vec()).unwrap());
+        let data = map(&[(
+            "config",
+            r#"{"db":{"user":"u","port":5432,"hosts":["a","b"],"tls":{"on":true}}}"#,
+        )]);
+        let get = |p: &str| {
+            property_value(&data, p).map(|v| String::from_utf8(v.expose().to_vec()).unwrap())
+        };
         assert_eq!(get("config.db.user").as_deref(), Some("u"));
         assert_eq!(get("config.db.port").as_deref(), Some("5432"));
         assert_eq!(get("config.db.hosts.1").as_deref(), Some("b"));
@@ -320,19 +376,34 @@ mod tests {
 
     #[test]
     fn whole_secret_is_sorted_compact_json_like_go() {
-        let json = go_json_of_text_map([("username", "u"), ("password", "p<&>\u{2028}")].into_iter());
-        assert_eq!(String::from_utf8(json).unwrap(), r#"{"password":"p<&>\u2028","username":"u"}"#);
+        let json =
+            go_json_of_text_map([("username", "u"), ("password", "p<&>\u{2028}")].into_iter());
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"password":"p<&>\u2028","username":"u"}"#
+        );
     }
 
     #[test]
     fn decoding_strategies() {
-        let decode_str = |s: DecodingStrategy, v: &str| decode(s, SecretBytes::from(v)).map(|b| b.expose().to_vec());
+        let decode_str = |s: DecodingStrategy, v: &str| {
+            decode(s, SecretBytes::from(v)).map(|b| b.expose().to_vec())
+        };
         assert_eq!(decode_str(DecodingStrategy::None, "aGk=").unwrap(), b"aGk=");
         assert_eq!(decode_str(DecodingStrategy::Base64, "aGk=").unwrap(), b"hi");
         assert!(decode_str(DecodingStrategy::Base64, "not base64!").is_err());
-        assert_eq!(decode_str(DecodingStrategy::Base64Url, "_-8=").unwrap(), vec![0xff, 0xef]);
-        assert_eq!(decode_str(DecodingStrategy::Auto, "_-8=").unwrap(), vec![0xff, 0xef]);
-        assert_eq!(decode_str(DecodingStrategy::Auto, "plain text").unwrap(), b"plain text");
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64Url, "_-8=").unwrap(),
+            vec![0xff, 0xef]
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Auto, "_-8=").unwrap(),
+            vec![0xff, 0xef]
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Auto, "plain text").unwrap(),
+            b"plain text"
+        );
     }
 
     #[test]
@@ -341,6 +412,12 @@ mod tests {
         assert!(converted.contains_key("a_b_c"));
         let unicode = convert_keys(ConversionStrategy::Unicode, map(&[("a/b", "1")])).unwrap();
         assert!(unicode.contains_key("a_U002f_b"));
-        assert!(convert_keys(ConversionStrategy::Default, map(&[("a/b", "1"), ("a_b", "2")])).is_err());
+        assert!(
+            convert_keys(
+                ConversionStrategy::Default,
+                map(&[("a/b", "1"), ("a_b", "2")])
+            )
+            .is_err()
+        );
     }
 }

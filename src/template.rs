@@ -16,7 +16,10 @@ use crate::secret_bytes::SecretBytes;
 /// finite for loops that never end.
 pub const TEMPLATE_FUEL: u64 = 2_000_000;
 
-const SHAPES: [(&str, &str); 1] = [("dockerconfigjson", include_str!("../templates/shapes/dockerconfigjson.j2"))];
+const SHAPES: [(&str, &str); 1] = [(
+    "dockerconfigjson",
+    include_str!("../templates/shapes/dockerconfigjson.j2"),
+)];
 
 /// Why a template failed. Never holds a value: runtime messages are scrubbed of quoted text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +43,8 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("sha256", sha256);
     env.add_filter("tojson", tojson);
     for (name, source) in SHAPES {
-        env.add_template(name, source).expect("built-in shape templates compile");
+        env.add_template(name, source)
+            .expect("built-in shape templates compile");
     }
     env.add_function("dockerconfigjson", dockerconfigjson);
     env
@@ -48,7 +52,10 @@ pub fn environment() -> Environment<'static> {
 
 /// The context a template sees: every key as a variable, and the whole map as `data`.
 pub fn context(values: &BTreeMap<String, SecretBytes>) -> Value {
-    let mut map: BTreeMap<String, Value> = values.iter().map(|(k, v)| (k.clone(), secret_value(v))).collect();
+    let mut map: BTreeMap<String, Value> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), secret_value(v)))
+        .collect();
     let data = Value::from_pairs(map.iter().map(|(k, v)| (k.clone(), v.clone())));
     map.insert("data".into(), data);
     Value::from_pairs(map)
@@ -64,24 +71,42 @@ fn secret_value(bytes: &SecretBytes) -> Value {
 /// Checks a template compiles, without rendering it (for `check`).
 pub fn validate(env: &Environment<'_>, source: &str) -> Result<(), TemplateError> {
     reject_go_template(source)?;
-    env.template_from_str(source).map(|_| ()).map_err(|e| compile_error(&e))
+    env.template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| compile_error(&e))
 }
 
 /// Renders one template against `context`.
-pub fn render(env: &Environment<'_>, source: &str, context: &Value) -> Result<String, TemplateError> {
+pub fn render(
+    env: &Environment<'_>,
+    source: &str,
+    context: &Value,
+) -> Result<String, TemplateError> {
     reject_go_template(source)?;
-    let template = env.template_from_str(source).map_err(|e| compile_error(&e))?;
+    let template = env
+        .template_from_str(source)
+        .map_err(|e| compile_error(&e))?;
     template.render(context).map_err(|e| runtime_error(&e))
 }
 
 fn compile_error(error: &Error) -> TemplateError {
-    TemplateError { message: format!("template syntax error{}: {}", at_line(error), describe(error)) }
+    TemplateError {
+        message: format!(
+            "template syntax error{}: {}",
+            at_line(error),
+            describe(error)
+        ),
+    }
 }
 
 fn runtime_error(error: &Error) -> TemplateError {
-    static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"#).expect("static pattern"));
+    static QUOTED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"#).expect("static pattern")
+    });
     let message = QUOTED.replace_all(&describe(error), "…").into_owned();
-    TemplateError { message: format!("template failed{}: {message}", at_line(error)) }
+    TemplateError {
+        message: format!("template failed{}: {message}", at_line(error)),
+    }
 }
 
 fn describe(error: &Error) -> String {
@@ -92,16 +117,22 @@ fn describe(error: &Error) -> String {
 }
 
 fn at_line(error: &Error) -> String {
-    error.line().map(|line| format!(" at line {line}")).unwrap_or_default()
+    error
+        .line()
+        .map(|line| format!(" at line {line}"))
+        .unwrap_or_default()
 }
 
 /// ESO templates are Go templates (`{{ .username }}`); courier's are minijinja. A Go
 /// template would otherwise fail with a confusing parse error, so say what to write.
 fn reject_go_template(source: &str) -> Result<(), TemplateError> {
     static GO_FIELD: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\{\{-?\s*(?:[A-Za-z0-9_]+\s+)*\.([A-Za-z_][A-Za-z0-9_]*)?[^}]*\}\}").expect("static pattern")
+        Regex::new(r"\{\{-?\s*(?:[A-Za-z0-9_]+\s+)*\.([A-Za-z_][A-Za-z0-9_]*)?[^}]*\}\}")
+            .expect("static pattern")
     });
-    let Some(found) = GO_FIELD.captures(source) else { return Ok(()) };
+    let Some(found) = GO_FIELD.captures(source) else {
+        return Ok(());
+    };
     let suggestion = match found.get(1) {
         Some(field) => format!("{{{{ {} }}}}", field.as_str()),
         None => "{{ data }}".to_owned(),
@@ -123,9 +154,15 @@ fn bytes_of(value: &Value) -> Result<Vec<u8>, Error> {
         return Ok(bytes.to_vec());
     }
     match value.kind() {
-        ValueKind::Undefined => Err(Error::new(ErrorKind::UndefinedError, "the value is undefined")),
+        ValueKind::Undefined => Err(Error::new(
+            ErrorKind::UndefinedError,
+            "the value is undefined",
+        )),
         ValueKind::Number | ValueKind::Bool => Ok(value.to_string().into_bytes()),
-        kind => Err(Error::new(ErrorKind::InvalidOperation, format!("expected text or bytes, got {kind}"))),
+        kind => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("expected text or bytes, got {kind}"),
+        )),
     }
 }
 
@@ -135,11 +172,19 @@ fn b64enc(value: &Value) -> Result<String, Error> {
 
 fn b64dec(value: &Value) -> Result<Value, Error> {
     let bytes = bytes_of(value)?;
-    let compact: Vec<u8> = bytes.into_iter().filter(|b| !b.is_ascii_whitespace()).collect();
+    let compact: Vec<u8> = bytes
+        .into_iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(&compact)
         .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&compact))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "b64dec: the value is not valid base64"))?;
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "b64dec: the value is not valid base64",
+            )
+        })?;
     Ok(match String::from_utf8(decoded) {
         Ok(text) => Value::from(text),
         Err(e) => Value::from_bytes(e.into_bytes()),
@@ -148,15 +193,28 @@ fn b64dec(value: &Value) -> Result<Value, Error> {
 
 fn fromjson(value: &Value) -> Result<Value, Error> {
     let bytes = bytes_of(value)?;
-    let parsed: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("fromjson: not valid JSON (line {}, column {})", e.line(), e.column())))?;
+    let parsed: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "fromjson: not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
     Ok(Value::from(Serde(parsed)))
 }
 
 /// Compact JSON, like ESO's sprig `toJson` (minijinja's own adds spaces and HTML escapes);
 /// `tojson(indent=2)` pretty-prints.
 fn tojson(value: &Value, indent: Option<usize>) -> Result<Value, Error> {
-    let failed = |_| Error::new(ErrorKind::InvalidOperation, "tojson: the value cannot be written as JSON");
+    let failed = |_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "tojson: the value cannot be written as JSON",
+        )
+    };
     let text = match indent {
         None => serde_json::to_string(value).map_err(failed)?,
         Some(width) => {
@@ -165,7 +223,8 @@ fn tojson(value: &Value, indent: Option<usize>) -> Result<Value, Error> {
             let mut out = Vec::new();
             let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
             serde::Serialize::serialize(value, &mut serializer).map_err(failed)?;
-            String::from_utf8(out).map_err(|_| Error::new(ErrorKind::InvalidOperation, "tojson: not UTF-8"))?
+            String::from_utf8(out)
+                .map_err(|_| Error::new(ErrorKind::InvalidOperation, "tojson: not UTF-8"))?
         }
     };
     Ok(Value::from_safe_string(text))
@@ -176,10 +235,20 @@ fn sha256(value: &Value) -> Result<String, Error> {
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn dockerconfigjson(state: &State, registry: &Value, username: &Value, password: &Value) -> Result<String, Error> {
+fn dockerconfigjson(
+    state: &State,
+    registry: &Value,
+    username: &Value,
+    password: &Value,
+) -> Result<String, Error> {
     let text = |v: &Value, what: &str| {
         bytes_of(v).and_then(|b| {
-            String::from_utf8(b).map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("dockerconfigjson: {what} is not text")))
+            String::from_utf8(b).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("dockerconfigjson: {what} is not text"),
+                )
+            })
         })
     };
     let context = minijinja::context! {
@@ -187,7 +256,11 @@ fn dockerconfigjson(state: &State, registry: &Value, username: &Value, password:
         username => text(username, "username")?,
         password => text(password, "password")?,
     };
-    state.env().get_template("dockerconfigjson")?.render(context).map(|s| s.trim().to_owned())
+    state
+        .env()
+        .get_template("dockerconfigjson")?
+        .render(context)
+        .map(|s| s.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -195,7 +268,10 @@ mod tests {
     use super::*;
 
     fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretBytes> {
-        pairs.iter().map(|(k, v)| (k.to_string(), SecretBytes::from(*v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretBytes::from(*v)))
+            .collect()
     }
 
     fn render_one(source: &str, pairs: &[(&str, &str)]) -> Result<String, TemplateError> {
@@ -204,20 +280,36 @@ mod tests {
 
     #[test]
     fn keys_are_variables_and_data_holds_them_all() {
-        let out = render_one("{{ username }}:{{ data['tls.crt'] }}", &[("username", "u"), ("tls.crt", "C")]).unwrap();
+        let out = render_one(
+            "{{ username }}:{{ data['tls.crt'] }}",
+            &[("username", "u"), ("tls.crt", "C")],
+        )
+        .unwrap();
         assert_eq!(out, "u:C");
     }
 
     #[test]
     fn filters() {
-        assert_eq!(render_one("{{ v | b64enc }}", &[("v", "hi")]).unwrap(), "aGk=");
-        assert_eq!(render_one("{{ v | b64dec }}", &[("v", "aGk=")]).unwrap(), "hi");
-        assert_eq!(render_one("{{ (v | fromjson).a.b }}", &[("v", r#"{"a":{"b":7}}"#)]).unwrap(), "7");
+        assert_eq!(
+            render_one("{{ v | b64enc }}", &[("v", "hi")]).unwrap(),
+            "aGk="
+        );
+        assert_eq!(
+            render_one("{{ v | b64dec }}", &[("v", "aGk=")]).unwrap(),
+            "hi"
+        );
+        assert_eq!(
+            render_one("{{ (v | fromjson).a.b }}", &[("v", r#"{"a":{"b":7}}"#)]).unwrap(),
+            "7"
+        );
         assert_eq!(
             render_one("{{ v | sha256 }}", &[("v", "abc")]).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(render_one("{{ {'a': v} | tojson }}", &[("v", "x")]).unwrap(), r#"{"a":"x"}"#);
+        assert_eq!(
+            render_one("{{ {'a': v} | tojson }}", &[("v", "x")]).unwrap(),
+            r#"{"a":"x"}"#
+        );
         assert_eq!(render_one("{{ v | upper }}", &[("v", "x")]).unwrap(), "X");
     }
 
@@ -228,42 +320,69 @@ mod tests {
 
     #[test]
     fn dockerconfigjson_shape() {
-        let out = render_one("{{ dockerconfigjson('ghcr.io', user, token) }}", &[("user", "bot"), ("token", "t")]).unwrap();
-        assert_eq!(out, r#"{"auths":{"ghcr.io":{"auth":"Ym90OnQ=","password":"t","username":"bot"}}}"#);
+        let out = render_one(
+            "{{ dockerconfigjson('ghcr.io', user, token) }}",
+            &[("user", "bot"), ("token", "t")],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"auths":{"ghcr.io":{"auth":"Ym90OnQ=","password":"t","username":"bot"}}}"#
+        );
     }
 
     #[test]
     fn go_template_syntax_gets_the_minijinja_form() {
-        let error = render_one("{{ .username }}", &[("username", "u")]).unwrap_err().message;
+        let error = render_one("{{ .username }}", &[("username", "u")])
+            .unwrap_err()
+            .message;
         assert!(error.contains("write `{{ username }}`"), "{error}");
-        let error = render_one(r#"{{ index .data "x" }}"#, &[]).unwrap_err().message;
+        let error = render_one(r#"{{ index .data "x" }}"#, &[])
+            .unwrap_err()
+            .message;
         assert!(error.contains("Go-template"), "{error}");
         assert!(render_one("{{ data.x }}", &[("x", "1")]).is_ok());
     }
 
     #[test]
     fn undefined_values_and_runtime_errors_never_show_values() {
-        let error = render_one("{{ missing }}", &[("v", "hunter2")]).unwrap_err().message;
+        let error = render_one("{{ missing }}", &[("v", "hunter2")])
+            .unwrap_err()
+            .message;
         assert!(error.contains("undefined"), "{error}");
-        let error = render_one("{{ v | b64dec }}", &[("v", "hunter2!!")]).unwrap_err().message;
+        let error = render_one("{{ v | b64dec }}", &[("v", "hunter2!!")])
+            .unwrap_err()
+            .message;
         assert!(!error.contains("hunter2"), "{error}");
-        let error = render_one("{{ v | fromjson }}", &[("v", "hunter2")]).unwrap_err().message;
+        let error = render_one("{{ v | fromjson }}", &[("v", "hunter2")])
+            .unwrap_err()
+            .message;
         assert!(!error.contains("hunter2"), "{error}");
-        let error = render_one("{{ v + 1 }}", &[("v", "hunter2")]).unwrap_err().message;
+        let error = render_one("{{ v + 1 }}", &[("v", "hunter2")])
+            .unwrap_err()
+            .message;
         assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let error = validate(&environment(), "ok\n{% if %}").unwrap_err().message;
-        assert!(error.starts_with("template syntax error at line 2"), "{error}");
+        let error = validate(&environment(), "ok\n{% if %}")
+            .unwrap_err()
+            .message;
+        assert!(
+            error.starts_with("template syntax error at line 2"),
+            "{error}"
+        );
     }
 
     #[test]
     fn endless_loops_run_out_of_fuel() {
-        let error = render_one("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", &[])
-            .unwrap_err()
-            .message;
+        let error = render_one(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            &[],
+        )
+        .unwrap_err()
+        .message;
         assert!(error.contains("fuel"), "{error}");
     }
 }

@@ -64,10 +64,10 @@ impl World {
             let mut data = BTreeMap::new();
             for (key, encoded) in &secret.object.data {
                 match decode_secret_data(encoded) {
-                    Ok(bytes) => {
+                    Some(bytes) => {
                         data.insert(key.clone(), SecretBytes::new(bytes));
                     }
-                    Err(()) => errors.push(LoadError {
+                    None => errors.push(LoadError {
                         origin: secret.origin.clone(),
                         object: Some(object_display("Secret", Some(&namespace), &meta.name)),
                         message: format!("data.{key}: not valid base64"),
@@ -80,10 +80,18 @@ impl World {
             let source = SourceSecret {
                 labels: meta.labels.clone(),
                 annotations: meta.annotations.clone(),
-                type_: secret.object.type_.clone().unwrap_or_else(|| "Opaque".into()),
+                type_: secret
+                    .object
+                    .type_
+                    .clone()
+                    .unwrap_or_else(|| "Opaque".into()),
                 data,
             };
-            world.secrets.entry(namespace).or_default().insert(meta.name.clone(), source);
+            world
+                .secrets
+                .entry(namespace)
+                .or_default()
+                .insert(meta.name.clone(), source);
         }
         for config_map in &inputs.config_maps {
             let meta = &config_map.object.metadata;
@@ -93,19 +101,23 @@ impl World {
                 .or_default()
                 .insert(meta.name.clone(), config_map.object.data.clone());
         }
-        if errors.is_empty() { Ok(world) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(world)
+        } else {
+            Err(errors)
+        }
     }
 }
 
 /// Decodes a Secret's `data` value as the API server does (standard alphabet, padded;
 /// whitespace is not allowed in JSON/YAML-submitted data but kubectl users paste it, so
 /// line breaks are tolerated).
-pub fn decode_secret_data(encoded: &str) -> Result<Vec<u8>, ()> {
+pub fn decode_secret_data(encoded: &str) -> Option<Vec<u8>> {
     let engine = &base64::engine::general_purpose::STANDARD;
     if encoded.contains(['\n', '\r', ' ']) {
         let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
-        engine.decode(compact).map_err(|_| ())
+        engine.decode(compact).ok()
     } else {
-        engine.decode(encoded).map_err(|_| ())
+        engine.decode(encoded).ok()
     }
 }

@@ -18,12 +18,27 @@ pub fn run(args: &InputArgs) -> anyhow::Result<ExitCode> {
     };
     let report = plan::check(&inputs.manifests, &world);
     if !report.errors.is_empty() {
-        return Ok(report_errors(report.errors.iter().map(ToString::to_string), "check failed"));
+        return Ok(report_errors(
+            report.errors.iter().map(ToString::to_string),
+            "check failed",
+        ));
     }
     let widths = report.targets.iter().fold((9, 4, 4), |(n, s, t), target| {
-        (n.max(target.namespace.len()), s.max(target.name.len()), t.max(target.type_.len()))
+        (
+            n.max(target.namespace.len()),
+            s.max(target.name.len()),
+            t.max(target.type_.len()),
+        )
     });
-    let mut table = format!("{:<w0$}  {:<w1$}  {:<w2$}  OWNER\n", "NAMESPACE", "NAME", "TYPE", w0 = widths.0, w1 = widths.1, w2 = widths.2);
+    let mut table = format!(
+        "{:<w0$}  {:<w1$}  {:<w2$}  OWNER\n",
+        "NAMESPACE",
+        "NAME",
+        "TYPE",
+        w0 = widths.0,
+        w1 = widths.1,
+        w2 = widths.2
+    );
     for target in &report.targets {
         let _ = writeln!(
             table,
@@ -38,8 +53,13 @@ pub fn run(args: &InputArgs) -> anyhow::Result<ExitCode> {
         );
     }
     write_stdout(&table).context("failed to write to stdout")?;
-    let namespaces: BTreeSet<&str> = report.targets.iter().map(|t| t.namespace.as_str()).collect();
-    let manifests = inputs.manifests.cluster_external_secrets.len() + inputs.manifests.external_secrets.len();
+    let namespaces: BTreeSet<&str> = report
+        .targets
+        .iter()
+        .map(|t| t.namespace.as_str())
+        .collect();
+    let manifests =
+        inputs.manifests.cluster_external_secrets.len() + inputs.manifests.external_secrets.len();
     eprintln!(
         "ok: {manifests} ExternalSecret manifests, {} target Secrets in {} namespaces",
         report.targets.len(),

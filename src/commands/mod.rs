@@ -6,20 +6,30 @@ pub mod render;
 use std::io::Write;
 use std::process::ExitCode;
 
-use courier::load::{Inputs, LoadError, load_paths};
+use courier::load::{Inputs, LoadError, load_paths_partial};
 use courier::world::World;
 
 use crate::cli::InputArgs;
 
 /// Loads the inputs and the world they describe, or prints every error.
 pub fn load_world(args: &InputArgs) -> Result<(Inputs, World), ExitCode> {
-    let inputs = load_paths(&args.paths).map_err(|errors| report_load_errors(&errors))?;
-    let world = World::from_inputs(&inputs).map_err(|errors| report_load_errors(&errors))?;
-    Ok((inputs, world))
+    let (inputs, mut errors) = load_paths_partial(&args.paths);
+    let world = World::from_inputs(&inputs).unwrap_or_else(|world_errors| {
+        errors.extend(world_errors);
+        World::default()
+    });
+    if errors.is_empty() {
+        Ok((inputs, world))
+    } else {
+        Err(report_load_errors(&errors))
+    }
 }
 
 fn report_load_errors(errors: &[LoadError]) -> ExitCode {
-    report_errors(errors.iter().map(ToString::to_string), "nothing was rendered")
+    report_errors(
+        errors.iter().map(ToString::to_string),
+        "nothing was rendered",
+    )
 }
 
 /// One line per error on stderr, then a count.
@@ -38,7 +48,10 @@ pub fn report_errors(errors: impl IntoIterator<Item = String>, consequence: &str
 /// Writes data to stdout; a closed pipe (`| head`) ends quietly instead of panicking.
 pub fn write_stdout(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }

@@ -17,10 +17,18 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     };
     let plan = plan::plan(&inputs.manifests, &world);
     if !plan.errors.is_empty() {
-        return Ok(report_errors(plan.errors.iter().map(ToString::to_string), "nothing was rendered"));
+        return Ok(report_errors(
+            plan.errors.iter().map(ToString::to_string),
+            "nothing was rendered",
+        ));
     }
     tracing::info!(secrets = plan.secrets.len(), "rendered");
-    let values = if args.redact { Values::Redact } else { Values::Reveal };
-    write_stdout(&output::render(&plan.secrets, args.format, values)).context("failed to write to stdout")?;
+    let values = if args.redact {
+        Values::Redact
+    } else {
+        Values::Reveal
+    };
+    write_stdout(&output::render(&plan.secrets, args.format, values))
+        .context("failed to write to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

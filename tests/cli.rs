@@ -1,0 +1,320 @@
+//! The `courier` binary end to end: streams, exit codes and error output.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn courier(args: &[&str], stdin: Option<&[u8]>) -> Outcome {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("COURIER_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("courier runs");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Every dummy value of the example platform; none may appear outside `render`'s stdout.
+fn platform_values() -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform/central-secret-store.yaml"),
+    )
+    .unwrap();
+    text.lines()
+        .filter_map(|line| line.trim().split_once(": ").map(|(_, v)| v.to_owned()))
+        .filter(|v| {
+            v.starts_with("dummy")
+                || v.starts_with("ghp_")
+                || v.starts_with("$2a$")
+                || v.starts_with("ZHVtbXkg")
+        })
+        .collect()
+}
+
+#[test]
+fn render_prints_the_seventeen_platform_secrets_sorted_and_deterministic() {
+    let first = courier(&["render", "examples/platform"], None);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stderr, "");
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&first.stdout).unwrap();
+    assert_eq!(documents.len(), 17);
+    let keys: Vec<(String, String)> = documents
+        .iter()
+        .map(|d| {
+            (
+                d["metadata"]["namespace"].as_str().unwrap().into(),
+                d["metadata"]["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    for document in &documents {
+        assert_eq!(document["apiVersion"], "v1");
+        assert_eq!(document["kind"], "Secret");
+        assert_eq!(
+            document["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "courier"
+        );
+        assert!(
+            document["metadata"]["annotations"]["courier.dev/origin"]
+                .as_str()
+                .unwrap()
+                .starts_with("ClusterExternalSecret/")
+        );
+        assert_eq!(
+            document["metadata"]["annotations"]["courier.dev/data-hash"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+    }
+    let registry = documents
+        .iter()
+        .find(|d| {
+            d["metadata"]["namespace"] == "n8n"
+                && d["metadata"]["name"] == "gh-docker-registry-creds"
+        })
+        .unwrap();
+    assert_eq!(registry["type"], "kubernetes.io/dockerconfigjson");
+    use base64::Engine as _;
+    let decode = |v: &serde_json::Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    let config: serde_json::Value =
+        serde_json::from_slice(&decode(&registry["data"][".dockerconfigjson"])).unwrap();
+    let auth = &config["auths"]["ghcr.io"];
+    assert_eq!(auth["username"], "platform-bot");
+    assert_eq!(
+        decode(&auth["auth"]),
+        b"platform-bot:ghp_dummyDummyDummyDummyDummyDummy0000"
+    );
+
+    let second = courier(&["render", "examples/platform"], None);
+    assert_eq!(first.stdout, second.stdout, "byte-for-byte deterministic");
+}
+
+#[test]
+fn json_output_is_a_list_of_the_same_secrets() {
+    let yaml = courier(&["render", "examples/platform"], None);
+    let json = courier(&["render", "examples/platform", "-o", "json"], None);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let list: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml.stdout).unwrap();
+    assert_eq!(list["items"].as_array().unwrap(), &documents);
+}
+
+#[test]
+fn stdin_gives_the_same_output_as_the_directory() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let stream = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    let from_stdin = courier(&["render", "-"], Some(stream.as_bytes()));
+    assert_eq!(from_stdin.code, 0, "{}", from_stdin.stderr);
+    assert_eq!(
+        from_stdin.stdout,
+        courier(&["render", "examples/platform"], None).stdout
+    );
+}
+
+#[test]
+fn check_lists_targets_without_any_value() {
+    let check = courier(&["check", "examples/platform"], None);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert_eq!(
+        check.stdout.lines().count(),
+        18,
+        "a header and 17 targets:\n{}",
+        check.stdout
+    );
+    assert!(check.stdout.contains("n8n-operator-system    gh-docker-registry-creds     kubernetes.io/dockerconfigjson  ClusterExternalSecret/application-docker-registry"));
+    assert!(
+        check.stderr.contains("17 target Secrets in 13 namespaces"),
+        "{}",
+        check.stderr
+    );
+    for value in platform_values() {
+        assert!(
+            !check.stdout.contains(&value) && !check.stderr.contains(&value),
+            "check printed a value"
+        );
+    }
+}
+
+#[test]
+fn redact_hides_every_value_but_keeps_keys() {
+    let redacted = courier(&["render", "--redact", "examples/platform"], None);
+    assert_eq!(redacted.code, 0);
+    assert!(
+        redacted
+            .stdout
+            .contains(".dockerconfigjson: \"*** REDACTED ***\""),
+        "{}",
+        redacted.stdout
+    );
+    let revealed = courier(&["render", "examples/platform"], None);
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&revealed.stdout).unwrap();
+    for document in documents {
+        for encoded in document["data"].as_object().unwrap().values() {
+            assert!(!redacted.stdout.contains(encoded.as_str().unwrap()));
+        }
+    }
+}
+
+fn write_world(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+const GOOD: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec: {provider: {kubernetes: {remoteNamespace: central}}}\n";
+
+#[test]
+fn errors_are_all_reported_on_stderr_with_file_and_line_and_nothing_on_stdout() {
+    let dir = write_world(&[
+        ("a-good.yaml", GOOD),
+        (
+            "b-syntax.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: central\nstringData: {password: \"hunter2-marker\n",
+        ),
+        (
+            "c-base64.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: bad, namespace: central}\ndata: {password: 'hunter2-marker!'}\n",
+        ),
+        (
+            "d-type.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: typed, namespace: central}\nstringData: {password: [hunter2-marker]}\n",
+        ),
+        (
+            "e-version.yaml",
+            "apiVersion: external-secrets.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: old, namespace: a}\n",
+        ),
+        (
+            "f-dup.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+        ),
+    ]);
+    let path = dir.path().to_str().unwrap();
+    let run = courier(&["render", path], None);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stdout, "", "nothing is rendered when anything fails");
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    let expect = [
+        format!("error: {path}/b-syntax.yaml:6: invalid YAML: unclosed quote"),
+        format!(
+            "error: {path}/c-base64.yaml:1: Secret/central/bad: data.password: not valid base64"
+        ),
+        format!(
+            "error: {path}/d-type.yaml:1: Secret/central/typed: stringData.password: invalid type: sequence, expected a string"
+        ),
+        format!(
+            "error: {path}/e-version.yaml:1: ExternalSecret/a/old: unsupported apiVersion \"external-secrets.io/v1alpha1\""
+        ),
+        format!(
+            "error: {path}/f-dup.yaml:1: Namespace/a: defined twice: first at {path}/a-good.yaml:1, again here"
+        ),
+    ];
+    for line in expect {
+        assert!(
+            run.stderr.contains(&line),
+            "missing {line:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr
+            .trim_end()
+            .ends_with("errors; nothing was rendered"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn plan_errors_fail_render_and_check_differently() {
+    let dir = write_world(&[
+        ("world.yaml", GOOD),
+        (
+            "ces.yaml",
+            "apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: s}\nspec:\n  namespaces: [a]\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: central}\n    data:\n    - {secretKey: k, remoteRef: {key: not-there, property: p}}\n",
+        ),
+    ]);
+    let path = dir.path().to_str().unwrap();
+    let render = courier(&["render", path], None);
+    assert_eq!(render.code, 1);
+    assert!(render.stderr.contains(&format!(
+        "error: {path}/ces.yaml:1: ClusterExternalSecret/s: target a/s: data[0] (secretKey \"k\"): source Secret central/not-there not found"
+    )), "{}", render.stderr);
+    let check = courier(&["check", path], None);
+    assert_eq!(
+        check.code, 0,
+        "check needs no source value: {}",
+        check.stderr
+    );
+    assert!(
+        check
+            .stdout
+            .contains("a          s     Opaque  ClusterExternalSecret/s"),
+        "{}",
+        check.stdout
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["render", "examples/platform"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_two_without_a_panic() {
+    let run = courier(&["render"], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("required"), "{}", run.stderr);
+}

@@ -1,0 +1,496 @@
+//! ESO semantics of the planner, on small worlds written as YAML.
+
+use courier::load::load_str;
+use courier::plan::{self, Plan};
+use courier::world::World;
+
+const STORE: &str = r#"---
+apiVersion: external-secrets.io/v1
+kind: ClusterSecretStore
+metadata: {name: central}
+spec:
+  provider:
+    kubernetes: {remoteNamespace: central}
+"#;
+
+fn namespaces(specs: &[(&str, &str)]) -> String {
+    specs
+        .iter()
+        .map(|(name, labels)| format!("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n"))
+        .collect()
+}
+
+fn run(yaml: &str) -> Plan {
+    let inputs = load_str("world.yaml", yaml).unwrap_or_else(|e| panic!("load failed: {e:?}"));
+    let world = World::from_inputs(&inputs).unwrap_or_else(|e| panic!("world failed: {e:?}"));
+    plan::plan(&inputs.manifests, &world)
+}
+
+fn ces(name: &str, selection: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {name}}}\nspec:\n{selection}\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: central}}\n{spec}\n"
+    )
+}
+
+fn secret(name: &str, string_data: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: central}}\nstringData: {{{string_data}}}\n"
+    )
+}
+
+fn value(plan: &Plan, namespace: &str, name: &str, key: &str) -> String {
+    let secret = plan
+        .secrets
+        .iter()
+        .find(|s| s.namespace == namespace && s.name == name)
+        .unwrap_or_else(|| panic!("no Secret {namespace}/{name}; errors: {:?}", plan.errors));
+    let bytes = secret
+        .body
+        .data
+        .get(key)
+        .unwrap_or_else(|| panic!("no key {key} in {namespace}/{name}"));
+    String::from_utf8(bytes.expose().to_vec()).unwrap()
+}
+
+fn targets(plan: &Plan) -> Vec<String> {
+    plan.secrets
+        .iter()
+        .map(|s| format!("{}/{}", s.namespace, s.name))
+        .collect()
+}
+
+fn errors(plan: &Plan) -> String {
+    plan.errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const ONE_KEY: &str = "    data:\n    - secretKey: k\n      remoteRef: {key: src, property: a}";
+
+#[test]
+fn selectors_are_ored_and_unioned_with_names() {
+    let world = namespaces(&[("a", "x: '1'"), ("b", "y: '1'"), ("c", ""), ("d", "x: '2'")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "s",
+            "  namespaceSelectors:\n  - matchLabels: {x: '1'}\n  - matchLabels: {y: '1'}\n  namespaces: [c, nonexistent]",
+            ONE_KEY,
+        );
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/s", "b/s", "c/s"], "{}", errors(&plan));
+}
+
+#[test]
+fn empty_selector_matches_every_namespace_and_none_selects_nothing() {
+    let world = namespaces(&[("a", ""), ("b", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces("all", "  namespaceSelector: {}", ONE_KEY)
+        + &ces("none", "  refreshTime: 1h", ONE_KEY);
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/all", "b/all"]);
+}
+
+#[test]
+fn metadata_name_label_is_always_there() {
+    let world = namespaces(&[("a", ""), ("b", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "s",
+            "  namespaceSelectors:\n  - matchLabels: {kubernetes.io/metadata.name: b}",
+            ONE_KEY,
+        );
+    assert_eq!(targets(&run(&world)), ["b/s"]);
+}
+
+#[test]
+fn not_in_matches_namespaces_without_the_key() {
+    let world = namespaces(&[("a", "env: prod"), ("b", "env: dev"), ("c", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "s",
+            "  namespaceSelectors:\n  - matchExpressions:\n    - {key: env, operator: NotIn, values: [prod]}",
+            ONE_KEY,
+        );
+    assert_eq!(targets(&run(&world)), ["b/s", "c/s"]);
+}
+
+#[test]
+fn names_come_from_external_secret_name_then_target_name() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "ces",
+            "  externalSecretName: es-name\n  namespaces: [a]",
+            ONE_KEY,
+        )
+        + &ces(
+            "ces2",
+            "  namespaces: [a]",
+            &format!("    target: {{name: explicit}}\n{ONE_KEY}"),
+        );
+    assert_eq!(targets(&run(&world)), ["a/es-name", "a/explicit"]);
+}
+
+#[test]
+fn property_rules_exact_key_then_json_path_then_whole_secret() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret(
+            "src",
+            r#"file.png: raw, config: '{"db":{"user":"u","port":5432}}', password: p, username: u"#,
+        )
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: exact, remoteRef: {key: src, property: file.png}}\n    - {secretKey: path, remoteRef: {key: src, property: config.db.user}}\n    - {secretKey: port, remoteRef: {key: src, property: config.db.port}}\n    - {secretKey: all, remoteRef: {key: src}}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "exact"), "raw");
+    assert_eq!(value(&plan, "a", "s", "path"), "u");
+    assert_eq!(value(&plan, "a", "s", "port"), "5432");
+    assert_eq!(
+        value(&plan, "a", "s", "all"),
+        r#"{"config":"{\"db\":{\"user\":\"u\",\"port\":5432}}","file.png":"raw","password":"p","username":"u"}"#
+    );
+}
+
+#[test]
+fn binary_values_pass_through_unchanged() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: bin, namespace: central}\ndata: {blob: /wD+AQ==}\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: bin}",
+        );
+    let plan = run(&world);
+    assert_eq!(
+        plan.secrets[0].body.data["blob"].expose(),
+        [0xff, 0x00, 0xfe, 0x01]
+    );
+}
+
+#[test]
+fn string_data_wins_over_data_as_the_api_server_stores_it() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: central}\ndata: {a: b2xk, b: a2VlcA==}\nstringData: {a: new}\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: src}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "a"), "new");
+    assert_eq!(value(&plan, "a", "s", "b"), "keep");
+}
+
+#[test]
+fn decoding_strategies_apply_per_entry() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "b64: aGVsbG8=, url: _-8, plain: not base64!")
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: b64, remoteRef: {key: src, property: b64, decodingStrategy: Base64}}\n    - {secretKey: auto, remoteRef: {key: src, property: plain, decodingStrategy: Auto}}\n    - {secretKey: none, remoteRef: {key: src, property: b64}}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "b64"), "hello");
+    assert_eq!(value(&plan, "a", "s", "auto"), "not base64!");
+    assert_eq!(value(&plan, "a", "s", "none"), "aGVsbG8=");
+}
+
+#[test]
+fn data_from_applies_in_order_then_data_overrides() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("one", "k: one, only1: x")
+        + &secret("two", "k: two")
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: one}\n    - extract: {key: two}\n    data:\n    - {secretKey: only1, remoteRef: {key: two, property: k}}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "k"), "two");
+    assert_eq!(value(&plan, "a", "s", "only1"), "two");
+}
+
+#[test]
+fn find_by_name_and_tags_with_rewrite() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("db-main", "user: u")
+        + &secret("db-replica", "user: r")
+        + &secret("cache", "pw: c")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: tagged, namespace: central, labels: {team: x}}\nstringData: {k: t}\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - find: {name: {regexp: '^db-'}}\n      rewrite:\n      - regexp: {source: 'db-(.*)', target: 'database_$1'}\n    - find: {tags: {team: x}}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "database_main"), r#"{"user":"u"}"#);
+    assert_eq!(
+        value(&plan, "a", "s", "database_replica"),
+        r#"{"user":"r"}"#
+    );
+    assert_eq!(value(&plan, "a", "s", "tagged"), r#"{"k":"t"}"#);
+    assert_eq!(plan.secrets[0].body.data.len(), 3);
+}
+
+#[test]
+fn merge_policy_replace_and_merge() {
+    let template = |policy: &str| {
+        format!(
+            "    target:\n      template:\n        mergePolicy: {policy}\n        type: kubernetes.io/basic-auth\n        data: {{password: '{{{{ a | upper }}}}'}}\n        metadata: {{labels: {{team: '{{{{ a }}}}'}}}}\n    data:\n    - {{secretKey: a, remoteRef: {{key: src, property: a}}}}"
+        )
+    };
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces("replace", "  namespaces: [a]", &template("Replace"))
+        + &ces("merge", "  namespaces: [a]", &template("Merge"));
+    let plan = run(&world);
+    let keys = |name: &str| {
+        let s = plan.secrets.iter().find(|s| s.name == name).unwrap();
+        (
+            s.body.data.keys().cloned().collect::<Vec<_>>(),
+            s.body.type_.clone(),
+            s.body.labels["team"].clone(),
+        )
+    };
+    assert_eq!(
+        keys("replace"),
+        (
+            vec!["password".to_string()],
+            "kubernetes.io/basic-auth".into(),
+            "v".into()
+        )
+    );
+    assert_eq!(keys("merge").0, ["a", "password"]);
+    assert_eq!(value(&plan, "a", "merge", "password"), "V");
+}
+
+#[test]
+fn template_without_data_keeps_provider_data() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            &format!("    target:\n      template: {{type: x/y}}\n{ONE_KEY}"),
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "k"), "v");
+    assert_eq!(plan.secrets[0].body.type_, "x/y");
+}
+
+#[test]
+fn template_from_literal_and_config_map() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "user: u, pass: p")
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: tpl, namespace: a}\ndata:\n  conn: 'postgres://{{ user }}@db'\n  more: 'extra: \"{{ pass }}\"'\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    target:\n      template:\n        templateFrom:\n        - literal: 'lit: {{ user }}-x'\n        - configMap:\n            name: tpl\n            items:\n            - {key: conn}\n            - {key: more, templateAs: KeysAndValues}\n    dataFrom:\n    - extract: {key: src}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "lit"), "u-x");
+    assert_eq!(value(&plan, "a", "s", "conn"), "postgres://u@db");
+    assert_eq!(value(&plan, "a", "s", "extra"), "p");
+}
+
+#[test]
+fn namespaced_secret_store_serves_only_its_namespace() {
+    let world = namespaces(&[("a", ""), ("b", "")])
+        + "---\napiVersion: external-secrets.io/v1beta1\nkind: SecretStore\nmetadata: {name: local, namespace: a}\nspec: {provider: {kubernetes: {remoteNamespace: central}}}\n"
+        + &secret("src", "a: v")
+        + "---\napiVersion: external-secrets.io/v1beta1\nkind: ClusterExternalSecret\nmetadata: {name: s}\nspec:\n  namespaceSelector: {}\n  externalSecretSpec:\n    secretStoreRef: {name: local}\n    data:\n    - {secretKey: k, remoteRef: {key: src, property: a}}\n";
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/s"]);
+    let message = errors(&plan);
+    assert!(
+        message.contains("target b/s")
+            && message.contains("SecretStore \"local\" not found in namespace b"),
+        "{message}"
+    );
+}
+
+#[test]
+fn remote_namespace_defaults_to_default() {
+    let world = namespaces(&[("a", ""), ("default", "")])
+        + "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec: {provider: {kubernetes: {}}}\n"
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: default}\nstringData: {a: from-default}\n"
+        + &ces("s", "  namespaces: [a]", ONE_KEY);
+    assert_eq!(value(&run(&world), "a", "s", "k"), "from-default");
+}
+
+#[test]
+fn cluster_store_conditions_restrict_namespaces() {
+    let world = namespaces(&[("a", "ok: 'yes'"), ("b", "")])
+        + "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec:\n  conditions:\n  - namespaceSelector: {matchLabels: {ok: 'yes'}}\n  provider: {kubernetes: {remoteNamespace: central}}\n"
+        + &secret("src", "a: v")
+        + &ces("s", "  namespaceSelector: {}", ONE_KEY);
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/s"]);
+    assert!(
+        errors(&plan).contains("do not allow namespace b"),
+        "{}",
+        errors(&plan)
+    );
+}
+
+#[test]
+fn namespaced_external_secret_and_creation_policy_none() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: app, namespace: a, labels: {l: '1'}}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  data:\n  - {secretKey: k, remoteRef: {key: src, property: a}}\n"
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: skipped, namespace: a}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  target: {creationPolicy: None}\n  data:\n  - {secretKey: k, remoteRef: {key: src, property: a}}\n";
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/app"]);
+    let body = &plan.secrets[0].body;
+    assert_eq!(
+        body.labels["l"], "1",
+        "without a template the ExternalSecret's labels are copied"
+    );
+    assert_eq!(body.labels["app.kubernetes.io/managed-by"], "courier");
+    assert_eq!(
+        body.annotations["courier.dev/origin"],
+        "ExternalSecret/a/app"
+    );
+}
+
+#[test]
+fn one_render_is_shared_and_hashes_are_stable() {
+    let world = namespaces(&[("a", "x: z"), ("b", "x: z")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces("s", "  namespaceSelector: {matchLabels: {x: z}}", ONE_KEY);
+    let plan = run(&world);
+    assert!(std::sync::Arc::ptr_eq(
+        &plan.secrets[0].body,
+        &plan.secrets[1].body
+    ));
+    let again = run(&world);
+    assert_eq!(
+        plan.secrets[0].body.data_hash(),
+        again.secrets[0].body.data_hash()
+    );
+    let changed = run(&world.replace("a: v", "a: w"));
+    assert_ne!(
+        plan.secrets[0].body.data_hash(),
+        changed.secrets[0].body.data_hash()
+    );
+}
+
+#[test]
+fn two_manifests_writing_one_secret_conflict() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "one",
+            "  namespaces: [a]",
+            &format!("    target: {{name: same}}\n{ONE_KEY}"),
+        )
+        + &ces(
+            "two",
+            "  namespaces: [a]",
+            &format!("    target: {{name: same}}\n{ONE_KEY}"),
+        );
+    let plan = run(&world);
+    assert!(plan.secrets.is_empty());
+    let message = errors(&plan);
+    assert!(
+        message.contains("written by ClusterExternalSecret/one and ClusterExternalSecret/two"),
+        "{message}"
+    );
+}
+
+#[test]
+fn errors_name_the_file_line_object_target_and_key_but_never_a_value() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: hunter2-marker")
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: k, remoteRef: {key: src, property: nope}}\n    - {secretKey: m, remoteRef: {key: missing}}",
+        )
+        + &ces(
+            "t",
+            "  namespaces: [a]",
+            "    target: {template: {data: {x: '{{ a | b64dec }}'}}}\n    data:\n    - {secretKey: a, remoteRef: {key: src, property: a}}",
+        )
+        + &ces(
+            "u",
+            "  namespaceSelectors:\n  - matchExpressions: [{key: k, operator: Equals, values: [v]}]",
+            ONE_KEY,
+        )
+        + &ces(
+            "g",
+            "  namespaces: [a]",
+            &format!("    target: {{template: {{data: {{x: '{{{{ .a }}}}'}}}}}}\n{ONE_KEY}"),
+        );
+    let plan = run(&world);
+    let message = errors(&plan);
+    assert_eq!(plan.errors.len(), 4, "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    let line_of = |name: &str| {
+        world
+            .lines()
+            .position(|l| l.contains(&format!("name: {name}}}")))
+            .unwrap()
+            + 1
+            - 2
+    };
+    assert!(
+        message.contains(&format!(
+            "world.yaml:{}: ClusterExternalSecret/s: target a/s: data[0] (secretKey \"k\"): property \"nope\" does not exist in data of Secret central/src",
+            line_of("s")
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("ClusterExternalSecret/t: target a/t: template.data[x]: template failed"),
+        "{message}"
+    );
+    assert!(message.contains("ClusterExternalSecret/u: namespaceSelectors[0]: matchExpressions[0] (key \"k\"): unknown operator \"Equals\""), "{message}");
+    assert!(message.contains("ClusterExternalSecret/g: target a/g: template.data[x]: uses ESO's Go-template syntax `{{ .a }}`; courier templates are minijinja: write `{{ a }}`"), "{message}");
+}
+
+#[test]
+fn invalid_keys_and_names_are_errors() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "'bad key': v")
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: src}\n      rewrite: [{regexp: {source: x, target: z}}]",
+        )
+        + &ces("Bad_Name", "  namespaces: [a]", ONE_KEY);
+    let message = errors(&run(&world));
+    assert!(
+        message.contains("key \"bad key\": is not a valid Secret key"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"Bad_Name\" is not a valid Secret name"),
+        "{message}"
+    );
+}
