@@ -45,7 +45,11 @@ fn main() {
     let rendered = started.elapsed();
     let rss_after = peak_rss_kib();
 
-    println!("render: {NAMESPACES} namespaces x {CLUSTER_EXTERNAL_SECRETS} ClusterExternalSecrets = {} Secrets, {} MiB of YAML", plan.secrets.len(), yaml.len() >> 20);
+    println!(
+        "render: {NAMESPACES} namespaces x {CLUSTER_EXTERNAL_SECRETS} ClusterExternalSecrets = {} Secrets, {} MiB of YAML",
+        plan.secrets.len(),
+        yaml.len() >> 20
+    );
     println!(
         "  binary wall (courier render DIR > /dev/null, {RUNS} runs): median {:.0} ms, min {:.0} ms, max {:.0} ms",
         ms(walls[RUNS / 2]),
@@ -58,7 +62,11 @@ fn main() {
         ms(planned - loaded),
         ms(rendered - planned)
     );
-    println!("  peak RSS of the in-process pipeline: {} MiB (process peak before it: {} MiB)", rss_after / 1024, rss_before / 1024);
+    println!(
+        "  peak RSS of the in-process pipeline: {} MiB (process peak before it: {} MiB)",
+        rss_after / 1024,
+        rss_before / 1024
+    );
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -77,7 +85,10 @@ fn peak_rss_kib() -> u64 {
 fn write_world(dir: &Path) {
     let mut namespaces = String::new();
     for n in 0..NAMESPACES {
-        let _ = write!(namespaces, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-{n:04}\n  labels:\n");
+        let _ = write!(
+            namespaces,
+            "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-{n:04}\n  labels:\n"
+        );
         for c in 0..CLUSTER_EXTERNAL_SECRETS {
             let _ = writeln!(namespaces, "    secrets/shared-{c:02}: \"true\"");
         }
@@ -98,7 +109,9 @@ fn write_world(dir: &Path) {
                 "    target:\n      name: registry-{c:02}\n      template:\n        type: kubernetes.io/dockerconfigjson\n        data:\n          .dockerconfigjson: \"{{{{ dockerconfigjson('ghcr.io', username, password) }}}}\"\n    data:\n    - {{secretKey: username, remoteRef: {{key: source-{c:02}, property: username}}}}\n    - {{secretKey: password, remoteRef: {{key: source-{c:02}, property: password}}}}\n"
             )
         } else {
-            format!("    target:\n      name: shared-{c:02}\n    dataFrom:\n    - extract: {{key: source-{c:02}}}\n    data:\n    - {{secretKey: host, remoteRef: {{key: source-{c:02}, property: config.host}}}}\n")
+            format!(
+                "    target:\n      name: shared-{c:02}\n    dataFrom:\n    - extract: {{key: source-{c:02}}}\n    data:\n    - {{secretKey: host, remoteRef: {{key: source-{c:02}, property: config.host}}}}\n"
+            )
         };
         let _ = write!(
             manifests,

@@ -1,0 +1,5 @@
+//! Integration tests against a real kube-apiserver with etcd. One control plane serves
+//! the whole run (see `support`); every test works in namespaces of its own.
+
+mod control_plane;
+mod support;

@@ -1,0 +1,338 @@
+//! The test control plane: one real kube-apiserver with etcd per test run, built from
+//! the pinned Go modules in `testenv/`, or an existing cluster from
+//! `COURIER_TEST_KUBECONFIG`. Each test gets its own client and its own namespaces.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// The token the admin identity (group `system:masters`) authenticates with.
+const ADMIN_TOKEN: &str = "courier-test-admin-token";
+
+/// A running control plane, shared by every test of this binary.
+pub struct ControlPlane {
+    /// kubeconfig of the admin identity.
+    pub kubeconfig: PathBuf,
+    /// The Kubernetes version the server was built from, when we built it.
+    pub expected_version: Option<String>,
+    /// Kept so the temp dir (certs, etcd data, logs) lives as long as the servers.
+    _state: Option<tempfile::TempDir>,
+    _servers: Vec<Child>,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// The shared control plane, started on first use. A failure to start fails every test
+/// with the same clear message: the integration tests never skip silently.
+pub fn control_plane() -> &'static ControlPlane {
+    let plane = CONTROL_PLANE.get_or_init(|| match std::env::var_os("COURIER_TEST_KUBECONFIG") {
+        Some(path) => Ok(ControlPlane {
+            kubeconfig: PathBuf::from(path),
+            expected_version: None,
+            _state: None,
+            _servers: Vec::new(),
+        }),
+        // Start-up blocks on its own runtime, so it runs outside the calling test's.
+        None => std::thread::spawn(start)
+            .join()
+            .unwrap_or_else(|_| Err("start-up panicked".into())),
+    });
+    plane.as_ref().unwrap_or_else(|e| {
+        panic!(
+            "cannot start the test control plane: {e}\n\
+             hint: the integration tests need Go to build kube-apiserver and etcd (testenv/build.sh), \
+             or COURIER_TEST_KUBECONFIG pointing at a cluster you own"
+        )
+    })
+}
+
+/// An admin client for the calling test's runtime.
+pub async fn admin_client() -> Client {
+    client_as(None).await
+}
+
+/// A client that acts as `user` through impersonation: a restricted identity with no
+/// RBAC grants unless a test gives it some. Works on any cluster the admin can impersonate on.
+pub async fn client_as(user: Option<&str>) -> Client {
+    let plane = control_plane();
+    let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig).expect("kubeconfig reads");
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    if let Some(user) = user {
+        config.auth_info.impersonate = Some(user.to_owned());
+    }
+    Client::try_from(config).expect("client builds")
+}
+
+/// A namespace of the calling test's own, deleted when the guard is dropped.
+pub struct TestNamespace {
+    /// Its name.
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    /// Creates `courier-test-<prefix>-<random>` labelled as courier's test namespace.
+    pub async fn create(client: &Client, prefix: &str) -> TestNamespace {
+        let name = format!("courier-test-{prefix}-{:08x}", random_u32());
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"courier.dev/test": "true"}}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace created");
+        TestNamespace {
+            name,
+            client: client.clone(),
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let api = Api::<Namespace>::all(self.client.clone());
+        let name = self.name.clone();
+        // Best effort: a test that panicked still cleans up; the control plane is thrown away anyway.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = api.delete(&name, &DeleteParams::background()).await;
+            });
+        }
+    }
+}
+
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish() as u32
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn start() -> Result<ControlPlane, String> {
+    let started = Instant::now();
+    let build = Command::new(repo_root().join("testenv/build.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run testenv/build.sh: {e}"))?;
+    if !build.status.success() {
+        return Err(format!("testenv/build.sh failed ({})", build.status));
+    }
+    let bin = PathBuf::from(String::from_utf8_lossy(&build.stdout).trim());
+    let expected_version = bin
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("kube-"))
+        .and_then(|n| n.split("-etcd-").next())
+        .map(str::to_owned);
+
+    let state = tempfile::Builder::new()
+        .prefix("courier-control-plane-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let dir = state.path();
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
+    };
+
+    let ca_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut ca_params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "courier-test-ca");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| e.to_string())?;
+    let server_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let server_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map_err(|e| e.to_string())?;
+    let server_cert = server_params
+        .signed_by(&server_key, &ca)
+        .map_err(|e| e.to_string())?;
+    let service_account_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    write("ca.crt", &ca.pem())?;
+    write("server.crt", &server_cert.pem())?;
+    write("server.key", &server_key.serialize_pem())?;
+    write("service-account.key", &service_account_key.serialize_pem())?;
+    write("service-account.pub", &service_account_key.public_key_pem())?;
+    write(
+        "tokens.csv",
+        &format!("{ADMIN_TOKEN},courier-test-admin,courier-test-admin,system:masters\n"),
+    )?;
+
+    let etcd_port = free_port().map_err(|e| e.to_string())?;
+    let etcd_peer_port = free_port().map_err(|e| e.to_string())?;
+    let api_port = free_port().map_err(|e| e.to_string())?;
+    let owner = std::process::id().to_string();
+    let watchdog = repo_root().join("testenv/watchdog.sh");
+    let spawn = |log: &str, program: PathBuf, args: Vec<String>| -> Result<Child, String> {
+        let mut command = Command::new(&watchdog);
+        if log == "etcd.log" {
+            // etcd stops last (kube-apiserver depends on it), so its watchdog clears the state.
+            command.env("WATCHDOG_REMOVE_DIR", dir);
+        }
+        command
+            .arg(&owner)
+            .arg(dir.join(log))
+            .arg("--")
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {log}: {e}"))
+    };
+    let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+    let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+    let etcd = spawn(
+        "etcd.log",
+        bin.join("etcd"),
+        vec![
+            "--name=courier-test".into(),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=courier-test={peer_url}"),
+            "--unsafe-no-fsync".into(),
+            "--log-level=warn".into(),
+        ],
+    )?;
+    let mut apiserver = spawn(
+        "kube-apiserver.log",
+        bin.join("kube-apiserver"),
+        vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", dir.join("certs").display()),
+            format!("--tls-cert-file={}", dir.join("server.crt").display()),
+            format!(
+                "--tls-private-key-file={}",
+                dir.join("server.key").display()
+            ),
+            format!("--client-ca-file={}", dir.join("ca.crt").display()),
+            format!("--token-auth-file={}", dir.join("tokens.csv").display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!(
+                "--service-account-key-file={}",
+                dir.join("service-account.pub").display()
+            ),
+            format!(
+                "--service-account-signing-key-file={}",
+                dir.join("service-account.key").display()
+            ),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            // A loopback address cannot be a Service endpoint; nothing here routes to it anyway.
+            "--endpoint-reconciler-type=none".into(),
+            "--enable-priority-and-fairness=false".into(),
+        ],
+    )?;
+    let server = format!("https://127.0.0.1:{api_port}");
+    let kubeconfig = dir.join("kubeconfig");
+    write(
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: courier-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\ncontexts:\n- name: courier-test\n  context: {{cluster: courier-test, user: admin}}\ncurrent-context: courier-test\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
+            ca = dir.join("ca.crt").display()
+        ),
+    )?;
+    wait_until_ready(&server, dir, &mut apiserver, Duration::from_secs(120))?;
+    eprintln!(
+        "test control plane: kube-apiserver {} at {server}, ready in {:.1}s",
+        expected_version.as_deref().unwrap_or("?"),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ControlPlane {
+        kubeconfig,
+        expected_version,
+        _state: Some(state),
+        _servers: vec![etcd, apiserver],
+    })
+}
+
+/// Polls `/readyz` with the admin token over the test CA, without a Kubernetes client,
+/// so a start-up failure shows the server's own log.
+fn wait_until_ready(
+    server: &str,
+    dir: &Path,
+    apiserver: &mut Child,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let kubeconfig = dir.join("kubeconfig");
+    let mut last = String::from("not reachable yet");
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = apiserver.try_wait() {
+            last = "kube-apiserver exited".into();
+            break;
+        }
+        let ready = runtime.block_on(async {
+            let config = Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?;
+            let config = Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let client = Client::try_from(config).map_err(|e| e.to_string())?;
+            let request = http::Request::get("/readyz")
+                .body(Vec::new())
+                .map_err(|e| e.to_string())?;
+            client
+                .request_text(request)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        match ready {
+            Ok(body) if body.trim() == "ok" => return Ok(()),
+            Ok(body) => last = body,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let log = std::fs::read_to_string(dir.join("kube-apiserver.log")).unwrap_or_default();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with('E') || l.starts_with('F'))
+        .collect();
+    let shown: Vec<&str> = if errors.is_empty() {
+        log.lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
+    } else {
+        errors
+    };
+    Err(format!(
+        "kube-apiserver at {server} not ready: {last}\nfrom its log:\n{}",
+        shown.join("\n")
+    ))
+}
