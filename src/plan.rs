@@ -230,7 +230,8 @@ pub fn plan(manifests: &Manifests, world: &World) -> Plan {
         if candidates.len() == 1 {
             secrets.push(candidates.pop().expect("one candidate"));
         } else {
-            errors.push(conflict_error(&planner, &namespace, &name, &candidates));
+            let owners: Vec<&str> = candidates.iter().map(|c| &*c.owner).collect();
+            errors.push(conflict_error(&planner, &namespace, &name, &owners));
         }
     }
     Plan { secrets, errors }
@@ -290,16 +291,7 @@ pub fn check(manifests: &Manifests, world: &World) -> CheckReport {
             listed.push(candidates.pop().expect("one candidate"));
         } else {
             let owners: Vec<&str> = candidates.iter().map(|c| c.owner.as_str()).collect();
-            errors.push(PlanError {
-                origin: planner.owner_origin(&candidates[1].owner),
-                object: candidates[1].owner.clone(),
-                targets: vec![format!("{namespace}/{name}")],
-                key: None,
-                message: format!(
-                    "the same Secret is written by {}; rename one target",
-                    owners.join(" and ")
-                ),
-            });
+            errors.push(conflict_error(&planner, &namespace, &name, &owners));
         }
     }
     CheckReport {
@@ -312,12 +304,11 @@ fn conflict_error(
     planner: &Planner<'_>,
     namespace: &str,
     name: &str,
-    candidates: &[DesiredSecret],
+    owners: &[&str],
 ) -> PlanError {
-    let owners: Vec<&str> = candidates.iter().map(|c| &*c.owner).collect();
     PlanError {
-        origin: planner.owner_origin(&candidates[1].owner),
-        object: candidates[1].owner.to_string(),
+        origin: planner.owner_origin(owners[1]),
+        object: owners[1].to_owned(),
         targets: vec![format!("{namespace}/{name}")],
         key: None,
         message: format!(
@@ -670,17 +661,7 @@ fn uses_namespace_templates(spec: &ExternalSecretSpec) -> bool {
 
 /// A Secret name must be a DNS subdomain.
 fn validate_secret_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        });
-    if valid {
+    if crate::select::is_dns_subdomain(name) {
         Ok(())
     } else {
         Err(format!(
@@ -936,65 +917,47 @@ fn render_template(
             TemplateTarget::Labels => &mut labels,
             TemplateTarget::Annotations => &mut annotations,
         };
-        if let Some(reference) = &from.config_map {
-            let config_map = planner
-                .world
-                .config_maps
-                .get(&instance.namespace)
-                .and_then(|maps| maps.get(&reference.name))
-                .ok_or_else(|| {
-                    Failure::new(
-                        format!("{at}.configMap"),
-                        format!(
-                            "ConfigMap {}/{} not found",
-                            instance.namespace, reference.name
-                        ),
-                    )
-                })?;
+        // ConfigMap and Secret items work alike: each key holds a template.
+        let sources = [
+            ("configMap", from.config_map.as_ref()),
+            ("secret", from.secret.as_ref()),
+        ];
+        for (kind_field, reference) in sources {
+            let Some(reference) = reference else { continue };
+            let kind = if kind_field == "configMap" {
+                "ConfigMap"
+            } else {
+                "Secret"
+            };
+            let object = format!("{kind} {}/{}", instance.namespace, reference.name);
+            let not_found =
+                || Failure::new(format!("{at}.{kind_field}"), format!("{object} not found"));
+            let templates: BTreeMap<&str, Option<&str>> = if kind_field == "configMap" {
+                let maps = planner.world.config_maps.get(&instance.namespace);
+                let map = maps
+                    .and_then(|maps| maps.get(&reference.name))
+                    .ok_or_else(not_found)?;
+                map.iter()
+                    .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+                    .collect()
+            } else {
+                let secret = planner
+                    .world
+                    .secret(&instance.namespace, &reference.name)
+                    .ok_or_else(not_found)?;
+                secret
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect()
+            };
             for item in &reference.items {
-                let field = format!("{at}.configMap.items[{}]", item.key);
-                let source = config_map.get(&item.key).ok_or_else(|| {
-                    Failure::new(
-                        field.clone(),
-                        format!(
-                            "key not found in ConfigMap {}/{}",
-                            instance.namespace, reference.name
-                        ),
-                    )
-                })?;
-                let output = render(source, field.clone())?;
-                add_rendered(
-                    sink,
-                    &item.key,
-                    item.template_as.unwrap_or_default(),
-                    output,
-                    &field,
-                )?;
-            }
-        }
-        if let Some(reference) = &from.secret {
-            let secret = planner
-                .world
-                .secret(&instance.namespace, &reference.name)
-                .ok_or_else(|| {
-                    Failure::new(
-                        format!("{at}.secret"),
-                        format!("Secret {}/{} not found", instance.namespace, reference.name),
-                    )
-                })?;
-            for item in &reference.items {
-                let field = format!("{at}.secret.items[{}]", item.key);
-                let source = secret.data.get(&item.key).ok_or_else(|| {
-                    Failure::new(
-                        field.clone(),
-                        format!(
-                            "key not found in Secret {}/{}",
-                            instance.namespace, reference.name
-                        ),
-                    )
-                })?;
-                let source = source
-                    .as_str()
+                let field = format!("{at}.{kind_field}.items[{}]", item.key);
+                let source = templates
+                    .get(item.key.as_str())
+                    .ok_or_else(|| {
+                        Failure::new(field.clone(), format!("key not found in {object}"))
+                    })?
                     .ok_or_else(|| Failure::new(field.clone(), "template is not UTF-8 text"))?;
                 let output = render(source, field.clone())?;
                 add_rendered(

@@ -341,22 +341,10 @@ pub fn validate_key(key: &str) -> Result<(), String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        let valid_prefix = !prefix.is_empty()
-            && prefix.len() <= 253
-            && prefix.split('.').all(|part| {
-                !part.is_empty()
-                    && part
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !part.starts_with('-')
-                    && !part.ends_with('-')
-            });
-        if !valid_prefix {
-            return Err(format!(
-                "invalid label key {key:?}: the prefix must be a DNS subdomain"
-            ));
-        }
+    if prefix.is_some_and(|prefix| !is_dns_subdomain(prefix)) {
+        return Err(format!(
+            "invalid label key {key:?}: the prefix must be a DNS subdomain"
+        ));
     }
     if name.is_empty() || !is_label_name(name) {
         return Err(format!(
@@ -375,6 +363,21 @@ pub fn validate_value(value: &str) -> Result<(), String> {
             "invalid label value {value:?}: must be at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric"
         ))
     }
+}
+
+/// At most 253 characters of dot-separated lowercase DNS labels (Kubernetes object
+/// names, label-key prefixes).
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
 }
 
 fn is_label_name(text: &str) -> bool {
