@@ -29,6 +29,54 @@ pub enum Command {
     Render(RenderArgs),
     /// Validate manifests without reading any secret value; list the targets (CI).
     Check(InputArgs),
+    /// Render against the live cluster and apply once: create, update, prune (CronJob, CI).
+    Apply(ApplyArgs),
+}
+
+/// How to reach the cluster: kubectl's flags, with in-cluster config when none is set.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Act as this user or ServiceAccount (`system:serviceaccount:NS:NAME`).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub impersonate: Option<String>,
+}
+
+/// What live modes share.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Manifests (ClusterExternalSecret, ExternalSecret, stores); the world comes from the cluster.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Cluster access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// This deployment's name: it only prunes Secrets it labelled with the same instance.
+    #[arg(long, default_value = "default", env = "COURIER_INSTANCE")]
+    pub instance: String,
+    /// Secret names never read or written, in addition to ServiceAccount tokens and Secrets
+    /// labelled argocd.argoproj.io/secret-type=cluster (default: argocd-secret, argocd-initial-admin-secret).
+    #[arg(long = "deny-secret", value_name = "NAME")]
+    pub deny_secrets: Vec<String>,
+    /// Writes in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+/// `courier apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Live-mode options.
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Decide and report everything; the API server validates the writes but stores nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where manifests come from.

@@ -5,6 +5,8 @@
 //! what the cluster (or files) has, [`plan::plan`] decides the Secrets, [`output`]
 //! prints them.
 
+pub mod apply;
+pub mod cluster;
 pub mod load;
 pub mod model;
 pub mod output;

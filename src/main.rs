@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Render(args) => commands::render::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Apply(args) => commands::apply::run(args),
     };
     match result {
         Ok(code) => code,

@@ -77,6 +77,11 @@ fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
     }
 }
 
+/// One Secret as a JSON object, as the API server takes it.
+pub fn secret_json(secret: &DesiredSecret, values: Values) -> serde_json::Value {
+    serde_json::to_value(manifest(secret, values)).expect("manifests always serialize")
+}
+
 /// The Secrets as a YAML stream (`---` between documents), byte-for-byte deterministic.
 pub fn to_yaml(secrets: &[DesiredSecret], values: Values) -> String {
     let mut out = String::with_capacity(secrets.len() * 512);

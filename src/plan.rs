@@ -399,6 +399,16 @@ impl<'m> Planner<'m> {
             })
     }
 
+    fn validate_target_name(&self, name: &str) -> Result<(), String> {
+        validate_secret_name(name)?;
+        if self.world.block_list.denies_name(name) {
+            return Err(format!(
+                "{name:?} is on the deny list; courier never writes it"
+            ));
+        }
+        Ok(())
+    }
+
     /// Expands every CES over the namespaces it selects, and adds every ES.
     fn instances(&self) -> (Vec<Instance<'m>>, Vec<PlanError>) {
         let mut instances = Vec::new();
@@ -425,7 +435,7 @@ impl<'m> Planner<'m> {
                 .name
                 .clone()
                 .unwrap_or_else(|| es_name.clone());
-            if let Err(message) = validate_secret_name(&secret_name) {
+            if let Err(message) = self.validate_target_name(&secret_name) {
                 errors.push(self.error(
                     index,
                     Vec::new(),
@@ -460,7 +470,7 @@ impl<'m> Planner<'m> {
                 .name
                 .clone()
                 .unwrap_or_else(|| meta.name.clone());
-            if let Err(message) = validate_secret_name(&secret_name) {
+            if let Err(message) = self.validate_target_name(&secret_name) {
                 errors.push(self.error(
                     offset + index,
                     Vec::new(),

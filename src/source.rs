@@ -48,6 +48,12 @@ impl<'w> KubernetesClient<'w> {
                 "remoteRef.key is empty; it names the source Secret".into(),
             ));
         }
+        if let Some(reason) = self.world.blocked_reason(self.namespace, name) {
+            return Err(FetchError(format!(
+                "source Secret {}/{name} is blocked: {reason}",
+                self.namespace
+            )));
+        }
         self.world
             .secret(self.namespace, name)
             .ok_or_else(|| FetchError(format!("source Secret {}/{name} not found", self.namespace)))

@@ -22,6 +22,46 @@ pub struct SourceSecret {
     pub data: BTreeMap<String, SecretBytes>,
 }
 
+/// Secrets courier never reads nor writes (the Akuity sync rules): ServiceAccount tokens,
+/// a deny list of names, and Secrets with a deny label (Argo CD cluster credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockList {
+    /// Secret names, in any namespace.
+    pub names: Vec<String>,
+    /// `key=value` labels; a Secret carrying any of them is blocked.
+    pub labels: Vec<(String, String)>,
+}
+
+impl Default for BlockList {
+    fn default() -> Self {
+        Self {
+            names: vec!["argocd-secret".into(), "argocd-initial-admin-secret".into()],
+            labels: vec![("argocd.argoproj.io/secret-type".into(), "cluster".into())],
+        }
+    }
+}
+
+impl BlockList {
+    /// Why a Secret is blocked, if it is.
+    pub fn reason(&self, name: &str, type_: &str, labels: &StringMap) -> Option<String> {
+        if type_ == "kubernetes.io/service-account-token" {
+            return Some("ServiceAccount token Secrets are never read".into());
+        }
+        if self.names.iter().any(|n| n == name) {
+            return Some("the name is on the deny list".into());
+        }
+        self.labels
+            .iter()
+            .find(|(k, v)| labels.get(k) == Some(v))
+            .map(|(k, v)| format!("it is labelled {k}={v}, which is on the deny list"))
+    }
+
+    /// Whether courier may write a Secret of this name.
+    pub fn denies_name(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+}
+
 /// A snapshot of everything a plan may read.
 #[derive(Debug, Clone, Default)]
 pub struct World {
@@ -31,6 +71,10 @@ pub struct World {
     pub secrets: BTreeMap<String, BTreeMap<String, SourceSecret>>,
     /// Namespace, then ConfigMap name, then its data.
     pub config_maps: BTreeMap<String, BTreeMap<String, StringMap>>,
+    /// Namespace, then name of each blocked Secret, with the reason; never in `secrets`.
+    pub blocked: BTreeMap<String, BTreeMap<String, String>>,
+    /// What is blocked.
+    pub block_list: BlockList,
 }
 
 impl World {
@@ -44,6 +88,29 @@ impl World {
         self.secrets.get(namespace).into_iter().flatten()
     }
 
+    /// Adds a source Secret, or records it as blocked.
+    pub fn add_secret(&mut self, namespace: &str, name: &str, secret: SourceSecret) {
+        match self.block_list.reason(name, &secret.type_, &secret.labels) {
+            Some(reason) => {
+                self.blocked
+                    .entry(namespace.to_owned())
+                    .or_default()
+                    .insert(name.to_owned(), reason);
+            }
+            None => {
+                self.secrets
+                    .entry(namespace.to_owned())
+                    .or_default()
+                    .insert(name.to_owned(), secret);
+            }
+        }
+    }
+
+    /// Why `namespace/name` is blocked, if it is.
+    pub fn blocked_reason(&self, namespace: &str, name: &str) -> Option<&str> {
+        self.blocked.get(namespace)?.get(name).map(String::as_str)
+    }
+
     /// Adds a namespace, setting the label the API server sets.
     pub fn add_namespace(&mut self, name: &str, mut labels: StringMap) {
         labels.insert("kubernetes.io/metadata.name".into(), name.to_owned());
@@ -53,7 +120,18 @@ impl World {
     /// Builds the world from loaded files; a Secret value that is not base64 is an error
     /// naming the file, the Secret and the key.
     pub fn from_inputs(inputs: &Inputs) -> Result<World, Vec<LoadError>> {
-        let mut world = World::default();
+        Self::from_inputs_with(inputs, BlockList::default())
+    }
+
+    /// [`World::from_inputs`] with a block list of the caller's.
+    pub fn from_inputs_with(
+        inputs: &Inputs,
+        block_list: BlockList,
+    ) -> Result<World, Vec<LoadError>> {
+        let mut world = World {
+            block_list,
+            ..World::default()
+        };
         let mut errors = Vec::new();
         for ns in &inputs.namespaces {
             world.add_namespace(&ns.object.metadata.name, ns.object.metadata.labels.clone());

@@ -1,5 +1,6 @@
 //! Integration tests against a real kube-apiserver with etcd. One control plane serves
 //! the whole run (see `support`); every test works in namespaces of its own.
 
+mod apply;
 mod control_plane;
 mod support;

@@ -1,0 +1,336 @@
+//! Reading the live cluster: a client (kubeconfig, context, impersonation, in-cluster
+//! fallback) that counts its requests, and the world as a handful of LISTs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::load::Manifests;
+use crate::model::{ExternalSecretSpec, KubernetesProvider};
+use crate::plan::{DATA_HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
+use crate::secret_bytes::SecretBytes;
+use crate::world::{BlockList, SourceSecret, World};
+
+/// Label naming the courier instance that owns a Secret; pruning only touches its own.
+pub const INSTANCE_LABEL: &str = "courier.dev/instance";
+/// Annotation recording `creationPolicy: Orphan`, so a pruned target is left behind.
+pub const CREATION_POLICY_ANNOTATION: &str = "courier.dev/creation-policy";
+
+/// A failed call to the API server. Messages come from the API server and name objects,
+/// never values.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("failed to configure the Kubernetes client: {0}")]
+    Config(String),
+    /// A request failed.
+    #[error("failed to {action}: {message}{hint}")]
+    Api {
+        /// What courier was doing.
+        action: String,
+        /// The API server's answer.
+        message: String,
+        /// The HTTP status, when the server answered.
+        code: Option<u16>,
+        /// A `hint:` for errors with a known fix.
+        hint: String,
+    },
+}
+
+impl ClusterError {
+    /// Wraps a kube error with what courier was doing.
+    pub fn api(action: impl Into<String>, error: kube::Error) -> Self {
+        let (message, code) = match &error {
+            kube::Error::Api(status) => (
+                format!("{} ({})", status.message, status.code),
+                Some(status.code),
+            ),
+            other => (other.to_string(), None),
+        };
+        let hint = if code == Some(403) {
+            "\nhint: courier's identity lacks an RBAC permission; templates/install/rbac.yaml has the ClusterRole it needs".to_owned()
+        } else {
+            String::new()
+        };
+        ClusterError::Api {
+            action: action.into(),
+            message,
+            code,
+            hint,
+        }
+    }
+
+    /// Whether the API server answered with this HTTP status.
+    pub fn is_status(&self, status: u16) -> bool {
+        matches!(self, ClusterError::Api { code: Some(code), .. } if *code == status)
+    }
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// A kubeconfig file; otherwise `KUBECONFIG`, `~/.kube/config` or in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig.
+    pub context: Option<String>,
+    /// Act as this user (`--as`), e.g. `system:serviceaccount:ns:name`.
+    pub impersonate: Option<String>,
+}
+
+/// A client and the number of HTTP requests it has sent.
+#[derive(Clone)]
+pub struct Connection {
+    /// The client.
+    pub client: Client,
+    requests: Arc<AtomicU64>,
+}
+
+impl Connection {
+    /// Requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// Builds a client as kubectl would: the given kubeconfig and context, else the default
+/// kubeconfig, else the in-cluster service account.
+pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError> {
+    let kube_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..Default::default()
+    };
+    let mut config = match (&options.kubeconfig, &options.context) {
+        (Some(path), _) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                ClusterError::Config(format!("cannot read kubeconfig {}: {e}", path.display()))
+            })?;
+            Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+                .await
+                .map_err(|e| ClusterError::Config(e.to_string()))?
+        }
+        (None, Some(_)) => Config::from_kubeconfig(&kube_options)
+            .await
+            .map_err(|e| ClusterError::Config(e.to_string()))?,
+        (None, None) => Config::infer()
+            .await
+            .map_err(|e| ClusterError::Config(e.to_string()))?,
+    };
+    if let Some(user) = &options.impersonate {
+        config.auth_info.impersonate = Some(user.clone());
+    }
+    let requests = Arc::new(AtomicU64::new(0));
+    let counter = requests.clone();
+    let count = tower::util::MapRequestLayer::new(move |request| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        request
+    });
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ClusterError::Config(e.to_string()))?
+        .with_layer(&count)
+        .build();
+    Ok(Connection { client, requests })
+}
+
+/// A Secret courier manages, as listed.
+#[derive(Debug, Clone)]
+pub struct ManagedSecret {
+    /// `courier.dev/instance`, when set.
+    pub instance: Option<String>,
+    /// `courier.dev/origin`.
+    pub origin: Option<String>,
+    /// Whether it was written with `creationPolicy: Orphan`.
+    pub orphan: bool,
+    /// For delete preconditions.
+    pub resource_version: Option<String>,
+    /// Type.
+    pub type_: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Values.
+    pub data: BTreeMap<String, SecretBytes>,
+    /// `immutable`.
+    pub immutable: bool,
+}
+
+impl ManagedSecret {
+    /// The data-hash annotation.
+    pub fn data_hash(&self) -> Option<&str> {
+        self.annotations
+            .get(DATA_HASH_ANNOTATION)
+            .map(String::as_str)
+    }
+}
+
+/// The live world plus what courier already manages.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Namespaces, source Secrets and (when templates need them) ConfigMaps.
+    pub world: World,
+    /// `(namespace, name)` of every Secret labelled as courier's.
+    pub managed: BTreeMap<(String, String), ManagedSecret>,
+}
+
+/// The namespaces whose Secrets the stores read: one LIST each.
+pub fn store_namespaces(manifests: &Manifests) -> BTreeSet<String> {
+    manifests
+        .stores
+        .iter()
+        .filter_map(|store| {
+            let (_, manifest) = &store.object;
+            let config = manifest.spec.provider.get("kubernetes")?;
+            let provider: KubernetesProvider = serde_json::from_value(config.clone()).ok()?;
+            Some(
+                provider
+                    .remote_namespace
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".into()),
+            )
+        })
+        .collect()
+}
+
+fn specs(manifests: &Manifests) -> impl Iterator<Item = &ExternalSecretSpec> {
+    manifests
+        .cluster_external_secrets
+        .iter()
+        .map(|c| &c.object.spec.external_secret_spec)
+        .chain(manifests.external_secrets.iter().map(|e| &e.object.spec))
+}
+
+/// Reads what a reconcile needs: one LIST of namespaces, one LIST of Secrets per store
+/// namespace, one LIST of courier-managed Secrets, and ConfigMaps only when a template
+/// reads them. No per-target GET.
+pub async fn snapshot(
+    client: &Client,
+    manifests: &Manifests,
+    block_list: &BlockList,
+) -> Result<Snapshot, ClusterError> {
+    let mut world = World {
+        block_list: block_list.clone(),
+        ..World::default()
+    };
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| ClusterError::api("list namespaces", e))?;
+    for namespace in namespaces.items {
+        let name = namespace.metadata.name.unwrap_or_default();
+        world.add_namespace(&name, namespace.metadata.labels.unwrap_or_default());
+    }
+    for namespace in store_namespaces(manifests) {
+        let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| {
+                ClusterError::api(format!("list Secrets in store namespace {namespace}"), e)
+            })?;
+        for secret in secrets.items {
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            world.add_secret(&namespace, &name, source_secret(secret));
+        }
+    }
+    let templates = specs(manifests)
+        .filter_map(|s| s.target.template.as_ref())
+        .flat_map(|t| &t.template_from);
+    let (mut wants_config_maps, mut wants_secrets) = (false, false);
+    for from in templates {
+        wants_config_maps |= from.config_map.is_some();
+        wants_secrets |= from.secret.is_some();
+    }
+    if wants_config_maps {
+        let config_maps = Api::<ConfigMap>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ClusterError::api("list ConfigMaps (for templateFrom)", e))?;
+        for config_map in config_maps.items {
+            let meta = config_map.metadata;
+            world
+                .config_maps
+                .entry(meta.namespace.unwrap_or_default())
+                .or_default()
+                .insert(
+                    meta.name.unwrap_or_default(),
+                    config_map.data.unwrap_or_default(),
+                );
+        }
+    }
+    if wants_secrets {
+        let secrets = Api::<Secret>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ClusterError::api("list Secrets (for templateFrom)", e))?;
+        for secret in secrets.items {
+            let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            if world.secret(&namespace, &name).is_none() {
+                world.add_secret(&namespace, &name, source_secret(secret));
+            }
+        }
+    }
+    let managed = list_managed(client).await?;
+    Ok(Snapshot { world, managed })
+}
+
+/// Every Secret labelled `app.kubernetes.io/managed-by=courier`, in every namespace.
+pub async fn list_managed(
+    client: &Client,
+) -> Result<BTreeMap<(String, String), ManagedSecret>, ClusterError> {
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+    let listed = Api::<Secret>::all(client.clone())
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| ClusterError::api("list courier-managed Secrets", e))?;
+    Ok(listed
+        .items
+        .into_iter()
+        .map(|secret| {
+            let meta = &secret.metadata;
+            let key = (
+                meta.namespace.clone().unwrap_or_default(),
+                meta.name.clone().unwrap_or_default(),
+            );
+            let labels = meta.labels.clone().unwrap_or_default();
+            let annotations = meta.annotations.clone().unwrap_or_default();
+            let managed = ManagedSecret {
+                instance: labels.get(INSTANCE_LABEL).cloned(),
+                origin: annotations.get(ORIGIN_ANNOTATION).cloned(),
+                orphan: annotations
+                    .get(CREATION_POLICY_ANNOTATION)
+                    .is_some_and(|p| p == "Orphan"),
+                resource_version: meta.resource_version.clone(),
+                type_: secret.type_.clone().unwrap_or_else(|| "Opaque".into()),
+                labels,
+                annotations,
+                data: decoded(secret.data.clone()),
+                immutable: secret.immutable.unwrap_or(false),
+            };
+            (key, managed)
+        })
+        .collect())
+}
+
+fn decoded(
+    data: Option<BTreeMap<String, k8s_openapi::ByteString>>,
+) -> BTreeMap<String, SecretBytes> {
+    data.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, SecretBytes::new(v.0)))
+        .collect()
+}
+
+fn source_secret(secret: Secret) -> SourceSecret {
+    SourceSecret {
+        labels: secret.metadata.labels.unwrap_or_default(),
+        annotations: secret.metadata.annotations.unwrap_or_default(),
+        type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
+        data: decoded(secret.data),
+    }
+}

@@ -1,0 +1,483 @@
+//! `courier apply` against the real API server, as a user runs it.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+use crate::support::{TestNamespace, admin_client, control_plane};
+
+/// A small platform of the test's own: a store namespace, labelled targets, a CES.
+struct Platform {
+    client: Client,
+    id: String,
+    central: TestNamespace,
+    manifests: tempfile::TempDir,
+    label: String,
+}
+
+impl Platform {
+    async fn new(prefix: &str) -> Platform {
+        let client = admin_client().await;
+        let central = TestNamespace::create(&client, &format!("{prefix}-central")).await;
+        let id = central.name.rsplit('-').next().unwrap().to_owned();
+        let label = format!("courier-test-{id}/wants");
+        let platform = Platform {
+            client,
+            id,
+            central,
+            manifests: tempfile::tempdir().unwrap(),
+            label,
+        };
+        platform
+            .put_source(
+                "shared",
+                &[("username", "bot"), ("password", "first-value")],
+            )
+            .await;
+        platform.write_manifests(&[("shared", "creds")]);
+        platform
+    }
+
+    /// One ClusterExternalSecret per `(source, target)` pair, selecting this platform's label.
+    fn write_manifests(&self, pairs: &[(&str, &str)]) {
+        let mut text = format!(
+            "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: store-{id}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {central}}}}}}}\n",
+            id = self.id,
+            central = self.central.name
+        );
+        for (source, target) in pairs {
+            text.push_str(&format!(
+                "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {target}-{id}}}\nspec:\n  namespaceSelectors:\n  - matchLabels: {{{label}: \"true\"}}\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n    target: {{name: {target}}}\n    dataFrom:\n    - extract: {{key: {source}}}\n",
+                id = self.id,
+                label = self.label
+            ));
+        }
+        std::fs::write(self.manifests.path().join("manifests.yaml"), text).unwrap();
+    }
+
+    async fn put_source(&self, name: &str, pairs: &[(&str, &str)]) {
+        let data: BTreeMap<&str, &str> = pairs.iter().copied().collect();
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name}, "stringData": data
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(self.client.clone(), &self.central.name)
+            .patch(
+                name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(secret),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn target(&self, prefix: &str, wants: bool) -> TestNamespace {
+        let namespace = TestNamespace::create(&self.client, prefix).await;
+        if wants {
+            self.set_label(&namespace.name, Some("true")).await;
+        }
+        namespace
+    }
+
+    async fn set_label(&self, namespace: &str, value: Option<&str>) {
+        let patch = serde_json::json!({"metadata": {"labels": {self.label.clone(): value}}});
+        Api::<Namespace>::all(self.client.clone())
+            .patch(namespace, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    fn apply(&self, instance: &str, extra: &[&str]) -> Outcome {
+        courier_apply(self.manifests.path().to_str().unwrap(), instance, extra)
+    }
+
+    async fn value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .unwrap()?;
+        let data = secret.data.unwrap_or_default();
+        data.get(key)
+            .map(|v| String::from_utf8(v.0.clone()).unwrap())
+    }
+}
+
+struct Outcome {
+    code: i32,
+    stderr: String,
+}
+
+impl Outcome {
+    /// The `N API requests` of the summary line.
+    fn requests(&self) -> u64 {
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("apply:"))
+            .unwrap_or_else(|| panic!("no summary:\n{}", self.stderr));
+        let before = line.split(" API requests").next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    fn has(&self, text: &str) -> bool {
+        self.stderr.contains(text)
+    }
+}
+
+fn courier_apply(path: &str, instance: &str, extra: &[&str]) -> Outcome {
+    let kubeconfig = control_plane().kubeconfig.to_str().unwrap().to_owned();
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args([
+            "apply",
+            path,
+            "--kubeconfig",
+            &kubeconfig,
+            "--instance",
+            instance,
+        ])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty(), "apply prints nothing on stdout");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stderr,
+    }
+}
+
+#[tokio::test]
+async fn labels_and_sources_drive_create_update_prune_and_no_op_costs_three_requests() {
+    let platform = Platform::new("life").await;
+    let instance = format!("life-{}", platform.id);
+    let a = platform.target("life-a", true).await;
+    let b = platform.target("life-b", true).await;
+    let c = platform.target("life-c", false).await;
+
+    let first = platform.apply(&instance, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.has("apply: 2 created, 0 updated"), "{}", first.stderr);
+    assert_eq!(
+        platform
+            .value(&a.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+    assert_eq!(platform.value(&c.name, "creds", "password").await, None);
+
+    let again = platform.apply(&instance, &[]);
+    assert!(
+        again.has("apply: 0 created, 0 updated, 2 unchanged, 0 deleted"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.requests() <= 3 + 1,
+        "a no-op reconcile with one store namespace made {} requests",
+        again.requests()
+    );
+
+    platform.set_label(&c.name, Some("true")).await;
+    platform.set_label(&a.name, None).await;
+    let relabelled = platform.apply(&instance, &[]);
+    assert!(
+        relabelled.has("apply: 1 created, 0 updated, 1 unchanged, 1 deleted"),
+        "{}",
+        relabelled.stderr
+    );
+    assert_eq!(
+        platform.value(&a.name, "creds", "password").await,
+        None,
+        "pruned when the label went away"
+    );
+    assert_eq!(
+        platform
+            .value(&c.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+
+    platform
+        .put_source(
+            "shared",
+            &[("username", "bot"), ("password", "second-value")],
+        )
+        .await;
+    let changed = platform.apply(&instance, &[]);
+    assert!(
+        changed.has("apply: 0 created, 2 updated"),
+        "{}",
+        changed.stderr
+    );
+    for namespace in [&b.name, &c.name] {
+        assert_eq!(
+            platform
+                .value(namespace, "creds", "password")
+                .await
+                .as_deref(),
+            Some("second-value")
+        );
+    }
+    assert!(!changed.stderr.contains("second-value") && !changed.stderr.contains("first-value"));
+
+    let secrets_b = Api::<Secret>::namespaced(platform.client.clone(), &b.name);
+    let edit = serde_json::json!({"stringData": {"password": "tampered"}});
+    secrets_b
+        .patch("creds", &PatchParams::default(), &Patch::Merge(edit))
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &c.name)
+        .delete("creds", &DeleteParams::default())
+        .await
+        .unwrap();
+    let restored = platform.apply(&instance, &[]);
+    assert!(
+        restored.has("apply: 1 created, 1 updated"),
+        "{}",
+        restored.stderr
+    );
+    assert_eq!(
+        platform
+            .value(&b.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("second-value")
+    );
+    assert_eq!(
+        platform
+            .value(&c.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("second-value")
+    );
+
+    let managers: Vec<String> = secrets_b
+        .get("creds")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| f.manager)
+        .collect();
+    assert!(managers.contains(&"courier".to_owned()), "{managers:?}");
+}
+
+#[tokio::test]
+async fn an_unmanaged_secret_with_the_target_name_is_refused_and_left_untouched() {
+    let platform = Platform::new("own").await;
+    let mine = platform.target("own-mine", true).await;
+    let theirs = platform.target("own-theirs", true).await;
+    let existing: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "creds"}, "stringData": {"password": "someone-elses"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &theirs.name)
+        .create(&PostParams::default(), &existing)
+        .await
+        .unwrap();
+
+    let outcome = platform.apply(&format!("own-{}", platform.id), &[]);
+    assert_eq!(outcome.code, 1);
+    assert!(
+        outcome.has(&format!(
+            "error: Secret {}/creds: exists and is not managed by courier; left untouched",
+            theirs.name
+        )),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.has("apply: 1 created"),
+        "the other target is still reconciled: {}",
+        outcome.stderr
+    );
+    assert_eq!(
+        platform
+            .value(&theirs.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("someone-elses")
+    );
+    let untouched = Api::<Secret>::namespaced(platform.client.clone(), &theirs.name)
+        .get("creds")
+        .await
+        .unwrap();
+    assert!(untouched.metadata.labels.unwrap_or_default().is_empty());
+    assert_eq!(
+        platform
+            .value(&mine.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+}
+
+#[tokio::test]
+async fn two_instances_never_prune_each_other() {
+    let platform = Platform::new("inst").await;
+    let shared = platform.target("inst-ns", true).await;
+    platform.write_manifests(&[("shared", "from-x")]);
+    assert_eq!(platform.apply(&format!("x-{}", platform.id), &[]).code, 0);
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(
+        other.path().join("m.yaml"),
+        std::fs::read_to_string(platform.manifests.path().join("manifests.yaml"))
+            .unwrap()
+            .replace("from-x", "from-y"),
+    )
+    .unwrap();
+    let y = courier_apply(
+        other.path().to_str().unwrap(),
+        &format!("y-{}", platform.id),
+        &[],
+    );
+    assert_eq!(y.code, 0, "{}", y.stderr);
+
+    // y's manifests go away: y prunes its own Secret and leaves x's.
+    let store_only = std::fs::read_to_string(other.path().join("m.yaml")).unwrap();
+    std::fs::write(
+        other.path().join("m.yaml"),
+        store_only.split("---").next().unwrap(),
+    )
+    .unwrap();
+    let pruned = courier_apply(
+        other.path().to_str().unwrap(),
+        &format!("y-{}", platform.id),
+        &[],
+    );
+    assert!(
+        pruned.has("apply: 0 created, 0 updated, 0 unchanged, 1 deleted"),
+        "{}",
+        pruned.stderr
+    );
+    assert_eq!(
+        platform.value(&shared.name, "from-y", "password").await,
+        None
+    );
+    assert_eq!(
+        platform
+            .value(&shared.name, "from-x", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+}
+
+#[tokio::test]
+async fn blocked_sources_are_never_read() {
+    let platform = Platform::new("block").await;
+    let target = platform.target("block-t", true).await;
+    let token: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "argocd-secret"}, "stringData": {"password": "admin-password"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+        .create(&PostParams::default(), &token)
+        .await
+        .unwrap();
+    platform.write_manifests(&[("argocd-secret", "copied")]);
+    let outcome = platform.apply(&format!("block-{}", platform.id), &[]);
+    assert_eq!(outcome.code, 1);
+    assert!(
+        outcome.has("is blocked: the name is on the deny list"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!outcome.has("admin-password"));
+    assert_eq!(
+        platform.value(&target.name, "copied", "password").await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
+    let platform = Platform::new("rbac").await;
+    let target = platform.target("rbac-t", true).await;
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/install/rbac.yaml"
+    ))
+    .unwrap();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&shipped).unwrap();
+    let mut role: ClusterRole = serde_json::from_value(
+        documents
+            .iter()
+            .find(|d| d["kind"] == "ClusterRole")
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let role_name = format!("courier-test-{}", platform.id);
+    role.metadata.name = Some(role_name.clone());
+    Api::<ClusterRole>::all(platform.client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+
+    let accounts =
+        Api::<ServiceAccount>::namespaced(platform.client.clone(), &platform.central.name);
+    for name in ["courier", "weaker"] {
+        let account: ServiceAccount =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        accounts
+            .create(&PostParams::default(), &account)
+            .await
+            .unwrap();
+    }
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": "courier", "namespace": platform.central.name}]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(platform.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    let as_courier = format!("system:serviceaccount:{}:courier", platform.central.name);
+    let allowed = platform.apply(&format!("rbac-{}", platform.id), &["--as", &as_courier]);
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+
+    let as_weaker = format!("system:serviceaccount:{}:weaker", platform.central.name);
+    let denied = platform.apply(&format!("rbac-{}", platform.id), &["--as", &as_weaker]);
+    assert_eq!(denied.code, 1);
+    assert!(
+        denied.has("error: failed to list namespaces: namespaces is forbidden"),
+        "{}",
+        denied.stderr
+    );
+    assert!(
+        denied.has("hint: courier's identity lacks an RBAC permission"),
+        "{}",
+        denied.stderr
+    );
+
+    Api::<ClusterRoleBinding>::all(platform.client.clone())
+        .delete(&role_name, &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<ClusterRole>::all(platform.client.clone())
+        .delete(&role_name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
