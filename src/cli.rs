@@ -31,6 +31,31 @@ pub enum Command {
     Check(InputArgs),
     /// Render against the live cluster and apply once: create, update, prune (CronJob, CI).
     Apply(ApplyArgs),
+    /// Apply, then keep applying: on changes (watched) and every refresh interval (Deployment).
+    Run(RunArgs),
+}
+
+/// `courier run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Live-mode options.
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Longest time between full resyncs (`1h`, `30m`, `90s`); manifests' shorter
+    /// refreshInterval/refreshTime win. Each wait gets ±10 % jitter.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub refresh: std::time::Duration,
+    /// Quiet time after a change before reconciling, so a burst makes one reconcile.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub debounce: std::time::Duration,
+    /// Address for /healthz, /readyz and /metrics (`:8080` is every interface).
+    #[arg(long, default_value = ":8080")]
+    pub metrics_addr: String,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    courier::controller::parse_go_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 1h, 30m, 90s or 500ms"))
 }
 
 /// How to reach the cluster: kubectl's flags, with in-cluster config when none is set.

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod cluster;
+pub mod controller;
 pub mod load;
 pub mod model;
 pub mod output;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Render(args) => commands::render::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Apply(args) => commands::apply::run(args),
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod check;
 pub mod render;
+pub mod run;
 
 use std::io::Write;
 use std::process::ExitCode;

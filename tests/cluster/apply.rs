@@ -11,16 +11,16 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use crate::support::{TestNamespace, admin_client, control_plane};
 
 /// A small platform of the test's own: a store namespace, labelled targets, a CES.
-struct Platform {
-    client: Client,
-    id: String,
-    central: TestNamespace,
-    manifests: tempfile::TempDir,
-    label: String,
+pub struct Platform {
+    pub client: Client,
+    pub id: String,
+    pub central: TestNamespace,
+    pub manifests: tempfile::TempDir,
+    pub label: String,
 }
 
 impl Platform {
-    async fn new(prefix: &str) -> Platform {
+    pub async fn new(prefix: &str) -> Platform {
         let client = admin_client().await;
         let central = TestNamespace::create(&client, &format!("{prefix}-central")).await;
         let id = central.name.rsplit('-').next().unwrap().to_owned();
@@ -43,7 +43,7 @@ impl Platform {
     }
 
     /// One ClusterExternalSecret per `(source, target)` pair, selecting this platform's label.
-    fn write_manifests(&self, pairs: &[(&str, &str)]) {
+    pub fn write_manifests(&self, pairs: &[(&str, &str)]) {
         let mut text = format!(
             "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: store-{id}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {central}}}}}}}\n",
             id = self.id,
@@ -59,7 +59,7 @@ impl Platform {
         std::fs::write(self.manifests.path().join("manifests.yaml"), text).unwrap();
     }
 
-    async fn put_source(&self, name: &str, pairs: &[(&str, &str)]) {
+    pub async fn put_source(&self, name: &str, pairs: &[(&str, &str)]) {
         let data: BTreeMap<&str, &str> = pairs.iter().copied().collect();
         let secret: Secret = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name}, "stringData": data
@@ -75,7 +75,7 @@ impl Platform {
             .unwrap();
     }
 
-    async fn target(&self, prefix: &str, wants: bool) -> TestNamespace {
+    pub async fn target(&self, prefix: &str, wants: bool) -> TestNamespace {
         let namespace = TestNamespace::create(&self.client, prefix).await;
         if wants {
             self.set_label(&namespace.name, Some("true")).await;
@@ -83,7 +83,7 @@ impl Platform {
         namespace
     }
 
-    async fn set_label(&self, namespace: &str, value: Option<&str>) {
+    pub async fn set_label(&self, namespace: &str, value: Option<&str>) {
         let patch = serde_json::json!({"metadata": {"labels": {self.label.clone(): value}}});
         Api::<Namespace>::all(self.client.clone())
             .patch(namespace, &PatchParams::default(), &Patch::Merge(patch))
@@ -95,7 +95,7 @@ impl Platform {
         courier_apply(self.manifests.path().to_str().unwrap(), instance, extra)
     }
 
-    async fn value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+    pub async fn value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
         let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
             .await

@@ -3,4 +3,5 @@
 
 mod apply;
 mod control_plane;
+mod run;
 mod support;

@@ -1,0 +1,417 @@
+//! `courier run`: reconcile at start, then on every relevant change (debounced) and on a
+//! jittered resync interval; health, readiness and Prometheus metrics over HTTP.
+//!
+//! Watches only trigger reconciles; each reconcile still reads the world with its few
+//! LISTs, so `run` and `apply` always decide from the same fresh snapshot. Watches are
+//! metadata-only: no secret value travels over them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+
+use crate::apply::{self, ApplyOptions};
+use crate::cluster::{self, Connection};
+use crate::load::{Manifests, load_paths};
+use crate::plan::{self, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::world::BlockList;
+
+/// How `run` behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Manifest paths, re-read at every reconcile (a mounted ConfigMap may change).
+    pub paths: Vec<PathBuf>,
+    /// Writes.
+    pub apply: ApplyOptions,
+    /// What is never read or written.
+    pub block_list: BlockList,
+    /// Longest time between full resyncs; shorter `refreshInterval`/`refreshTime` win.
+    pub refresh: Duration,
+    /// Quiet time after a change before reconciling, so a burst makes one reconcile.
+    pub debounce: Duration,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen; none to disable.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Shortest resync any manifest asks for.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+
+/// Prometheus metrics of the controller.
+#[derive(Default)]
+pub struct Metrics {
+    reconciles: Counter,
+    reconcile_failures: Counter,
+    target_errors: Gauge,
+    created: Counter,
+    updated: Counter,
+    deleted: Counter,
+    api_requests: Counter,
+    last_success: Gauge<f64, AtomicU64>,
+    ready: AtomicBool,
+}
+
+impl Metrics {
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("courier");
+        registry.register("reconciles", "Reconciles run", self.reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that could not read or load their inputs",
+            self.reconcile_failures.clone(),
+        );
+        registry.register(
+            "target_errors",
+            "Targets and manifests that failed in the last reconcile",
+            self.target_errors.clone(),
+        );
+        registry.register("secrets_created", "Secrets created", self.created.clone());
+        registry.register("secrets_updated", "Secrets updated", self.updated.clone());
+        registry.register("secrets_deleted", "Secrets deleted", self.deleted.clone());
+        registry.register(
+            "api_requests",
+            "Requests sent to the Kubernetes API",
+            self.api_requests.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the last reconcile without errors",
+            self.last_success.clone(),
+        );
+        registry
+    }
+}
+
+struct Served {
+    metrics: Arc<Metrics>,
+    registry: Registry,
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = options.metrics_addr {
+        let served = Arc::new(Served {
+            metrics: metrics.clone(),
+            registry: metrics.registry(),
+        });
+        let router = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(served);
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        });
+    }
+
+    let changed = Arc::new(Notify::new());
+    let mut watched_store_namespaces = Vec::new();
+    spawn_watch(
+        "namespaces",
+        Api::<PartialObjectMeta<Namespace>>::all(connection.client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let managed =
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    spawn_watch(
+        "managed Secrets",
+        Api::<PartialObjectMeta<Secret>>::all(connection.client.clone()),
+        managed,
+        changed.clone(),
+    );
+
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut failures: u32 = 0;
+    let mut requests_seen = 0;
+    loop {
+        let outcome = reconcile(&connection, &options, &metrics).await;
+        metrics
+            .api_requests
+            .inc_by(connection.requests() - requests_seen);
+        requests_seen = connection.requests();
+        let resync = match &outcome {
+            Ok(manifests) => {
+                failures = 0;
+                for namespace in cluster::store_namespaces(manifests) {
+                    if !watched_store_namespaces.contains(&namespace) {
+                        let api = Api::<PartialObjectMeta<Secret>>::namespaced(
+                            connection.client.clone(),
+                            &namespace,
+                        );
+                        spawn_watch(
+                            "store Secrets",
+                            api,
+                            watcher::Config::default(),
+                            changed.clone(),
+                        );
+                        watched_store_namespaces.push(namespace);
+                    }
+                }
+                with_jitter(refresh_interval(manifests, options.refresh))
+            }
+            Err(_) => {
+                failures = failures.saturating_add(1);
+                // Back off while the API server is away: 1 s, 2 s, 4 s ... 60 s.
+                Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(resync) => tracing::debug!("resync"),
+            _ = changed.notified() => {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(options.debounce) => tracing::debug!("change"),
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn reconcile(
+    connection: &Connection,
+    options: &RunOptions,
+    metrics: &Metrics,
+) -> Result<Manifests, ()> {
+    metrics.reconciles.inc();
+    let inputs = match load_paths(&options.paths) {
+        Ok(inputs) => inputs,
+        Err(errors) => {
+            for error in &errors {
+                tracing::error!(%error, "cannot load manifests");
+            }
+            metrics.reconcile_failures.inc();
+            return Err(());
+        }
+    };
+    let snapshot =
+        match cluster::snapshot(&connection.client, &inputs.manifests, &options.block_list).await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the cluster");
+                metrics.reconcile_failures.inc();
+                metrics.ready.store(false, Ordering::Relaxed);
+                return Err(());
+            }
+        };
+    let plan = plan::plan(&inputs.manifests, &snapshot.world);
+    let report = apply::reconcile(&connection.client, &plan, &snapshot, &options.apply).await;
+    for error in &plan.errors {
+        tracing::error!(%error, "manifest failed");
+    }
+    for error in &report.errors {
+        tracing::error!(%error, "target failed");
+    }
+    metrics.created.inc_by(report.created.len() as u64);
+    metrics.updated.inc_by(report.updated.len() as u64);
+    metrics.deleted.inc_by(report.deleted.len() as u64);
+    let errors = plan.errors.len() + report.errors.len();
+    metrics.target_errors.set(errors as i64);
+    if errors == 0 {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        metrics.last_success.set(now.as_secs_f64());
+    }
+    metrics.ready.store(true, Ordering::Relaxed);
+    let level_summary = report.summary();
+    tracing::info!(
+        summary = level_summary.as_str(),
+        requests = connection.requests(),
+        "reconciled"
+    );
+    Ok(inputs.manifests)
+}
+
+fn spawn_watch<K>(
+    what: &'static str,
+    api: Api<PartialObjectMeta<K>>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+) where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default,
+{
+    tokio::spawn(async move {
+        let mut initial_sync_done = false;
+        let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(Event::Apply(_) | Event::Delete(_)) => changed.notify_one(),
+                Ok(Event::InitDone) if initial_sync_done => changed.notify_one(),
+                Ok(Event::InitDone) => initial_sync_done = true,
+                Ok(Event::Init | Event::InitApply(_)) => {}
+                Err(error) => tracing::warn!(what, %error, "watch interrupted; retrying"),
+            }
+        }
+    });
+}
+
+/// The shortest of `--refresh` and every manifest's `refreshInterval`/`refreshTime`
+/// (`0` means "never refresh" in ESO and is skipped), at least [`MIN_REFRESH`].
+pub fn refresh_interval(manifests: &Manifests, ceiling: Duration) -> Duration {
+    let asked = manifests
+        .cluster_external_secrets
+        .iter()
+        .flat_map(|c| {
+            [
+                c.object.spec.refresh_time.as_deref(),
+                c.object
+                    .spec
+                    .external_secret_spec
+                    .refresh_interval
+                    .as_deref(),
+            ]
+        })
+        .chain(
+            manifests
+                .external_secrets
+                .iter()
+                .map(|e| e.object.spec.refresh_interval.as_deref()),
+        )
+        .flatten()
+        .filter_map(parse_go_duration)
+        .filter(|d| !d.is_zero());
+    asked.fold(ceiling, Duration::min).max(MIN_REFRESH)
+}
+
+/// Go's `time.ParseDuration` for the units manifests use: `1h30m`, `90s`, `500ms`.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += value * seconds;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// ±10 %, so many replicas or CronJobs do not resync in lockstep.
+fn with_jitter(interval: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64,
+    );
+    let fraction = (hasher.finish() % 2001) as f64 / 10_000.0 - 0.1;
+    interval.mul_f64(1.0 + fraction)
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn readyz(State(served): State<Arc<Served>>) -> (StatusCode, &'static str) {
+    if served.metrics.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no successful read of the cluster yet",
+        )
+    }
+}
+
+async fn metrics_text(State(served): State<Arc<Served>>) -> (StatusCode, String) {
+    let mut text = String::new();
+    match encode(&mut text, &served.registry) {
+        Ok(()) => (StatusCode::OK, text),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("1d"), None);
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("h"), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..100 {
+            let jittered = with_jitter(Duration::from_secs(100));
+            assert!(
+                jittered >= Duration::from_secs(90) && jittered <= Duration::from_secs(110),
+                "{jittered:?}"
+            );
+        }
+    }
+}
