@@ -279,40 +279,79 @@ pub async fn snapshot(
     Ok(Snapshot { world, managed })
 }
 
+/// A Secret as `list_managed` reads it: only what reconciling needs. Skipping
+/// `managedFields` (a JSON tree per object) keeps a 10,000-target LIST small in memory.
+#[derive(serde::Deserialize, Clone)]
+struct LeanSecret {
+    metadata: LeanMeta,
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+    #[serde(default)]
+    data: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    immutable: Option<bool>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct LeanMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
 /// Every Secret labelled `app.kubernetes.io/managed-by=courier`, in every namespace.
 pub async fn list_managed(
     client: &Client,
 ) -> Result<BTreeMap<(String, String), ManagedSecret>, ClusterError> {
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
-    let listed = Api::<Secret>::all(client.clone())
+    let request = kube::core::Request::new("/api/v1/secrets")
         .list(&ListParams::default().labels(&selector))
+        .map_err(|e| ClusterError::Config(e.to_string()))?;
+    let listed: kube::core::ObjectList<LeanSecret> = client
+        .request(request)
         .await
         .map_err(|e| ClusterError::api("list courier-managed Secrets", e))?;
+    let engine = &base64::engine::general_purpose::STANDARD;
     Ok(listed
         .items
         .into_iter()
         .map(|secret| {
-            let meta = &secret.metadata;
-            let key = (
-                meta.namespace.clone().unwrap_or_default(),
-                meta.name.clone().unwrap_or_default(),
-            );
-            let labels = meta.labels.clone().unwrap_or_default();
-            let annotations = meta.annotations.clone().unwrap_or_default();
+            let meta = secret.metadata;
+            let labels = meta.labels.unwrap_or_default();
+            let annotations = meta.annotations.unwrap_or_default();
+            let data = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        SecretBytes::new(base64::Engine::decode(engine, v).unwrap_or_default()),
+                    )
+                })
+                .collect();
             let managed = ManagedSecret {
                 instance: labels.get(INSTANCE_LABEL).cloned(),
                 origin: annotations.get(ORIGIN_ANNOTATION).cloned(),
                 orphan: annotations
                     .get(CREATION_POLICY_ANNOTATION)
                     .is_some_and(|p| p == "Orphan"),
-                resource_version: meta.resource_version.clone(),
-                type_: secret.type_.clone().unwrap_or_else(|| "Opaque".into()),
+                resource_version: meta.resource_version,
+                type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
                 labels,
                 annotations,
-                data: decoded(secret.data.clone()),
+                data,
                 immutable: secret.immutable.unwrap_or(false),
             };
-            (key, managed)
+            ((meta.namespace, meta.name), managed)
         })
         .collect())
 }

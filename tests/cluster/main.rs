@@ -3,5 +3,6 @@
 
 mod apply;
 mod control_plane;
+mod install;
 mod run;
 mod support;
