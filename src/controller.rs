@@ -65,6 +65,8 @@ pub struct Metrics {
     api_requests: Counter,
     last_success: Gauge<f64, AtomicU64>,
     ready: AtomicBool,
+    /// Set by a failing watch, cleared by the next event: the API server is away.
+    api_unreachable: Arc<AtomicBool>,
 }
 
 impl Metrics {
@@ -126,20 +128,23 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
     }
 
     let changed = Arc::new(Notify::new());
+    let watch = |what| Watch {
+        what,
+        changed: changed.clone(),
+        api_unreachable: metrics.api_unreachable.clone(),
+    };
     let mut watched_store_namespaces = Vec::new();
     spawn_watch(
-        "namespaces",
+        watch("namespaces"),
         Api::<PartialObjectMeta<Namespace>>::all(connection.client.clone()),
         watcher::Config::default(),
-        changed.clone(),
     );
     let managed =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     spawn_watch(
-        "managed Secrets",
+        watch("managed Secrets"),
         Api::<PartialObjectMeta<Secret>>::all(connection.client.clone()),
         managed,
-        changed.clone(),
     );
 
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -160,12 +165,7 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
                             connection.client.clone(),
                             &namespace,
                         );
-                        spawn_watch(
-                            "store Secrets",
-                            api,
-                            watcher::Config::default(),
-                            changed.clone(),
-                        );
+                        spawn_watch(watch("store Secrets"), api, watcher::Config::default());
                         watched_store_namespaces.push(namespace);
                     }
                 }
@@ -177,6 +177,13 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
                 Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
             }
         };
+        if outcome.is_err() {
+            // While the API is away, changes wait for the backoff: no retry storm.
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(resync) => continue,
+            }
+        }
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(resync) => tracing::debug!("resync"),
@@ -238,6 +245,7 @@ async fn reconcile(
         metrics.last_success.set(now.as_secs_f64());
     }
     metrics.ready.store(true, Ordering::Relaxed);
+    metrics.api_unreachable.store(false, Ordering::Relaxed);
     let level_summary = report.summary();
     tracing::info!(
         summary = level_summary.as_str(),
@@ -247,12 +255,14 @@ async fn reconcile(
     Ok(inputs.manifests)
 }
 
-fn spawn_watch<K>(
+struct Watch {
     what: &'static str,
-    api: Api<PartialObjectMeta<K>>,
-    config: watcher::Config,
     changed: Arc<Notify>,
-) where
+    api_unreachable: Arc<AtomicBool>,
+}
+
+fn spawn_watch<K>(watch: Watch, api: Api<PartialObjectMeta<K>>, config: watcher::Config)
+where
     K: kube::Resource
         + Clone
         + serde::de::DeserializeOwned
@@ -265,13 +275,31 @@ fn spawn_watch<K>(
     tokio::spawn(async move {
         let mut initial_sync_done = false;
         let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+        let Watch {
+            what,
+            changed,
+            api_unreachable,
+        } = watch;
         while let Some(event) = events.next().await {
+            // `Init` is announced before any request is made, so it proves nothing.
+            if matches!(
+                event,
+                Ok(Event::Apply(_) | Event::Delete(_) | Event::InitApply(_) | Event::InitDone)
+            ) {
+                api_unreachable.store(false, Ordering::Relaxed);
+            }
             match event {
                 Ok(Event::Apply(_) | Event::Delete(_)) => changed.notify_one(),
+                // A watch that had to list again may have missed changes: reconcile.
                 Ok(Event::InitDone) if initial_sync_done => changed.notify_one(),
                 Ok(Event::InitDone) => initial_sync_done = true,
                 Ok(Event::Init | Event::InitApply(_)) => {}
-                Err(error) => tracing::warn!(what, %error, "watch interrupted; retrying"),
+                Err(error) => {
+                    api_unreachable.store(true, Ordering::Relaxed);
+                    // Reconcile attempts (with the loop's backoff) tell when the API is back.
+                    changed.notify_one();
+                    tracing::warn!(what, %error, "watch interrupted; retrying");
+                }
             }
         }
     });
@@ -370,12 +398,18 @@ async fn shutdown_signal() {
 }
 
 async fn readyz(State(served): State<Arc<Served>>) -> (StatusCode, &'static str) {
-    if served.metrics.ready.load(Ordering::Relaxed) {
+    let metrics = &served.metrics;
+    if metrics.api_unreachable.load(Ordering::Relaxed) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the Kubernetes API is unreachable",
+        )
+    } else if metrics.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ok")
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no successful read of the cluster yet",
+            "not ready: the last read of the cluster failed",
         )
     }
 }

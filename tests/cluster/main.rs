@@ -3,6 +3,7 @@
 
 mod apply;
 mod control_plane;
+mod faults;
 mod install;
 mod run;
 mod support;

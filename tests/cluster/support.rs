@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -24,7 +24,105 @@ pub struct ControlPlane {
     pub expected_version: Option<String>,
     /// Kept so the temp dir (certs, etcd data, logs) lives as long as the servers.
     _state: Option<tempfile::TempDir>,
-    _servers: Vec<Child>,
+    /// The watchdogs of etcd and kube-apiserver (none for an external cluster).
+    servers: Mutex<Vec<(ServerCommand, Option<Child>)>>,
+    server: String,
+}
+
+/// How to (re)start one server under its watchdog.
+#[derive(Clone)]
+struct ServerCommand {
+    log: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    state_dir: PathBuf,
+}
+
+impl ServerCommand {
+    fn spawn(&self) -> Result<Child, String> {
+        let mut command = Command::new(repo_root().join("testenv/watchdog.sh"));
+        if self.log == "etcd.log" {
+            // etcd stops last (kube-apiserver depends on it), so its watchdog clears the state.
+            command.env("WATCHDOG_REMOVE_DIR", &self.state_dir);
+        }
+        command
+            .arg(std::process::id().to_string())
+            .arg(self.state_dir.join(self.log))
+            .arg("--")
+            .arg(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.log))
+    }
+}
+
+/// Asks a watchdog to stop its server (it traps TERM) and waits until both are gone.
+fn stop(watchdog: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &watchdog.id().to_string()])
+        .status();
+    let _ = watchdog.wait();
+}
+
+impl ControlPlane {
+    /// A control plane of the caller's own, for tests that disturb it (restarts). It is
+    /// stopped when dropped.
+    pub fn start_private() -> ControlPlane {
+        std::thread::spawn(start)
+            .join()
+            .unwrap_or_else(|_| Err("start-up panicked".into()))
+            .unwrap_or_else(|e| panic!("cannot start a private control plane: {e}"))
+    }
+
+    /// Stops kube-apiserver (etcd keeps running).
+    pub fn stop_apiserver(&self) {
+        let mut servers = self.servers.lock().unwrap();
+        if let Some((_, Some(watchdog))) = servers
+            .iter_mut()
+            .find(|(c, _)| c.log == "kube-apiserver.log")
+        {
+            stop(watchdog);
+        }
+        if let Some(entry) = servers
+            .iter_mut()
+            .find(|(c, _)| c.log == "kube-apiserver.log")
+        {
+            entry.1 = None;
+        }
+    }
+
+    /// Starts kube-apiserver again with the same flags and waits until it is ready.
+    pub fn start_apiserver(&self) {
+        let mut servers = self.servers.lock().unwrap();
+        let (command, slot) = servers
+            .iter_mut()
+            .find(|(c, _)| c.log == "kube-apiserver.log")
+            .expect("a local control plane");
+        let mut child = command.spawn().unwrap();
+        let state_dir = command.state_dir.clone();
+        wait_until_ready(
+            &self.server,
+            &state_dir,
+            &mut child,
+            Duration::from_secs(120),
+        )
+        .unwrap();
+        *slot = Some(child);
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let mut servers = self.servers.lock().unwrap();
+        for (_, watchdog) in servers.iter_mut().rev() {
+            if let Some(watchdog) = watchdog {
+                stop(watchdog);
+            }
+        }
+    }
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -37,7 +135,8 @@ pub fn control_plane() -> &'static ControlPlane {
             kubeconfig: PathBuf::from(path),
             expected_version: None,
             _state: None,
-            _servers: Vec::new(),
+            servers: Mutex::new(Vec::new()),
+            server: String::new(),
         }),
         // Start-up blocks on its own runtime, so it runs outside the calling test's.
         None => std::thread::spawn(start)
@@ -56,6 +155,15 @@ pub fn control_plane() -> &'static ControlPlane {
 /// An admin client for the calling test's runtime.
 pub async fn admin_client() -> Client {
     client_as(None).await
+}
+
+/// An admin client of a given (private) control plane.
+pub async fn client_of(plane: &ControlPlane) -> Client {
+    let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig).expect("kubeconfig reads");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client builds")
 }
 
 /// A client that acts as `user` through impersonation: a restricted identity with no
@@ -181,29 +289,15 @@ fn start() -> Result<ControlPlane, String> {
     let etcd_port = free_port().map_err(|e| e.to_string())?;
     let etcd_peer_port = free_port().map_err(|e| e.to_string())?;
     let api_port = free_port().map_err(|e| e.to_string())?;
-    let owner = std::process::id().to_string();
-    let watchdog = repo_root().join("testenv/watchdog.sh");
-    let spawn = |log: &str, program: PathBuf, args: Vec<String>| -> Result<Child, String> {
-        let mut command = Command::new(&watchdog);
-        if log == "etcd.log" {
-            // etcd stops last (kube-apiserver depends on it), so its watchdog clears the state.
-            command.env("WATCHDOG_REMOVE_DIR", dir);
-        }
-        command
-            .arg(&owner)
-            .arg(dir.join(log))
-            .arg("--")
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {log}: {e}"))
-    };
     let etcd_url = format!("http://127.0.0.1:{etcd_port}");
     let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
-    let etcd = spawn(
+    let server_command = |log: &'static str, program: PathBuf, args: Vec<String>| ServerCommand {
+        log,
+        program,
+        args,
+        state_dir: dir.to_path_buf(),
+    };
+    let etcd_command = server_command(
         "etcd.log",
         bin.join("etcd"),
         vec![
@@ -217,8 +311,9 @@ fn start() -> Result<ControlPlane, String> {
             "--unsafe-no-fsync".into(),
             "--log-level=warn".into(),
         ],
-    )?;
-    let mut apiserver = spawn(
+    );
+    let etcd = etcd_command.spawn()?;
+    let apiserver_command = server_command(
         "kube-apiserver.log",
         bin.join("kube-apiserver"),
         vec![
@@ -250,7 +345,8 @@ fn start() -> Result<ControlPlane, String> {
             "--endpoint-reconciler-type=none".into(),
             "--enable-priority-and-fairness=false".into(),
         ],
-    )?;
+    );
+    let mut apiserver = apiserver_command.spawn()?;
     let server = format!("https://127.0.0.1:{api_port}");
     let kubeconfig = dir.join("kubeconfig");
     write(
@@ -270,7 +366,11 @@ fn start() -> Result<ControlPlane, String> {
         kubeconfig,
         expected_version,
         _state: Some(state),
-        _servers: vec![etcd, apiserver],
+        servers: Mutex::new(vec![
+            (etcd_command, Some(etcd)),
+            (apiserver_command, Some(apiserver)),
+        ]),
+        server,
     })
 }
 
