@@ -54,7 +54,23 @@ pub struct Report {
     /// Stale targets left behind (`creationPolicy: Orphan`).
     pub orphaned: Vec<String>,
     /// Per-target failures; the other targets were still reconciled.
-    pub errors: Vec<String>,
+    pub errors: Vec<ApplyError>,
+}
+
+/// A target that could not be written. Messages come from the API server or name
+/// objects; never a value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApplyError {
+    /// `namespace/name`.
+    pub target: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret {}: {}", self.target, self.message)
+    }
 }
 
 impl Report {
@@ -109,11 +125,14 @@ pub async fn reconcile(
             .get(&(secret.namespace.clone(), secret.name.clone()))
         {
             Some(existing) if existing.instance.as_deref() != Some(options.instance.as_str()) => {
-                report.errors.push(format!(
-                    "Secret {target}: managed by courier instance {:?}, not {:?}; left untouched",
-                    existing.instance.as_deref().unwrap_or("<none>"),
-                    options.instance
-                ));
+                report.errors.push(ApplyError {
+                    target,
+                    message: format!(
+                        "managed by courier instance {:?}, not {:?}; left untouched",
+                        existing.instance.as_deref().unwrap_or("<none>"),
+                        options.instance
+                    ),
+                });
             }
             Some(existing) if is_current(existing, secret, &options.instance) => {
                 report.unchanged += 1
@@ -130,10 +149,10 @@ pub async fn reconcile(
             Ok(unmanaged) => {
                 for secret in to_create {
                     if unmanaged.contains(&(secret.namespace.clone(), secret.name.clone())) {
-                        report.errors.push(format!(
-                            "Secret {}/{}: exists and is not managed by courier; left untouched (delete it or rename the target)",
-                            secret.namespace, secret.name
-                        ));
+                        report.errors.push(ApplyError {
+                            target: format!("{}/{}", secret.namespace, secret.name),
+                            message: "exists and is not managed by courier; left untouched (delete it or rename the target)".into(),
+                        });
                     } else {
                         actions.push(Action::Apply {
                             secret,
@@ -142,7 +161,12 @@ pub async fn reconcile(
                     }
                 }
             }
-            Err(e) => report.errors.push(e.to_string()),
+            Err(e) => report
+                .errors
+                .extend(to_create.iter().map(|secret| ApplyError {
+                    target: format!("{}/{}", secret.namespace, secret.name),
+                    message: e.to_string(),
+                })),
         }
     }
     for ((namespace, name), existing) in &snapshot.managed {
@@ -199,7 +223,10 @@ pub async fn reconcile(
             Ok(_) if is_delete => report.deleted.push(target),
             Ok(true) => report.created.push(target),
             Ok(false) => report.updated.push(target),
-            Err(e) => report.errors.push(format!("Secret {target}: {e}")),
+            Err(e) => report.errors.push(ApplyError {
+                target,
+                message: e.to_string(),
+            }),
         }
     }
     for list in [
@@ -207,10 +234,10 @@ pub async fn reconcile(
         &mut report.updated,
         &mut report.deleted,
         &mut report.orphaned,
-        &mut report.errors,
     ] {
         list.sort();
     }
+    report.errors.sort();
     report
 }
 

@@ -75,9 +75,18 @@ pub struct ClientArgs {
 /// What live modes share.
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Manifests (ClusterExternalSecret, ExternalSecret, stores); the world comes from the cluster.
-    #[command(flatten)]
-    pub input: InputArgs,
+    /// Manifests (ClusterExternalSecret, ExternalSecret, stores): files, directories or `-`;
+    /// the world (namespaces, source Secrets) comes from the cluster.
+    #[arg(
+        value_name = "PATH",
+        required_unless_present = "from_cluster",
+        conflicts_with = "from_cluster"
+    )]
+    pub paths: Vec<PathBuf>,
+    /// Read the manifests from the cluster instead (the ESO CRDs installed, no ESO
+    /// controller) and write their status and failure Events as ESO would.
+    #[arg(long)]
+    pub from_cluster: bool,
     /// Cluster access.
     #[command(flatten)]
     pub client: ClientArgs,

@@ -373,3 +373,62 @@ fn source_secret(secret: Secret) -> SourceSecret {
         data: decoded(secret.data),
     }
 }
+
+/// Reads the ESO manifests from the API server (`--from-cluster`): one LIST per kind, of
+/// `external-secrets.io/v1`. Returns them as if loaded from files, with the objects whose
+/// status courier writes.
+pub async fn manifests_from_cluster(
+    client: &Client,
+) -> Result<
+    (
+        crate::load::Inputs,
+        Vec<crate::status::ClusterObject>,
+        Vec<crate::load::LoadError>,
+    ),
+    ClusterError,
+> {
+    use kube::api::DynamicObject;
+    let mut values = Vec::new();
+    let mut objects = Vec::new();
+    for (kind, _) in crate::status::ESO_RESOURCES {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &crate::status::resource(kind));
+        let listed = api.list(&ListParams::default()).await.map_err(|e| {
+            let mut error = ClusterError::api(format!("list {kind}s"), e);
+            if error.is_status(404)
+                && let ClusterError::Api { hint, .. } = &mut error
+            {
+                *hint = "\nhint: --from-cluster needs the External Secrets Operator CRDs installed"
+                    .into();
+            }
+            error
+        })?;
+        for item in listed.items {
+            let name = item.metadata.name.clone().unwrap_or_default();
+            let namespace = item.metadata.namespace.clone();
+            if matches!(kind, "ClusterExternalSecret" | "ExternalSecret") {
+                objects.push(crate::status::ClusterObject {
+                    kind: kind.to_owned(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    uid: item.metadata.uid.clone(),
+                    status: item
+                        .data
+                        .get("status")
+                        .cloned()
+                        .unwrap_or(serde_json::Value::Null),
+                });
+            }
+            let mut value =
+                serde_json::to_value(&item).map_err(|e| ClusterError::Config(e.to_string()))?;
+            value["apiVersion"] = serde_json::Value::from(format!("{}/v1", crate::load::ESO_GROUP));
+            value["kind"] = serde_json::Value::from(kind);
+            let origin = crate::load::Origin {
+                file: "cluster".into(),
+                line: 0,
+            };
+            values.push((origin, value));
+        }
+    }
+    let (inputs, errors) = crate::load::load_values(values);
+    Ok((inputs, objects, errors))
+}

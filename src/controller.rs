@@ -6,7 +6,6 @@
 //! metadata-only: no secret value travels over them.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -27,17 +26,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
-use crate::apply::{self, ApplyOptions};
+use crate::apply::ApplyOptions;
 use crate::cluster::{self, Connection};
-use crate::load::{Manifests, load_paths};
-use crate::plan::{self, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::load::Manifests;
+use crate::plan::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::reconcile::{ManifestSource, ReconcileError, reconcile_once};
 use crate::world::BlockList;
 
 /// How `run` behaves.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Manifest paths, re-read at every reconcile (a mounted ConfigMap may change).
-    pub paths: Vec<PathBuf>,
+    /// Manifests: files re-read at every reconcile (a mounted ConfigMap may change), or the cluster.
+    pub source: ManifestSource,
     /// Writes.
     pub apply: ApplyOptions,
     /// What is never read or written.
@@ -205,40 +205,39 @@ async fn reconcile(
     metrics: &Metrics,
 ) -> Result<Manifests, ()> {
     metrics.reconciles.inc();
-    let inputs = match load_paths(&options.paths) {
-        Ok(inputs) => inputs,
-        Err(errors) => {
+    let outcome = match reconcile_once(
+        connection,
+        &options.source,
+        &options.block_list,
+        &options.apply,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(ReconcileError::Load(errors)) => {
             for error in &errors {
                 tracing::error!(%error, "cannot load manifests");
             }
             metrics.reconcile_failures.inc();
             return Err(());
         }
+        Err(ReconcileError::Cluster(error)) => {
+            tracing::error!(%error, "cannot read the cluster");
+            metrics.reconcile_failures.inc();
+            metrics.ready.store(false, Ordering::Relaxed);
+            return Err(());
+        }
     };
-    let snapshot =
-        match cluster::snapshot(&connection.client, &inputs.manifests, &options.block_list).await {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the cluster");
-                metrics.reconcile_failures.inc();
-                metrics.ready.store(false, Ordering::Relaxed);
-                return Err(());
-            }
-        };
-    let plan = plan::plan(&inputs.manifests, &snapshot.world);
-    let report = apply::reconcile(&connection.client, &plan, &snapshot, &options.apply).await;
-    for error in &plan.errors {
-        tracing::error!(%error, "manifest failed");
+    let errors = outcome.error_lines();
+    for error in &errors {
+        tracing::error!(%error, "reconcile error");
     }
-    for error in &report.errors {
-        tracing::error!(%error, "target failed");
-    }
+    let report = &outcome.report;
     metrics.created.inc_by(report.created.len() as u64);
     metrics.updated.inc_by(report.updated.len() as u64);
     metrics.deleted.inc_by(report.deleted.len() as u64);
-    let errors = plan.errors.len() + report.errors.len();
-    metrics.target_errors.set(errors as i64);
-    if errors == 0 {
+    metrics.target_errors.set(errors.len() as i64);
+    if errors.is_empty() {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
@@ -246,13 +245,12 @@ async fn reconcile(
     }
     metrics.ready.store(true, Ordering::Relaxed);
     metrics.api_unreachable.store(false, Ordering::Relaxed);
-    let level_summary = report.summary();
     tracing::info!(
-        summary = level_summary.as_str(),
+        summary = report.summary().as_str(),
         requests = connection.requests(),
         "reconciled"
     );
-    Ok(inputs.manifests)
+    Ok(outcome.manifests)
 }
 
 struct Watch {

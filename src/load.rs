@@ -164,6 +164,16 @@ pub fn load_str(name: &str, text: &str) -> Result<Inputs, Vec<LoadError>> {
     }
 }
 
+/// Objects already parsed (read from the API server, say), each with the origin to name
+/// in errors.
+pub fn load_values(values: Vec<(Origin, Value)>) -> (Inputs, Vec<LoadError>) {
+    let mut loader = Loader::default();
+    for (origin, value) in values {
+        loader.add_value(origin, value);
+    }
+    loader.finish()
+}
+
 enum FileInput {
     Stdin,
     Path(PathBuf),

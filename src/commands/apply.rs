@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::apply::{self, ApplyOptions};
+use courier::apply::ApplyOptions;
 use courier::cluster::{self, ClientOptions};
-use courier::load::{Inputs, load_paths};
-use courier::plan;
+use courier::load::load_paths;
+use courier::reconcile::{ManifestSource, ReconcileError, reconcile_once};
 use courier::world::BlockList;
 
 use super::report_errors;
@@ -14,20 +14,24 @@ use crate::cli::{ApplyArgs, ClientArgs, LiveArgs};
 
 /// Applies once; exits non-zero when any manifest or target failed.
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let inputs = match load_manifests(&args.live) {
-        Ok(inputs) => inputs,
+    let source = match manifest_source(&args.live) {
+        Ok(source) => source,
         Err(code) => return Ok(code),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(apply_once(&args.live, &inputs, args.dry_run))
+    runtime.block_on(apply_once(&args.live, &source, args.dry_run))
 }
 
-/// Loads the manifests; world objects in the files are ignored, the cluster has the real ones.
-pub fn load_manifests(args: &LiveArgs) -> Result<Inputs, ExitCode> {
-    let inputs = load_paths(&args.input.paths).map_err(|errors| {
+/// Files are loaded once up front so a broken manifest fails before touching the cluster;
+/// world objects in them are ignored, the cluster has the real ones.
+pub fn manifest_source(args: &LiveArgs) -> Result<ManifestSource, ExitCode> {
+    if args.from_cluster {
+        return Ok(ManifestSource::Cluster);
+    }
+    let inputs = load_paths(&args.paths).map_err(|errors| {
         report_errors(
             errors.iter().map(ToString::to_string),
             "nothing was applied",
@@ -40,7 +44,7 @@ pub fn load_manifests(args: &LiveArgs) -> Result<Inputs, ExitCode> {
             "Namespaces, Secrets and ConfigMaps in the input are ignored: live mode reads them from the cluster"
         );
     }
-    Ok(inputs)
+    Ok(ManifestSource::Files(args.paths.clone()))
 }
 
 /// The block list from flags.
@@ -59,28 +63,38 @@ pub fn client_options(args: &ClientArgs) -> ClientOptions {
     }
 }
 
-async fn apply_once(args: &LiveArgs, inputs: &Inputs, dry_run: bool) -> anyhow::Result<ExitCode> {
+async fn apply_once(
+    args: &LiveArgs,
+    source: &ManifestSource,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     let connection = cluster::connect(&client_options(&args.client)).await?;
-    let snapshot =
-        match cluster::snapshot(&connection.client, &inputs.manifests, &block_list(args)).await {
-            Ok(snapshot) => snapshot,
-            Err(e) => return Ok(report_errors([e.to_string()], "nothing was applied")),
-        };
-    let plan = plan::plan(&inputs.manifests, &snapshot.world);
     let options = ApplyOptions {
         instance: args.instance.clone(),
         dry_run,
         concurrency: args.concurrency,
     };
-    let report = apply::reconcile(&connection.client, &plan, &snapshot, &options).await;
-    for target in &report.created {
-        tracing::info!(target = target.as_str(), "created");
-    }
-    for target in &report.updated {
-        tracing::info!(target = target.as_str(), "updated");
-    }
-    for target in &report.deleted {
-        tracing::info!(target = target.as_str(), "deleted");
+    let outcome = match reconcile_once(&connection, source, &block_list(args), &options).await {
+        Ok(outcome) => outcome,
+        Err(ReconcileError::Load(errors)) => {
+            return Ok(report_errors(
+                errors.iter().map(ToString::to_string),
+                "nothing was applied",
+            ));
+        }
+        Err(ReconcileError::Cluster(e)) => {
+            return Ok(report_errors([e.to_string()], "nothing was applied"));
+        }
+    };
+    let report = &outcome.report;
+    for (what, targets) in [
+        ("created", &report.created),
+        ("updated", &report.updated),
+        ("deleted", &report.deleted),
+    ] {
+        for target in targets {
+            tracing::info!(target = target.as_str(), "{what}");
+        }
     }
     let dry = if dry_run {
         " (dry run: nothing stored)"
@@ -92,12 +106,7 @@ async fn apply_once(args: &LiveArgs, inputs: &Inputs, dry_run: bool) -> anyhow::
         report.summary(),
         connection.requests()
     );
-    let errors: Vec<String> = plan
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .chain(report.errors.iter().cloned())
-        .collect();
+    let errors = outcome.error_lines();
     if errors.is_empty() {
         eprintln!("{summary}");
         Ok(ExitCode::SUCCESS)

@@ -8,17 +8,18 @@ use courier::apply::ApplyOptions;
 use courier::cluster;
 use courier::controller::{self, RunOptions};
 
-use super::apply::{block_list, client_options, load_manifests};
+use super::apply::{block_list, client_options, manifest_source};
 use crate::cli::RunArgs;
 
 /// Runs until SIGTERM; manifests that do not load at start are an error, later ones are logged.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    if let Err(code) = load_manifests(&args.live) {
-        return Ok(code);
-    }
+    let source = match manifest_source(&args.live) {
+        Ok(source) => source,
+        Err(code) => return Ok(code),
+    };
     let metrics_addr = parse_addr(&args.metrics_addr)?;
     let options = RunOptions {
-        paths: args.live.input.paths.clone(),
+        source,
         apply: ApplyOptions {
             instance: args.live.instance.clone(),
             dry_run: false,

@@ -4,6 +4,7 @@
 mod apply;
 mod control_plane;
 mod faults;
+mod from_cluster;
 mod install;
 mod run;
 mod support;

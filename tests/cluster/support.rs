@@ -180,6 +180,41 @@ pub async fn client_as(user: Option<&str>) -> Client {
     Client::try_from(config).expect("client builds")
 }
 
+/// Installs the stand-in ESO CRDs of `testenv/crds/` (idempotent) and waits until the
+/// API server serves them.
+pub async fn install_eso_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let text =
+        std::fs::read_to_string(repo_root().join("testenv/crds/external-secrets.yaml")).unwrap();
+    let definitions: Vec<CustomResourceDefinition> = serde_saphyr::from_multiple(&text).unwrap();
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for definition in &definitions {
+        match api.create(&PostParams::default(), definition).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => panic!("cannot install the ESO CRDs: {e}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for definition in &definitions {
+        let name = definition.metadata.name.clone().unwrap();
+        loop {
+            let current = api.get(&name).await.unwrap();
+            let established = current
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            assert!(Instant::now() < deadline, "CRD {name} not established");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// A namespace of the calling test's own, deleted when the guard is dropped.
 pub struct TestNamespace {
     /// Its name.

@@ -1,0 +1,253 @@
+//! ESO-style status for manifests read with `--from-cluster`: ClusterExternalSecret
+//! `provisionedNamespaces`, `failedNamespaces` and a Ready condition; ExternalSecret Ready
+//! conditions with ESO's reasons. Written only when it changed, and a failure also
+//! becomes a Kubernetes Event.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+
+use crate::apply::Report;
+use crate::cluster::ClusterError;
+use crate::load::ESO_GROUP;
+use crate::plan::Plan;
+
+/// An ESO object as read from the cluster, with the status it has now.
+#[derive(Debug, Clone)]
+pub struct ClusterObject {
+    /// `ClusterExternalSecret` or `ExternalSecret`.
+    pub kind: String,
+    /// Namespace of an ExternalSecret.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// UID, for Events.
+    pub uid: Option<String>,
+    /// Current `status`.
+    pub status: Value,
+}
+
+impl ClusterObject {
+    fn display(&self) -> String {
+        crate::load::object_display(&self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+/// The kinds and plurals courier reads from the cluster.
+pub const ESO_RESOURCES: [(&str, &str); 4] = [
+    ("ClusterSecretStore", "clustersecretstores"),
+    ("SecretStore", "secretstores"),
+    ("ClusterExternalSecret", "clusterexternalsecrets"),
+    ("ExternalSecret", "externalsecrets"),
+];
+
+/// The `external-secrets.io/v1` resource of `kind`.
+pub fn resource(kind: &str) -> ApiResource {
+    let plural = ESO_RESOURCES
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, p)| *p)
+        .unwrap_or_default();
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(ESO_GROUP, "v1", kind), plural)
+}
+
+/// The status each object should have after this reconcile.
+pub fn desired_statuses(
+    objects: &[ClusterObject],
+    plan: &Plan,
+    report: &Report,
+) -> Vec<(usize, Value)> {
+    let failed_writes: BTreeMap<&str, &str> = report
+        .errors
+        .iter()
+        .map(|e| (e.target.as_str(), e.message.as_str()))
+        .collect();
+    let mut targets_of: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for secret in &plan.secrets {
+        targets_of
+            .entry(&secret.owner)
+            .or_default()
+            .push((&secret.namespace, &secret.name));
+    }
+    let mut updates = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        let display = object.display();
+        let mut provisioned = BTreeSet::new();
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        let mut object_errors = Vec::new();
+        for (namespace, name) in targets_of.get(display.as_str()).into_iter().flatten() {
+            match failed_writes.get(format!("{namespace}/{name}").as_str()) {
+                Some(message) => {
+                    failed.insert((*namespace).to_owned(), (*message).to_owned());
+                }
+                None => {
+                    provisioned.insert((*namespace).to_owned());
+                }
+            }
+        }
+        for error in plan.errors.iter().filter(|e| e.object == display) {
+            let reason = match &error.key {
+                Some(key) => format!("{key}: {}", error.message),
+                None => error.message.clone(),
+            };
+            if error.targets.is_empty() {
+                object_errors.push(reason.clone());
+            }
+            for target in &error.targets {
+                let namespace = target.split('/').next().unwrap_or_default().to_owned();
+                failed.insert(namespace, reason.clone());
+            }
+        }
+        let ok = failed.is_empty() && object_errors.is_empty();
+        let message = if let Some(first) = object_errors.first() {
+            first.clone()
+        } else if ok {
+            format!("{} namespaces provisioned", provisioned.len())
+        } else {
+            format!(
+                "{} namespaces provisioned, {} failed",
+                provisioned.len(),
+                failed.len()
+            )
+        };
+        let status = if object.kind == "ClusterExternalSecret" {
+            json!({
+                "provisionedNamespaces": provisioned,
+                "failedNamespaces": failed.iter().map(|(namespace, reason)| json!({"namespace": namespace, "reason": reason})).collect::<Vec<_>>(),
+                "conditions": [condition(&object.status, "Ready", ok, if ok { "Provisioned" } else { "Failed" }, &message)],
+            })
+        } else {
+            let message = if ok {
+                "secret synced".to_owned()
+            } else {
+                failed.values().next().cloned().unwrap_or(message)
+            };
+            json!({
+                "conditions": [condition(&object.status, "Ready", ok, if ok { "SecretSynced" } else { "SecretSyncedError" }, &message)],
+            })
+        };
+        if without_times(&status) != without_times(&object.status) {
+            updates.push((index, status));
+        }
+    }
+    updates
+}
+
+/// A condition, keeping the old `lastTransitionTime` unless the status flipped.
+fn condition(old_status: &Value, type_: &str, ok: bool, reason: &str, message: &str) -> Value {
+    let status = if ok { "True" } else { "False" };
+    let old = old_status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_));
+    let since = match old {
+        Some(old) if old["status"] == status => old["lastTransitionTime"].clone(),
+        _ => Value::from(now_rfc3339()),
+    };
+    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": since})
+}
+
+fn without_times(status: &Value) -> Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        for condition in conditions {
+            if let Some(map) = condition.as_object_mut() {
+                map.remove("lastTransitionTime");
+            }
+        }
+    }
+    status
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now())
+        .to_string()
+}
+
+/// Writes the statuses that changed, and an Event for each new failure.
+pub async fn write(
+    client: &Client,
+    objects: &[ClusterObject],
+    updates: Vec<(usize, Value)>,
+) -> Vec<ClusterError> {
+    let mut errors = Vec::new();
+    for (index, status) in updates {
+        let object = &objects[index];
+        let resource = resource(&object.kind);
+        let api: Api<DynamicObject> = match &object.namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let failing = status["conditions"][0]["status"] == "False";
+        let message = status["conditions"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let patch = Patch::Merge(json!({"status": status}));
+        if let Err(e) = api
+            .patch_status(&object.name, &PatchParams::default(), &patch)
+            .await
+        {
+            errors.push(ClusterError::api(
+                format!("write the status of {}", object.display()),
+                e,
+            ));
+            continue;
+        }
+        if failing && let Err(e) = record_event(client, object, &message).await {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+async fn record_event(
+    client: &Client,
+    object: &ClusterObject,
+    message: &str,
+) -> Result<(), ClusterError> {
+    let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let event = Event {
+        metadata: kube::api::ObjectMeta {
+            generate_name: Some(format!("{}.", object.name)),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(format!("{ESO_GROUP}/v1")),
+            kind: Some(object.kind.clone()),
+            name: Some(object.name.clone()),
+            namespace: object.namespace.clone(),
+            uid: object.uid.clone(),
+            ..Default::default()
+        },
+        reason: Some("SyncFailed".into()),
+        message: Some(message.chars().take(1000).collect()),
+        type_: Some("Warning".into()),
+        reporting_component: Some("courier".into()),
+        reporting_instance: Some("courier".into()),
+        source: Some(k8s_openapi::api::core::v1::EventSource {
+            component: Some("courier".into()),
+            host: None,
+        }),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        action: Some("Reconcile".into()),
+        count: Some(1),
+        ..Default::default()
+    };
+    Api::<Event>::namespaced(client.clone(), &namespace)
+        .create(&PostParams::default(), &event)
+        .await
+        .map(drop)
+        .map_err(|e| ClusterError::api(format!("record an Event for {}", object.display()), e))
+}

@@ -1,0 +1,159 @@
+//! `--from-cluster`: manifests read from the API (ESO CRDs, no ESO controller), status and
+//! Events written back as ESO would.
+
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+
+use crate::apply::Platform;
+use crate::support::{control_plane, install_eso_crds};
+
+fn eso(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("external-secrets.io", "v1", kind),
+        plural,
+    )
+}
+
+fn apply_from_cluster(instance: &str) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args([
+            "apply",
+            "--from-cluster",
+            "--kubeconfig",
+            control_plane().kubeconfig.to_str().unwrap(),
+            "--instance",
+            instance,
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
+    let platform = Platform::new("fc").await;
+    install_eso_crds(&platform.client).await;
+    let target = platform.target("fc-t", true).await;
+    let text = std::fs::read_to_string(platform.manifests.path().join("manifests.yaml")).unwrap();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    for document in documents {
+        let kind = document["kind"].as_str().unwrap().to_owned();
+        let plural = if kind == "ClusterSecretStore" {
+            "clustersecretstores"
+        } else {
+            "clusterexternalsecrets"
+        };
+        let object: DynamicObject = serde_json::from_value(document).unwrap();
+        Api::<DynamicObject>::all_with(platform.client.clone(), &eso(&kind, plural))
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    let broken: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
+        "metadata": {"name": "broken", "namespace": target.name},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": format!("store-{}", platform.id)},
+            "data": [{"secretKey": "k", "remoteRef": {"key": "no-such-source"}}]
+        }
+    }))
+    .unwrap();
+    // Written as v1beta1, as older manifests are; courier reads everything through v1.
+    let beta = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("external-secrets.io", "v1beta1", "ExternalSecret"),
+        "externalsecrets",
+    );
+    Api::<DynamicObject>::namespaced_with(platform.client.clone(), &target.name, &beta)
+        .create(&PostParams::default(), &broken)
+        .await
+        .unwrap();
+    let external_secrets = Api::<DynamicObject>::namespaced_with(
+        platform.client.clone(),
+        &target.name,
+        &eso("ExternalSecret", "externalsecrets"),
+    );
+
+    let instance = format!("fc-{}", platform.id);
+    let (code, stderr) = apply_from_cluster(&instance);
+    assert_eq!(code, 1, "the broken ExternalSecret fails the run: {stderr}");
+    assert!(stderr.contains(&format!("cluster: ExternalSecret/{}/broken: target {}/broken: data[0] (secretKey \"k\"): source Secret", target.name, target.name)), "{stderr}");
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+
+    let cluster_external_secrets = Api::<DynamicObject>::all_with(
+        platform.client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
+    let ces = cluster_external_secrets
+        .get(&format!("creds-{}", platform.id))
+        .await
+        .unwrap();
+    let status = &ces.data["status"];
+    assert_eq!(
+        status["provisionedNamespaces"],
+        serde_json::json!([target.name]),
+        "{status}"
+    );
+    assert_eq!(status["conditions"][0]["type"], "Ready");
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+
+    let es = external_secrets.get("broken").await.unwrap();
+    let condition = &es.data["status"]["conditions"][0];
+    assert_eq!(condition["status"], "False", "{condition}");
+    assert_eq!(condition["reason"], "SecretSyncedError");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-source"),
+        "{condition}"
+    );
+
+    let events = Api::<Event>::namespaced(platform.client.clone(), &target.name)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let event = events
+        .items
+        .iter()
+        .find(|e| e.involved_object.name.as_deref() == Some("broken"))
+        .expect("a failure Event");
+    assert_eq!(event.reason.as_deref(), Some("SyncFailed"));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+
+    // Nothing changed: no status is written again, no new Event.
+    let before = (
+        ces.metadata.resource_version.clone(),
+        es.metadata.resource_version.clone(),
+    );
+    let (_, stderr) = apply_from_cluster(&instance);
+    assert!(
+        stderr.contains("0 created, 0 updated, 1 unchanged"),
+        "{stderr}"
+    );
+    let ces = cluster_external_secrets
+        .get(&format!("creds-{}", platform.id))
+        .await
+        .unwrap();
+    let es = external_secrets.get("broken").await.unwrap();
+    assert_eq!(
+        (ces.metadata.resource_version, es.metadata.resource_version),
+        before
+    );
+    let events_after = Api::<Event>::namespaced(platform.client.clone(), &target.name)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(events_after.items.len(), events.items.len());
+}
