@@ -12,7 +12,7 @@ use kube::core::PartialObjectMeta;
 use crate::cluster::{
     CREATION_POLICY_ANNOTATION, ClusterError, INSTANCE_LABEL, ManagedSecret, Snapshot,
 };
-use crate::model::CreationPolicy;
+use crate::model::{CreationPolicy, DeletionPolicy};
 use crate::output;
 use crate::plan::{DesiredSecret, Plan};
 
@@ -53,6 +53,8 @@ pub struct Report {
     pub deleted: Vec<String>,
     /// Stale targets left behind (`creationPolicy: Orphan`).
     pub orphaned: Vec<String>,
+    /// Secrets courier had merged into, with its keys taken back.
+    pub released: Vec<String>,
     /// Per-target failures; the other targets were still reconciled.
     pub errors: Vec<ApplyError>,
 }
@@ -77,11 +79,12 @@ impl Report {
     /// One line for logs.
     pub fn summary(&self) -> String {
         format!(
-            "{} created, {} updated, {} unchanged, {} deleted, {} orphaned, {} errors",
+            "{} created, {} updated, {} unchanged, {} deleted, {} released, {} orphaned, {} errors",
             self.created.len(),
             self.updated.len(),
             self.unchanged,
             self.deleted.len(),
+            self.released.len(),
             self.orphaned.len(),
             self.errors.len()
         )
@@ -93,6 +96,8 @@ enum Action<'p> {
         secret: &'p DesiredSecret,
         create: bool,
     },
+    /// Take back courier's fields from a Secret it merged into, leaving the rest.
+    Release { namespace: String, name: String },
     Delete {
         namespace: String,
         name: String,
@@ -101,7 +106,8 @@ enum Action<'p> {
 }
 
 /// Reconciles the cluster towards `plan`. Plan errors are not written anywhere, and a
-/// failing manifest's existing targets are neither updated nor pruned.
+/// failing manifest's existing targets are neither updated nor pruned, unless its source
+/// is gone and its `deletionPolicy` says Delete or Merge.
 pub async fn reconcile(
     client: &Client,
     plan: &Plan,
@@ -109,14 +115,16 @@ pub async fn reconcile(
     options: &ApplyOptions,
 ) -> Report {
     let mut report = Report::default();
+    let ours =
+        |existing: &ManagedSecret| existing.instance.as_deref() == Some(options.instance.as_str());
     let failing_owners: BTreeSet<&str> = plan.errors.iter().map(|e| e.object.as_str()).collect();
-    let mut actions = Vec::new();
-    let mut to_create = Vec::new();
     let desired: BTreeSet<(&str, &str)> = plan
         .secrets
         .iter()
         .map(|s| (s.namespace.as_str(), s.name.as_str()))
         .collect();
+    let mut actions = Vec::new();
+    let mut to_create = Vec::new();
 
     for secret in &plan.secrets {
         let target = format!("{}/{}", secret.namespace, secret.name);
@@ -124,16 +132,14 @@ pub async fn reconcile(
             .managed
             .get(&(secret.namespace.clone(), secret.name.clone()))
         {
-            Some(existing) if existing.instance.as_deref() != Some(options.instance.as_str()) => {
-                report.errors.push(ApplyError {
-                    target,
-                    message: format!(
-                        "managed by courier instance {:?}, not {:?}; left untouched",
-                        existing.instance.as_deref().unwrap_or("<none>"),
-                        options.instance
-                    ),
-                });
-            }
+            Some(existing) if !ours(existing) => report.errors.push(ApplyError {
+                target,
+                message: format!(
+                    "managed by courier instance {:?}, not {:?}; left untouched",
+                    existing.instance.as_deref().unwrap_or("<none>"),
+                    options.instance
+                ),
+            }),
             Some(existing) if is_current(existing, secret, &options.instance) => {
                 report.unchanged += 1
             }
@@ -148,16 +154,21 @@ pub async fn reconcile(
         match unmanaged_names(client, &to_create).await {
             Ok(unmanaged) => {
                 for secret in to_create {
-                    if unmanaged.contains(&(secret.namespace.clone(), secret.name.clone())) {
-                        report.errors.push(ApplyError {
-                            target: format!("{}/{}", secret.namespace, secret.name),
+                    let exists =
+                        unmanaged.contains(&(secret.namespace.clone(), secret.name.clone()));
+                    let merge = secret.body.creation_policy == CreationPolicy::Merge;
+                    let target = format!("{}/{}", secret.namespace, secret.name);
+                    match (exists, merge) {
+                        (false, false) => actions.push(Action::Apply { secret, create: true }),
+                        (true, true) => actions.push(Action::Apply { secret, create: false }),
+                        (true, false) => report.errors.push(ApplyError {
+                            target,
                             message: "exists and is not managed by courier; left untouched (delete it or rename the target)".into(),
-                        });
-                    } else {
-                        actions.push(Action::Apply {
-                            secret,
-                            create: true,
-                        });
+                        }),
+                        (false, true) => report.errors.push(ApplyError {
+                            target,
+                            message: "creationPolicy Merge needs an existing Secret to merge into, and there is none".into(),
+                        }),
                     }
                 }
             }
@@ -169,37 +180,84 @@ pub async fn reconcile(
                 })),
         }
     }
+    let remove = |namespace: &str, name: &str, existing: &ManagedSecret| {
+        if existing.merged {
+            Action::Release {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            }
+        } else {
+            Action::Delete {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                resource_version: existing.resource_version.clone(),
+            }
+        }
+    };
     for ((namespace, name), existing) in &snapshot.managed {
-        let ours = existing.instance.as_deref() == Some(options.instance.as_str());
         let owner_failing = existing
             .origin
             .as_deref()
             .is_some_and(|o| failing_owners.contains(o));
-        if !ours || owner_failing || desired.contains(&(namespace.as_str(), name.as_str())) {
+        if !ours(existing)
+            || owner_failing
+            || desired.contains(&(namespace.as_str(), name.as_str()))
+        {
             continue;
         }
         if existing.orphan {
             report.orphaned.push(format!("{namespace}/{name}"));
             continue;
         }
-        actions.push(Action::Delete {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            resource_version: existing.resource_version.clone(),
-        });
+        actions.push(remove(namespace, name, existing));
+    }
+    // The source is gone: deletionPolicy Delete removes the targets, Merge takes back
+    // courier's keys, Retain (the default) keeps them as they were.
+    for error in &plan.errors {
+        let Some(policy) = error
+            .source_missing
+            .filter(|p| *p != DeletionPolicy::Retain)
+        else {
+            continue;
+        };
+        for target in &error.targets {
+            let Some((namespace, name)) = target.split_once('/') else {
+                continue;
+            };
+            let Some(existing) = snapshot
+                .managed
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .filter(|e| ours(e))
+            else {
+                continue;
+            };
+            actions.push(match policy {
+                DeletionPolicy::Merge => Action::Release {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                },
+                _ => remove(namespace, name, existing),
+            });
+        }
     }
 
-    let results: Vec<(String, Result<bool, ClusterError>, bool)> = futures::stream::iter(actions)
+    let results: Vec<(String, Result<Done, ClusterError>)> = futures::stream::iter(actions)
         .map(|action| async move {
             match action {
                 Action::Apply { secret, create } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
+                    let result =
+                        apply_one(client, secret, &options.instance, options.dry_run).await;
                     (
                         target,
-                        apply_one(client, secret, &options.instance, options.dry_run)
-                            .await
-                            .map(|()| create),
-                        false,
+                        result.map(|()| if create { Done::Created } else { Done::Updated }),
+                    )
+                }
+                Action::Release { namespace, name } => {
+                    let result = release_one(client, &namespace, &name, options.dry_run).await;
+                    (
+                        format!("{namespace}/{name}"),
+                        result.map(|()| Done::Released),
                     )
                 }
                 Action::Delete {
@@ -207,22 +265,25 @@ pub async fn reconcile(
                     name,
                     resource_version,
                 } => {
-                    let target = format!("{namespace}/{name}");
                     let result =
                         delete_one(client, &namespace, &name, resource_version, options.dry_run)
                             .await;
-                    (target, result.map(|()| false), true)
+                    (
+                        format!("{namespace}/{name}"),
+                        result.map(|()| Done::Deleted),
+                    )
                 }
             }
         })
         .buffer_unordered(options.concurrency.max(1))
         .collect()
         .await;
-    for (target, result, is_delete) in results {
+    for (target, result) in results {
         match result {
-            Ok(_) if is_delete => report.deleted.push(target),
-            Ok(true) => report.created.push(target),
-            Ok(false) => report.updated.push(target),
+            Ok(Done::Created) => report.created.push(target),
+            Ok(Done::Updated) => report.updated.push(target),
+            Ok(Done::Deleted) => report.deleted.push(target),
+            Ok(Done::Released) => report.released.push(target),
             Err(e) => report.errors.push(ApplyError {
                 target,
                 message: e.to_string(),
@@ -233,6 +294,7 @@ pub async fn reconcile(
         &mut report.created,
         &mut report.updated,
         &mut report.deleted,
+        &mut report.released,
         &mut report.orphaned,
     ] {
         list.sort();
@@ -241,15 +303,30 @@ pub async fn reconcile(
     report
 }
 
+enum Done {
+    Created,
+    Updated,
+    Deleted,
+    Released,
+}
+
 /// Whether the live Secret already holds what courier would write: its data, type and
 /// courier's labels and annotations (hash included). Comparing the data itself, not only
 /// the hash annotation, is what restores a target someone edited by hand.
 fn is_current(existing: &ManagedSecret, desired: &DesiredSecret, instance: &str) -> bool {
     let body = &desired.body;
+    let data_current = if body.creation_policy == CreationPolicy::Merge {
+        // Merged into someone's Secret: only courier's keys are courier's to compare.
+        body.data
+            .iter()
+            .all(|(k, v)| existing.data.get(k) == Some(v))
+    } else {
+        existing.type_ == body.type_
+            && existing.immutable == body.immutable
+            && existing.data == body.data
+    };
     existing.data_hash() == Some(body.data_hash())
-        && existing.type_ == body.type_
-        && existing.immutable == body.immutable
-        && existing.data == body.data
+        && data_current
         && existing.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(instance)
         && body
             .labels
@@ -293,9 +370,21 @@ async fn unmanaged_names(
 pub fn applied_manifest(secret: &DesiredSecret, instance: &str) -> serde_json::Value {
     let mut manifest = output::secret_json(secret, output::Values::Reveal);
     manifest["metadata"]["labels"][INSTANCE_LABEL] = serde_json::Value::from(instance);
-    if secret.body.creation_policy == CreationPolicy::Orphan {
+    let marker = match secret.body.creation_policy {
+        CreationPolicy::Orphan => Some("Orphan"),
+        CreationPolicy::Merge => Some("Merge"),
+        CreationPolicy::Owner | CreationPolicy::None => None,
+    };
+    if let Some(marker) = marker {
         manifest["metadata"]["annotations"][CREATION_POLICY_ANNOTATION] =
-            serde_json::Value::from("Orphan");
+            serde_json::Value::from(marker);
+    }
+    if secret.body.creation_policy == CreationPolicy::Merge
+        && let Some(fields) = manifest.as_object_mut()
+    {
+        // The Secret is someone else's: its type and immutability are theirs to set.
+        fields.remove("type");
+        fields.remove("immutable");
     }
     manifest
 }
@@ -319,6 +408,26 @@ async fn apply_one(
     .await
     .map(drop)
     .map_err(|e| ClusterError::api("apply", e))
+}
+
+/// Applies an empty configuration as `courier`: server-side apply then removes every
+/// field only courier owned (its keys, labels and annotations) and keeps the rest.
+async fn release_one(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    dry_run: bool,
+) -> Result<(), ClusterError> {
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run {
+        params = params.dry_run();
+    }
+    let empty = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}});
+    api.patch(name, &params, &Patch::Apply(empty))
+        .await
+        .map(drop)
+        .map_err(|e| ClusterError::api("take back courier's keys", e))
 }
 
 async fn delete_one(

@@ -146,6 +146,8 @@ pub struct ManagedSecret {
     pub origin: Option<String>,
     /// Whether it was written with `creationPolicy: Orphan`.
     pub orphan: bool,
+    /// Whether courier merged its keys into a Secret it did not create (`creationPolicy: Merge`).
+    pub merged: bool,
     /// For delete preconditions.
     pub resource_version: Option<String>,
     /// Type.
@@ -344,6 +346,9 @@ pub async fn list_managed(
                 orphan: annotations
                     .get(CREATION_POLICY_ANNOTATION)
                     .is_some_and(|p| p == "Orphan"),
+                merged: annotations
+                    .get(CREATION_POLICY_ANNOTATION)
+                    .is_some_and(|p| p == "Merge"),
                 resource_version: meta.resource_version,
                 type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
                 labels,

@@ -93,6 +93,9 @@ pub struct PlanError {
     pub key: Option<String>,
     /// What is wrong; never a value.
     pub message: String,
+    /// `deletionPolicy` of the manifest when the failure is a source that is gone, so
+    /// live mode can delete (Delete) or take back (Merge) the existing targets.
+    pub source_missing: Option<DeletionPolicy>,
 }
 
 impl fmt::Display for PlanError {
@@ -154,6 +157,7 @@ pub struct CheckReport {
 struct Failure {
     key: Option<String>,
     message: String,
+    source_missing: bool,
 }
 
 impl Failure {
@@ -161,6 +165,15 @@ impl Failure {
         Self {
             key: key.into(),
             message: message.into(),
+            source_missing: false,
+        }
+    }
+
+    fn fetch(key: impl Into<Option<String>>, error: crate::source::FetchError) -> Self {
+        Self {
+            key: key.into(),
+            message: error.message,
+            source_missing: error.source_missing,
         }
     }
 }
@@ -178,6 +191,7 @@ struct Instance<'m> {
 struct Owner<'m> {
     origin: &'m Origin,
     display: Arc<str>,
+    deletion_policy: DeletionPolicy,
 }
 
 /// Plans every target. Pure: reads only its arguments.
@@ -311,6 +325,7 @@ fn conflict_error(
         object: owners[1].to_owned(),
         targets: vec![format!("{namespace}/{name}")],
         key: None,
+        source_missing: None,
         message: format!(
             "the same Secret is written by {}; rename one target",
             owners.join(" and ")
@@ -339,6 +354,13 @@ impl<'m> Planner<'m> {
             owners.push(Owner {
                 origin: &ces.origin,
                 display: display.into(),
+                deletion_policy: ces
+                    .object
+                    .spec
+                    .external_secret_spec
+                    .target
+                    .deletion_policy
+                    .unwrap_or_default(),
             });
         }
         for es in &manifests.external_secrets {
@@ -347,6 +369,7 @@ impl<'m> Planner<'m> {
             owners.push(Owner {
                 origin: &es.origin,
                 display: display.into(),
+                deletion_policy: es.object.spec.target.deletion_policy.unwrap_or_default(),
             });
         }
         let mut cluster_stores = HashMap::new();
@@ -385,6 +408,7 @@ impl<'m> Planner<'m> {
             targets,
             key: failure.key,
             message: failure.message,
+            source_missing: failure.source_missing.then_some(owner.deletion_policy),
         }
     }
 
@@ -793,14 +817,14 @@ fn fetch_values(
             (Some(extract), _) => (
                 client
                     .get_secret_map(extract)
-                    .map_err(|e| Failure::new(format!("{at}.extract"), e.0))?,
+                    .map_err(|e| Failure::fetch(format!("{at}.extract"), e))?,
                 extract.decoding_strategy,
                 extract.conversion_strategy,
             ),
             (None, Some(find)) => (
                 client
                     .get_all_secrets(find)
-                    .map_err(|e| Failure::new(format!("{at}.find"), e.0))?,
+                    .map_err(|e| Failure::fetch(format!("{at}.find"), e))?,
                 find.decoding_strategy,
                 find.conversion_strategy,
             ),
@@ -830,11 +854,11 @@ fn fetch_values(
         }
         if entry.rewrite.is_empty() {
             map = source::convert_keys(conversion.unwrap_or_default(), map)
-                .map_err(|e| Failure::new(at.clone(), e.0))?;
+                .map_err(|e| Failure::fetch(at.clone(), e))?;
         }
         for (key, value) in map {
             let value = source::decode(decoding.unwrap_or_default(), value)
-                .map_err(|e| Failure::new(format!("{at} key {key:?}"), e.0))?;
+                .map_err(|e| Failure::fetch(format!("{at} key {key:?}"), e))?;
             values.insert(key, value);
         }
     }
@@ -848,12 +872,12 @@ fn fetch_values(
         }
         let value = client
             .get_secret(&entry.remote_ref)
-            .map_err(|e| Failure::new(at.clone(), e.0))?;
+            .map_err(|e| Failure::fetch(at.clone(), e))?;
         let value = source::decode(
             entry.remote_ref.decoding_strategy.unwrap_or_default(),
             value,
         )
-        .map_err(|e| Failure::new(at.clone(), e.0))?;
+        .map_err(|e| Failure::fetch(at.clone(), e))?;
         values.insert(entry.secret_key.clone(), value);
     }
     Ok(values)

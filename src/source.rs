@@ -17,8 +17,23 @@ pub type SecretMap = BTreeMap<String, SecretBytes>;
 
 /// Why a value could not be fetched. Messages name stores, Secrets and keys, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
+#[error("{message}")]
+pub struct FetchError {
+    /// What went wrong.
+    pub message: String,
+    /// The source itself is gone (what `deletionPolicy` is about).
+    pub source_missing: bool,
+}
+
+impl FetchError {
+    /// A fetch failure.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source_missing: false,
+        }
+    }
+}
 
 /// The calls an ExternalSecret makes on its store.
 pub trait SecretsClient {
@@ -44,19 +59,22 @@ impl<'w> KubernetesClient<'w> {
 
     fn source(&self, name: &str) -> Result<&'w SourceSecret, FetchError> {
         if name.is_empty() {
-            return Err(FetchError(
-                "remoteRef.key is empty; it names the source Secret".into(),
+            return Err(FetchError::new(
+                "remoteRef.key is empty; it names the source Secret",
             ));
         }
         if let Some(reason) = self.world.blocked_reason(self.namespace, name) {
-            return Err(FetchError(format!(
+            return Err(FetchError::new(format!(
                 "source Secret {}/{name} is blocked: {reason}",
                 self.namespace
             )));
         }
         self.world
             .secret(self.namespace, name)
-            .ok_or_else(|| FetchError(format!("source Secret {}/{name} not found", self.namespace)))
+            .ok_or_else(|| FetchError {
+                message: format!("source Secret {}/{name} not found", self.namespace),
+                source_missing: true,
+            })
     }
 }
 
@@ -66,7 +84,7 @@ impl SecretsClient for KubernetesClient<'_> {
         let property = remote_ref.property.as_deref().unwrap_or_default();
         if remote_ref.metadata_policy == Some(MetadataPolicy::Fetch) {
             return metadata_value(secret, property).ok_or_else(|| {
-                FetchError(format!(
+                FetchError::new(format!(
                     "property {property:?} does not exist in metadata of Secret {}/{}",
                     self.namespace, remote_ref.key
                 ))
@@ -81,7 +99,7 @@ impl SecretsClient for KubernetesClient<'_> {
             )));
         }
         property_value(&secret.data, property).ok_or_else(|| {
-            FetchError(format!(
+            FetchError::new(format!(
                 "property {property:?} does not exist in data of Secret {}/{}",
                 self.namespace, remote_ref.key
             ))
@@ -111,14 +129,14 @@ impl SecretsClient for KubernetesClient<'_> {
                 // JSON it searches, so no path can descend into them), reads that value as a
                 // JSON object and re-encodes each member as JSON.
                 let raw = map.get(property).ok_or_else(|| {
-                    FetchError(format!(
+                    FetchError::new(format!(
                         "property {property:?} does not exist in key {:?}",
                         remote_ref.key
                     ))
                 })?;
                 let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(raw.expose())
                 else {
-                    return Err(FetchError(format!(
+                    return Err(FetchError::new(format!(
                         "property {property:?} of Secret {}/{} is not a JSON object",
                         self.namespace, remote_ref.key
                     )));
@@ -138,8 +156,8 @@ impl SecretsClient for KubernetesClient<'_> {
 
     fn get_all_secrets(&self, find: &FindRef) -> Result<SecretMap, FetchError> {
         if find.path.as_deref().is_some_and(|p| !p.is_empty()) {
-            return Err(FetchError(
-                "find.path is not supported by the Kubernetes provider".into(),
+            return Err(FetchError::new(
+                "find.path is not supported by the Kubernetes provider",
             ));
         }
         type Filter<'a> = Box<dyn Fn(&str, &SourceSecret) -> bool + 'a>;
@@ -149,17 +167,17 @@ impl SecretsClient for KubernetesClient<'_> {
                 ..Default::default()
             }
             .compile()
-            .map_err(|e| FetchError(format!("find.tags: {e}")))?;
+            .map_err(|e| FetchError::new(format!("find.tags: {e}")))?;
             Box::new(move |_, secret| selector.matches(&secret.labels))
         } else if let Some(name) = &find.name {
             let pattern = regex::Regex::new(&name.regexp).map_err(|e| {
-                FetchError(format!(
+                FetchError::new(format!(
                     "find.name.regexp is not a valid regular expression: {e}"
                 ))
             })?;
             Box::new(move |secret_name, _| pattern.is_match(secret_name))
         } else {
-            return Err(FetchError("find needs `name.regexp` or `tags`".into()));
+            return Err(FetchError::new("find needs `name.regexp` or `tags`"));
         };
         let mut found = SecretMap::new();
         for (name, secret) in self.world.secrets_in(self.namespace) {
@@ -297,12 +315,12 @@ pub fn decode(strategy: DecodingStrategy, value: SecretBytes) -> Result<SecretBy
         DecodingStrategy::Base64 => STANDARD
             .decode(value.expose())
             .map(SecretBytes::new)
-            .map_err(|_| FetchError("value is not valid base64 (decodingStrategy: Base64)".into())),
+            .map_err(|_| FetchError::new("value is not valid base64 (decodingStrategy: Base64)")),
         DecodingStrategy::Base64Url => URL_SAFE
             .decode(value.expose())
             .map(SecretBytes::new)
             .map_err(|_| {
-                FetchError("value is not valid base64url (decodingStrategy: Base64URL)".into())
+                FetchError::new("value is not valid base64url (decodingStrategy: Base64URL)")
             }),
         DecodingStrategy::Auto => Ok(STANDARD
             .decode(value.expose())
@@ -330,7 +348,7 @@ pub fn convert_keys(strategy: ConversionStrategy, map: SecretMap) -> Result<Secr
             })
             .collect();
         if out.insert(converted.clone(), value).is_some() {
-            return Err(FetchError(format!(
+            return Err(FetchError::new(format!(
                 "key collision after conversion: {converted:?}"
             )));
         }

@@ -91,7 +91,7 @@ impl Platform {
             .unwrap();
     }
 
-    fn apply(&self, instance: &str, extra: &[&str]) -> Outcome {
+    pub fn apply(&self, instance: &str, extra: &[&str]) -> Outcome {
         courier_apply(self.manifests.path().to_str().unwrap(), instance, extra)
     }
 
@@ -106,9 +106,9 @@ impl Platform {
     }
 }
 
-struct Outcome {
-    code: i32,
-    stderr: String,
+pub struct Outcome {
+    pub code: i32,
+    pub stderr: String,
 }
 
 impl Outcome {
@@ -123,7 +123,7 @@ impl Outcome {
         before.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
-    fn has(&self, text: &str) -> bool {
+    pub fn has(&self, text: &str) -> bool {
         self.stderr.contains(text)
     }
 }

@@ -6,5 +6,6 @@ mod control_plane;
 mod faults;
 mod from_cluster;
 mod install;
+mod policies;
 mod run;
 mod support;
