@@ -16,6 +16,9 @@ use crate::model::{CreationPolicy, DeletionPolicy};
 use crate::output;
 use crate::plan::{DesiredSecret, Plan};
 
+/// Fewer writes than this finish too fast for a progress bar to help.
+const PROGRESS_THRESHOLD: usize = 50;
+
 /// The field manager courier writes as.
 pub const FIELD_MANAGER: &str = "courier";
 
@@ -28,6 +31,8 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Writes in flight at once.
     pub concurrency: usize,
+    /// Show a progress bar on stderr for long applies (drawn only on a terminal).
+    pub progress: bool,
 }
 
 impl Default for ApplyOptions {
@@ -36,6 +41,7 @@ impl Default for ApplyOptions {
             instance: "default".into(),
             dry_run: false,
             concurrency: 16,
+            progress: false,
         }
     }
 }
@@ -241,6 +247,16 @@ pub async fn reconcile(
         }
     }
 
+    let progress = (options.progress && actions.len() >= PROGRESS_THRESHOLD).then(|| {
+        let bar = indicatif::ProgressBar::new(actions.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} Secrets written {wide_bar} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
     let results: Vec<(String, Result<Done, ClusterError>)> = futures::stream::iter(actions)
         .map(|action| async move {
             match action {
@@ -276,8 +292,16 @@ pub async fn reconcile(
             }
         })
         .buffer_unordered(options.concurrency.max(1))
+        .inspect(|_| {
+            if let Some(bar) = &progress {
+                bar.inc(1);
+            }
+        })
         .collect()
         .await;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
     for (target, result) in results {
         match result {
             Ok(Done::Created) => report.created.push(target),

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -67,6 +67,8 @@ pub struct Metrics {
     ready: AtomicBool,
     /// Set by a failing watch, cleared by the next event: the API server is away.
     api_unreachable: Arc<AtomicBool>,
+    /// Watches the API server refuses (RBAC): courier would miss changes until a resync.
+    forbidden_watches: Arc<AtomicUsize>,
 }
 
 impl Metrics {
@@ -132,6 +134,7 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         what,
         changed: changed.clone(),
         api_unreachable: metrics.api_unreachable.clone(),
+        forbidden_watches: metrics.forbidden_watches.clone(),
     };
     let mut watched_store_namespaces = Vec::new();
     spawn_watch(
@@ -257,6 +260,19 @@ struct Watch {
     what: &'static str,
     changed: Arc<Notify>,
     api_unreachable: Arc<AtomicBool>,
+    forbidden_watches: Arc<AtomicUsize>,
+}
+
+/// A 403 is a standing RBAC gap, not an outage: retrying or reconciling does not fix it.
+fn is_forbidden(error: &watcher::Error) -> bool {
+    let status = |e: &kube::Error| matches!(e, kube::Error::Api(status) if status.code == 403);
+    match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => status(e),
+        watcher::Error::WatchError(status) => status.code == 403,
+        _ => false,
+    }
 }
 
 fn spawn_watch<K>(watch: Watch, api: Api<PartialObjectMeta<K>>, config: watcher::Config)
@@ -277,7 +293,9 @@ where
             what,
             changed,
             api_unreachable,
+            forbidden_watches,
         } = watch;
+        let mut forbidden = false;
         while let Some(event) = events.next().await {
             // `Init` is announced before any request is made, so it proves nothing.
             if matches!(
@@ -285,6 +303,10 @@ where
                 Ok(Event::Apply(_) | Event::Delete(_) | Event::InitApply(_) | Event::InitDone)
             ) {
                 api_unreachable.store(false, Ordering::Relaxed);
+                if forbidden {
+                    forbidden = false;
+                    forbidden_watches.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             match event {
                 Ok(Event::Apply(_) | Event::Delete(_)) => changed.notify_one(),
@@ -292,6 +314,18 @@ where
                 Ok(Event::InitDone) if initial_sync_done => changed.notify_one(),
                 Ok(Event::InitDone) => initial_sync_done = true,
                 Ok(Event::Init | Event::InitApply(_)) => {}
+                Err(error) if is_forbidden(&error) => {
+                    if !forbidden {
+                        forbidden = true;
+                        forbidden_watches.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            what,
+                            %error,
+                            "watch forbidden: courier's identity needs the `watch` verb (templates/install/rbac.yaml); \
+                             until then changes are only seen at resync"
+                        );
+                    }
+                }
                 Err(error) => {
                     api_unreachable.store(true, Ordering::Relaxed);
                     // Reconcile attempts (with the loop's backoff) tell when the API is back.
@@ -397,7 +431,12 @@ async fn shutdown_signal() {
 
 async fn readyz(State(served): State<Arc<Served>>) -> (StatusCode, &'static str) {
     let metrics = &served.metrics;
-    if metrics.api_unreachable.load(Ordering::Relaxed) {
+    if metrics.forbidden_watches.load(Ordering::Relaxed) > 0 {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: a watch is forbidden by RBAC (see the logs)",
+        )
+    } else if metrics.api_unreachable.load(Ordering::Relaxed) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the Kubernetes API is unreachable",

@@ -73,6 +73,8 @@ async fn apply_once(
         instance: args.instance.clone(),
         dry_run,
         concurrency: args.concurrency,
+        // indicatif draws only on a terminal; CI logs stay quiet even under a pseudo-terminal.
+        progress: std::env::var_os("CI").is_none(),
     };
     let outcome = match reconcile_once(&connection, source, &block_list(args), &options).await {
         Ok(outcome) => outcome,

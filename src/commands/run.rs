@@ -24,6 +24,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             instance: args.live.instance.clone(),
             dry_run: false,
             concurrency: args.live.concurrency,
+            // A controller logs; a bar would interleave with the log lines.
+            progress: false,
         },
         block_list: block_list(&args.live),
         refresh: args.refresh,

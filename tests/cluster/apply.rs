@@ -458,6 +458,52 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
         Some("first-value")
     );
 
+    // `run` as the same identity: its metadata watches need `watch`; a forbidden watch would
+    // keep /readyz at 503.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args([
+            "run",
+            platform.manifests.path().to_str().unwrap(),
+            "--as",
+            &as_courier,
+        ])
+        .args(["--kubeconfig", control_plane().kubeconfig.to_str().unwrap()])
+        .args([
+            "--instance",
+            &format!("rbac-{}", platform.id),
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut ready_since = None;
+    while ready_since
+        .is_none_or(|since: std::time::Instant| since.elapsed() < std::time::Duration::from_secs(3))
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "courier run as the ServiceAccount never stayed ready"
+        );
+        let ready = readyz(port) == 200;
+        ready_since = if ready {
+            ready_since.or(Some(std::time::Instant::now()))
+        } else {
+            None
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = run.kill();
+    let _ = run.wait();
+
     let as_weaker = format!("system:serviceaccount:{}:weaker", platform.central.name);
     let denied = platform.apply(&format!("rbac-{}", platform.id), &["--as", &as_weaker]);
     assert_eq!(denied.code, 1);
@@ -480,4 +526,64 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
         .delete(&role_name, &DeleteParams::default())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn long_applies_show_progress_on_a_terminal_and_stay_quiet_in_pipes() {
+    let platform = Platform::new("tty").await;
+    let mut namespaces = Vec::new();
+    for index in 0..60 {
+        namespaces.push(platform.target(&format!("tty-{index}"), true).await);
+    }
+    let kubeconfig = control_plane().kubeconfig.to_str().unwrap().to_owned();
+    let manifests = platform.manifests.path().to_str().unwrap().to_owned();
+    let command = format!(
+        "{} apply {manifests} --kubeconfig {kubeconfig} --instance tty-{}",
+        env!("CARGO_BIN_EXE_courier"),
+        platform.id
+    );
+    // `script` runs courier under a pseudo-terminal, as a person at a shell would.
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("Secrets written"),
+        "no progress on a terminal:\n{terminal}"
+    );
+    assert!(terminal.contains("apply: 60 created"), "{terminal}");
+
+    platform
+        .put_source("shared", &[("password", "changed")])
+        .await;
+    let piped = platform.apply(&format!("tty-{}", platform.id), &[]);
+    assert!(
+        piped.has("apply: 0 created, 60 updated"),
+        "{}",
+        piped.stderr
+    );
+    assert!(
+        !piped.stderr.contains("Secrets written"),
+        "a pipe gets no progress bar: {}",
+        piped.stderr
+    );
+    drop(namespaces);
+}
+
+fn readyz(port: u16) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = write!(stream, "GET /readyz HTTP/1.0\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
