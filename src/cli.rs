@@ -133,6 +133,40 @@ pub struct RenderArgs {
     /// Replace every value with `*** REDACTED ***` (safe for logs and PR comments).
     #[arg(long)]
     pub redact: bool,
+    /// Also print every other object of the input unchanged; the ESO objects themselves
+    /// are replaced by their Secrets (`helm template . | courier render --passthrough -`).
+    #[arg(long)]
+    pub passthrough: bool,
+    /// Label the Secrets `courier.dev/instance=NAME`, as `apply --instance` does.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Namespace for namespaced objects that name none.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Succeed when there is nothing to print (by default that is an error: a GitOps tool
+    /// would prune everything).
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Where namespaces and source Secrets come from: the input files, or the live cluster.
+    #[arg(long, value_enum, default_value_t = WorldSource::Files)]
+    pub world: WorldSource,
+    /// Run as Argo CD's Config Management Plugin: settings from Argo CD's environment
+    /// (ARGOCD_APP_NAME, ARGOCD_APP_NAMESPACE, ARGOCD_ENV_COURIER_*, ARGOCD_APP_PARAMETERS),
+    /// pass-through on, errors on one line.
+    #[arg(long)]
+    pub argocd: bool,
+    /// Cluster access, for `--world cluster`.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Where the world comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorldSource {
+    /// Namespaces, Secrets and ConfigMaps in the input.
+    Files,
+    /// The live cluster (kubeconfig, or the pod's ServiceAccount).
+    Cluster,
 }
 
 /// Log line format.

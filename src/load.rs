@@ -81,8 +81,10 @@ pub struct Inputs {
     pub config_maps: Vec<Loaded<ConfigMapManifest>>,
     /// The ESO objects: what to distribute, and from where.
     pub manifests: Manifests,
-    /// Every other object, untouched, in input order.
-    pub others: Vec<Loaded<Value>>,
+    /// Every object that is not an ESO manifest (Namespaces, Secrets and ConfigMaps
+    /// included), unchanged but for a defaulted namespace, in input order: what
+    /// `render --passthrough` prints next to the rendered Secrets.
+    pub passthrough: Vec<Loaded<Value>>,
 }
 
 /// The ESO objects courier acts on.
@@ -111,7 +113,20 @@ pub struct LoadError {
 /// Reads every path (`-` is stdin): files, and directories recursively (`*.yaml`,
 /// `*.yml`, `*.json`, in sorted order). Reports every error it finds, not just the first.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Inputs, Vec<LoadError>> {
-    let (inputs, errors) = load_paths_partial(paths);
+    load_paths_with(paths, &LoadOptions::default())
+}
+
+/// How to read inputs.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Namespace for namespaced objects that name none (Argo CD's app namespace,
+    /// kubectl's `-n`); without it such objects are an error.
+    pub default_namespace: Option<String>,
+}
+
+/// [`load_paths`] with options.
+pub fn load_paths_with(paths: &[PathBuf], options: &LoadOptions) -> Result<Inputs, Vec<LoadError>> {
+    let (inputs, errors) = load_paths_partial_with(paths, options);
     if errors.is_empty() {
         Ok(inputs)
     } else {
@@ -122,6 +137,14 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Inputs, Vec<LoadError>> {
 /// Like [`load_paths`], but also returns what did load next to the errors, so a caller
 /// can find the later errors (a Secret's bad base64, say) in the same run.
 pub fn load_paths_partial(paths: &[PathBuf]) -> (Inputs, Vec<LoadError>) {
+    load_paths_partial_with(paths, &LoadOptions::default())
+}
+
+/// [`load_paths_partial`] with options.
+pub fn load_paths_partial_with(
+    paths: &[PathBuf],
+    options: &LoadOptions,
+) -> (Inputs, Vec<LoadError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
@@ -136,7 +159,10 @@ pub fn load_paths_partial(paths: &[PathBuf]) -> (Inputs, Vec<LoadError>) {
             files.push(FileInput::Path(path.clone()));
         }
     }
-    let mut loader = Loader::default();
+    let mut loader = Loader {
+        default_namespace: options.default_namespace.clone(),
+        ..Loader::default()
+    };
     for file in files {
         let (name, text) = match file.read() {
             Ok(read) => read,
@@ -265,6 +291,7 @@ struct Loader {
     inputs: Inputs,
     errors: Vec<LoadError>,
     seen: HashMap<(String, String, String), Origin>,
+    default_namespace: Option<String>,
 }
 
 impl Loader {
@@ -333,7 +360,7 @@ impl Loader {
         origin: &Origin,
         kind: &str,
         api_version: &str,
-        value: Value,
+        mut value: Value,
     ) -> Result<(), LoadError> {
         let fail = |object: Option<String>, message: String| LoadError {
             origin: origin.clone(),
@@ -354,10 +381,26 @@ impl Loader {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let namespace = value
+        let mut namespace = value
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let cluster_scoped = matches!(
+            kind,
+            "Namespace" | "ClusterSecretStore" | "ClusterExternalSecret"
+        );
+        // Only courier's own namespaced kinds get the default: a pass-through object's
+        // scope is unknown here, and Argo CD or kubectl place it themselves.
+        let courier_namespaced = (group.is_empty() && matches!(kind, "Secret" | "ConfigMap"))
+            || (group == ESO_GROUP && matches!(kind, "SecretStore" | "ExternalSecret"));
+        if courier_namespaced
+            && namespace.as_deref().is_none_or(str::is_empty)
+            && let Some(default) = &self.default_namespace
+            && let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            metadata.insert("namespace".into(), Value::from(default.as_str()));
+            namespace = Some(default.clone());
+        }
         let display = object_display(kind, namespace.as_deref(), &name);
 
         let is_eso = group == ESO_GROUP;
@@ -370,11 +413,15 @@ impl Loader {
                         | "ClusterExternalSecret"
                         | "ExternalSecret"
                 ));
-        if !handled {
-            self.inputs.others.push(Loaded {
+        // The four ESO kinds courier acts on are replaced by their Secrets; everything else
+        // (a PushSecret, a generator, a Deployment) passes through.
+        if !is_eso || !handled {
+            self.inputs.passthrough.push(Loaded {
                 origin: origin.clone(),
-                object: value,
+                object: value.clone(),
             });
+        }
+        if !handled {
             return Ok(());
         }
         if is_eso && !ESO_VERSIONS.contains(&version) {
@@ -397,11 +444,7 @@ impl Loader {
                 "missing required field `metadata.name`".into(),
             ));
         }
-        let namespaced = !matches!(
-            kind,
-            "Namespace" | "ClusterSecretStore" | "ClusterExternalSecret"
-        );
-        if namespaced && namespace.as_deref().is_none_or(str::is_empty) {
+        if !cluster_scoped && namespace.as_deref().is_none_or(str::is_empty) {
             return Err(fail(
                 Some(display),
                 "missing `metadata.namespace`; courier needs every namespaced object's namespace to be explicit".into(),

@@ -44,7 +44,7 @@ struct MetadataOut<'a> {
     name: &'a str,
     namespace: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
+    labels: std::borrow::Cow<'a, BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: &'a BTreeMap<String, String>,
 }
@@ -68,7 +68,7 @@ fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
         metadata: MetadataOut {
             name: &secret.name,
             namespace: &secret.namespace,
-            labels: &body.labels,
+            labels: std::borrow::Cow::Borrowed(&body.labels),
             annotations: &body.annotations,
         },
         immutable: body.immutable,
@@ -80,6 +80,62 @@ fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
 /// One Secret as a JSON object, as the API server takes it.
 pub fn secret_json(secret: &DesiredSecret, values: Values) -> serde_json::Value {
     serde_json::to_value(manifest(secret, values)).expect("manifests always serialize")
+}
+
+/// What to print besides the Secrets, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Document<'a> {
+    /// Other objects, printed unchanged before the Secrets.
+    pub passthrough: &'a [serde_json::Value],
+    /// `courier.dev/instance` label for every Secret.
+    pub instance: Option<&'a str>,
+    /// Values shown or redacted.
+    pub values: Values,
+}
+
+/// The pass-through objects, then the Secrets (with the instance label when given).
+pub fn render_document(
+    secrets: &[DesiredSecret],
+    format: Format,
+    document: Document<'_>,
+) -> String {
+    let manifests = secrets.iter().map(|secret| {
+        let mut manifest = manifest(secret, document.values);
+        if let Some(instance) = document.instance {
+            manifest.metadata.labels.to_mut().insert(
+                crate::cluster::INSTANCE_LABEL.to_owned(),
+                instance.to_owned(),
+            );
+        }
+        manifest
+    });
+    match format {
+        Format::Yaml => {
+            let mut out = String::new();
+            let documents = document
+                .passthrough
+                .iter()
+                .map(yaml_document)
+                .chain(manifests.map(|m| yaml_document(&m)));
+            for (index, text) in documents.enumerate() {
+                if index > 0 {
+                    out.push_str("---\n");
+                }
+                out.push_str(&text);
+            }
+            out
+        }
+        Format::Json => {
+            let mut items: Vec<serde_json::Value> = document.passthrough.to_vec();
+            items.extend(
+                manifests.map(|m| serde_json::to_value(m).expect("manifests always serialize")),
+            );
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+            let mut out = serde_json::to_string_pretty(&list).expect("manifests always serialize");
+            out.push('\n');
+            out
+        }
+    }
 }
 
 /// The Secrets as a YAML stream (`---` between documents), byte-for-byte deterministic.

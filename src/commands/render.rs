@@ -1,34 +1,233 @@
-//! `courier render`: manifests in, Secrets out on stdout.
+//! `courier render`: manifests in, Secrets (and, with `--passthrough`, everything else) out
+//! on stdout. With `--argocd` it is Argo CD's Config Management Plugin `generate` command.
 
+use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::output::{self, Values};
+use courier::cluster;
+use courier::load::{LoadOptions, load_paths_partial_with};
+use courier::output::{self, Document, Values};
 use courier::plan;
+use courier::world::{BlockList, World};
 
-use super::{load_world, report_errors, write_stdout};
-use crate::cli::RenderArgs;
+use super::apply::client_options;
+use super::write_stdout;
+use crate::cli::{RenderArgs, WorldSource};
 
-/// Prints every Secret, or nothing at all when any target fails.
+/// The settings a render runs with, after Argo CD's environment is applied.
+struct Settings {
+    passthrough: bool,
+    instance: Option<String>,
+    namespace: Option<String>,
+    allow_empty: bool,
+    world: WorldSource,
+    one_line_errors: bool,
+}
+
+/// Prints every object, or nothing at all when anything fails.
 pub fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
-    let (inputs, world) = match load_world(&args.input) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
+    let settings = match settings(args) {
+        Ok(settings) => settings,
+        Err(message) => return Ok(fail(vec![message], args.argocd)),
     };
-    let plan = plan::plan(&inputs.manifests, &world);
-    if !plan.errors.is_empty() {
-        return Ok(report_errors(
-            plan.errors.iter().map(ToString::to_string),
-            "nothing was rendered",
-        ));
+    match render(args, &settings)? {
+        Ok(text) => {
+            write_stdout(&text).context("failed to write to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => Ok(fail(errors, settings.one_line_errors)),
     }
-    tracing::info!(secrets = plan.secrets.len(), "rendered");
+}
+
+fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<String, Vec<String>>> {
+    let options = LoadOptions {
+        default_namespace: settings.namespace.clone(),
+    };
+    let (inputs, mut errors) = load_paths_partial_with(&args.input.paths, &options);
+    let mut errors: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
+    let world = match settings.world {
+        WorldSource::Files => World::from_inputs(&inputs).unwrap_or_else(|world_errors| {
+            errors.extend(world_errors.iter().map(ToString::to_string));
+            World::default()
+        }),
+        WorldSource::Cluster if errors.is_empty() => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("failed to start the async runtime")?;
+            let snapshot = runtime.block_on(async {
+                let connection = cluster::connect(&client_options(&args.client)).await?;
+                cluster::snapshot(&connection.client, &inputs.manifests, &BlockList::default())
+                    .await
+            });
+            match snapshot {
+                Ok(snapshot) => snapshot.world,
+                Err(e) => return Ok(Err(vec![e.to_string()])),
+            }
+        }
+        WorldSource::Cluster => World::default(),
+    };
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let plan = plan::plan(&inputs.manifests, &world);
+    errors.extend(plan.errors.iter().map(ToString::to_string));
+    let passthrough: Vec<serde_json::Value> = if settings.passthrough {
+        inputs
+            .passthrough
+            .iter()
+            .map(|p| p.object.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rendered: BTreeSet<(&str, &str)> = plan
+        .secrets
+        .iter()
+        .map(|s| (s.namespace.as_str(), s.name.as_str()))
+        .collect();
+    for object in inputs.passthrough.iter().filter(|_| settings.passthrough) {
+        let value = &object.object;
+        let key = (
+            value
+                .pointer("/metadata/namespace")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default(),
+            value
+                .pointer("/metadata/name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default(),
+        );
+        if value["kind"] == "Secret" && value["apiVersion"] == "v1" && rendered.contains(&key) {
+            errors.push(format!(
+                "{}: Secret/{}/{}: also rendered by courier; remove one of them",
+                object.origin, key.0, key.1
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    if plan.secrets.is_empty() && passthrough.is_empty() && !settings.allow_empty {
+        return Ok(Err(vec![
+            "nothing to print: no Secret was rendered and no other object was given; \
+             an empty result would make a GitOps tool prune everything (pass --allow-empty if that is intended)"
+                .into(),
+        ]));
+    }
+    tracing::info!(
+        secrets = plan.secrets.len(),
+        passthrough = passthrough.len(),
+        "rendered"
+    );
     let values = if args.redact {
         Values::Redact
     } else {
         Values::Reveal
     };
-    write_stdout(&output::render(&plan.secrets, args.format, values))
-        .context("failed to write to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    let document = Document {
+        passthrough: &passthrough,
+        instance: settings.instance.as_deref(),
+        values,
+    };
+    Ok(Ok(output::render_document(
+        &plan.secrets,
+        args.format,
+        document,
+    )))
+}
+
+/// Flags, then (with `--argocd`) Argo CD's environment: the app name is the instance, the
+/// app namespace the default namespace, and `COURIER_*` plugin env or parameters
+/// (`world`, `allow-empty`, `passthrough`) override the defaults.
+fn settings(args: &RenderArgs) -> Result<Settings, String> {
+    let mut settings = Settings {
+        passthrough: args.passthrough || args.argocd,
+        instance: args.instance.clone(),
+        namespace: args.namespace.clone(),
+        allow_empty: args.allow_empty,
+        world: args.world,
+        one_line_errors: args.argocd,
+    };
+    if !args.argocd {
+        return Ok(settings);
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    settings.instance = settings.instance.or_else(|| env("ARGOCD_APP_NAME"));
+    settings.namespace = settings.namespace.or_else(|| env("ARGOCD_APP_NAMESPACE"));
+    let mut apply = |name: &str, value: &str, from: &str| -> Result<(), String> {
+        let flag = || match value {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!(
+                "{from}: {name} must be true or false, not {other:?}"
+            )),
+        };
+        match name {
+            "world" => {
+                settings.world = match value {
+                    "files" => WorldSource::Files,
+                    "cluster" => WorldSource::Cluster,
+                    other => {
+                        return Err(format!(
+                            "{from}: world must be files or cluster, not {other:?}"
+                        ));
+                    }
+                }
+            }
+            "allow-empty" => settings.allow_empty = flag()?,
+            "passthrough" => settings.passthrough = flag()?,
+            _ => {}
+        }
+        Ok(())
+    };
+    for name in ["world", "allow-empty", "passthrough"] {
+        let variable = format!(
+            "ARGOCD_ENV_COURIER_{}",
+            name.to_uppercase().replace('-', "_")
+        );
+        if let Some(value) = env(&variable) {
+            apply(name, &value, &variable)?;
+        }
+    }
+    // Argo CD sends the Application's plugin parameters as a JSON list; it may be unset,
+    // empty or `null`.
+    if let Some(raw) = env("ARGOCD_APP_PARAMETERS").filter(|raw| raw.trim() != "null") {
+        let parameters: Vec<serde_json::Value> = serde_json::from_str(&raw)
+            .map_err(|e| format!("ARGOCD_APP_PARAMETERS is not a JSON list: {e}"))?;
+        for parameter in parameters {
+            if let (Some(name), Some(value)) =
+                (parameter["name"].as_str(), parameter["string"].as_str())
+            {
+                apply(name, value, "ARGOCD_APP_PARAMETERS")?;
+            }
+        }
+    }
+    Ok(settings)
+}
+
+fn fail(errors: Vec<String>, one_line: bool) -> ExitCode {
+    if !one_line {
+        return super::report_errors(errors, "nothing was rendered");
+    }
+    // Argo CD shows stderr in its UI: one short line, never a usage dump.
+    let mut line = format!(
+        "courier: {} error{}: {}",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" },
+        errors.join(" | ")
+    );
+    if line.len() > 4000 {
+        let cut = line
+            .char_indices()
+            .take_while(|(i, _)| *i < 4000)
+            .last()
+            .map_or(0, |(i, _)| i);
+        line.truncate(cut);
+        line.push_str(" ...");
+    }
+    let _ = writeln!(std::io::stderr(), "{}", line.replace('\n', " "));
+    ExitCode::FAILURE
 }
