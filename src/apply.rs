@@ -97,39 +97,69 @@ impl Report {
     }
 }
 
-enum Action<'p> {
+/// What a reconcile would do, decided without writing: [`reconcile`] carries it out and
+/// `courier diff` prints it.
+pub struct Decisions<'p> {
+    /// Writes and removals.
+    pub actions: Vec<Action<'p>>,
+    /// Targets already as desired.
+    pub unchanged: usize,
+    /// Targets refused (someone else's Secret, another instance's, nothing to merge into).
+    pub errors: Vec<ApplyError>,
+    /// Stale targets left behind (`creationPolicy: Orphan`).
+    pub orphaned: Vec<String>,
+}
+
+/// One change to the cluster.
+pub enum Action<'p> {
+    /// Server-side apply of a desired Secret.
     Apply {
+        /// The Secret.
         secret: &'p DesiredSecret,
+        /// Whether it does not exist yet.
         create: bool,
     },
     /// Take back courier's fields from a Secret it merged into, leaving the rest.
-    Release { namespace: String, name: String },
-    Delete {
+    Release {
+        /// Namespace.
         namespace: String,
+        /// Name.
         name: String,
+    },
+    /// Delete a Secret courier created.
+    Delete {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Precondition: delete only the version courier listed.
         resource_version: Option<String>,
     },
 }
 
-/// Reconciles the cluster towards `plan`. Plan errors are not written anywhere, and a
-/// failing manifest's existing targets are neither updated nor pruned, unless its source
-/// is gone and its `deletionPolicy` says Delete or Merge.
-pub async fn reconcile(
+/// Decides every change. Creating needs to know which target names are taken by Secrets
+/// courier does not manage: one metadata-only LIST, made only when something is to be
+/// created. A failing manifest's existing targets are neither updated nor pruned, unless
+/// its source is gone and its `deletionPolicy` says Delete or Merge.
+pub async fn decide<'p>(
     client: &Client,
-    plan: &Plan,
+    plan: &'p Plan,
     snapshot: &Snapshot,
-    options: &ApplyOptions,
-) -> Report {
-    let mut report = Report::default();
-    let ours =
-        |existing: &ManagedSecret| existing.instance.as_deref() == Some(options.instance.as_str());
+    instance: &str,
+) -> Decisions<'p> {
+    let mut decisions = Decisions {
+        actions: Vec::new(),
+        unchanged: 0,
+        errors: Vec::new(),
+        orphaned: Vec::new(),
+    };
+    let ours = |existing: &ManagedSecret| existing.instance.as_deref() == Some(instance);
     let failing_owners: BTreeSet<&str> = plan.errors.iter().map(|e| e.object.as_str()).collect();
     let desired: BTreeSet<(&str, &str)> = plan
         .secrets
         .iter()
         .map(|s| (s.namespace.as_str(), s.name.as_str()))
         .collect();
-    let mut actions = Vec::new();
     let mut to_create = Vec::new();
 
     for secret in &plan.secrets {
@@ -138,18 +168,15 @@ pub async fn reconcile(
             .managed
             .get(&(secret.namespace.clone(), secret.name.clone()))
         {
-            Some(existing) if !ours(existing) => report.errors.push(ApplyError {
+            Some(existing) if !ours(existing) => decisions.errors.push(ApplyError {
                 target,
                 message: format!(
-                    "managed by courier instance {:?}, not {:?}; left untouched",
+                    "managed by courier instance {:?}, not {instance:?}; left untouched",
                     existing.instance.as_deref().unwrap_or("<none>"),
-                    options.instance
                 ),
             }),
-            Some(existing) if is_current(existing, secret, &options.instance) => {
-                report.unchanged += 1
-            }
-            Some(_) => actions.push(Action::Apply {
+            Some(existing) if is_current(existing, secret, instance) => decisions.unchanged += 1,
+            Some(_) => decisions.actions.push(Action::Apply {
                 secret,
                 create: false,
             }),
@@ -165,20 +192,20 @@ pub async fn reconcile(
                     let merge = secret.body.creation_policy == CreationPolicy::Merge;
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     match (exists, merge) {
-                        (false, false) => actions.push(Action::Apply { secret, create: true }),
-                        (true, true) => actions.push(Action::Apply { secret, create: false }),
-                        (true, false) => report.errors.push(ApplyError {
+                        (false, false) => decisions.actions.push(Action::Apply { secret, create: true }),
+                        (true, true) => decisions.actions.push(Action::Apply { secret, create: false }),
+                        (true, false) => decisions.errors.push(ApplyError {
                             target,
                             message: "exists and is not managed by courier; left untouched (delete it or rename the target)".into(),
                         }),
-                        (false, true) => report.errors.push(ApplyError {
+                        (false, true) => decisions.errors.push(ApplyError {
                             target,
                             message: "creationPolicy Merge needs an existing Secret to merge into, and there is none".into(),
                         }),
                     }
                 }
             }
-            Err(e) => report
+            Err(e) => decisions
                 .errors
                 .extend(to_create.iter().map(|secret| ApplyError {
                     target: format!("{}/{}", secret.namespace, secret.name),
@@ -212,10 +239,10 @@ pub async fn reconcile(
             continue;
         }
         if existing.orphan {
-            report.orphaned.push(format!("{namespace}/{name}"));
+            decisions.orphaned.push(format!("{namespace}/{name}"));
             continue;
         }
-        actions.push(remove(namespace, name, existing));
+        decisions.actions.push(remove(namespace, name, existing));
     }
     // The source is gone: deletionPolicy Delete removes the targets, Merge takes back
     // courier's keys, Retain (the default) keeps them as they were.
@@ -237,7 +264,7 @@ pub async fn reconcile(
             else {
                 continue;
             };
-            actions.push(match policy {
+            decisions.actions.push(match policy {
                 DeletionPolicy::Merge => Action::Release {
                     namespace: namespace.to_owned(),
                     name: name.to_owned(),
@@ -246,7 +273,24 @@ pub async fn reconcile(
             });
         }
     }
+    decisions
+}
 
+/// Reconciles the cluster towards `plan` (see [`decide`]), writing with bounded concurrency.
+pub async fn reconcile(
+    client: &Client,
+    plan: &Plan,
+    snapshot: &Snapshot,
+    options: &ApplyOptions,
+) -> Report {
+    let decisions = decide(client, plan, snapshot, &options.instance).await;
+    let mut report = Report {
+        unchanged: decisions.unchanged,
+        errors: decisions.errors,
+        orphaned: decisions.orphaned,
+        ..Report::default()
+    };
+    let actions = decisions.actions;
     let progress = (options.progress && actions.len() >= PROGRESS_THRESHOLD).then(|| {
         let bar = indicatif::ProgressBar::new(actions.len() as u64);
         bar.set_style(

@@ -33,6 +33,19 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Apply, then keep applying: on changes (watched) and every refresh interval (Deployment).
     Run(RunArgs),
+    /// What `apply` would change in the live cluster, values redacted; exit 0 in sync, 2 on drift, 1 on error (CI).
+    Diff(DiffArgs),
+}
+
+/// `courier diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Live-mode options.
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Compare with the live cluster (required: it is the only comparison courier makes).
+    #[arg(long = "live", required = true)]
+    pub live_cluster: bool,
 }
 
 /// `courier run`.

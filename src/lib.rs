@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cluster;
 pub mod controller;
+pub mod diff;
 pub mod load;
 pub mod model;
 pub mod output;

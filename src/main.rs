@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Apply(args) => commands::apply::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Diff(args) => commands::diff::run(args),
     };
     match result {
         Ok(code) => code,

@@ -318,3 +318,44 @@ fn usage_errors_exit_two_without_a_panic() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("required"), "{}", run.stderr);
 }
+
+#[test]
+fn the_example_ci_script_passes_a_good_repo_and_fails_a_broken_one() {
+    let out = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ci/courier-ci.sh");
+    let run = |dir: &str| {
+        Command::new("bash")
+            .args([script, dir, out.path().to_str().unwrap()])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("COURIER", env!("CARGO_BIN_EXE_courier"))
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    };
+    let good = run("examples/platform");
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        good.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(stdout.contains("(17 Secrets)"), "{stdout}");
+    let rendered = std::fs::read_to_string(out.path().join("rendered-redacted.yaml")).unwrap();
+    for value in platform_values() {
+        assert!(
+            !rendered.contains(&value) && !stdout.contains(&value),
+            "the CI output holds a value"
+        );
+    }
+    let broken = write_world(&[(
+        "x.yaml",
+        "apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: x}\nspec:\n  namespaceSelectors: [{matchExpressions: [{key: a, operator: Equals, values: [b]}]}]\n",
+    )]);
+    let failed = run(broken.path().to_str().unwrap());
+    assert!(!failed.status.success(), "a broken repo fails the build");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("unknown operator"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod diff;
 pub mod render;
 pub mod run;
 

@@ -2,7 +2,9 @@
 //! the whole run (see `support`); every test works in namespaces of its own.
 
 mod apply;
+mod argocd_world;
 mod control_plane;
+mod diff;
 mod faults;
 mod from_cluster;
 mod install;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Checks a repository's courier manifests in CI and fails the build on any error.
+#   courier-ci.sh MANIFEST_DIR [OUT_DIR]
+# 1. courier check: every validation that needs no secret value.
+# 2. courier render --redact: the Secrets with every value redacted, safe for a PR comment
+#    (skipped when the repo holds no source Secrets to render from).
+# 3. courier diff --live, when a kubeconfig is available: what apply would change.
+#    Drift (exit 2) is reported, not fatal; errors (exit 1) fail the build.
+set -euo pipefail
+manifests=${1:?usage: courier-ci.sh MANIFEST_DIR [OUT_DIR]}
+out=${2:-courier-ci-out}
+courier=${COURIER:-courier}
+mkdir -p "$out"
+
+echo "== courier check $manifests"
+"$courier" check "$manifests" | tee "$out/targets.txt"
+
+if [ "${COURIER_CI_RENDER:-true}" = true ]; then
+  echo "== courier render --redact $manifests"
+  "$courier" render --redact "$manifests" > "$out/rendered-redacted.yaml"
+  echo "wrote $out/rendered-redacted.yaml ($(grep -c '^kind: Secret' "$out/rendered-redacted.yaml") Secrets)"
+fi
+
+if [ -n "${KUBECONFIG:-}" ]; then
+  echo "== courier diff --live $manifests"
+  status=0
+  "$courier" diff "$manifests" --live --instance "${COURIER_INSTANCE:-default}" > "$out/diff.txt" || status=$?
+  cat "$out/diff.txt"
+  case $status in
+    0) echo "in sync" ;;
+    2) echo "drift: the next apply changes the Secrets above" ;;
+    *) exit "$status" ;;
+  esac
+fi

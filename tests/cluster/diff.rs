@@ -1,0 +1,108 @@
+//! `courier diff --live` on the real API server: 0 in sync, 2 on drift, 1 on error, and
+//! never a value.
+
+use std::process::Command;
+
+use crate::apply::Platform;
+use crate::support::control_plane;
+
+fn diff(platform: &Platform, instance: &str) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args([
+            "diff",
+            platform.manifests.path().to_str().unwrap(),
+            "--live",
+        ])
+        .args([
+            "--kubeconfig",
+            control_plane().kubeconfig.to_str().unwrap(),
+            "--instance",
+            instance,
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for value in ["first-value", "second-value"] {
+        assert!(
+            !stdout.contains(value) && !stderr.contains(value),
+            "a value was printed:\n{stdout}\n{stderr}"
+        );
+    }
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[tokio::test]
+async fn diff_reports_drift_with_redacted_values_and_exit_codes() {
+    let platform = Platform::new("diff").await;
+    let target = platform.target("diff-t", true).await;
+    let instance = format!("diff-{}", platform.id);
+
+    let (code, stdout, stderr) = diff(&platform, &instance);
+    assert_eq!(code, 2, "nothing applied yet is drift: {stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "+ Secret {}/creds (create, Opaque, from ClusterExternalSecret/creds-{})",
+            target.name, platform.id
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    + data.password: *** REDACTED ***"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    + label app.kubernetes.io/managed-by=courier"),
+        "{stdout}"
+    );
+
+    assert_eq!(platform.apply(&instance, &[]).code, 0);
+    let (code, stdout, stderr) = diff(&platform, &instance);
+    assert_eq!(code, 0, "in sync: {stdout}{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("diff: 0 to create, 0 to update, 0 to remove, 1 in sync"),
+        "{stderr}"
+    );
+
+    platform
+        .put_source(
+            "shared",
+            &[
+                ("username", "bot"),
+                ("password", "second-value"),
+                ("extra", "x"),
+            ],
+        )
+        .await;
+    let (code, stdout, _) = diff(&platform, &instance);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.contains(&format!("~ Secret {}/creds (update", target.name)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    ~ data.password: *** REDACTED *** (changed)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    + data.extra: *** REDACTED ***"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("data-hash"), "{stdout}");
+
+    platform.set_label(&target.name, None).await;
+    let (code, stdout, _) = diff(&platform, &instance);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.contains(&format!("- Secret {}/creds (delete)", target.name)),
+        "{stdout}"
+    );
+
+    platform.write_manifests(&[("no-such-source", "creds")]);
+    platform.set_label(&target.name, Some("true")).await;
+    let (code, _, stderr) = diff(&platform, &instance);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("source Secret"), "{stderr}");
+}
