@@ -21,7 +21,7 @@ pub const ESO_GROUP: &str = "external-secrets.io";
 /// ESO versions courier reads.
 pub const ESO_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
 /// Largest input courier reads, per file or stdin.
-pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_INPUT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Where an object came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -556,40 +556,49 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// Budgets apply per document (the streaming reader resets them at every `---`), so a
+/// stream may hold any number of objects while one document stays bounded: no Kubernetes
+/// object comes near 500,000 YAML events, and an alias bomb trips that within a second.
 fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         with_snippet: false,
         budget: serde_saphyr::budget! {
-            max_depth: 200,
+            max_events: 500_000,
             max_aliases: 10_000,
-            max_nodes: 20_000_000,
+            max_depth: 64,
         },
     }
 }
 
 fn parse_yaml(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
-    let documents: Vec<serde_saphyr::Spanned<Value>> =
-        serde_saphyr::from_multiple_with_options(text, yaml_options()).map_err(|e| {
-            let line = e.location().map(|l| l.line() as usize).unwrap_or(0);
-            let message = e.without_snippet().to_string();
-            // The location is already in our prefix; keep the message short.
-            let message = message
-                .rsplit_once(" at line ")
-                .map(|(m, _)| m.to_owned())
-                .unwrap_or(message);
-            LoadError {
-                origin: Origin {
-                    file: name.clone(),
-                    line,
-                },
-                object: None,
-                message: format!("invalid YAML: {}", scrub_serde_message(&message)),
+    let mut reader = text.as_bytes();
+    let mut documents = Vec::new();
+    for document in serde_saphyr::read_with_options::<_, serde_saphyr::Spanned<Value>>(
+        &mut reader,
+        yaml_options(),
+    ) {
+        match document {
+            Ok(document) => documents.push((document.referenced.line() as usize, document.value)),
+            Err(e) => {
+                let line = e.location().map(|l| l.line() as usize).unwrap_or(0);
+                let message = e.without_snippet().to_string();
+                // The location is already in our prefix; keep the message short.
+                let message = message
+                    .split_once(" at line ")
+                    .map(|(m, _)| m.to_owned())
+                    .unwrap_or(message);
+                return Err(LoadError {
+                    origin: Origin {
+                        file: name.clone(),
+                        line,
+                    },
+                    object: None,
+                    message: format!("invalid YAML: {}", scrub_serde_message(&message)),
+                });
             }
-        })?;
-    Ok(documents
-        .into_iter()
-        .map(|d| (d.referenced.line() as usize, d.value))
-        .collect())
+        }
+    }
+    Ok(documents)
 }
 
 fn parse_json(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
@@ -641,4 +650,26 @@ pub fn namespace_labels(
             (ns.object.metadata.name.clone(), labels)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_may_hold_thousands_of_objects() {
+        let text: String = (0..5_000)
+            .map(|n| format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ns-{n}}}\n"))
+            .collect();
+        let inputs = load_str("big.yaml", &text).unwrap();
+        assert_eq!(inputs.namespaces.len(), 5_000);
+        assert_eq!(inputs.namespaces[4_999].origin.line, 20_000 - 2);
+    }
+
+    #[test]
+    fn documents_report_their_first_line() {
+        let inputs = load_str("f.yaml", "# comment\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n").unwrap();
+        let lines: Vec<usize> = inputs.namespaces.iter().map(|n| n.origin.line).collect();
+        assert_eq!(lines, [3, 8]);
+    }
 }
