@@ -7,6 +7,7 @@ mod control_plane;
 mod diff;
 mod faults;
 mod from_cluster;
+mod hygiene;
 mod install;
 mod policies;
 mod run;
