@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ListParams};
@@ -88,13 +86,14 @@ pub struct ClientOptions {
 pub struct Connection {
     /// The client.
     pub client: Client,
-    requests: Arc<AtomicU64>,
+    /// Every HTTP request the client has sent, as a Prometheus counter (clones share it).
+    pub request_counter: prometheus_client::metrics::counter::Counter,
 }
 
 impl Connection {
     /// Requests sent so far.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.request_counter.get()
     }
 }
 
@@ -124,17 +123,20 @@ pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError
     if let Some(user) = &options.impersonate {
         config.auth_info.impersonate = Some(user.clone());
     }
-    let requests = Arc::new(AtomicU64::new(0));
-    let counter = requests.clone();
+    let request_counter = prometheus_client::metrics::counter::Counter::<u64>::default();
+    let counter = request_counter.clone();
     let count = tower::util::MapRequestLayer::new(move |request| {
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         request
     });
     let client = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| ClusterError::Config(e.to_string()))?
         .with_layer(&count)
         .build();
-    Ok(Connection { client, requests })
+    Ok(Connection {
+        client,
+        request_counter,
+    })
 }
 
 /// A Secret courier manages, as listed.

@@ -62,13 +62,43 @@ pub struct Metrics {
     created: Counter,
     updated: Counter,
     deleted: Counter,
-    api_requests: Counter,
+    api_requests: Counter<u64>,
     last_success: Gauge<f64, AtomicU64>,
     ready: AtomicBool,
     /// Set by a failing watch, cleared by the next event: the API server is away.
     api_unreachable: Arc<AtomicBool>,
     /// Watches the API server refuses (RBAC): courier would miss changes until a resync.
     forbidden_watches: Arc<AtomicUsize>,
+    /// The API server's own `/readyz` failed at the last probe (etcd away, say, while
+    /// watches still stream from its cache).
+    probe_failed: Arc<AtomicBool>,
+}
+
+/// How often `run` asks the API server whether it is ready.
+const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Probes the API server's `/readyz` (readable by every identity through the default
+/// `system:public-info-viewer` role); a failure asks for a reconcile, which backs off.
+fn spawn_probe(client: kube::Client, failed: Arc<AtomicBool>, changed: Arc<Notify>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PROBE_INTERVAL).await;
+            let request = match axum::http::Request::get("/readyz").body(Vec::new()) {
+                Ok(request) => request,
+                Err(_) => return,
+            };
+            let ready =
+                matches!(client.request_text(request).await, Ok(body) if body.trim() == "ok");
+            let was_failed = failed.swap(!ready, Ordering::Relaxed);
+            if !ready {
+                tracing::warn!("the Kubernetes API server reports it is not ready");
+                changed.notify_one();
+            } else if was_failed {
+                tracing::info!("the Kubernetes API server is ready again");
+                changed.notify_one();
+            }
+        }
+    });
 }
 
 impl Metrics {
@@ -109,7 +139,10 @@ struct Served {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics {
+        api_requests: connection.request_counter.clone(),
+        ..Metrics::default()
+    });
     if let Some(addr) = options.metrics_addr {
         let served = Arc::new(Served {
             metrics: metrics.clone(),
@@ -136,6 +169,11 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         api_unreachable: metrics.api_unreachable.clone(),
         forbidden_watches: metrics.forbidden_watches.clone(),
     };
+    spawn_probe(
+        connection.client.clone(),
+        metrics.probe_failed.clone(),
+        changed.clone(),
+    );
     let mut watched_store_namespaces = Vec::new();
     spawn_watch(
         watch("namespaces"),
@@ -152,13 +190,8 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
 
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut failures: u32 = 0;
-    let mut requests_seen = 0;
     loop {
         let outcome = reconcile(&connection, &options, &metrics).await;
-        metrics
-            .api_requests
-            .inc_by(connection.requests() - requests_seen);
-        requests_seen = connection.requests();
         let resync = match &outcome {
             Ok(manifests) => {
                 failures = 0;
@@ -436,7 +469,9 @@ async fn readyz(State(served): State<Arc<Served>>) -> (StatusCode, &'static str)
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: a watch is forbidden by RBAC (see the logs)",
         )
-    } else if metrics.api_unreachable.load(Ordering::Relaxed) {
+    } else if metrics.api_unreachable.load(Ordering::Relaxed)
+        || metrics.probe_failed.load(Ordering::Relaxed)
+    {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the Kubernetes API is unreachable",

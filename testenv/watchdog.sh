@@ -12,7 +12,8 @@ stop() {
   kill -TERM "$child" 2>/dev/null
   for _ in $(seq 50); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$child" 2>/dev/null
-  if [ -n "${WATCHDOG_REMOVE_DIR:-}" ]; then
+  # Only when the tests are gone: a test that stops a server on purpose restarts it.
+  if [ -n "${WATCHDOG_REMOVE_DIR:-}" ] && ! kill -0 "$owner" 2>/dev/null; then
     sleep 1
     rm -rf "$WATCHDOG_REMOVE_DIR"
   fi

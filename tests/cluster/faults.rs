@@ -78,8 +78,37 @@ async fn namespace(client: &Client, name: &str, wants: bool) {
         .unwrap();
 }
 
+fn metric(port: u16, name: &str) -> f64 {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return f64::NAN;
+    };
+    let _ = write!(stream, "GET /metrics HTTP/1.0\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 #[tokio::test]
 async fn run_reports_not_ready_while_kube_apiserver_is_down_then_converges() {
+    run_across_an_outage(
+        "kube-apiserver",
+        ControlPlane::stop_apiserver,
+        ControlPlane::start_apiserver,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn run_reports_not_ready_while_etcd_is_down_then_converges() {
+    run_across_an_outage("etcd", ControlPlane::stop_etcd, ControlPlane::start_etcd).await;
+}
+
+async fn run_across_an_outage(what: &str, stop_it: fn(&ControlPlane), start_it: fn(&ControlPlane)) {
     let plane = Arc::new(
         tokio::task::spawn_blocking(ControlPlane::start_private)
             .await
@@ -134,7 +163,7 @@ async fn run_reports_not_ready_while_kube_apiserver_is_down_then_converges() {
     eventually(Duration::from_secs(5), "readiness", || readyz(port) == 200).await;
 
     let stopping = plane.clone();
-    tokio::task::spawn_blocking(move || stopping.stop_apiserver())
+    tokio::task::spawn_blocking(move || stop_it(&stopping))
         .await
         .unwrap();
     let started = Instant::now();
@@ -161,13 +190,22 @@ async fn run_reports_not_ready_while_kube_apiserver_is_down_then_converges() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let noticed = started.elapsed();
+    // No retry storm: count what courier sends while the server stays down.
+    let before = metric(port, "courier_api_requests_total");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = metric(port, "courier_api_requests_total") - before;
+    eprintln!("{what} down: not ready after {noticed:?}; {during} API requests in 20 s");
+    assert!(
+        during <= 30.0,
+        "{during} requests in 20 s while {what} was down"
+    );
     assert!(
         courier.try_wait().unwrap().is_none(),
         "courier keeps running while the API server is down"
     );
 
     let starting = plane.clone();
-    tokio::task::spawn_blocking(move || starting.start_apiserver())
+    tokio::task::spawn_blocking(move || start_it(&starting))
         .await
         .unwrap();
     let client = client_of(&plane).await;
@@ -186,7 +224,6 @@ async fn run_reports_not_ready_while_kube_apiserver_is_down_then_converges() {
         || readyz(port) == 200,
     )
     .await;
-    eprintln!("not-ready noticed {noticed:?} after the stop");
 
     let _ = Command::new("kill")
         .args(["-TERM", &courier.id().to_string()])

@@ -79,37 +79,65 @@ impl ControlPlane {
 
     /// Stops kube-apiserver (etcd keeps running).
     pub fn stop_apiserver(&self) {
-        let mut servers = self.servers.lock().unwrap();
-        if let Some((_, Some(watchdog))) = servers
-            .iter_mut()
-            .find(|(c, _)| c.log == "kube-apiserver.log")
-        {
-            stop(watchdog);
-        }
-        if let Some(entry) = servers
-            .iter_mut()
-            .find(|(c, _)| c.log == "kube-apiserver.log")
-        {
-            entry.1 = None;
-        }
+        self.stop_server("kube-apiserver.log");
     }
 
     /// Starts kube-apiserver again with the same flags and waits until it is ready.
     pub fn start_apiserver(&self) {
+        self.start_server("kube-apiserver.log", true);
+    }
+
+    /// Stops etcd (kube-apiserver keeps running, and fails its requests).
+    pub fn stop_etcd(&self) {
+        self.stop_server("etcd.log");
+    }
+
+    /// Starts etcd again on the same data and waits until kube-apiserver is ready.
+    pub fn start_etcd(&self) {
+        self.start_server("etcd.log", false);
         let mut servers = self.servers.lock().unwrap();
         let (command, slot) = servers
             .iter_mut()
             .find(|(c, _)| c.log == "kube-apiserver.log")
             .expect("a local control plane");
-        let mut child = command.spawn().unwrap();
         let state_dir = command.state_dir.clone();
+        let apiserver = slot.as_mut().expect("kube-apiserver runs");
         wait_until_ready(
             &self.server,
             &state_dir,
-            &mut child,
+            apiserver,
             Duration::from_secs(120),
         )
         .unwrap();
+    }
+
+    fn stop_server(&self, log: &str) {
+        let mut servers = self.servers.lock().unwrap();
+        if let Some((_, slot)) = servers.iter_mut().find(|(c, _)| c.log == log) {
+            if let Some(watchdog) = slot.as_mut() {
+                stop(watchdog);
+            }
+            *slot = None;
+        }
+    }
+
+    fn start_server(&self, log: &str, wait: bool) {
+        let mut servers = self.servers.lock().unwrap();
+        let (command, slot) = servers
+            .iter_mut()
+            .find(|(c, _)| c.log == log)
+            .expect("a local control plane");
+        let mut child = command.spawn().unwrap();
+        if wait {
+            let state_dir = command.state_dir.clone();
+            wait_until_ready(
+                &self.server,
+                &state_dir,
+                &mut child,
+                Duration::from_secs(120),
+            )
+            .unwrap();
+        }
         *slot = Some(child);
     }
 }
