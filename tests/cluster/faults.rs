@@ -239,3 +239,250 @@ async fn run_across_an_outage(what: &str, stop_it: fn(&ControlPlane), start_it: 
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+mod shared_plane {
+    //! Faults that need no restart, on the shared control plane.
+
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+
+    use crate::apply::Platform;
+    use crate::support::control_plane;
+
+    #[tokio::test]
+    async fn sigkill_in_the_middle_of_1000_writes_leaves_no_half_secret_and_the_next_run_converges()
+    {
+        let platform = Platform::new("kill").await;
+        let mut namespaces = Vec::new();
+        for index in 0..200 {
+            namespaces.push(platform.target(&format!("kill-{index}"), true).await);
+        }
+        let bystander: Secret = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "not-courier"}, "stringData": {"k": "theirs"}}),
+        )
+        .unwrap();
+        Api::<Secret>::namespaced(platform.client.clone(), &namespaces[0].name)
+            .create(&PostParams::default(), &bystander)
+            .await
+            .unwrap();
+        let targets: Vec<(&str, String)> =
+            (0..5).map(|t| ("shared", format!("creds-{t}"))).collect();
+        let pairs: Vec<(&str, &str)> = targets.iter().map(|(s, t)| (*s, t.as_str())).collect();
+        platform.write_manifests(&pairs);
+        let instance = format!("kill-{}", platform.id);
+        let selector = format!("courier.dev/instance={instance}");
+        let managed = Api::<Secret>::all(platform.client.clone());
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args([
+                "apply",
+                platform.manifests.path().to_str().unwrap(),
+                "--kubeconfig",
+                control_plane().kubeconfig.to_str().unwrap(),
+            ])
+            .args(["--instance", &instance, "--concurrency", "4"])
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let written = loop {
+            let count = managed
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+                .unwrap()
+                .items
+                .len();
+            if count >= 50 {
+                break count;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "apply never got going"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "apply finished before it could be killed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let after_kill = managed
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap();
+        assert!(
+            after_kill.items.len() >= written && after_kill.items.len() < 1000,
+            "killed after {} writes",
+            after_kill.items.len()
+        );
+        for secret in &after_kill.items {
+            let data = secret.data.clone().unwrap_or_default();
+            let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+            assert_eq!(
+                data.len(),
+                2,
+                "a Secret with only some of its keys: {:?}",
+                secret.metadata.name
+            );
+            assert!(
+                annotations.contains_key("courier.dev/data-hash"),
+                "a Secret without courier's metadata"
+            );
+        }
+
+        let rerun = platform.apply(&instance, &[]);
+        assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+        let created = 1000 - after_kill.items.len();
+        assert!(
+            rerun.has(&format!(
+                "apply: {created} created, 0 updated, {} unchanged",
+                after_kill.items.len()
+            )),
+            "{}",
+            rerun.stderr
+        );
+        assert_eq!(
+            managed
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1000
+        );
+        assert_eq!(
+            platform
+                .value(&namespaces[0].name, "not-courier", "k")
+                .await
+                .as_deref(),
+            Some("theirs")
+        );
+    }
+
+    #[tokio::test]
+    async fn forbidden_namespaces_and_an_immutable_target_fail_alone() {
+        let platform = Platform::new("part").await;
+        let allowed = platform.target("part-ok", true).await;
+        let denied = platform.target("part-denied", true).await;
+        let frozen = platform.target("part-frozen", true).await;
+        let instance = format!("part-{}", platform.id);
+        assert_eq!(
+            platform.apply(&instance, &[]).code,
+            0,
+            "first apply as admin"
+        );
+
+        // Someone freezes one target: its update must fail alone.
+        let freeze = serde_json::json!({"immutable": true});
+        Api::<Secret>::namespaced(platform.client.clone(), &frozen.name)
+            .patch("creds", &PatchParams::default(), &Patch::Merge(freeze))
+            .await
+            .unwrap();
+        // An identity that reads everywhere but may write Secrets only where a Role allows.
+        let account = format!("partial-{}", platform.id);
+        let sa: ServiceAccount =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": account}})).unwrap();
+        Api::<ServiceAccount>::namespaced(platform.client.clone(), &platform.central.name)
+            .create(&PostParams::default(), &sa)
+            .await
+            .unwrap();
+        let subject = serde_json::json!([{"kind": "ServiceAccount", "name": account, "namespace": platform.central.name}]);
+        let reader: ClusterRole = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": account},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces", "secrets"], "verbs": ["get", "list", "watch"]}]
+        }))
+        .unwrap();
+        Api::<ClusterRole>::all(platform.client.clone())
+            .create(&PostParams::default(), &reader)
+            .await
+            .unwrap();
+        let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": account},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account},
+            "subjects": subject
+        }))
+        .unwrap();
+        Api::<ClusterRoleBinding>::all(platform.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+        for namespace in [&allowed.name, &frozen.name] {
+            let role: Role = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "writer"},
+                "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch", "delete"]}]
+            }))
+            .unwrap();
+            Api::<Role>::namespaced(platform.client.clone(), namespace)
+                .create(&PostParams::default(), &role)
+                .await
+                .unwrap();
+            let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "writer"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "writer"},
+                "subjects": subject
+            }))
+            .unwrap();
+            Api::<RoleBinding>::namespaced(platform.client.clone(), namespace)
+                .create(&PostParams::default(), &binding)
+                .await
+                .unwrap();
+        }
+
+        platform
+            .put_source("shared", &[("username", "bot"), ("password", "rotated")])
+            .await;
+        let identity = format!("system:serviceaccount:{}:{account}", platform.central.name);
+        let outcome = platform.apply(&instance, &["--as", &identity]);
+        assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+        assert!(
+            outcome.has(&format!(
+                "error: Secret {}/creds: failed to apply: secrets \"creds\" is forbidden",
+                denied.name
+            )),
+            "{}",
+            outcome.stderr
+        );
+        assert!(
+            outcome.has(&format!(
+                "error: Secret {}/creds: failed to apply:",
+                frozen.name
+            )) && outcome.has("immutable"),
+            "{}",
+            outcome.stderr
+        );
+        assert!(
+            outcome.has("apply: 0 created, 1 updated"),
+            "the allowed target is still reconciled: {}",
+            outcome.stderr
+        );
+        assert!(!outcome.has("rotated"));
+        assert_eq!(
+            platform
+                .value(&allowed.name, "creds", "password")
+                .await
+                .as_deref(),
+            Some("rotated")
+        );
+        assert_eq!(
+            platform
+                .value(&denied.name, "creds", "password")
+                .await
+                .as_deref(),
+            Some("first-value")
+        );
+        assert_eq!(
+            platform
+                .value(&frozen.name, "creds", "password")
+                .await
+                .as_deref(),
+            Some("first-value")
+        );
+    }
+}
