@@ -2,6 +2,7 @@
 //! pruning of this instance's stale targets, bounded concurrency, no write for a no-op.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
@@ -457,6 +458,51 @@ pub fn applied_manifest(secret: &DesiredSecret, instance: &str) -> serde_json::V
     manifest
 }
 
+/// Attempts per write: the first and two retries.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// Retries a write on what passes by itself (429, 5xx, a dropped connection) with
+/// exponential backoff and jitter: 200 ms, then 400 ms, each ±50 %. Anything else (403,
+/// 409, 422) is the target's error at once.
+async fn with_retries<T, F, Fut>(mut write: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(error) if attempt < WRITE_ATTEMPTS && is_transient(&error) => {
+                let base = Duration::from_millis(200 * 2u64.pow(attempt - 1));
+                tokio::time::sleep(base.mul_f64(0.5 + jitter_fraction())).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// A number in [0, 1) that differs between calls; good enough to spread retries.
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (hasher.finish() % 10_000) as f64 / 10_000.0
+}
+
 async fn apply_one(
     client: &Client,
     secret: &DesiredSecret,
@@ -468,14 +514,11 @@ async fn apply_one(
     if dry_run {
         params = params.dry_run();
     }
-    api.patch(
-        &secret.name,
-        &params,
-        &Patch::Apply(applied_manifest(secret, instance)),
-    )
-    .await
-    .map(drop)
-    .map_err(|e| ClusterError::api("apply", e))
+    let manifest = Patch::Apply(applied_manifest(secret, instance));
+    with_retries(|| api.patch(&secret.name, &params, &manifest))
+        .await
+        .map(drop)
+        .map_err(|e| ClusterError::api("apply", e))
 }
 
 /// Applies an empty configuration as `courier`: server-side apply then removes every
@@ -492,7 +535,8 @@ async fn release_one(
         params = params.dry_run();
     }
     let empty = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}});
-    api.patch(name, &params, &Patch::Apply(empty))
+    let empty = Patch::Apply(empty);
+    with_retries(|| api.patch(name, &params, &empty))
         .await
         .map(drop)
         .map_err(|e| ClusterError::api("take back courier's keys", e))
@@ -516,9 +560,68 @@ async fn delete_one(
     if dry_run {
         params = params.dry_run();
     }
-    match api.delete(name, &params).await {
+    match with_retries(|| api.delete(name, &params)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(ClusterError::api("delete", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn status(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("scripted", "Scripted").with_code(code),
+        ))
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_a_bounded_number_of_times() {
+        let calls = Cell::new(0);
+        let outcome = with_retries(|| {
+            calls.set(calls.get() + 1);
+            let attempt = calls.get();
+            async move {
+                if attempt < 3 {
+                    Err(status(503))
+                } else {
+                    Ok("written")
+                }
+            }
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), "written");
+        assert_eq!(calls.get(), 3);
+
+        let calls = Cell::new(0);
+        let outcome: Result<(), _> = with_retries(|| {
+            calls.set(calls.get() + 1);
+            async { Err(status(429)) }
+        })
+        .await;
+        assert!(outcome.is_err());
+        assert_eq!(
+            calls.get(),
+            WRITE_ATTEMPTS,
+            "gives up after {WRITE_ATTEMPTS} attempts"
+        );
+    }
+
+    #[tokio::test]
+    async fn definite_answers_are_not_retried() {
+        for code in [403, 404, 409, 422] {
+            let calls = Cell::new(0);
+            let outcome: Result<(), _> = with_retries(|| {
+                calls.set(calls.get() + 1);
+                async move { Err(status(code)) }
+            })
+            .await;
+            assert!(outcome.is_err());
+            assert_eq!(calls.get(), 1, "{code} is not retried");
+        }
     }
 }

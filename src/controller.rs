@@ -210,7 +210,9 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
             Err(_) => {
                 failures = failures.saturating_add(1);
                 // Back off while the API server is away: 1 s, 2 s, 4 s ... 60 s.
-                Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+                with_jitter(
+                    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60)),
+                )
             }
         };
         if outcome.is_err() {
