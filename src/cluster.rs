@@ -184,21 +184,41 @@ pub struct Snapshot {
 
 /// The namespaces whose Secrets the stores read: one LIST each.
 pub fn store_namespaces(manifests: &Manifests) -> BTreeSet<String> {
-    manifests
-        .stores
-        .iter()
-        .filter_map(|store| {
-            let (_, manifest) = &store.object;
-            let config = manifest.spec.provider.get("kubernetes")?;
-            let provider: KubernetesProvider = serde_json::from_value(config.clone()).ok()?;
-            Some(
-                provider
-                    .remote_namespace
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "default".into()),
-            )
-        })
-        .collect()
+    let mut namespaces = BTreeSet::new();
+    for store in &manifests.stores {
+        let (kind, manifest) = &store.object;
+        if let Some(config) = manifest.spec.provider.get("kubernetes") {
+            if let Ok(provider) = serde_json::from_value::<KubernetesProvider>(config.clone()) {
+                namespaces.insert(
+                    provider
+                        .remote_namespace
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "default".into()),
+                );
+            }
+        } else if let Some(config) = manifest.spec.provider.get("vault") {
+            // A Vault store's credentials (token, AppRole secret ID) are Secrets too.
+            let Ok(provider) =
+                serde_json::from_value::<crate::model::VaultProvider>(config.clone())
+            else {
+                continue;
+            };
+            let auth = &provider.auth;
+            let selectors = [
+                auth.token_secret_ref.as_ref(),
+                auth.app_role.as_ref().and_then(|a| a.secret_ref.as_ref()),
+                auth.app_role.as_ref().and_then(|a| a.role_ref.as_ref()),
+            ];
+            for selector in selectors.into_iter().flatten() {
+                let namespace = match kind {
+                    crate::load::StoreKind::SecretStore => manifest.metadata.namespace.clone(),
+                    crate::load::StoreKind::ClusterSecretStore => selector.namespace.clone(),
+                };
+                namespaces.extend(namespace.filter(|n| !n.is_empty()));
+            }
+        }
+    }
+    namespaces
 }
 
 fn specs(manifests: &Manifests) -> impl Iterator<Item = &ExternalSecretSpec> {

@@ -20,4 +20,5 @@ pub mod select;
 pub mod source;
 pub mod status;
 pub mod template;
+pub mod vault;
 pub mod world;

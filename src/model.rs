@@ -130,6 +130,74 @@ pub struct KubernetesProvider {
     pub remote_namespace: Option<String>,
 }
 
+/// `spec.provider.vault` (HashiCorp Vault and OpenBao), KV secrets engine.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultProvider {
+    /// Base address, e.g. `https://vault.example.com:8200`.
+    #[serde(default)]
+    pub server: String,
+    /// Mount path of the KV engine; `secret` when absent.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// KV engine version: `v2` (default) or `v1`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// How to log in.
+    #[serde(default)]
+    pub auth: VaultAuth,
+}
+
+/// `vault.auth`: one of token, AppRole or Kubernetes.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAuth {
+    /// A token kept in a Secret.
+    #[serde(default)]
+    pub token_secret_ref: Option<SecretKeySelector>,
+    /// AppRole login.
+    #[serde(default)]
+    pub app_role: Option<VaultAppRole>,
+    /// Kubernetes ServiceAccount login; not supported yet.
+    #[serde(default)]
+    pub kubernetes: Option<serde_json::Value>,
+}
+
+/// `vault.auth.appRole`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAppRole {
+    /// Mount path of the AppRole method; `approle` when absent.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The role ID, inline.
+    #[serde(default)]
+    pub role_id: Option<String>,
+    /// The role ID, from a Secret.
+    #[serde(default)]
+    pub role_ref: Option<SecretKeySelector>,
+    /// The secret ID, from a Secret.
+    #[serde(default)]
+    pub secret_ref: Option<SecretKeySelector>,
+}
+
+/// A key of a Secret (`name`, `key`, and for cluster-scoped stores `namespace`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+pub struct SecretKeySelector {
+    /// Secret name.
+    #[serde(default)]
+    pub name: String,
+    /// Key.
+    #[serde(default)]
+    pub key: String,
+    /// Namespace; for a SecretStore, its own.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
 /// `ClusterExternalSecret`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ClusterExternalSecretManifest {

@@ -207,15 +207,21 @@ pub fn plan(manifests: &Manifests, world: &World) -> Plan {
         let target = format!("{}/{}", instance.namespace, instance.secret_name);
         let body = planner.resolve_store(instance).and_then(|store| {
             let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
-            let render = || {
-                let client = KubernetesClient::new(world, &store.remote_namespace);
-                render_body(&env, &planner, instance, &client).map(Arc::new)
+            let render = || match &store.backend {
+                Backend::Kubernetes { remote_namespace } => {
+                    let client = KubernetesClient::new(world, remote_namespace);
+                    render_body(&env, &planner, instance, &client).map(Arc::new)
+                }
+                Backend::Vault { store, .. } => {
+                    let client = crate::source::RemoteClient::new(world, store);
+                    render_body(&env, &planner, instance, &client).map(Arc::new)
+                }
             };
             if namespace_dependent {
                 render()
             } else {
                 shared
-                    .entry((instance.owner_index, store.remote_namespace.clone()))
+                    .entry((instance.owner_index, store.backend.cache_key()))
                     .or_insert_with(render)
                     .clone()
             }
@@ -334,8 +340,37 @@ fn conflict_error(
 }
 
 struct ResolvedStore {
-    remote_namespace: String,
+    backend: Backend,
     namespaced: bool,
+}
+
+/// Where a store's values come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Secrets of a namespace of the world.
+    Kubernetes {
+        /// `remoteNamespace`.
+        remote_namespace: String,
+    },
+    /// A Vault/OpenBao KV engine; its values are prefetched into the world.
+    Vault {
+        /// `Kind/namespace/name` of the store: the key of its prefetched values.
+        store: String,
+        /// Its configuration.
+        config: Box<crate::model::VaultProvider>,
+        /// Namespace of the Secrets holding its credentials.
+        credentials_namespace: String,
+    },
+}
+
+impl Backend {
+    /// Identifies what a shared render may be cached by.
+    fn cache_key(&self) -> String {
+        match self {
+            Backend::Kubernetes { remote_namespace } => format!("kubernetes:{remote_namespace}"),
+            Backend::Vault { store, .. } => format!("vault:{store}"),
+        }
+    }
 }
 
 struct Planner<'m> {
@@ -553,7 +588,9 @@ impl<'m> Planner<'m> {
             if instance.spec.data.is_empty() && instance.spec.data_from.is_empty() {
                 // A template-only ExternalSecret reads no store.
                 return Ok(ResolvedStore {
-                    remote_namespace: String::new(),
+                    backend: Backend::Kubernetes {
+                        remote_namespace: String::new(),
+                    },
                     namespaced: false,
                 });
             }
@@ -617,11 +654,44 @@ impl<'m> Planner<'m> {
                 ));
             }
         };
+        if provider == "vault" {
+            let config: crate::model::VaultProvider = serde_json::from_value(config.clone())
+                .map_err(|e| {
+                    Failure::new(
+                        field(),
+                        format!(
+                            "{store_display} ({}): spec.provider.vault: {}",
+                            store.origin,
+                            crate::redact::scrub_serde_message(&e.to_string())
+                        ),
+                    )
+                })?;
+            let credentials_namespace = if namespaced {
+                manifest.metadata.namespace.clone().unwrap_or_default()
+            } else {
+                let selector = config.auth.token_secret_ref.as_ref().or(config
+                    .auth
+                    .app_role
+                    .as_ref()
+                    .and_then(|a| a.secret_ref.as_ref()));
+                selector
+                    .and_then(|s| s.namespace.clone())
+                    .unwrap_or_default()
+            };
+            return Ok(ResolvedStore {
+                backend: Backend::Vault {
+                    store: store_display,
+                    config: Box::new(config),
+                    credentials_namespace,
+                },
+                namespaced,
+            });
+        }
         if provider != "kubernetes" {
             return Err(Failure::new(
                 field(),
                 format!(
-                    "{store_display} uses provider {provider:?}, which courier does not support yet (supported: kubernetes)"
+                    "{store_display} uses provider {provider:?}, which courier does not support yet (supported: kubernetes, vault)"
                 ),
             ));
         }
@@ -637,10 +707,12 @@ impl<'m> Planner<'m> {
                 )
             })?;
         Ok(ResolvedStore {
-            remote_namespace: kubernetes
-                .remote_namespace
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "default".into()),
+            backend: Backend::Kubernetes {
+                remote_namespace: kubernetes
+                    .remote_namespace
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".into()),
+            },
             namespaced,
         })
     }
@@ -681,6 +753,74 @@ impl<'m> Planner<'m> {
             "spec.conditions do not allow namespace {namespace}"
         ))
     }
+}
+
+/// What a plan will read from remote stores, so it can be fetched before planning: once
+/// per reconcile, however many targets use a value.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoteRequests {
+    /// Per store (`Kind/namespace/name`): its configuration, credentials namespace, the
+    /// `(key, version)` reads and the `find.name.regexp` patterns.
+    pub stores: BTreeMap<String, RemoteStoreRequests>,
+}
+
+/// The reads of one remote store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStoreRequests {
+    /// The store's configuration.
+    pub config: crate::model::VaultProvider,
+    /// Where its credential Secrets are.
+    pub credentials_namespace: String,
+    /// Secret paths, with an optional version.
+    pub reads: BTreeSet<(String, Option<String>)>,
+    /// Name patterns to list and read.
+    pub finds: BTreeSet<String>,
+}
+
+/// Every remote read the plan of `(manifests, world)` will make.
+pub fn remote_requests(manifests: &Manifests, world: &World) -> RemoteRequests {
+    let planner = Planner::new(manifests, world);
+    let (instances, _) = planner.instances();
+    let mut requests = RemoteRequests::default();
+    for instance in &instances {
+        let Ok(ResolvedStore {
+            backend:
+                Backend::Vault {
+                    store,
+                    config,
+                    credentials_namespace,
+                },
+            ..
+        }) = planner.resolve_store(instance)
+        else {
+            continue;
+        };
+        let entry = requests
+            .stores
+            .entry(store)
+            .or_insert_with(|| RemoteStoreRequests {
+                config: *config,
+                credentials_namespace,
+                reads: BTreeSet::new(),
+                finds: BTreeSet::new(),
+            });
+        for data in &instance.spec.data {
+            entry
+                .reads
+                .insert((data.remote_ref.key.clone(), data.remote_ref.version.clone()));
+        }
+        for from in &instance.spec.data_from {
+            if let Some(extract) = &from.extract {
+                entry
+                    .reads
+                    .insert((extract.key.clone(), extract.version.clone()));
+            }
+            if let Some(name) = from.find.as_ref().and_then(|f| f.name.as_ref()) {
+                entry.finds.insert(name.regexp.clone());
+            }
+        }
+    }
+    requests
 }
 
 static EMPTY: StringMap = StringMap::new();

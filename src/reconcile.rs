@@ -74,7 +74,17 @@ pub async fn reconcile_once(
             (inputs, objects)
         }
     };
-    let snapshot = cluster::snapshot(&connection.client, &inputs.manifests, block_list).await?;
+    let mut snapshot = cluster::snapshot(&connection.client, &inputs.manifests, block_list).await?;
+    let remote = plan::remote_requests(&inputs.manifests, &snapshot.world);
+    if !remote.stores.is_empty() {
+        let stats = crate::vault::prefetch(&remote, &mut snapshot.world).await;
+        tracing::info!(
+            reads = stats.reads,
+            lists = stats.lists,
+            logins = stats.logins,
+            "read remote stores"
+        );
+    }
     let plan = plan::plan(&inputs.manifests, &snapshot.world);
     let report = apply::reconcile(&connection.client, &plan, &snapshot, options).await;
     let status_errors = if objects.is_empty() || options.dry_run {

@@ -195,6 +195,136 @@ impl SecretsClient for KubernetesClient<'_> {
     }
 }
 
+/// A remote store (Vault, OpenBao) answered from the values prefetched into the world.
+pub struct RemoteClient<'w> {
+    world: &'w World,
+    store: &'w str,
+}
+
+impl<'w> RemoteClient<'w> {
+    /// Reads `store`'s prefetched values.
+    pub fn new(world: &'w World, store: &'w str) -> Self {
+        Self { world, store }
+    }
+
+    fn data(
+        &self,
+        key: &str,
+        version: Option<&String>,
+    ) -> Result<serde_json::Map<String, Value>, FetchError> {
+        let entry =
+            self.world
+                .remote_reads
+                .get(&(self.store.to_owned(), key.to_owned(), version.cloned()));
+        match entry {
+            None => Err(FetchError::new(format!(
+                "{}: {key} was not fetched",
+                self.store
+            ))),
+            Some(Err(error)) => Err(FetchError {
+                message: error.message.clone(),
+                source_missing: error.not_found,
+            }),
+            Some(Ok(bytes)) => match serde_json::from_slice(bytes.expose()) {
+                Ok(Value::Object(map)) => Ok(map),
+                _ => Err(FetchError::new(format!(
+                    "{}: {key} is not a key/value secret",
+                    self.store
+                ))),
+            },
+        }
+    }
+}
+
+/// A remote value as bytes: strings raw, `null` empty, anything else as JSON.
+fn remote_value_bytes(value: &Value) -> Vec<u8> {
+    json_result_bytes(value.clone())
+}
+
+/// JSON with sorted keys, as Go marshals a map.
+fn sorted_json(map: &serde_json::Map<String, Value>) -> Vec<u8> {
+    let sorted: BTreeMap<&String, &Value> = map.iter().collect();
+    serde_json::to_vec(&sorted).unwrap_or_default()
+}
+
+impl SecretsClient for RemoteClient<'_> {
+    fn get_secret(&self, remote_ref: &RemoteRef) -> Result<SecretBytes, FetchError> {
+        let data = self.data(&remote_ref.key, remote_ref.version.as_ref())?;
+        match remote_ref.property.as_deref().filter(|p| !p.is_empty()) {
+            None => Ok(SecretBytes::new(sorted_json(&data))),
+            Some(property) => {
+                if let Some(value) = data.get(property) {
+                    return Ok(SecretBytes::new(remote_value_bytes(value)));
+                }
+                json_path(&serde_json::to_vec(&data).unwrap_or_default(), property)
+                    .map(|value| SecretBytes::new(json_result_bytes(value)))
+                    .ok_or_else(|| {
+                        FetchError::new(format!(
+                            "{}: property {property:?} does not exist in {}",
+                            self.store, remote_ref.key
+                        ))
+                    })
+            }
+        }
+    }
+
+    fn get_secret_map(&self, remote_ref: &RemoteRef) -> Result<SecretMap, FetchError> {
+        let data = self.data(&remote_ref.key, remote_ref.version.as_ref())?;
+        let object = match remote_ref.property.as_deref().filter(|p| !p.is_empty()) {
+            None => data,
+            Some(property) => {
+                match json_path(&serde_json::to_vec(&data).unwrap_or_default(), property) {
+                    Some(Value::Object(object)) => object,
+                    _ => {
+                        return Err(FetchError::new(format!(
+                            "{}: property {property:?} of {} is not a JSON object",
+                            self.store, remote_ref.key
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(object
+            .iter()
+            .map(|(k, v)| (k.clone(), SecretBytes::new(remote_value_bytes(v))))
+            .collect())
+    }
+
+    fn get_all_secrets(&self, find: &FindRef) -> Result<SecretMap, FetchError> {
+        if find.tags.is_some() {
+            return Err(FetchError::new(format!(
+                "{}: find.tags is not supported for Vault stores; use find.name",
+                self.store
+            )));
+        }
+        let Some(name) = &find.name else {
+            return Err(FetchError::new("find needs `name.regexp`"));
+        };
+        let paths = match self
+            .world
+            .remote_finds
+            .get(&(self.store.to_owned(), name.regexp.clone()))
+        {
+            None => {
+                return Err(FetchError::new(format!(
+                    "{}: find {:?} was not fetched",
+                    self.store, name.regexp
+                )));
+            }
+            Some(Err(error)) => return Err(FetchError::new(error.message.clone())),
+            Some(Ok(paths)) => paths,
+        };
+        let mut found = SecretMap::new();
+        for path in paths {
+            found.insert(
+                path.clone(),
+                SecretBytes::new(sorted_json(&self.data(path, None)?)),
+            );
+        }
+        convert_keys(find.conversion_strategy.unwrap_or_default(), found)
+    }
+}
+
 fn text_pairs(
     map: &BTreeMap<String, String>,
 ) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {

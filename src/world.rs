@@ -75,6 +75,20 @@ pub struct World {
     pub blocked: BTreeMap<String, BTreeMap<String, String>>,
     /// What is blocked.
     pub block_list: BlockList,
+    /// Secrets prefetched from remote stores: `(store, path, version)` to the secret's
+    /// data as a JSON object, or why it could not be read.
+    pub remote_reads: BTreeMap<(String, String, Option<String>), Result<SecretBytes, RemoteError>>,
+    /// `(store, find.name.regexp)` to the matching secret paths.
+    pub remote_finds: BTreeMap<(String, String), Result<Vec<String>, RemoteError>>,
+}
+
+/// Why a remote read failed; names the store, the path and the key, never a value or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    /// What went wrong.
+    pub message: String,
+    /// The secret does not exist (what `deletionPolicy` is about).
+    pub not_found: bool,
 }
 
 impl World {

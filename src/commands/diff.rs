@@ -36,12 +36,16 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         .context("failed to start the async runtime")?;
     runtime.block_on(async {
         let connection = cluster::connect(&client_options(&live.client)).await?;
-        let snapshot =
+        let mut snapshot =
             match cluster::snapshot(&connection.client, &inputs.manifests, &block_list(live)).await
             {
                 Ok(snapshot) => snapshot,
                 Err(e) => return Ok(report_errors([e.to_string()], "nothing was compared")),
             };
+        let remote = plan::remote_requests(&inputs.manifests, &snapshot.world);
+        if !remote.stores.is_empty() {
+            courier::vault::prefetch(&remote, &mut snapshot.world).await;
+        }
         let plan = plan::plan(&inputs.manifests, &snapshot.world);
         let decisions =
             courier::apply::decide(&connection.client, &plan, &snapshot, &live.instance).await;

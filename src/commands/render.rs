@@ -72,6 +72,21 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
+    let mut world = world;
+    let remote = plan::remote_requests(&inputs.manifests, &world);
+    if !remote.stores.is_empty() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("failed to start the async runtime")?;
+        let stats = runtime.block_on(courier::vault::prefetch(&remote, &mut world));
+        tracing::info!(
+            reads = stats.reads,
+            lists = stats.lists,
+            logins = stats.logins,
+            "read remote stores"
+        );
+    }
     let plan = plan::plan(&inputs.manifests, &world);
     errors.extend(plan.errors.iter().map(ToString::to_string));
     let passthrough: Vec<serde_json::Value> = if settings.passthrough {

@@ -9,6 +9,7 @@ mod faults;
 mod from_cluster;
 mod hygiene;
 mod install;
+mod openbao_apply;
 mod policies;
 mod run;
 mod support;

@@ -1,0 +1,492 @@
+//! Vault and OpenBao KV stores, read over HTTP before planning: every distinct secret is
+//! read once per reconcile however many targets use it, with bounded concurrency,
+//! retries on 429/5xx, and a fresh AppRole login when a token expires mid-run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::model::{SecretKeySelector, VaultProvider};
+use crate::plan::{RemoteRequests, RemoteStoreRequests};
+use crate::secret_bytes::SecretBytes;
+use crate::world::{RemoteError, World};
+
+/// Reads in flight at once, per store.
+const CONCURRENCY: usize = 16;
+/// Attempts per request: the first and two retries.
+const ATTEMPTS: u32 = 3;
+/// Per-request timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A secret path and an optional version.
+type SecretVersion = (String, Option<String>);
+
+/// What a prefetch did, for logs and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Secret reads (GET), retries included.
+    pub reads: u64,
+    /// Metadata listings, for `find`.
+    pub lists: u64,
+    /// Logins (AppRole).
+    pub logins: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    reads: AtomicU64,
+    lists: AtomicU64,
+    logins: AtomicU64,
+}
+
+/// Fetches everything `requests` names into `world.remote_reads` / `remote_finds`.
+pub async fn prefetch(requests: &RemoteRequests, world: &mut World) -> FetchStats {
+    let counters = Counters::default();
+    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+        Ok(http) => http,
+        Err(e) => {
+            let message = format!("cannot build an HTTP client: {e}");
+            for (store, wanted) in &requests.stores {
+                fail_all(world, store, wanted, &message);
+            }
+            return FetchStats::default();
+        }
+    };
+    for (store, wanted) in &requests.stores {
+        let session = match Session::open(&http, store, wanted, world, &counters).await {
+            Ok(session) => session,
+            Err(message) => {
+                fail_all(world, store, wanted, &message);
+                continue;
+            }
+        };
+        let mut reads: BTreeSet<(String, Option<String>)> = wanted.reads.clone();
+        for pattern in &wanted.finds {
+            let found = session.find(pattern).await;
+            if let Ok(paths) = &found {
+                reads.extend(paths.iter().map(|p| (p.clone(), None)));
+            }
+            world
+                .remote_finds
+                .insert((store.clone(), pattern.clone()), found);
+        }
+        let results: Vec<(SecretVersion, Result<SecretBytes, RemoteError>)> =
+            futures::stream::iter(reads)
+                .map(|(path, version)| {
+                    let session = &session;
+                    async move {
+                        let result = session.read(&path, version.as_deref()).await;
+                        ((path, version), result)
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        for ((path, version), result) in results {
+            world
+                .remote_reads
+                .insert((store.clone(), path, version), result);
+        }
+    }
+    FetchStats {
+        reads: counters.reads.load(Ordering::Relaxed),
+        lists: counters.lists.load(Ordering::Relaxed),
+        logins: counters.logins.load(Ordering::Relaxed),
+    }
+}
+
+fn fail_all(world: &mut World, store: &str, wanted: &RemoteStoreRequests, message: &str) {
+    let error = RemoteError {
+        message: format!("{store}: {message}"),
+        not_found: false,
+    };
+    for (path, version) in &wanted.reads {
+        world.remote_reads.insert(
+            (store.to_owned(), path.clone(), version.clone()),
+            Err(error.clone()),
+        );
+    }
+    for pattern in &wanted.finds {
+        world
+            .remote_finds
+            .insert((store.to_owned(), pattern.clone()), Err(error.clone()));
+    }
+}
+
+/// How a session gets (and gets again) its token.
+enum Login {
+    Token,
+    AppRole {
+        path: String,
+        role_id: SecretBytes,
+        secret_id: SecretBytes,
+    },
+}
+
+struct Session<'a> {
+    http: &'a reqwest::Client,
+    store: &'a str,
+    config: &'a VaultProvider,
+    token: RwLock<Arc<SecretBytes>>,
+    login: Login,
+    counters: &'a Counters,
+}
+
+enum Failure {
+    /// The token was refused; a fresh login may help.
+    Forbidden(String),
+    Other(RemoteError),
+}
+
+impl<'a> Session<'a> {
+    async fn open(
+        http: &'a reqwest::Client,
+        store: &'a str,
+        wanted: &'a RemoteStoreRequests,
+        world: &World,
+        counters: &'a Counters,
+    ) -> Result<Session<'a>, String> {
+        let config = &wanted.config;
+        if config.server.is_empty() {
+            return Err("spec.provider.vault.server is empty".into());
+        }
+        if config
+            .version
+            .as_deref()
+            .is_some_and(|v| v != "v2" && v != "v1")
+        {
+            return Err(format!(
+                "spec.provider.vault.version must be v1 or v2, not {:?}",
+                config.version.as_deref().unwrap_or_default()
+            ));
+        }
+        let credential =
+            |selector: &SecretKeySelector, field: &str| -> Result<SecretBytes, String> {
+                let namespace = selector
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| wanted.credentials_namespace.clone());
+                let secret = world.secret(&namespace, &selector.name).ok_or_else(|| {
+                    format!("{field}: Secret {namespace}/{} not found", selector.name)
+                })?;
+                secret.data.get(&selector.key).cloned().ok_or_else(|| {
+                    format!(
+                        "{field}: key {:?} not found in Secret {namespace}/{}",
+                        selector.key, selector.name
+                    )
+                })
+            };
+        let auth = &config.auth;
+        let (token, login) = if let Some(selector) = &auth.token_secret_ref {
+            (credential(selector, "auth.tokenSecretRef")?, Login::Token)
+        } else if let Some(app_role) = &auth.app_role {
+            let role_id = match (&app_role.role_id, &app_role.role_ref) {
+                (Some(inline), _) => SecretBytes::from(inline.as_str()),
+                (None, Some(selector)) => credential(selector, "auth.appRole.roleRef")?,
+                (None, None) => return Err("auth.appRole needs roleId or roleRef".into()),
+            };
+            let secret_id = credential(
+                app_role
+                    .secret_ref
+                    .as_ref()
+                    .ok_or("auth.appRole.secretRef is required")?,
+                "auth.appRole.secretRef",
+            )?;
+            let login = Login::AppRole {
+                path: app_role.path.clone().unwrap_or_else(|| "approle".into()),
+                role_id,
+                secret_id,
+            };
+            (SecretBytes::default(), login)
+        } else if auth.kubernetes.is_some() {
+            return Err(
+                "auth.kubernetes is not supported yet; use tokenSecretRef or appRole".into(),
+            );
+        } else {
+            return Err("spec.provider.vault.auth needs tokenSecretRef or appRole".into());
+        };
+        let session = Session {
+            http,
+            store,
+            config,
+            token: RwLock::new(Arc::new(token)),
+            login,
+            counters,
+        };
+        if matches!(session.login, Login::AppRole { .. }) {
+            session.log_in().await?;
+        }
+        Ok(session)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/v1/{}",
+            self.config.server.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+
+    fn mount(&self) -> &str {
+        self.config
+            .path
+            .as_deref()
+            .unwrap_or("secret")
+            .trim_matches('/')
+    }
+
+    fn kv2(&self) -> bool {
+        self.config.version.as_deref() != Some("v1")
+    }
+
+    async fn log_in(&self) -> Result<(), String> {
+        let Login::AppRole {
+            path,
+            role_id,
+            secret_id,
+        } = &self.login
+        else {
+            return Ok(());
+        };
+        self.counters.logins.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::json!({
+            "role_id": String::from_utf8_lossy(role_id.expose()),
+            "secret_id": String::from_utf8_lossy(secret_id.expose()),
+        });
+        let mut request = self
+            .http
+            .post(self.url(&format!("auth/{}/login", path.trim_matches('/'))))
+            .json(&body);
+        if let Some(namespace) = &self.config.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("AppRole login: {}", transport(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!(
+                "AppRole login at auth/{path}: {} {}",
+                status.as_u16(),
+                vault_errors(response).await
+            ));
+        }
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|_| "AppRole login: the answer is not JSON".to_owned())?;
+        let token = answer
+            .pointer("/auth/client_token")
+            .and_then(Value::as_str)
+            .ok_or("AppRole login: no auth.client_token in the answer")?;
+        *self.token.write().await = Arc::new(SecretBytes::from(token));
+        Ok(())
+    }
+
+    /// GET with the token, retrying what passes by itself; one fresh login on a 403.
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, RemoteError> {
+        let mut relogged = false;
+        loop {
+            match self.get_once(path, query).await {
+                Err(Failure::Forbidden(message))
+                    if !relogged && matches!(self.login, Login::AppRole { .. }) =>
+                {
+                    relogged = true;
+                    tracing::info!(store = self.store, "token refused; logging in again");
+                    self.log_in().await.map_err(|e| RemoteError {
+                        message: format!("{}: {e}", self.store),
+                        not_found: false,
+                    })?;
+                    let _ = message;
+                }
+                Err(Failure::Forbidden(message)) => {
+                    return Err(RemoteError {
+                        message,
+                        not_found: false,
+                    });
+                }
+                Err(Failure::Other(error)) => return Err(error),
+                Ok(value) => return Ok(value),
+            }
+        }
+    }
+
+    async fn get_once(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, Failure> {
+        let what = format!("{}: GET {path}", self.store);
+        let mut attempt = 1;
+        loop {
+            let token = self.token.read().await.clone();
+            let mut request = self.http.get(self.url(path)).query(query);
+            request = request.header(
+                "X-Vault-Token",
+                String::from_utf8_lossy(token.expose()).into_owned(),
+            );
+            if let Some(namespace) = &self.config.namespace {
+                request = request.header("X-Vault-Namespace", namespace);
+            }
+            let retry = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    match status {
+                        200 => {
+                            return response.json().await.map_err(|_| {
+                                Failure::Other(RemoteError {
+                                    message: format!("{what}: the answer is not JSON"),
+                                    not_found: false,
+                                })
+                            });
+                        }
+                        404 => {
+                            return Err(Failure::Other(RemoteError {
+                                message: format!("{what}: not found (404)"),
+                                not_found: true,
+                            }));
+                        }
+                        403 => {
+                            return Err(Failure::Forbidden(format!(
+                                "{what}: permission denied (403) {}",
+                                vault_errors(response).await
+                            )));
+                        }
+                        429 | 500 | 502 | 503 | 504 if attempt < ATTEMPTS => true,
+                        _ => {
+                            let errors = vault_errors(response).await;
+                            return Err(Failure::Other(RemoteError {
+                                message: format!("{what}: {status} {errors}"),
+                                not_found: false,
+                            }));
+                        }
+                    }
+                }
+                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => true,
+                Err(e) => {
+                    return Err(Failure::Other(RemoteError {
+                        message: format!("{what}: {}", transport(&e)),
+                        not_found: false,
+                    }));
+                }
+            };
+            debug_assert!(retry);
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+            attempt += 1;
+        }
+    }
+
+    async fn read(&self, path: &str, version: Option<&str>) -> Result<SecretBytes, RemoteError> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let mount = self.mount();
+        let answer = if self.kv2() {
+            let query: Vec<(&str, &str)> = version.map(|v| ("version", v)).into_iter().collect();
+            self.get(
+                &format!("{mount}/data/{}", path.trim_start_matches('/')),
+                &query,
+            )
+            .await?
+        } else {
+            self.get(&format!("{mount}/{}", path.trim_start_matches('/')), &[])
+                .await?
+        };
+        let data = if self.kv2() {
+            answer.pointer("/data/data")
+        } else {
+            answer.pointer("/data")
+        };
+        match data {
+            Some(Value::Object(map)) => Ok(SecretBytes::new(
+                serde_json::to_vec(map).unwrap_or_default(),
+            )),
+            // KV v2 answers a deleted version with null data.
+            _ => Err(RemoteError {
+                message: format!("{}: {mount}/{path} has no data (deleted?)", self.store),
+                not_found: true,
+            }),
+        }
+    }
+
+    /// Every secret path under the mount whose path matches `pattern` (unanchored).
+    async fn find(&self, pattern: &str) -> Result<Vec<String>, RemoteError> {
+        let regex = regex::Regex::new(pattern).map_err(|e| RemoteError {
+            message: format!("{}: find.name.regexp: {e}", self.store),
+            not_found: false,
+        })?;
+        let mount = self.mount().to_owned();
+        let mut found = Vec::new();
+        let mut pending = vec![String::new()];
+        while let Some(prefix) = pending.pop() {
+            self.counters.lists.fetch_add(1, Ordering::Relaxed);
+            let listing = if self.kv2() {
+                format!("{mount}/metadata/{prefix}")
+            } else {
+                format!("{mount}/{prefix}")
+            };
+            let keys = match self.get(&listing, &[("list", "true")]).await {
+                Ok(answer) => answer
+                    .pointer("/data/keys")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                Err(error) if error.not_found => Vec::new(),
+                Err(error) => return Err(error),
+            };
+            for key in keys.iter().filter_map(Value::as_str) {
+                let path = format!("{prefix}{key}");
+                if key.ends_with('/') {
+                    pending.push(path);
+                } else if regex.is_match(&path) {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+}
+
+/// Vault's `errors` list; its messages name paths and policies, not values.
+async fn vault_errors(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let errors: Vec<&str> = body["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!("({})", errors.join("; "))
+    }
+}
+
+fn transport(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_connect() {
+        "cannot connect".into()
+    } else {
+        "request failed".into()
+    }
+}
+
+/// The store namespaces a live snapshot must list for remote stores' credentials.
+pub fn credential_namespaces(requests: &RemoteRequests) -> BTreeSet<String> {
+    requests
+        .stores
+        .values()
+        .map(|s| s.credentials_namespace.clone())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Secret paths read, by store; for logs.
+pub fn read_counts(requests: &RemoteRequests) -> BTreeMap<&str, usize> {
+    requests
+        .stores
+        .iter()
+        .map(|(store, r)| (store.as_str(), r.reads.len()))
+        .collect()
+}
