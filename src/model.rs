@@ -184,6 +184,54 @@ pub struct VaultAppRole {
     pub secret_ref: Option<SecretKeySelector>,
 }
 
+/// `spec.provider.webhook`: values from an HTTP endpoint of your own.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookProvider {
+    /// URL template (`https://api.example.com/secrets/{{ remoteRef.key }}`).
+    #[serde(default)]
+    pub url: String,
+    /// HTTP method; `GET` when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Header templates.
+    #[serde(default, deserialize_with = "null_default")]
+    pub headers: BTreeMap<String, String>,
+    /// Body template.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Timeout as a Go duration (`5s`); 10 s when absent.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Which part of the JSON answer is the value.
+    #[serde(default)]
+    pub result: WebhookResult,
+    /// Secrets whose keys templates may use, by name (`{{ auth.token }}`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub secrets: Vec<WebhookSecret>,
+}
+
+/// `webhook.result`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookResult {
+    /// JSONPath (RFC 9535) into the answer; the whole answer when absent.
+    #[serde(default)]
+    pub json_path: Option<String>,
+}
+
+/// `webhook.secrets[]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSecret {
+    /// Name the templates use.
+    #[serde(default)]
+    pub name: String,
+    /// The Secret (all its keys).
+    #[serde(default)]
+    pub secret_ref: SecretKeySelector,
+}
+
 /// A key of a Secret (`name`, `key`, and for cluster-scoped stores `namespace`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
 pub struct SecretKeySelector {

@@ -216,6 +216,10 @@ pub fn plan(manifests: &Manifests, world: &World) -> Plan {
                     let client = crate::source::RemoteClient::new(world, store);
                     render_body(&env, &planner, instance, &client).map(Arc::new)
                 }
+                Backend::Webhook { store, .. } => {
+                    let client = crate::source::WebhookClient::new(world, store);
+                    render_body(&env, &planner, instance, &client).map(Arc::new)
+                }
             };
             if namespace_dependent {
                 render()
@@ -352,6 +356,15 @@ pub enum Backend {
         /// `remoteNamespace`.
         remote_namespace: String,
     },
+    /// An HTTP endpoint; its answers are prefetched into the world.
+    Webhook {
+        /// `Kind/namespace/name` of the store.
+        store: String,
+        /// Its configuration.
+        config: Box<crate::model::WebhookProvider>,
+        /// Namespace of the Secrets its templates may use.
+        credentials_namespace: String,
+    },
     /// A Vault/OpenBao KV engine; its values are prefetched into the world.
     Vault {
         /// `Kind/namespace/name` of the store: the key of its prefetched values.
@@ -369,6 +382,7 @@ impl Backend {
         match self {
             Backend::Kubernetes { remote_namespace } => format!("kubernetes:{remote_namespace}"),
             Backend::Vault { store, .. } => format!("vault:{store}"),
+            Backend::Webhook { store, .. } => format!("webhook:{store}"),
         }
     }
 }
@@ -687,6 +701,36 @@ impl<'m> Planner<'m> {
                 namespaced,
             });
         }
+        if provider == "webhook" {
+            let config: crate::model::WebhookProvider = serde_json::from_value(config.clone())
+                .map_err(|e| {
+                    Failure::new(
+                        field(),
+                        format!(
+                            "{store_display} ({}): spec.provider.webhook: {}",
+                            store.origin,
+                            crate::redact::scrub_serde_message(&e.to_string())
+                        ),
+                    )
+                })?;
+            let credentials_namespace = if namespaced {
+                manifest.metadata.namespace.clone().unwrap_or_default()
+            } else {
+                config
+                    .secrets
+                    .iter()
+                    .find_map(|s| s.secret_ref.namespace.clone())
+                    .unwrap_or_default()
+            };
+            return Ok(ResolvedStore {
+                backend: Backend::Webhook {
+                    store: store_display,
+                    config: Box::new(config),
+                    credentials_namespace,
+                },
+                namespaced,
+            });
+        }
         if provider != "kubernetes" {
             return Err(Failure::new(
                 field(),
@@ -768,7 +812,7 @@ pub struct RemoteRequests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteStoreRequests {
     /// The store's configuration.
-    pub config: crate::model::VaultProvider,
+    pub config: RemoteConfig,
     /// Where its credential Secrets are.
     pub credentials_namespace: String,
     /// Secret paths, with an optional version.
@@ -777,37 +821,78 @@ pub struct RemoteStoreRequests {
     pub finds: BTreeSet<String>,
 }
 
+/// A remote store's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteConfig {
+    /// Vault or OpenBao.
+    Vault(Box<crate::model::VaultProvider>),
+    /// An HTTP endpoint.
+    Webhook(Box<crate::model::WebhookProvider>),
+}
+
+/// The key a webhook read is kept under: its URL may use the property, so it is part of it.
+pub fn webhook_read_key(key: &str, property: Option<&str>) -> String {
+    match property.filter(|p| !p.is_empty()) {
+        Some(property) => format!("{key}\u{1f}{property}"),
+        None => key.to_owned(),
+    }
+}
+
 /// Every remote read the plan of `(manifests, world)` will make.
 pub fn remote_requests(manifests: &Manifests, world: &World) -> RemoteRequests {
     let planner = Planner::new(manifests, world);
     let (instances, _) = planner.instances();
     let mut requests = RemoteRequests::default();
     for instance in &instances {
-        let Ok(ResolvedStore {
-            backend:
-                Backend::Vault {
-                    store,
-                    config,
-                    credentials_namespace,
-                },
-            ..
-        }) = planner.resolve_store(instance)
-        else {
-            continue;
+        let (store, config, credentials_namespace, webhook) = match planner.resolve_store(instance)
+        {
+            Ok(ResolvedStore {
+                backend:
+                    Backend::Vault {
+                        store,
+                        config,
+                        credentials_namespace,
+                    },
+                ..
+            }) => (
+                store,
+                RemoteConfig::Vault(config),
+                credentials_namespace,
+                false,
+            ),
+            Ok(ResolvedStore {
+                backend:
+                    Backend::Webhook {
+                        store,
+                        config,
+                        credentials_namespace,
+                    },
+                ..
+            }) => (
+                store,
+                RemoteConfig::Webhook(config),
+                credentials_namespace,
+                true,
+            ),
+            _ => continue,
         };
         let entry = requests
             .stores
             .entry(store)
             .or_insert_with(|| RemoteStoreRequests {
-                config: *config,
+                config,
                 credentials_namespace,
                 reads: BTreeSet::new(),
                 finds: BTreeSet::new(),
             });
         for data in &instance.spec.data {
-            entry
-                .reads
-                .insert((data.remote_ref.key.clone(), data.remote_ref.version.clone()));
+            let reference = &data.remote_ref;
+            let key = if webhook {
+                webhook_read_key(&reference.key, reference.property.as_deref())
+            } else {
+                reference.key.clone()
+            };
+            entry.reads.insert((key, reference.version.clone()));
         }
         for from in &instance.spec.data_from {
             if let Some(extract) = &from.extract {

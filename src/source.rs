@@ -236,6 +236,76 @@ impl<'w> RemoteClient<'w> {
     }
 }
 
+/// A webhook store answered from the responses prefetched into the world.
+pub struct WebhookClient<'w> {
+    world: &'w World,
+    store: &'w str,
+}
+
+impl<'w> WebhookClient<'w> {
+    /// Reads `store`'s prefetched answers.
+    pub fn new(world: &'w World, store: &'w str) -> Self {
+        Self { world, store }
+    }
+
+    fn answer(
+        &self,
+        key: &str,
+        property: Option<&str>,
+        version: Option<&String>,
+    ) -> Result<Value, FetchError> {
+        let read_key = crate::plan::webhook_read_key(key, property);
+        match self
+            .world
+            .remote_reads
+            .get(&(self.store.to_owned(), read_key, version.cloned()))
+        {
+            None => Err(FetchError::new(format!(
+                "{}: {key} was not fetched",
+                self.store
+            ))),
+            Some(Err(error)) => Err(FetchError {
+                message: error.message.clone(),
+                source_missing: error.not_found,
+            }),
+            Some(Ok(bytes)) => serde_json::from_slice(bytes.expose()).map_err(|_| {
+                FetchError::new(format!("{}: the answer for {key} is not JSON", self.store))
+            }),
+        }
+    }
+}
+
+impl SecretsClient for WebhookClient<'_> {
+    fn get_secret(&self, remote_ref: &RemoteRef) -> Result<SecretBytes, FetchError> {
+        let value = self.answer(
+            &remote_ref.key,
+            remote_ref.property.as_deref(),
+            remote_ref.version.as_ref(),
+        )?;
+        Ok(SecretBytes::new(json_result_bytes(value)))
+    }
+
+    fn get_secret_map(&self, remote_ref: &RemoteRef) -> Result<SecretMap, FetchError> {
+        match self.answer(&remote_ref.key, None, remote_ref.version.as_ref())? {
+            Value::Object(map) => Ok(map
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretBytes::new(remote_value_bytes(v))))
+                .collect()),
+            _ => Err(FetchError::new(format!(
+                "{}: the answer for {} is not a JSON object",
+                self.store, remote_ref.key
+            ))),
+        }
+    }
+
+    fn get_all_secrets(&self, _: &FindRef) -> Result<SecretMap, FetchError> {
+        Err(FetchError::new(format!(
+            "{}: find is not supported by the webhook provider",
+            self.store
+        )))
+    }
+}
+
 /// A remote value as bytes: strings raw, `null` empty, anything else as JSON.
 fn remote_value_bytes(value: &Value) -> Vec<u8> {
     json_result_bytes(value.clone())

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 use crate::model::{SecretKeySelector, VaultProvider};
-use crate::plan::{RemoteRequests, RemoteStoreRequests};
+use crate::plan::{RemoteConfig, RemoteRequests, RemoteStoreRequests};
 use crate::secret_bytes::SecretBytes;
 use crate::world::{RemoteError, World};
 
@@ -35,6 +35,8 @@ pub struct FetchStats {
     pub lists: u64,
     /// Logins (AppRole).
     pub logins: u64,
+    /// Webhook requests, retries included.
+    pub webhook_requests: u64,
 }
 
 #[derive(Default)]
@@ -52,13 +54,18 @@ pub async fn prefetch(requests: &RemoteRequests, world: &mut World) -> FetchStat
         Err(e) => {
             let message = format!("cannot build an HTTP client: {e}");
             for (store, wanted) in &requests.stores {
-                fail_all(world, store, wanted, &message);
+                if matches!(wanted.config, RemoteConfig::Vault(_)) {
+                    fail_all(world, store, wanted, &message);
+                }
             }
             return FetchStats::default();
         }
     };
     for (store, wanted) in &requests.stores {
-        let session = match Session::open(&http, store, wanted, world, &counters).await {
+        let RemoteConfig::Vault(config) = &wanted.config else {
+            continue;
+        };
+        let session = match Session::open(&http, store, config, wanted, world, &counters).await {
             Ok(session) => session,
             Err(message) => {
                 fail_all(world, store, wanted, &message);
@@ -97,10 +104,16 @@ pub async fn prefetch(requests: &RemoteRequests, world: &mut World) -> FetchStat
         reads: counters.reads.load(Ordering::Relaxed),
         lists: counters.lists.load(Ordering::Relaxed),
         logins: counters.logins.load(Ordering::Relaxed),
+        webhook_requests: 0,
     }
 }
 
-fn fail_all(world: &mut World, store: &str, wanted: &RemoteStoreRequests, message: &str) {
+pub(crate) fn fail_all(
+    world: &mut World,
+    store: &str,
+    wanted: &RemoteStoreRequests,
+    message: &str,
+) {
     let error = RemoteError {
         message: format!("{store}: {message}"),
         not_found: false,
@@ -147,11 +160,11 @@ impl<'a> Session<'a> {
     async fn open(
         http: &'a reqwest::Client,
         store: &'a str,
+        config: &'a VaultProvider,
         wanted: &'a RemoteStoreRequests,
         world: &World,
         counters: &'a Counters,
     ) -> Result<Session<'a>, String> {
-        let config = &wanted.config;
         if config.server.is_empty() {
             return Err("spec.provider.vault.server is empty".into());
         }

@@ -79,11 +79,12 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
             .enable_all()
             .build()
             .context("failed to start the async runtime")?;
-        let stats = runtime.block_on(courier::vault::prefetch(&remote, &mut world));
+        let stats = runtime.block_on(courier::remote::prefetch(&remote, &mut world));
         tracing::info!(
             reads = stats.reads,
             lists = stats.lists,
             logins = stats.logins,
+            webhook_requests = stats.webhook_requests,
             "read remote stores"
         );
     }

@@ -1,0 +1,12 @@
+//! Reading remote stores (Vault/OpenBao, webhooks) before planning.
+
+use crate::plan::RemoteRequests;
+use crate::vault::FetchStats;
+use crate::world::World;
+
+/// Fetches everything `requests` names into the world; the planner then reads it there.
+pub async fn prefetch(requests: &RemoteRequests, world: &mut World) -> FetchStats {
+    let mut stats = crate::vault::prefetch(requests, world).await;
+    stats.webhook_requests = crate::webhook::prefetch(requests, world).await;
+    stats
+}

@@ -1,0 +1,235 @@
+//! The webhook provider against a real HTTP server of the tests' own (axum on 127.0.0.1):
+//! templates, credentials from Secrets, JSONPath, one request per distinct key, retries,
+//! and clear errors that never show a token or a value.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "hook-token-7d1c";
+
+#[derive(Default)]
+struct Seen {
+    requests: BTreeMap<String, usize>,
+}
+
+async fn secret(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> (StatusCode, String) {
+    let count = {
+        let mut seen = seen.lock().unwrap();
+        let entry = seen.requests.entry(key.clone()).or_default();
+        *entry += 1;
+        *entry
+    };
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "unauthorized"}).to_string(),
+        );
+    }
+    match key.as_str() {
+        "flaky" if count == 1 => (StatusCode::SERVICE_UNAVAILABLE, json!({}).to_string()),
+        "db" | "flaky" => (
+            StatusCode::OK,
+            json!({"data": {"value": format!("hook-value-{key}"), "user": "app", "port": 5432}})
+                .to_string(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            json!({"error": "no such secret"}).to_string(),
+        ),
+    }
+}
+
+async fn serve() -> (String, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let app = Router::new()
+        .route("/secrets/{key}", get(secret))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, seen)
+}
+
+fn world(dir: &std::path::Path, url: &str, token: &str, spec: &str) {
+    std::fs::write(
+        dir.join("world.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: a}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: b}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: hook-credentials, namespace: courier}}\nstringData: {{token: {token}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: hook}}\nspec:\n  provider:\n    webhook:\n      url: \"{url}\"\n      method: GET\n      timeout: 5s\n      headers: {{Authorization: \"Bearer {{{{ auth.token }}}}\"}}\n      result: {{jsonPath: \"$.data.value\"}}\n      secrets: [{{name: auth, secretRef: {{name: hook-credentials, namespace: courier}}}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: app}}\nspec:\n  namespaces: [a, b]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: hook}}\n{spec}"
+        ),
+    )
+    .unwrap();
+}
+
+async fn render(dir: &std::path::Path) -> (i32, String, String) {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args(["render", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn decoded(stdout: &str, namespace: &str, key: &str) -> String {
+    use base64::Engine as _;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(stdout).unwrap();
+    let secret = documents
+        .iter()
+        .find(|d| d["metadata"]["namespace"] == namespace)
+        .expect("a Secret");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][key].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+const URL: &str = "{{ base }}/secrets/{{ remoteRef.key }}";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_come_from_the_endpoint_once_per_key_with_retries() {
+    let (base, seen) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = URL.replace("{{ base }}", &base);
+    world(
+        dir.path(),
+        &url,
+        TOKEN,
+        "    data:\n    - {secretKey: password, remoteRef: {key: db}}\n    - {secretKey: again, remoteRef: {key: db}}\n    - {secretKey: flaky, remoteRef: {key: flaky}}\n",
+    );
+    let (code, stdout, stderr) = render(dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    for namespace in ["a", "b"] {
+        assert_eq!(decoded(&stdout, namespace, "password"), "hook-value-db");
+        assert_eq!(decoded(&stdout, namespace, "flaky"), "hook-value-flaky");
+    }
+    let requests = seen.lock().unwrap().requests.clone();
+    assert_eq!(
+        requests.get("db"),
+        Some(&1),
+        "one request for a key used twice in two namespaces"
+    );
+    assert_eq!(requests.get("flaky"), Some(&2), "a 503 is retried once");
+    assert!(!stderr.contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extract_takes_a_json_object_answer() {
+    let (base, _) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    world(
+        dir.path(),
+        &URL.replace("{{ base }}", &base),
+        TOKEN,
+        "    dataFrom: [{extract: {key: db}}]\n",
+    );
+    // $.data.value is a string: extract needs an object, so point the path at $.data.
+    let text = std::fs::read_to_string(dir.path().join("world.yaml"))
+        .unwrap()
+        .replace("$.data.value", "$.data");
+    std::fs::write(dir.path().join("world.yaml"), text).unwrap();
+    let (code, stdout, stderr) = render(dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(decoded(&stdout, "a", "user"), "app");
+    assert_eq!(decoded(&stdout, "a", "port"), "5432");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_name_the_store_request_and_key_but_never_the_token() {
+    let (base, _) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = URL.replace("{{ base }}", &base);
+    world(
+        dir.path(),
+        &url,
+        TOKEN,
+        "    data: [{secretKey: x, remoteRef: {key: missing}}]\n",
+    );
+    let (code, _, stderr) = render(dir.path()).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "ClusterSecretStore/hook: GET {url} (key \"missing\"): not found (404)"
+        )),
+        "{stderr}"
+    );
+
+    world(
+        dir.path(),
+        &url,
+        "wrong-token",
+        "    data: [{secretKey: x, remoteRef: {key: db}}]\n",
+    );
+    let (code, _, stderr) = render(dir.path()).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("answered 401"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-token") && !stderr.contains(TOKEN),
+        "{stderr}"
+    );
+
+    world(
+        dir.path(),
+        &format!("{base}/secrets/{{{{ .remoteRef.key }}}}"),
+        TOKEN,
+        "    data: [{secretKey: x, remoteRef: {key: db}}]\n",
+    );
+    let (code, _, stderr) = render(dir.path()).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("url: uses ESO's Go-template syntax"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_is_down_fails_clearly_and_works_when_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    world(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}/secrets/{{{{ remoteRef.key }}}}"),
+        TOKEN,
+        "    data: [{secretKey: x, remoteRef: {key: db}}]\n",
+    );
+    let (code, _, stderr) = render(dir.path()).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("(key \"db\"): cannot connect"), "{stderr}");
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let app = Router::new()
+        .route("/secrets/{key}", get(secret))
+        .with_state(seen);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (code, stdout, stderr) = render(dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(decoded(&stdout, "b", "x"), "hook-value-db");
+}
