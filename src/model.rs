@@ -161,9 +161,41 @@ pub struct VaultAuth {
     /// AppRole login.
     #[serde(default)]
     pub app_role: Option<VaultAppRole>,
-    /// Kubernetes ServiceAccount login; not supported yet.
+    /// Kubernetes ServiceAccount login.
     #[serde(default)]
-    pub kubernetes: Option<serde_json::Value>,
+    pub kubernetes: Option<VaultKubernetesAuth>,
+}
+
+/// `vault.auth.kubernetes`: log in with a ServiceAccount JWT.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultKubernetesAuth {
+    /// Mount path of the Kubernetes auth method; `kubernetes` when absent.
+    #[serde(default)]
+    pub mount_path: Option<String>,
+    /// The Vault role to log in as.
+    #[serde(default)]
+    pub role: String,
+    /// A ServiceAccount whose token courier requests (TokenRequest API, live mode).
+    #[serde(default)]
+    pub service_account_ref: Option<ServiceAccountSelector>,
+    /// A JWT kept in a Secret.
+    #[serde(default)]
+    pub secret_ref: Option<SecretKeySelector>,
+}
+
+/// `serviceAccountRef`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+pub struct ServiceAccountSelector {
+    /// ServiceAccount name.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace; for a SecretStore, its own.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Audiences of the requested token.
+    #[serde(default, deserialize_with = "null_default")]
+    pub audiences: Vec<String>,
 }
 
 /// `vault.auth.appRole`.

@@ -77,7 +77,8 @@ pub async fn reconcile_once(
     let mut snapshot = cluster::snapshot(&connection.client, &inputs.manifests, block_list).await?;
     let remote = plan::remote_requests(&inputs.manifests, &snapshot.world);
     if !remote.stores.is_empty() {
-        let stats = crate::remote::prefetch(&remote, &mut snapshot.world).await;
+        let stats =
+            crate::remote::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
         tracing::info!(
             reads = stats.reads,
             lists = stats.lists,

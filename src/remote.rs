@@ -5,8 +5,12 @@ use crate::vault::FetchStats;
 use crate::world::World;
 
 /// Fetches everything `requests` names into the world; the planner then reads it there.
-pub async fn prefetch(requests: &RemoteRequests, world: &mut World) -> FetchStats {
-    let mut stats = crate::vault::prefetch(requests, world).await;
+pub async fn prefetch(
+    requests: &RemoteRequests,
+    world: &mut World,
+    cluster: Option<&kube::Client>,
+) -> FetchStats {
+    let mut stats = crate::vault::prefetch(requests, world, cluster).await;
     stats.webhook_requests = crate::webhook::prefetch(requests, world).await;
     stats
 }

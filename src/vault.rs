@@ -47,7 +47,11 @@ struct Counters {
 }
 
 /// Fetches everything `requests` names into `world.remote_reads` / `remote_finds`.
-pub async fn prefetch(requests: &RemoteRequests, world: &mut World) -> FetchStats {
+pub async fn prefetch(
+    requests: &RemoteRequests,
+    world: &mut World,
+    cluster: Option<&kube::Client>,
+) -> FetchStats {
     let counters = Counters::default();
     let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(http) => http,
@@ -65,13 +69,14 @@ pub async fn prefetch(requests: &RemoteRequests, world: &mut World) -> FetchStat
         let RemoteConfig::Vault(config) = &wanted.config else {
             continue;
         };
-        let session = match Session::open(&http, store, config, wanted, world, &counters).await {
-            Ok(session) => session,
-            Err(message) => {
-                fail_all(world, store, wanted, &message);
-                continue;
-            }
-        };
+        let session =
+            match Session::open(&http, store, config, wanted, world, cluster, &counters).await {
+                Ok(session) => session,
+                Err(message) => {
+                    fail_all(world, store, wanted, &message);
+                    continue;
+                }
+            };
         let mut reads: BTreeSet<(String, Option<String>)> = wanted.reads.clone();
         for pattern in &wanted.finds {
             let found = session.find(pattern).await;
@@ -139,6 +144,11 @@ enum Login {
         role_id: SecretBytes,
         secret_id: SecretBytes,
     },
+    Kubernetes {
+        path: String,
+        role: String,
+        jwt: SecretBytes,
+    },
 }
 
 struct Session<'a> {
@@ -163,6 +173,7 @@ impl<'a> Session<'a> {
         config: &'a VaultProvider,
         wanted: &'a RemoteStoreRequests,
         world: &World,
+        cluster: Option<&kube::Client>,
         counters: &'a Counters,
     ) -> Result<Session<'a>, String> {
         if config.server.is_empty() {
@@ -216,10 +227,34 @@ impl<'a> Session<'a> {
                 secret_id,
             };
             (SecretBytes::default(), login)
-        } else if auth.kubernetes.is_some() {
-            return Err(
-                "auth.kubernetes is not supported yet; use tokenSecretRef or appRole".into(),
-            );
+        } else if let Some(kubernetes) = &auth.kubernetes {
+            let jwt = if let Some(selector) = &kubernetes.secret_ref {
+                credential(selector, "auth.kubernetes.secretRef")?
+            } else if let Some(account) = &kubernetes.service_account_ref {
+                let client = cluster.ok_or("auth.kubernetes.serviceAccountRef needs the live cluster (apply, run, diff, or render --world cluster)")?;
+                let namespace = account
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| wanted.credentials_namespace.clone());
+                service_account_token(client, &namespace, account).await?
+            } else {
+                let path = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+                SecretBytes::new(std::fs::read(path).map_err(|_| {
+                    "auth.kubernetes has neither serviceAccountRef nor secretRef, and courier runs outside a pod".to_owned()
+                })?)
+            };
+            if kubernetes.role.is_empty() {
+                return Err("auth.kubernetes.role is empty".into());
+            }
+            let login = Login::Kubernetes {
+                path: kubernetes
+                    .mount_path
+                    .clone()
+                    .unwrap_or_else(|| "kubernetes".into()),
+                role: kubernetes.role.clone(),
+                jwt,
+            };
+            (SecretBytes::default(), login)
         } else {
             return Err("spec.provider.vault.auth needs tokenSecretRef or appRole".into());
         };
@@ -231,7 +266,7 @@ impl<'a> Session<'a> {
             login,
             counters,
         };
-        if matches!(session.login, Login::AppRole { .. }) {
+        if !matches!(session.login, Login::Token) {
             session.log_in().await?;
         }
         Ok(session)
@@ -258,19 +293,26 @@ impl<'a> Session<'a> {
     }
 
     async fn log_in(&self) -> Result<(), String> {
-        let Login::AppRole {
-            path,
-            role_id,
-            secret_id,
-        } = &self.login
-        else {
-            return Ok(());
+        let (path, body, method) = match &self.login {
+            Login::Token => return Ok(()),
+            Login::AppRole {
+                path,
+                role_id,
+                secret_id,
+            } => {
+                let body = serde_json::json!({
+                    "role_id": String::from_utf8_lossy(role_id.expose()),
+                    "secret_id": String::from_utf8_lossy(secret_id.expose()),
+                });
+                (path, body, "AppRole")
+            }
+            Login::Kubernetes { path, role, jwt } => {
+                let body =
+                    serde_json::json!({"role": role, "jwt": String::from_utf8_lossy(jwt.expose())});
+                (path, body, "Kubernetes")
+            }
         };
         self.counters.logins.fetch_add(1, Ordering::Relaxed);
-        let body = serde_json::json!({
-            "role_id": String::from_utf8_lossy(role_id.expose()),
-            "secret_id": String::from_utf8_lossy(secret_id.expose()),
-        });
         let mut request = self
             .http
             .post(self.url(&format!("auth/{}/login", path.trim_matches('/'))))
@@ -281,11 +323,11 @@ impl<'a> Session<'a> {
         let response = request
             .send()
             .await
-            .map_err(|e| format!("AppRole login: {}", transport(&e)))?;
+            .map_err(|e| format!("{method} login: {}", transport(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!(
-                "AppRole login at auth/{path}: {} {}",
+                "{method} login at auth/{path}: {} {}",
                 status.as_u16(),
                 vault_errors(response).await
             ));
@@ -293,11 +335,11 @@ impl<'a> Session<'a> {
         let answer: Value = response
             .json()
             .await
-            .map_err(|_| "AppRole login: the answer is not JSON".to_owned())?;
+            .map_err(|_| format!("{method} login: the answer is not JSON"))?;
         let token = answer
             .pointer("/auth/client_token")
             .and_then(Value::as_str)
-            .ok_or("AppRole login: no auth.client_token in the answer")?;
+            .ok_or_else(|| format!("{method} login: no auth.client_token in the answer"))?;
         *self.token.write().await = Arc::new(SecretBytes::from(token));
         Ok(())
     }
@@ -308,7 +350,7 @@ impl<'a> Session<'a> {
         loop {
             match self.get_once(path, query).await {
                 Err(Failure::Forbidden(message))
-                    if !relogged && matches!(self.login, Login::AppRole { .. }) =>
+                    if !relogged && !matches!(self.login, Login::Token) =>
                 {
                     relogged = true;
                     tracing::info!(store = self.store, "token refused; logging in again");
@@ -459,6 +501,31 @@ impl<'a> Session<'a> {
         found.sort();
         Ok(found)
     }
+}
+
+/// A fresh token for a ServiceAccount (TokenRequest), short-lived, for one login.
+async fn service_account_token(
+    client: &kube::Client,
+    namespace: &str,
+    account: &crate::model::ServiceAccountSelector,
+) -> Result<SecretBytes, String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api = kube::Api::<ServiceAccount>::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: (!account.audiences.is_empty()).then(|| account.audiences.clone()),
+            expiration_seconds: Some(600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let answer = api
+        .create_token_request(&account.name, &kube::api::PostParams::default(), &request)
+        .await
+        .map_err(|e| format!("auth.kubernetes.serviceAccountRef: cannot get a token for ServiceAccount {namespace}/{}: {e}", account.name))?;
+    let token = answer.status.and_then(|s| s.token).unwrap_or_default();
+    Ok(SecretBytes::from(token))
 }
 
 /// Vault's `errors` list; its messages name paths and policies, not values.

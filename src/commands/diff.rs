@@ -44,7 +44,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             };
         let remote = plan::remote_requests(&inputs.manifests, &snapshot.world);
         if !remote.stores.is_empty() {
-            courier::remote::prefetch(&remote, &mut snapshot.world).await;
+            courier::remote::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
         }
         let plan = plan::plan(&inputs.manifests, &snapshot.world);
         let decisions =

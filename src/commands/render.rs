@@ -79,7 +79,7 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
             .enable_all()
             .build()
             .context("failed to start the async runtime")?;
-        let stats = runtime.block_on(courier::remote::prefetch(&remote, &mut world));
+        let stats = runtime.block_on(courier::remote::prefetch(&remote, &mut world, None));
         tracing::info!(
             reads = stats.reads,
             lists = stats.lists,

@@ -10,6 +10,7 @@ mod from_cluster;
 mod hygiene;
 mod install;
 mod openbao_apply;
+mod openbao_kubernetes_auth;
 mod policies;
 mod run;
 mod support;
