@@ -14,3 +14,7 @@ mod openbao_kubernetes_auth;
 mod policies;
 mod run;
 mod support;
+
+#[path = "../common/openbao.rs"]
+#[allow(dead_code)]
+mod openbao;

@@ -1,9 +1,7 @@
 //! `courier apply` from an OpenBao store into the real API server: the store's token is a
 //! Secret in the cluster, read with the same LISTs as every source.
 
-#[path = "../common/openbao.rs"]
-#[allow(dead_code)]
-mod openbao;
+use crate::openbao;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};

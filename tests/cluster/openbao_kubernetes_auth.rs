@@ -2,9 +2,7 @@
 //! token, OpenBao checks it with a TokenReview on the test kube-apiserver, and the values
 //! it then serves reach the target.
 
-#[path = "../common/openbao.rs"]
-#[allow(dead_code)]
-mod openbao;
+use crate::openbao;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
