@@ -669,17 +669,8 @@ impl<'m> Planner<'m> {
             }
         };
         if provider == "vault" {
-            let config: crate::model::VaultProvider = serde_json::from_value(config.clone())
-                .map_err(|e| {
-                    Failure::new(
-                        field(),
-                        format!(
-                            "{store_display} ({}): spec.provider.vault: {}",
-                            store.origin,
-                            crate::redact::scrub_serde_message(&e.to_string())
-                        ),
-                    )
-                })?;
+            let config: crate::model::VaultProvider =
+                parse_provider("vault", config, &store_display, &store.origin)?;
             let credentials_namespace = if namespaced {
                 manifest.metadata.namespace.clone().unwrap_or_default()
             } else {
@@ -702,17 +693,8 @@ impl<'m> Planner<'m> {
             });
         }
         if provider == "webhook" {
-            let config: crate::model::WebhookProvider = serde_json::from_value(config.clone())
-                .map_err(|e| {
-                    Failure::new(
-                        field(),
-                        format!(
-                            "{store_display} ({}): spec.provider.webhook: {}",
-                            store.origin,
-                            crate::redact::scrub_serde_message(&e.to_string())
-                        ),
-                    )
-                })?;
+            let config: crate::model::WebhookProvider =
+                parse_provider("webhook", config, &store_display, &store.origin)?;
             let credentials_namespace = if namespaced {
                 manifest.metadata.namespace.clone().unwrap_or_default()
             } else {
@@ -915,6 +897,22 @@ fn uses_namespace_templates(spec: &ExternalSecretSpec) -> bool {
         t.template_from
             .iter()
             .any(|from| from.config_map.is_some() || from.secret.is_some())
+    })
+}
+
+/// A store's `spec.provider.<name>`, typed; errors name the store and never a value.
+fn parse_provider<T: serde::de::DeserializeOwned>(
+    name: &str,
+    config: &serde_json::Value,
+    store: &str,
+    origin: &Origin,
+) -> Result<T, Failure> {
+    serde_json::from_value(config.clone()).map_err(|e| {
+        let message = crate::redact::scrub_serde_message(&e.to_string());
+        Failure::new(
+            Some("secretStoreRef".to_owned()),
+            format!("{store} ({origin}): spec.provider.{name}: {message}"),
+        )
     })
 }
 

@@ -77,15 +77,7 @@ pub async fn reconcile_once(
     let mut snapshot = cluster::snapshot(&connection.client, &inputs.manifests, block_list).await?;
     let remote = plan::remote_requests(&inputs.manifests, &snapshot.world);
     if !remote.stores.is_empty() {
-        let stats =
-            crate::remote::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
-        tracing::info!(
-            reads = stats.reads,
-            lists = stats.lists,
-            logins = stats.logins,
-            webhook_requests = stats.webhook_requests,
-            "read remote stores"
-        );
+        crate::remote::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
     }
     let plan = plan::plan(&inputs.manifests, &snapshot.world);
     let report = apply::reconcile(&connection.client, &plan, &snapshot, options).await;

@@ -12,5 +12,12 @@ pub async fn prefetch(
 ) -> FetchStats {
     let mut stats = crate::vault::prefetch(requests, world, cluster).await;
     stats.webhook_requests = crate::webhook::prefetch(requests, world).await;
+    tracing::info!(
+        reads = stats.reads,
+        lists = stats.lists,
+        logins = stats.logins,
+        webhook_requests = stats.webhook_requests,
+        "read remote stores"
+    );
     stats
 }

@@ -212,27 +212,35 @@ impl<'w> RemoteClient<'w> {
         key: &str,
         version: Option<&String>,
     ) -> Result<serde_json::Map<String, Value>, FetchError> {
-        let entry =
-            self.world
-                .remote_reads
-                .get(&(self.store.to_owned(), key.to_owned(), version.cloned()));
-        match entry {
-            None => Err(FetchError::new(format!(
-                "{}: {key} was not fetched",
+        let bytes = prefetched(self.world, self.store, key, key, version)?;
+        match serde_json::from_slice(bytes.expose()) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(FetchError::new(format!(
+                "{}: {key} is not a key/value secret",
                 self.store
             ))),
-            Some(Err(error)) => Err(FetchError {
-                message: error.message.clone(),
-                source_missing: error.not_found,
-            }),
-            Some(Ok(bytes)) => match serde_json::from_slice(bytes.expose()) {
-                Ok(Value::Object(map)) => Ok(map),
-                _ => Err(FetchError::new(format!(
-                    "{}: {key} is not a key/value secret",
-                    self.store
-                ))),
-            },
         }
+    }
+}
+
+/// The prefetched value of a remote read, or why there is none.
+fn prefetched<'w>(
+    world: &'w World,
+    store: &str,
+    read_key: &str,
+    key: &str,
+    version: Option<&String>,
+) -> Result<&'w SecretBytes, FetchError> {
+    match world
+        .remote_reads
+        .get(&(store.to_owned(), read_key.to_owned(), version.cloned()))
+    {
+        None => Err(FetchError::new(format!("{store}: {key} was not fetched"))),
+        Some(Err(error)) => Err(FetchError {
+            message: error.message.clone(),
+            source_missing: error.not_found,
+        }),
+        Some(Ok(bytes)) => Ok(bytes),
     }
 }
 
@@ -255,23 +263,10 @@ impl<'w> WebhookClient<'w> {
         version: Option<&String>,
     ) -> Result<Value, FetchError> {
         let read_key = crate::plan::webhook_read_key(key, property);
-        match self
-            .world
-            .remote_reads
-            .get(&(self.store.to_owned(), read_key, version.cloned()))
-        {
-            None => Err(FetchError::new(format!(
-                "{}: {key} was not fetched",
-                self.store
-            ))),
-            Some(Err(error)) => Err(FetchError {
-                message: error.message.clone(),
-                source_missing: error.not_found,
-            }),
-            Some(Ok(bytes)) => serde_json::from_slice(bytes.expose()).map_err(|_| {
-                FetchError::new(format!("{}: the answer for {key} is not JSON", self.store))
-            }),
-        }
+        let bytes = prefetched(self.world, self.store, &read_key, key, version)?;
+        serde_json::from_slice(bytes.expose()).map_err(|_| {
+            FetchError::new(format!("{}: the answer for {key} is not JSON", self.store))
+        })
     }
 }
 

@@ -79,14 +79,7 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
             .enable_all()
             .build()
             .context("failed to start the async runtime")?;
-        let stats = runtime.block_on(courier::remote::prefetch(&remote, &mut world, None));
-        tracing::info!(
-            reads = stats.reads,
-            lists = stats.lists,
-            logins = stats.logins,
-            webhook_requests = stats.webhook_requests,
-            "read remote stores"
-        );
+        runtime.block_on(courier::remote::prefetch(&remote, &mut world, None));
     }
     let plan = plan::plan(&inputs.manifests, &world);
     errors.extend(plan.errors.iter().map(ToString::to_string));
