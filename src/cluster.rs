@@ -196,6 +196,22 @@ pub fn store_namespaces(manifests: &Manifests) -> BTreeSet<String> {
                         .unwrap_or_else(|| "default".into()),
                 );
             }
+        } else if let Some(config) = manifest.spec.provider.get("webhook") {
+            // A webhook store's templates may use the keys of named Secrets.
+            let Ok(provider) =
+                serde_json::from_value::<crate::model::WebhookProvider>(config.clone())
+            else {
+                continue;
+            };
+            for secret in &provider.secrets {
+                let namespace = match kind {
+                    crate::load::StoreKind::SecretStore => manifest.metadata.namespace.clone(),
+                    crate::load::StoreKind::ClusterSecretStore => {
+                        secret.secret_ref.namespace.clone()
+                    }
+                };
+                namespaces.extend(namespace.filter(|n| !n.is_empty()));
+            }
         } else if let Some(config) = manifest.spec.provider.get("vault") {
             // A Vault store's credentials (token, AppRole secret ID) are Secrets too.
             let Ok(provider) =

@@ -95,6 +95,12 @@ impl Platform {
         courier_apply(self.manifests.path().to_str().unwrap(), instance, extra)
     }
 
+    /// Runs `apply` on a blocking thread, for tests whose runtime serves an endpoint
+    /// courier calls meanwhile.
+    pub fn apply_path(&self) -> String {
+        self.manifests.path().to_str().unwrap().to_owned()
+    }
+
     pub async fn value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
         let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
@@ -586,4 +592,9 @@ fn readyz(port: u16) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// `courier apply` on this platform's manifests from any thread.
+pub fn run_apply_at(path: &str, instance: &str) -> Outcome {
+    courier_apply(path, instance, &[])
 }

@@ -14,6 +14,7 @@ mod openbao_kubernetes_auth;
 mod policies;
 mod run;
 mod support;
+mod webhook_apply;
 
 #[path = "../common/openbao.rs"]
 #[allow(dead_code)]
