@@ -70,6 +70,9 @@ impl OpenBao {
                 &format!("-dev-root-token-id={ROOT_TOKEN}"),
             ])
             .arg(format!("-config={}", self.config().display()))
+            // Dev mode writes its root token to ~/.vault-token through a temp file; servers
+            // started in parallel must not share (and race on) that file.
+            .env("HOME", self.state.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
