@@ -2,7 +2,7 @@
 //! read once per reconcile however many targets use it, with bounded concurrency,
 //! retries on 429/5xx, and a fresh AppRole login when a token expires mid-run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -550,23 +550,4 @@ fn transport(error: &reqwest::Error) -> String {
     } else {
         "request failed".into()
     }
-}
-
-/// The store namespaces a live snapshot must list for remote stores' credentials.
-pub fn credential_namespaces(requests: &RemoteRequests) -> BTreeSet<String> {
-    requests
-        .stores
-        .values()
-        .map(|s| s.credentials_namespace.clone())
-        .filter(|n| !n.is_empty())
-        .collect()
-}
-
-/// Secret paths read, by store; for logs.
-pub fn read_counts(requests: &RemoteRequests) -> BTreeMap<&str, usize> {
-    requests
-        .stores
-        .iter()
-        .map(|(store, r)| (store.as_str(), r.reads.len()))
-        .collect()
 }
