@@ -34,14 +34,14 @@ fn main() {
 
     let rss_before = peak_rss_kib();
     let started = Instant::now();
-    let inputs = courier::load::load_paths(&[dir.path().to_path_buf()]).expect("world loads");
+    let inputs = courier::core::load::load_paths(&[dir.path().to_path_buf()]).expect("world loads");
     let loaded = started.elapsed();
-    let world = courier::world::World::from_inputs(&inputs).expect("world builds");
-    let plan = courier::plan::plan(&inputs.manifests, &world);
+    let world = courier::core::world::World::from_inputs(&inputs).expect("world builds");
+    let plan = courier::core::plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
     let planned = started.elapsed();
     assert!(plan.errors.is_empty(), "{:?}", plan.errors.first());
     assert_eq!(plan.secrets.len(), NAMESPACES * CLUSTER_EXTERNAL_SECRETS);
-    let yaml = courier::output::to_yaml(&plan.secrets, courier::output::Values::Reveal);
+    let yaml = courier::core::output::to_yaml(&plan.secrets, courier::core::output::Values::Reveal);
     let rendered = started.elapsed();
     let rss_after = peak_rss_kib();
 

@@ -10,13 +10,23 @@ pub fn load(data: &[u8]) {
         return;
     };
     for name in ["fuzz.yaml", "fuzz.json"] {
-        match courier::load::load_str(name, text) {
+        match courier::core::load::load_str(name, text) {
             Ok(inputs) => {
-                if let Ok(world) = courier::world::World::from_inputs(&inputs) {
-                    let plan = courier::plan::plan(&inputs.manifests, &world);
-                    let _ =
-                        courier::output::to_yaml(&plan.secrets, courier::output::Values::Redact);
-                    let _ = courier::plan::check(&inputs.manifests, &world);
+                if let Ok(world) = courier::core::world::World::from_inputs(&inputs) {
+                    let plan = courier::core::plan::plan(
+                        &inputs.manifests,
+                        &world,
+                        &courier::providers::Registry,
+                    );
+                    let _ = courier::core::output::to_yaml(
+                        &plan.secrets,
+                        courier::core::output::Values::Redact,
+                    );
+                    let _ = courier::core::plan::check(
+                        &inputs.manifests,
+                        &world,
+                        &courier::providers::Registry,
+                    );
                 }
             }
             Err(errors) => {
@@ -34,9 +44,9 @@ pub fn selector(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(selector) = courier::select::Selector::parse(text) {
+    if let Ok(selector) = courier::core::select::Selector::parse(text) {
         let printed = selector.to_string();
-        let again = courier::select::Selector::parse(&printed)
+        let again = courier::core::select::Selector::parse(&printed)
             .unwrap_or_else(|e| panic!("{printed:?} does not parse again: {e}"));
         assert_eq!(again.to_string(), printed);
         let labels: BTreeMap<String, String> = text
@@ -54,8 +64,8 @@ pub fn template(data: &[u8]) {
     let Ok(source) = std::str::from_utf8(data) else {
         return;
     };
-    let env = courier::template::environment();
-    let values: BTreeMap<String, courier::secret_bytes::SecretBytes> = [
+    let env = courier::core::template::environment();
+    let values: BTreeMap<String, courier::core::secret_bytes::SecretBytes> = [
         ("username", "fuzz-user"),
         ("password", "fuzzmarker-value-42"),
         ("tls.crt", "LS0tLS1CRUdJTg=="),
@@ -64,8 +74,8 @@ pub fn template(data: &[u8]) {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.into()))
     .collect();
-    let context = courier::template::context(&values);
-    if let Err(error) = courier::template::render(&env, source, &context) {
+    let context = courier::core::template::context(&values);
+    if let Err(error) = courier::core::template::render(&env, source, &context) {
         assert!(
             !error.message.contains("fuzzmarker-value-42"),
             "a template error quoted a value: {}",

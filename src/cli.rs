@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use courier::output::Format;
+use courier::core::output::Format;
 
 /// Distributes Kubernetes Secrets from a central namespace, reading External Secrets
 /// Operator manifests (ClusterExternalSecret, ExternalSecret, stores), without an operator.
@@ -67,7 +67,7 @@ pub struct RunArgs {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    courier::controller::parse_go_duration(text)
+    courier::core::duration::parse_go_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration like 1h, 30m, 90s or 500ms"))
 }
 

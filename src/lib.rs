@@ -1,26 +1,14 @@
 //! courier distributes Kubernetes Secrets from a central namespace into many
 //! namespaces, reading External Secrets Operator manifests, without an operator.
 //!
-//! The pipeline is pure at its core: [`load`] reads manifests, [`world::World`] holds
-//! what the cluster (or files) has, [`plan::plan`] decides the Secrets, [`output`]
-//! prints them.
+//! Three layers, dependencies pointing one way (`ARCHITECTURE.md` draws them):
+//! - [`core`]: pure. Manifests, the world, the planner, templates, output.
+//! - [`providers`]: ESO's providers, one file each, behind one trait; the ones that read
+//!   over the network fetch once per reconcile, before planning.
+//! - [`live`]: the cluster: client, reconcile, server-side apply, diff, status, `run`.
+//!
+//! The binary's `commands/` sit on top, one file per subcommand.
 
-pub mod apply;
-pub mod cluster;
-pub mod controller;
-pub mod diff;
-pub mod load;
-pub mod model;
-pub mod output;
-pub mod plan;
-pub mod reconcile;
-pub mod redact;
-pub mod remote;
-pub mod secret_bytes;
-pub mod select;
-pub mod source;
-pub mod status;
-pub mod template;
-pub mod vault;
-pub mod webhook;
-pub mod world;
+pub mod core;
+pub mod live;
+pub mod providers;

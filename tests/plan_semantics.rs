@@ -1,8 +1,8 @@
 //! ESO semantics of the planner, on small worlds written as YAML.
 
-use courier::load::load_str;
-use courier::plan::{self, Plan};
-use courier::world::World;
+use courier::core::load::load_str;
+use courier::core::plan::{self, Plan};
+use courier::core::world::World;
 
 const STORE: &str = r#"---
 apiVersion: external-secrets.io/v1
@@ -23,7 +23,7 @@ fn namespaces(specs: &[(&str, &str)]) -> String {
 fn run(yaml: &str) -> Plan {
     let inputs = load_str("world.yaml", yaml).unwrap_or_else(|e| panic!("load failed: {e:?}"));
     let world = World::from_inputs(&inputs).unwrap_or_else(|e| panic!("world failed: {e:?}"));
-    plan::plan(&inputs.manifests, &world)
+    plan::plan(&inputs.manifests, &world, &courier::providers::Registry)
 }
 
 fn ces(name: &str, selection: &str, spec: &str) -> String {

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::apply::ApplyOptions;
-use courier::cluster::{self, ClientOptions};
-use courier::load::load_paths;
-use courier::reconcile::{ManifestSource, ReconcileError, reconcile_once};
-use courier::world::BlockList;
+use courier::core::load::load_paths;
+use courier::core::world::BlockList;
+use courier::live::apply::ApplyOptions;
+use courier::live::cluster::{self, ClientOptions};
+use courier::live::reconcile::{ManifestSource, ReconcileError, reconcile_once};
 
 use super::report_errors;
 use crate::cli::{ApplyArgs, ClientArgs, LiveArgs};

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::plan;
+use courier::core::plan;
 
 use super::{load_world, report_errors, write_stdout};
 use crate::cli::InputArgs;
@@ -16,7 +16,7 @@ pub fn run(args: &InputArgs) -> anyhow::Result<ExitCode> {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let report = plan::check(&inputs.manifests, &world);
+    let report = plan::check(&inputs.manifests, &world, &courier::providers::Registry);
     if !report.errors.is_empty() {
         return Ok(report_errors(
             report.errors.iter().map(ToString::to_string),

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::cluster;
-use courier::diff;
-use courier::load::load_paths;
-use courier::plan;
+use courier::core::load::load_paths;
+use courier::core::plan;
+use courier::live::cluster;
+use courier::live::diff;
 
 use super::apply::{block_list, client_options, manifest_source};
 use super::{report_errors, write_stdout};
@@ -42,13 +42,23 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
                 Ok(snapshot) => snapshot,
                 Err(e) => return Ok(report_errors([e.to_string()], "nothing was compared")),
             };
-        let remote = plan::remote_requests(&inputs.manifests, &snapshot.world);
+        let remote = plan::remote_requests(
+            &inputs.manifests,
+            &snapshot.world,
+            &courier::providers::Registry,
+        );
         if !remote.stores.is_empty() {
-            courier::remote::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
+            courier::providers::prefetch(&remote, &mut snapshot.world, Some(&connection.client))
+                .await;
         }
-        let plan = plan::plan(&inputs.manifests, &snapshot.world);
+        let plan = plan::plan(
+            &inputs.manifests,
+            &snapshot.world,
+            &courier::providers::Registry,
+        );
         let decisions =
-            courier::apply::decide(&connection.client, &plan, &snapshot, &live.instance).await;
+            courier::live::apply::decide(&connection.client, &plan, &snapshot, &live.instance)
+                .await;
         let (text, drift) = diff::render(&decisions, &snapshot, &live.instance);
         write_stdout(&text).context("failed to write to stdout")?;
         let summary = format!(

@@ -9,8 +9,8 @@ pub mod run;
 use std::io::Write;
 use std::process::ExitCode;
 
-use courier::load::{Inputs, LoadError, load_paths_partial};
-use courier::world::World;
+use courier::core::load::{Inputs, LoadError, load_paths_partial};
+use courier::core::world::World;
 
 use crate::cli::InputArgs;
 

@@ -6,11 +6,11 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::cluster;
-use courier::load::{LoadOptions, load_paths_partial_with};
-use courier::output::{self, Document, Values};
-use courier::plan;
-use courier::world::{BlockList, World};
+use courier::core::load::{LoadOptions, load_paths_partial_with};
+use courier::core::output::{self, Document, Values};
+use courier::core::plan;
+use courier::core::world::{BlockList, World};
+use courier::live::cluster;
 
 use super::apply::client_options;
 use super::write_stdout;
@@ -73,15 +73,15 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
         return Ok(Err(errors));
     }
     let mut world = world;
-    let remote = plan::remote_requests(&inputs.manifests, &world);
+    let remote = plan::remote_requests(&inputs.manifests, &world, &courier::providers::Registry);
     if !remote.stores.is_empty() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("failed to start the async runtime")?;
-        runtime.block_on(courier::remote::prefetch(&remote, &mut world, None));
+        runtime.block_on(courier::providers::prefetch(&remote, &mut world, None));
     }
-    let plan = plan::plan(&inputs.manifests, &world);
+    let plan = plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
     errors.extend(plan.errors.iter().map(ToString::to_string));
     let passthrough: Vec<serde_json::Value> = if settings.passthrough {
         inputs

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::apply::ApplyOptions;
-use courier::cluster;
-use courier::controller::{self, RunOptions};
+use courier::live::apply::ApplyOptions;
+use courier::live::cluster;
+use courier::live::controller::{self, RunOptions};
 
 use super::apply::{block_list, client_options, manifest_source};
 use crate::cli::RunArgs;

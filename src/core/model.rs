@@ -5,18 +5,51 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::select::LabelSelector;
-
 /// String maps as Kubernetes has them (labels, annotations, ConfigMap data).
 pub type StringMap = BTreeMap<String, String>;
 
 /// Treats an explicit YAML/JSON `null` like an absent field.
-pub(crate) fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A `LabelSelector` as written in a manifest. Compile it before matching.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must be present with exactly these values.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based requirements.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// One `matchExpressions[]` entry. The operator stays a string until compiled so an
+/// unknown operator gets our error, naming the key, instead of a serde message.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct LabelSelectorRequirement {
+    /// Label key.
+    #[serde(default)]
+    pub key: String,
+    /// In, NotIn, Exists or DoesNotExist.
+    #[serde(default)]
+    pub operator: String,
+    /// Values for In and NotIn.
+    #[serde(default, deserialize_with = "null_default")]
+    pub values: Vec<String>,
 }
 
 /// `metadata` of every object.
@@ -121,69 +154,6 @@ pub struct ClusterSecretStoreCondition {
     pub namespace_regexes: Vec<String>,
 }
 
-/// `spec.provider.kubernetes`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KubernetesProvider {
-    /// Namespace holding the source Secrets; `default` when absent.
-    #[serde(default)]
-    pub remote_namespace: Option<String>,
-}
-
-/// `spec.provider.vault` (HashiCorp Vault and OpenBao), KV secrets engine.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct VaultProvider {
-    /// Base address, e.g. `https://vault.example.com:8200`.
-    #[serde(default)]
-    pub server: String,
-    /// Mount path of the KV engine; `secret` when absent.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// KV engine version: `v2` (default) or `v1`.
-    #[serde(default)]
-    pub version: Option<String>,
-    /// Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// How to log in.
-    #[serde(default)]
-    pub auth: VaultAuth,
-}
-
-/// `vault.auth`: one of token, AppRole or Kubernetes.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct VaultAuth {
-    /// A token kept in a Secret.
-    #[serde(default)]
-    pub token_secret_ref: Option<SecretKeySelector>,
-    /// AppRole login.
-    #[serde(default)]
-    pub app_role: Option<VaultAppRole>,
-    /// Kubernetes ServiceAccount login.
-    #[serde(default)]
-    pub kubernetes: Option<VaultKubernetesAuth>,
-}
-
-/// `vault.auth.kubernetes`: log in with a ServiceAccount JWT.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct VaultKubernetesAuth {
-    /// Mount path of the Kubernetes auth method; `kubernetes` when absent.
-    #[serde(default)]
-    pub mount_path: Option<String>,
-    /// The Vault role to log in as.
-    #[serde(default)]
-    pub role: String,
-    /// A ServiceAccount whose token courier requests (TokenRequest API, live mode).
-    #[serde(default)]
-    pub service_account_ref: Option<ServiceAccountSelector>,
-    /// A JWT kept in a Secret.
-    #[serde(default)]
-    pub secret_ref: Option<SecretKeySelector>,
-}
-
 /// `serviceAccountRef`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
 pub struct ServiceAccountSelector {
@@ -196,72 +166,6 @@ pub struct ServiceAccountSelector {
     /// Audiences of the requested token.
     #[serde(default, deserialize_with = "null_default")]
     pub audiences: Vec<String>,
-}
-
-/// `vault.auth.appRole`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct VaultAppRole {
-    /// Mount path of the AppRole method; `approle` when absent.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// The role ID, inline.
-    #[serde(default)]
-    pub role_id: Option<String>,
-    /// The role ID, from a Secret.
-    #[serde(default)]
-    pub role_ref: Option<SecretKeySelector>,
-    /// The secret ID, from a Secret.
-    #[serde(default)]
-    pub secret_ref: Option<SecretKeySelector>,
-}
-
-/// `spec.provider.webhook`: values from an HTTP endpoint of your own.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookProvider {
-    /// URL template (`https://api.example.com/secrets/{{ remoteRef.key }}`).
-    #[serde(default)]
-    pub url: String,
-    /// HTTP method; `GET` when absent.
-    #[serde(default)]
-    pub method: Option<String>,
-    /// Header templates.
-    #[serde(default, deserialize_with = "null_default")]
-    pub headers: BTreeMap<String, String>,
-    /// Body template.
-    #[serde(default)]
-    pub body: Option<String>,
-    /// Timeout as a Go duration (`5s`); 10 s when absent.
-    #[serde(default)]
-    pub timeout: Option<String>,
-    /// Which part of the JSON answer is the value.
-    #[serde(default)]
-    pub result: WebhookResult,
-    /// Secrets whose keys templates may use, by name (`{{ auth.token }}`).
-    #[serde(default, deserialize_with = "null_default")]
-    pub secrets: Vec<WebhookSecret>,
-}
-
-/// `webhook.result`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookResult {
-    /// JSONPath (RFC 9535) into the answer; the whole answer when absent.
-    #[serde(default)]
-    pub json_path: Option<String>,
-}
-
-/// `webhook.secrets[]`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookSecret {
-    /// Name the templates use.
-    #[serde(default)]
-    pub name: String,
-    /// The Secret (all its keys).
-    #[serde(default)]
-    pub secret_ref: SecretKeySelector,
 }
 
 /// A key of a Secret (`name`, `key`, and for cluster-scoped stores `namespace`).

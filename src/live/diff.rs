@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::apply::{Action, Decisions};
-use crate::cluster::{INSTANCE_LABEL, ManagedSecret, Snapshot};
-use crate::plan::{DATA_HASH_ANNOTATION, DesiredSecret};
-use crate::redact::REDACTED;
+use crate::core::labels::{DATA_HASH_ANNOTATION, INSTANCE_LABEL};
+use crate::core::plan::DesiredSecret;
+use crate::core::redact::REDACTED;
+use crate::live::apply::{Action, Decisions};
+use crate::live::cluster::{ManagedSecret, Snapshot};
 
 /// Counts of a diff.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +142,9 @@ fn update_lines(
     instance: &str,
 ) {
     let body = &secret.body;
-    if existing.type_ != body.type_ && body.creation_policy != crate::model::CreationPolicy::Merge {
+    if existing.type_ != body.type_
+        && body.creation_policy != crate::core::model::CreationPolicy::Merge
+    {
         let _ = writeln!(text, "    ~ type: {} -> {}", existing.type_, body.type_);
     }
     let keys: BTreeSet<&String> = existing.data.keys().chain(body.data.keys()).collect();
@@ -153,7 +156,9 @@ fn update_lines(
             (None, Some(_)) => {
                 let _ = writeln!(text, "    + data.{key}: {REDACTED}");
             }
-            (Some(_), None) if body.creation_policy != crate::model::CreationPolicy::Merge => {
+            (Some(_), None)
+                if body.creation_policy != crate::core::model::CreationPolicy::Merge =>
+            {
                 let _ = writeln!(text, "    - data.{key}");
             }
             _ => {}

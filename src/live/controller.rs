@@ -26,12 +26,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
-use crate::apply::ApplyOptions;
-use crate::cluster::{self, Connection};
-use crate::load::Manifests;
-use crate::plan::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::reconcile::{ManifestSource, ReconcileError, reconcile_once};
-use crate::world::BlockList;
+use crate::core::duration::parse_go_duration;
+use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::core::load::Manifests;
+use crate::core::plan::store_namespaces;
+use crate::core::world::BlockList;
+use crate::live::apply::ApplyOptions;
+use crate::live::cluster::Connection;
+use crate::live::reconcile::{ManifestSource, ReconcileError, reconcile_once};
+use crate::providers::Registry as Providers;
 
 /// How `run` behaves.
 #[derive(Debug, Clone)]
@@ -195,7 +198,7 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         let resync = match &outcome {
             Ok(manifests) => {
                 failures = 0;
-                for namespace in cluster::store_namespaces(manifests) {
+                for namespace in store_namespaces(manifests, &Providers) {
                     if !watched_store_namespaces.contains(&namespace) {
                         let api = Api::<PartialObjectMeta<Secret>>::namespaced(
                             connection.client.clone(),
@@ -400,41 +403,6 @@ pub fn refresh_interval(manifests: &Manifests, ceiling: Duration) -> Duration {
     asked.fold(ceiling, Duration::min).max(MIN_REFRESH)
 }
 
-/// Go's `time.ParseDuration` for the units manifests use: `1h30m`, `90s`, `500ms`.
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return None,
-        };
-        total += value * seconds;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
 /// ±10 %, so many replicas or CronJobs do not resync in lockstep.
 fn with_jitter(interval: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
@@ -499,18 +467,6 @@ async fn metrics_text(State(served): State<Arc<Served>>) -> (StatusCode, String)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_go_duration("1d"), None);
-        assert_eq!(parse_go_duration(""), None);
-        assert_eq!(parse_go_duration("h"), None);
-    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

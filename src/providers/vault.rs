@@ -2,19 +2,32 @@
 //! read once per reconcile however many targets use it, with bounded concurrency,
 //! retries on 429/5xx, and a fresh AppRole login when a token expires mid-run.
 
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use crate::model::{SecretKeySelector, VaultProvider};
-use crate::plan::{RemoteConfig, RemoteRequests, RemoteStoreRequests};
-use crate::secret_bytes::SecretBytes;
-use crate::world::{RemoteError, World};
+use super::common::{
+    fail_all, json_path, json_result_bytes, prefetched, remote_value_bytes, sorted_json,
+};
+use super::provider::{FetchStats, Provider};
+use crate::core::model::{
+    ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, ServiceAccountSelector,
+};
+use crate::core::plan::convert_keys;
+use crate::core::provider::{
+    FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider, StoreReads,
+};
+use crate::core::redact::scrub_serde_message;
+use crate::core::secret_bytes::SecretBytes;
+use crate::core::world::{RemoteError, World};
 
 /// Reads in flight at once, per store.
 const CONCURRENCY: usize = 16;
@@ -26,17 +39,174 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A secret path and an optional version.
 type SecretVersion = (String, Option<String>);
 
-/// What a prefetch did, for logs and benchmarks.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FetchStats {
-    /// Secret reads (GET), retries included.
-    pub reads: u64,
-    /// Metadata listings, for `find`.
-    pub lists: u64,
-    /// Logins (AppRole).
-    pub logins: u64,
-    /// Webhook requests, retries included.
-    pub webhook_requests: u64,
+/// `spec.provider.vault`.
+pub struct Vault;
+
+impl Provider for Vault {
+    fn name(&self) -> &'static str {
+        "vault"
+    }
+
+    fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
+        let config: VaultProvider = serde_json::from_value(config.clone())
+            .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        let credentials_namespace = match store.kind {
+            crate::core::load::StoreKind::SecretStore => store.namespace.map(str::to_owned),
+            crate::core::load::StoreKind::ClusterSecretStore => {
+                let auth = &config.auth;
+                let selector = auth
+                    .token_secret_ref
+                    .as_ref()
+                    .or(auth.app_role.as_ref().and_then(|a| a.secret_ref.as_ref()));
+                selector.and_then(|s| s.namespace.clone())
+            }
+        }
+        .unwrap_or_default();
+        Ok(Arc::new(VaultStore {
+            store: store.display.to_owned(),
+            world_namespaces: credential_namespaces(store, &config),
+            config,
+            credentials_namespace,
+        }))
+    }
+
+    fn prefetch<'a>(
+        &'a self,
+        wanted: &'a StoreReads,
+        world: &'a mut World,
+        cluster: Option<&'a kube::Client>,
+    ) -> BoxFuture<'a, FetchStats> {
+        Box::pin(async move {
+            match wanted.store.as_any().downcast_ref::<VaultStore>() {
+                Some(store) => prefetch(store, wanted, world, cluster).await,
+                None => FetchStats::default(),
+            }
+        })
+    }
+}
+
+/// Where the store's credential Secrets (token, AppRole IDs) are: the world must hold them.
+fn credential_namespaces(store: &StoreInfo<'_>, config: &VaultProvider) -> BTreeSet<String> {
+    let auth = &config.auth;
+    let selectors = [
+        auth.token_secret_ref.as_ref(),
+        auth.app_role.as_ref().and_then(|a| a.secret_ref.as_ref()),
+        auth.app_role.as_ref().and_then(|a| a.role_ref.as_ref()),
+    ];
+    selectors
+        .into_iter()
+        .flatten()
+        .filter_map(|selector| store.reference_namespace(selector.namespace.as_deref()))
+        .collect()
+}
+
+/// A Vault store, parsed.
+#[derive(Debug)]
+pub struct VaultStore {
+    /// `Kind/namespace/name`: the key of its prefetched values.
+    store: String,
+    config: VaultProvider,
+    /// Namespace of the Secrets holding its credentials, when a reference names none.
+    credentials_namespace: String,
+    world_namespaces: BTreeSet<String>,
+}
+
+impl StoreProvider for VaultStore {
+    fn provider_name(&self) -> &'static str {
+        "vault"
+    }
+
+    fn share_key(&self) -> String {
+        format!("vault:{}", self.store)
+    }
+
+    fn client<'w>(&'w self, world: &'w World) -> Box<dyn SecretsClient + 'w> {
+        Box::new(VaultClient::new(world, &self.store))
+    }
+
+    fn remote_key(&self) -> Option<&str> {
+        Some(&self.store)
+    }
+
+    fn remote_reads(&self, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
+        for data in &spec.data {
+            let reference = &data.remote_ref;
+            reads
+                .reads
+                .insert((reference.key.clone(), reference.version.clone()));
+        }
+        for from in &spec.data_from {
+            if let Some(extract) = &from.extract {
+                reads
+                    .reads
+                    .insert((extract.key.clone(), extract.version.clone()));
+            }
+            if let Some(name) = from.find.as_ref().and_then(|f| f.name.as_ref()) {
+                reads.finds.insert(name.regexp.clone());
+            }
+        }
+    }
+
+    fn world_namespaces(&self) -> BTreeSet<String> {
+        self.world_namespaces.clone()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Fetches every read and find of one store into the world.
+async fn prefetch(
+    vault: &VaultStore,
+    wanted: &StoreReads,
+    world: &mut World,
+    cluster: Option<&kube::Client>,
+) -> FetchStats {
+    let store = &vault.store;
+    let counters = Counters::default();
+    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+        Ok(http) => http,
+        Err(e) => {
+            fail_all(world, store, wanted, &format!("cannot build an HTTP client: {e}"));
+            return FetchStats::default();
+        }
+    };
+    let session = match Session::open(&http, vault, world, cluster, &counters).await {
+        Ok(session) => session,
+        Err(message) => {
+            fail_all(world, store, wanted, &message);
+            return counters.stats();
+        }
+    };
+    let mut reads: BTreeSet<(String, Option<String>)> = wanted.reads.clone();
+    for pattern in &wanted.finds {
+        let found = session.find(pattern).await;
+        if let Ok(paths) = &found {
+            reads.extend(paths.iter().map(|p| (p.clone(), None)));
+        }
+        world
+            .remote_finds
+            .insert((store.clone(), pattern.clone()), found);
+    }
+    let results: Vec<(SecretVersion, Result<SecretBytes, RemoteError>)> =
+        futures::stream::iter(reads)
+            .map(|(path, version)| {
+                let session = &session;
+                async move {
+                    let result = session.read(&path, version.as_deref()).await;
+                    ((path, version), result)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+    for ((path, version), result) in results {
+        world
+            .remote_reads
+            .insert((store.clone(), path, version), result);
+    }
+    counters.stats()
 }
 
 #[derive(Default)]
@@ -46,93 +216,14 @@ struct Counters {
     logins: AtomicU64,
 }
 
-/// Fetches everything `requests` names into `world.remote_reads` / `remote_finds`.
-pub async fn prefetch(
-    requests: &RemoteRequests,
-    world: &mut World,
-    cluster: Option<&kube::Client>,
-) -> FetchStats {
-    let counters = Counters::default();
-    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
-        Ok(http) => http,
-        Err(e) => {
-            let message = format!("cannot build an HTTP client: {e}");
-            for (store, wanted) in &requests.stores {
-                if matches!(wanted.config, RemoteConfig::Vault(_)) {
-                    fail_all(world, store, wanted, &message);
-                }
-            }
-            return FetchStats::default();
+impl Counters {
+    fn stats(&self) -> FetchStats {
+        FetchStats {
+            reads: self.reads.load(Ordering::Relaxed),
+            lists: self.lists.load(Ordering::Relaxed),
+            logins: self.logins.load(Ordering::Relaxed),
+            webhook_requests: 0,
         }
-    };
-    for (store, wanted) in &requests.stores {
-        let RemoteConfig::Vault(config) = &wanted.config else {
-            continue;
-        };
-        let session =
-            match Session::open(&http, store, config, wanted, world, cluster, &counters).await {
-                Ok(session) => session,
-                Err(message) => {
-                    fail_all(world, store, wanted, &message);
-                    continue;
-                }
-            };
-        let mut reads: BTreeSet<(String, Option<String>)> = wanted.reads.clone();
-        for pattern in &wanted.finds {
-            let found = session.find(pattern).await;
-            if let Ok(paths) = &found {
-                reads.extend(paths.iter().map(|p| (p.clone(), None)));
-            }
-            world
-                .remote_finds
-                .insert((store.clone(), pattern.clone()), found);
-        }
-        let results: Vec<(SecretVersion, Result<SecretBytes, RemoteError>)> =
-            futures::stream::iter(reads)
-                .map(|(path, version)| {
-                    let session = &session;
-                    async move {
-                        let result = session.read(&path, version.as_deref()).await;
-                        ((path, version), result)
-                    }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-        for ((path, version), result) in results {
-            world
-                .remote_reads
-                .insert((store.clone(), path, version), result);
-        }
-    }
-    FetchStats {
-        reads: counters.reads.load(Ordering::Relaxed),
-        lists: counters.lists.load(Ordering::Relaxed),
-        logins: counters.logins.load(Ordering::Relaxed),
-        webhook_requests: 0,
-    }
-}
-
-pub(crate) fn fail_all(
-    world: &mut World,
-    store: &str,
-    wanted: &RemoteStoreRequests,
-    message: &str,
-) {
-    let error = RemoteError {
-        message: format!("{store}: {message}"),
-        not_found: false,
-    };
-    for (path, version) in &wanted.reads {
-        world.remote_reads.insert(
-            (store.to_owned(), path.clone(), version.clone()),
-            Err(error.clone()),
-        );
-    }
-    for pattern in &wanted.finds {
-        world
-            .remote_finds
-            .insert((store.to_owned(), pattern.clone()), Err(error.clone()));
     }
 }
 
@@ -169,13 +260,12 @@ enum Failure {
 impl<'a> Session<'a> {
     async fn open(
         http: &'a reqwest::Client,
-        store: &'a str,
-        config: &'a VaultProvider,
-        wanted: &'a RemoteStoreRequests,
+        vault: &'a VaultStore,
         world: &World,
         cluster: Option<&kube::Client>,
         counters: &'a Counters,
     ) -> Result<Session<'a>, String> {
+        let (store, config) = (vault.store.as_str(), &vault.config);
         if config.server.is_empty() {
             return Err("spec.provider.vault.server is empty".into());
         }
@@ -194,7 +284,7 @@ impl<'a> Session<'a> {
                 let namespace = selector
                     .namespace
                     .clone()
-                    .unwrap_or_else(|| wanted.credentials_namespace.clone());
+                    .unwrap_or_else(|| vault.credentials_namespace.clone());
                 let secret = world.secret(&namespace, &selector.name).ok_or_else(|| {
                     format!("{field}: Secret {namespace}/{} not found", selector.name)
                 })?;
@@ -235,7 +325,7 @@ impl<'a> Session<'a> {
                 let namespace = account
                     .namespace
                     .clone()
-                    .unwrap_or_else(|| wanted.credentials_namespace.clone());
+                    .unwrap_or_else(|| vault.credentials_namespace.clone());
                 service_account_token(client, &namespace, account).await?
             } else {
                 let path = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -507,7 +597,7 @@ impl<'a> Session<'a> {
 async fn service_account_token(
     client: &kube::Client,
     namespace: &str,
-    account: &crate::model::ServiceAccountSelector,
+    account: &ServiceAccountSelector,
 ) -> Result<SecretBytes, String> {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::ServiceAccount;
@@ -551,3 +641,183 @@ fn transport(error: &reqwest::Error) -> String {
         "request failed".into()
     }
 }
+
+/// `spec.provider.vault` (HashiCorp Vault and OpenBao), KV secrets engine.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultProvider {
+    /// Base address, e.g. `https://vault.example.com:8200`.
+    #[serde(default)]
+    pub server: String,
+    /// Mount path of the KV engine; `secret` when absent.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// KV engine version: `v2` (default) or `v1`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// How to log in.
+    #[serde(default)]
+    pub auth: VaultAuth,
+}
+
+/// `vault.auth`: one of token, AppRole or Kubernetes.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAuth {
+    /// A token kept in a Secret.
+    #[serde(default)]
+    pub token_secret_ref: Option<SecretKeySelector>,
+    /// AppRole login.
+    #[serde(default)]
+    pub app_role: Option<VaultAppRole>,
+    /// Kubernetes ServiceAccount login.
+    #[serde(default)]
+    pub kubernetes: Option<VaultKubernetesAuth>,
+}
+
+/// `vault.auth.kubernetes`: log in with a ServiceAccount JWT.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultKubernetesAuth {
+    /// Mount path of the Kubernetes auth method; `kubernetes` when absent.
+    #[serde(default)]
+    pub mount_path: Option<String>,
+    /// The Vault role to log in as.
+    #[serde(default)]
+    pub role: String,
+    /// A ServiceAccount whose token courier requests (TokenRequest API, live mode).
+    #[serde(default)]
+    pub service_account_ref: Option<ServiceAccountSelector>,
+    /// A JWT kept in a Secret.
+    #[serde(default)]
+    pub secret_ref: Option<SecretKeySelector>,
+}
+
+/// `vault.auth.appRole`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAppRole {
+    /// Mount path of the AppRole method; `approle` when absent.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The role ID, inline.
+    #[serde(default)]
+    pub role_id: Option<String>,
+    /// The role ID, from a Secret.
+    #[serde(default)]
+    pub role_ref: Option<SecretKeySelector>,
+    /// The secret ID, from a Secret.
+    #[serde(default)]
+    pub secret_ref: Option<SecretKeySelector>,
+}
+
+
+/// A Vault store answered from the values prefetched into the world.
+pub struct VaultClient<'w> {
+    world: &'w World,
+    store: &'w str,
+}
+
+impl<'w> VaultClient<'w> {
+    /// Reads `store`'s prefetched values.
+    pub fn new(world: &'w World, store: &'w str) -> Self {
+        Self { world, store }
+    }
+
+    fn data(
+        &self,
+        key: &str,
+        version: Option<&String>,
+    ) -> Result<serde_json::Map<String, Value>, FetchError> {
+        let bytes = prefetched(self.world, self.store, key, key, version)?;
+        match serde_json::from_slice(bytes.expose()) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(FetchError::new(format!(
+                "{}: {key} is not a key/value secret",
+                self.store
+            ))),
+        }
+    }
+}
+
+impl SecretsClient for VaultClient<'_> {
+    fn get_secret(&self, remote_ref: &RemoteRef) -> Result<SecretBytes, FetchError> {
+        let data = self.data(&remote_ref.key, remote_ref.version.as_ref())?;
+        match remote_ref.property.as_deref().filter(|p| !p.is_empty()) {
+            None => Ok(SecretBytes::new(sorted_json(&data))),
+            Some(property) => {
+                if let Some(value) = data.get(property) {
+                    return Ok(SecretBytes::new(remote_value_bytes(value)));
+                }
+                json_path(&serde_json::to_vec(&data).unwrap_or_default(), property)
+                    .map(|value| SecretBytes::new(json_result_bytes(value)))
+                    .ok_or_else(|| {
+                        FetchError::new(format!(
+                            "{}: property {property:?} does not exist in {}",
+                            self.store, remote_ref.key
+                        ))
+                    })
+            }
+        }
+    }
+
+    fn get_secret_map(&self, remote_ref: &RemoteRef) -> Result<SecretMap, FetchError> {
+        let data = self.data(&remote_ref.key, remote_ref.version.as_ref())?;
+        let object = match remote_ref.property.as_deref().filter(|p| !p.is_empty()) {
+            None => data,
+            Some(property) => {
+                match json_path(&serde_json::to_vec(&data).unwrap_or_default(), property) {
+                    Some(Value::Object(object)) => object,
+                    _ => {
+                        return Err(FetchError::new(format!(
+                            "{}: property {property:?} of {} is not a JSON object",
+                            self.store, remote_ref.key
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(object
+            .iter()
+            .map(|(k, v)| (k.clone(), SecretBytes::new(remote_value_bytes(v))))
+            .collect())
+    }
+
+    fn get_all_secrets(&self, find: &FindRef) -> Result<SecretMap, FetchError> {
+        if find.tags.is_some() {
+            return Err(FetchError::new(format!(
+                "{}: find.tags is not supported for Vault stores; use find.name",
+                self.store
+            )));
+        }
+        let Some(name) = &find.name else {
+            return Err(FetchError::new("find needs `name.regexp`"));
+        };
+        let paths = match self
+            .world
+            .remote_finds
+            .get(&(self.store.to_owned(), name.regexp.clone()))
+        {
+            None => {
+                return Err(FetchError::new(format!(
+                    "{}: find {:?} was not fetched",
+                    self.store, name.regexp
+                )));
+            }
+            Some(Err(error)) => return Err(FetchError::new(error.message.clone())),
+            Some(Ok(paths)) => paths,
+        };
+        let mut found = SecretMap::new();
+        for path in paths {
+            found.insert(
+                path.clone(),
+                SecretBytes::new(sorted_json(&self.data(path, None)?)),
+            );
+        }
+        convert_keys(find.conversion_strategy.unwrap_or_default(), found)
+    }
+}
+

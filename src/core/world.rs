@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
-use crate::load::{Inputs, LoadError, object_display};
-use crate::model::StringMap;
-use crate::secret_bytes::SecretBytes;
+use crate::core::load::{Inputs, LoadError, object_display};
+use crate::core::model::StringMap;
+use crate::core::secret_bytes::SecretBytes;
 
 /// A Secret as the API server stores it: `stringData` folded into `data`, values decoded.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -8,54 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::apply::Report;
-use crate::cluster::ClusterError;
-use crate::load::ESO_GROUP;
-use crate::plan::Plan;
-
-/// An ESO object as read from the cluster, with the status it has now.
-#[derive(Debug, Clone)]
-pub struct ClusterObject {
-    /// `ClusterExternalSecret` or `ExternalSecret`.
-    pub kind: String,
-    /// Namespace of an ExternalSecret.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-    /// UID, for Events.
-    pub uid: Option<String>,
-    /// Current `status`.
-    pub status: Value,
-}
-
-impl ClusterObject {
-    fn display(&self) -> String {
-        crate::load::object_display(&self.kind, self.namespace.as_deref(), &self.name)
-    }
-}
-
-/// The kinds and plurals courier reads from the cluster.
-pub const ESO_RESOURCES: [(&str, &str); 4] = [
-    ("ClusterSecretStore", "clustersecretstores"),
-    ("SecretStore", "secretstores"),
-    ("ClusterExternalSecret", "clusterexternalsecrets"),
-    ("ExternalSecret", "externalsecrets"),
-];
-
-/// The `external-secrets.io/v1` resource of `kind`.
-pub fn resource(kind: &str) -> ApiResource {
-    let plural = ESO_RESOURCES
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, p)| *p)
-        .unwrap_or_default();
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(ESO_GROUP, "v1", kind), plural)
-}
+use crate::core::load::ESO_GROUP;
+use crate::core::plan::Plan;
+use crate::live::apply::Report;
+use crate::live::cluster::ClusterError;
+use crate::live::eso::{ClusterObject, resource};
 
 /// The status each object should have after this reconcile.
 pub fn desired_statuses(

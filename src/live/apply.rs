@@ -10,12 +10,11 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::core::PartialObjectMeta;
 
-use crate::cluster::{
-    CREATION_POLICY_ANNOTATION, ClusterError, INSTANCE_LABEL, ManagedSecret, Snapshot,
-};
-use crate::model::{CreationPolicy, DeletionPolicy};
-use crate::output;
-use crate::plan::{DesiredSecret, Plan};
+use crate::core::labels::{CREATION_POLICY_ANNOTATION, INSTANCE_LABEL};
+use crate::core::model::{CreationPolicy, DeletionPolicy};
+use crate::core::output;
+use crate::core::plan::{DesiredSecret, Plan};
+use crate::live::cluster::{ClusterError, ManagedSecret, Snapshot};
 
 /// Fewer writes than this finish too fast for a progress bar to help.
 const PROGRESS_THRESHOLD: usize = 50;

@@ -10,7 +10,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehav
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
-use crate::secret_bytes::SecretBytes;
+use crate::core::secret_bytes::SecretBytes;
 
 /// Fuel (roughly, instructions) one template may spend: generous for real templates,
 /// finite for loops that never end.
@@ -18,7 +18,7 @@ pub const TEMPLATE_FUEL: u64 = 2_000_000;
 
 const SHAPES: [(&str, &str); 1] = [(
     "dockerconfigjson",
-    include_str!("../templates/shapes/dockerconfigjson.j2"),
+    include_str!("../../templates/shapes/dockerconfigjson.j2"),
 )];
 
 /// Why a template failed. Never holds a value: runtime messages are scrubbed of quoted text.

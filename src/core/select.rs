@@ -5,44 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
-use crate::model::null_default;
-
-/// A `LabelSelector` as written in a manifest. Compile it before matching.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct LabelSelector {
-    /// Labels that must be present with exactly these values.
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub match_labels: BTreeMap<String, String>,
-    /// Set-based requirements.
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub match_expressions: Vec<LabelSelectorRequirement>,
-}
-
-/// One `matchExpressions[]` entry. The operator stays a string until compiled so an
-/// unknown operator gets our error, naming the key, instead of a serde message.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-pub struct LabelSelectorRequirement {
-    /// Label key.
-    #[serde(default)]
-    pub key: String,
-    /// In, NotIn, Exists or DoesNotExist.
-    #[serde(default)]
-    pub operator: String,
-    /// Values for In and NotIn.
-    #[serde(default, deserialize_with = "null_default")]
-    pub values: Vec<String>,
-}
+use crate::core::model::LabelSelector;
 
 /// Why a selector is invalid. Selectors hold no secret material, so messages may quote them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -393,6 +356,7 @@ fn is_label_name(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

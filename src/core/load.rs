@@ -10,11 +10,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::model::{
+use crate::core::model::{
     ClusterExternalSecretManifest, ConfigMapManifest, ExternalSecretManifest, NamespaceManifest,
     SecretManifest, SecretStoreManifest,
 };
-use crate::redact::scrub_serde_message;
+use crate::core::redact::scrub_serde_message;
 
 /// The API group of the External Secrets Operator.
 pub const ESO_GROUP: &str = "external-secrets.io";

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use crate::apply::{self, ApplyOptions, Report};
-use crate::cluster::{self, ClusterError, Connection};
-use crate::load::{LoadError, Manifests, load_paths};
-use crate::plan::{self, Plan};
-use crate::status;
-use crate::world::BlockList;
+use crate::core::load::{LoadError, Manifests, load_paths};
+use crate::core::plan::{self, Plan};
+use crate::core::world::BlockList;
+use crate::live::apply::{self, ApplyOptions, Report};
+use crate::live::cluster::{self, ClusterError, Connection};
+use crate::live::status;
 
 /// Where the manifests come from.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub async fn reconcile_once(
         }
         ManifestSource::Cluster => {
             let (inputs, objects, errors) =
-                cluster::manifests_from_cluster(&connection.client).await?;
+                crate::live::eso::manifests_from_cluster(&connection.client).await?;
             if !errors.is_empty() {
                 return Err(ReconcileError::Load(errors));
             }
@@ -75,11 +75,19 @@ pub async fn reconcile_once(
         }
     };
     let mut snapshot = cluster::snapshot(&connection.client, &inputs.manifests, block_list).await?;
-    let remote = plan::remote_requests(&inputs.manifests, &snapshot.world);
+    let remote = plan::remote_requests(
+        &inputs.manifests,
+        &snapshot.world,
+        &crate::providers::Registry,
+    );
     if !remote.stores.is_empty() {
-        crate::remote::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
+        crate::providers::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
     }
-    let plan = plan::plan(&inputs.manifests, &snapshot.world);
+    let plan = plan::plan(
+        &inputs.manifests,
+        &snapshot.world,
+        &crate::providers::Registry,
+    );
     let report = apply::reconcile(&connection.client, &plan, &snapshot, options).await;
     let status_errors = if objects.is_empty() || options.dry_run {
         Vec::new()

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::plan::DesiredSecret;
-use crate::redact::REDACTED;
+use crate::core::plan::DesiredSecret;
+use crate::core::redact::REDACTED;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,7 +103,7 @@ pub fn render_document(
         let mut manifest = manifest(secret, document.values);
         if let Some(instance) = document.instance {
             manifest.metadata.labels.to_mut().insert(
-                crate::cluster::INSTANCE_LABEL.to_owned(),
+                crate::core::labels::INSTANCE_LABEL.to_owned(),
                 instance.to_owned(),
             );
         }

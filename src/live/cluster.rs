@@ -1,7 +1,7 @@
 //! Reading the live cluster: a client (kubeconfig, context, impersonation, in-cluster
 //! fallback) that counts its requests, and the world as a handful of LISTs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -9,16 +9,16 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::load::Manifests;
-use crate::model::{ExternalSecretSpec, KubernetesProvider};
-use crate::plan::{DATA_HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
-use crate::secret_bytes::SecretBytes;
-use crate::world::{BlockList, SourceSecret, World};
-
-/// Label naming the courier instance that owns a Secret; pruning only touches its own.
-pub const INSTANCE_LABEL: &str = "courier.dev/instance";
-/// Annotation recording `creationPolicy: Orphan`, so a pruned target is left behind.
-pub const CREATION_POLICY_ANNOTATION: &str = "courier.dev/creation-policy";
+use crate::core::labels::{
+    CREATION_POLICY_ANNOTATION, DATA_HASH_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE, ORIGIN_ANNOTATION,
+};
+use crate::core::load::Manifests;
+use crate::core::model::ExternalSecretSpec;
+use crate::core::plan::store_namespaces;
+use crate::core::secret_bytes::SecretBytes;
+use crate::core::world::{BlockList, SourceSecret, World};
+use crate::providers::Registry;
 
 /// A failed call to the API server. Messages come from the API server and name objects,
 /// never values.
@@ -182,61 +182,6 @@ pub struct Snapshot {
     pub managed: BTreeMap<(String, String), ManagedSecret>,
 }
 
-/// The namespaces whose Secrets the stores read: one LIST each.
-pub fn store_namespaces(manifests: &Manifests) -> BTreeSet<String> {
-    let mut namespaces = BTreeSet::new();
-    for store in &manifests.stores {
-        let (kind, manifest) = &store.object;
-        if let Some(config) = manifest.spec.provider.get("kubernetes") {
-            if let Ok(provider) = serde_json::from_value::<KubernetesProvider>(config.clone()) {
-                namespaces.insert(
-                    provider
-                        .remote_namespace
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or_else(|| "default".into()),
-                );
-            }
-        } else if let Some(config) = manifest.spec.provider.get("webhook") {
-            // A webhook store's templates may use the keys of named Secrets.
-            let Ok(provider) =
-                serde_json::from_value::<crate::model::WebhookProvider>(config.clone())
-            else {
-                continue;
-            };
-            for secret in &provider.secrets {
-                let namespace = match kind {
-                    crate::load::StoreKind::SecretStore => manifest.metadata.namespace.clone(),
-                    crate::load::StoreKind::ClusterSecretStore => {
-                        secret.secret_ref.namespace.clone()
-                    }
-                };
-                namespaces.extend(namespace.filter(|n| !n.is_empty()));
-            }
-        } else if let Some(config) = manifest.spec.provider.get("vault") {
-            // A Vault store's credentials (token, AppRole secret ID) are Secrets too.
-            let Ok(provider) =
-                serde_json::from_value::<crate::model::VaultProvider>(config.clone())
-            else {
-                continue;
-            };
-            let auth = &provider.auth;
-            let selectors = [
-                auth.token_secret_ref.as_ref(),
-                auth.app_role.as_ref().and_then(|a| a.secret_ref.as_ref()),
-                auth.app_role.as_ref().and_then(|a| a.role_ref.as_ref()),
-            ];
-            for selector in selectors.into_iter().flatten() {
-                let namespace = match kind {
-                    crate::load::StoreKind::SecretStore => manifest.metadata.namespace.clone(),
-                    crate::load::StoreKind::ClusterSecretStore => selector.namespace.clone(),
-                };
-                namespaces.extend(namespace.filter(|n| !n.is_empty()));
-            }
-        }
-    }
-    namespaces
-}
-
 fn specs(manifests: &Manifests) -> impl Iterator<Item = &ExternalSecretSpec> {
     manifests
         .cluster_external_secrets
@@ -265,7 +210,7 @@ pub async fn snapshot(
         let name = namespace.metadata.name.unwrap_or_default();
         world.add_namespace(&name, namespace.metadata.labels.unwrap_or_default());
     }
-    for namespace in store_namespaces(manifests) {
+    for namespace in store_namespaces(manifests, &Registry) {
         let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
             .list(&ListParams::default())
             .await
@@ -415,63 +360,4 @@ fn source_secret(secret: Secret) -> SourceSecret {
         type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
         data: decoded(secret.data),
     }
-}
-
-/// Reads the ESO manifests from the API server (`--from-cluster`): one LIST per kind, of
-/// `external-secrets.io/v1`. Returns them as if loaded from files, with the objects whose
-/// status courier writes.
-pub async fn manifests_from_cluster(
-    client: &Client,
-) -> Result<
-    (
-        crate::load::Inputs,
-        Vec<crate::status::ClusterObject>,
-        Vec<crate::load::LoadError>,
-    ),
-    ClusterError,
-> {
-    use kube::api::DynamicObject;
-    let mut values = Vec::new();
-    let mut objects = Vec::new();
-    for (kind, _) in crate::status::ESO_RESOURCES {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &crate::status::resource(kind));
-        let listed = api.list(&ListParams::default()).await.map_err(|e| {
-            let mut error = ClusterError::api(format!("list {kind}s"), e);
-            if error.is_status(404)
-                && let ClusterError::Api { hint, .. } = &mut error
-            {
-                *hint = "\nhint: --from-cluster needs the External Secrets Operator CRDs installed"
-                    .into();
-            }
-            error
-        })?;
-        for item in listed.items {
-            let name = item.metadata.name.clone().unwrap_or_default();
-            let namespace = item.metadata.namespace.clone();
-            if matches!(kind, "ClusterExternalSecret" | "ExternalSecret") {
-                objects.push(crate::status::ClusterObject {
-                    kind: kind.to_owned(),
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    uid: item.metadata.uid.clone(),
-                    status: item
-                        .data
-                        .get("status")
-                        .cloned()
-                        .unwrap_or(serde_json::Value::Null),
-                });
-            }
-            let mut value =
-                serde_json::to_value(&item).map_err(|e| ClusterError::Config(e.to_string()))?;
-            value["apiVersion"] = serde_json::Value::from(format!("{}/v1", crate::load::ESO_GROUP));
-            value["kind"] = serde_json::Value::from(kind);
-            let origin = crate::load::Origin {
-                file: "cluster".into(),
-                line: 0,
-            };
-            values.push((origin, value));
-        }
-    }
-    let (inputs, errors) = crate::load::load_values(values);
-    Ok((inputs, objects, errors))
 }

@@ -1,0 +1,14 @@
+//! The labels and annotations courier puts on every Secret it writes: how it knows its own.
+
+/// Label every Secret courier writes carries.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Its value.
+pub const MANAGED_BY_VALUE: &str = "courier";
+/// Annotation naming the manifest a Secret was rendered from.
+pub const ORIGIN_ANNOTATION: &str = "courier.dev/origin";
+/// Annotation holding the sha256 of everything courier writes (type, labels, annotations, data).
+pub const DATA_HASH_ANNOTATION: &str = "courier.dev/data-hash";
+/// Label naming the courier instance that owns a Secret; pruning only touches its own.
+pub const INSTANCE_LABEL: &str = "courier.dev/instance";
+/// Annotation recording `creationPolicy: Orphan`, so a pruned target is left behind.
+pub const CREATION_POLICY_ANNOTATION: &str = "courier.dev/creation-policy";

@@ -1,0 +1,190 @@
+//! Fetching an ExternalSecret's values from its store's client, in ESO's order:
+//! `dataFrom` entries in order (later wins), then `data[]` on top; with ESO's
+//! `decodingStrategy`, `conversionStrategy` and `rewrite` applied on the way.
+
+use base64::Engine as _;
+
+use super::types::Failure;
+use super::validate::{compile_rewrite, data_field};
+use crate::core::model::{ConversionStrategy, DecodingStrategy, ExternalSecretSpec};
+use crate::core::provider::{FetchError, SecretMap, SecretsClient};
+use crate::core::secret_bytes::SecretBytes;
+
+/// dataFrom in order (later wins), then data[] on top: ESO's order.
+pub(super) fn fetch_values(
+    client: &dyn SecretsClient,
+    spec: &ExternalSecretSpec,
+) -> Result<SecretMap, Failure> {
+    let mut values = SecretMap::new();
+    for (index, entry) in spec.data_from.iter().enumerate() {
+        let at = format!("dataFrom[{index}]");
+        if entry.source_ref.is_some() {
+            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
+        }
+        let (fetched, decoding, conversion) = match (&entry.extract, &entry.find) {
+            (Some(extract), _) => (
+                client
+                    .get_secret_map(extract)
+                    .map_err(|e| Failure::fetch(format!("{at}.extract"), e))?,
+                extract.decoding_strategy,
+                extract.conversion_strategy,
+            ),
+            (None, Some(find)) => (
+                client
+                    .get_all_secrets(find)
+                    .map_err(|e| Failure::fetch(format!("{at}.find"), e))?,
+                find.decoding_strategy,
+                find.conversion_strategy,
+            ),
+            (None, None) => return Err(Failure::new(at, "needs `extract` or `find`")),
+        };
+        let mut map = fetched;
+        for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
+            let field = format!("{at}.rewrite[{rewrite_index}]");
+            if rewrite.transform.is_some() {
+                return Err(Failure::new(
+                    field,
+                    "transform rewrites are not supported; use regexp",
+                ));
+            }
+            if let Some(regexp) = &rewrite.regexp {
+                let pattern = compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
+                map = map
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            pattern.replace_all(&k, regexp.target.as_str()).into_owned(),
+                            v,
+                        )
+                    })
+                    .collect();
+            }
+        }
+        if entry.rewrite.is_empty() {
+            map = convert_keys(conversion.unwrap_or_default(), map)
+                .map_err(|e| Failure::fetch(at.clone(), e))?;
+        }
+        for (key, value) in map {
+            let value = decode(decoding.unwrap_or_default(), value)
+                .map_err(|e| Failure::fetch(format!("{at} key {key:?}"), e))?;
+            values.insert(key, value);
+        }
+    }
+    for (index, entry) in spec.data.iter().enumerate() {
+        let at = data_field(index, &entry.secret_key);
+        if entry.secret_key.is_empty() {
+            return Err(Failure::new(at, "secretKey is empty"));
+        }
+        if entry.source_ref.is_some() {
+            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
+        }
+        let value = client
+            .get_secret(&entry.remote_ref)
+            .map_err(|e| Failure::fetch(at.clone(), e))?;
+        let value = decode(
+            entry.remote_ref.decoding_strategy.unwrap_or_default(),
+            value,
+        )
+        .map_err(|e| Failure::fetch(at.clone(), e))?;
+        values.insert(entry.secret_key.clone(), value);
+    }
+    Ok(values)
+}
+
+/// Applies `decodingStrategy` to one value.
+pub fn decode(strategy: DecodingStrategy, value: SecretBytes) -> Result<SecretBytes, FetchError> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    match strategy {
+        DecodingStrategy::None => Ok(value),
+        DecodingStrategy::Base64 => STANDARD
+            .decode(value.expose())
+            .map(SecretBytes::new)
+            .map_err(|_| FetchError::new("value is not valid base64 (decodingStrategy: Base64)")),
+        DecodingStrategy::Base64Url => URL_SAFE
+            .decode(value.expose())
+            .map(SecretBytes::new)
+            .map_err(|_| {
+                FetchError::new("value is not valid base64url (decodingStrategy: Base64URL)")
+            }),
+        DecodingStrategy::Auto => Ok(STANDARD
+            .decode(value.expose())
+            .or_else(|_| URL_SAFE.decode(value.expose()))
+            .map(SecretBytes::new)
+            .unwrap_or(value)),
+    }
+}
+
+/// Applies `conversionStrategy` to keys, as ESO does for `find` results.
+pub fn convert_keys(strategy: ConversionStrategy, map: SecretMap) -> Result<SecretMap, FetchError> {
+    let mut out = SecretMap::new();
+    for (key, value) in map {
+        let converted: String = key
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                    c.to_string()
+                } else {
+                    match strategy {
+                        ConversionStrategy::Default => "_".to_owned(),
+                        ConversionStrategy::Unicode => format!("_U{:04x}_", c as u32),
+                    }
+                }
+            })
+            .collect();
+        if out.insert(converted.clone(), value).is_some() {
+            return Err(FetchError::new(format!(
+                "key collision after conversion: {converted:?}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> SecretMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretBytes::from(*v)))
+            .collect()
+    }
+
+    #[test]
+    fn decoding_strategies() {
+        let decode_str = |s: DecodingStrategy, v: &str| {
+            decode(s, SecretBytes::from(v)).map(|b| b.expose().to_vec())
+        };
+        assert_eq!(decode_str(DecodingStrategy::None, "aGk=").unwrap(), b"aGk=");
+        assert_eq!(decode_str(DecodingStrategy::Base64, "aGk=").unwrap(), b"hi");
+        assert!(decode_str(DecodingStrategy::Base64, "not base64!").is_err());
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64Url, "_-8=").unwrap(),
+            vec![0xff, 0xef]
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Auto, "_-8=").unwrap(),
+            vec![0xff, 0xef]
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Auto, "plain text").unwrap(),
+            b"plain text"
+        );
+    }
+
+    #[test]
+    fn conversion_replaces_characters_outside_the_key_alphabet() {
+        let converted = convert_keys(ConversionStrategy::Default, map(&[("a/b c", "1")])).unwrap();
+        assert!(converted.contains_key("a_b_c"));
+        let unicode = convert_keys(ConversionStrategy::Unicode, map(&[("a/b", "1")])).unwrap();
+        assert!(unicode.contains_key("a_U002f_b"));
+        assert!(
+            convert_keys(
+                ConversionStrategy::Default,
+                map(&[("a/b", "1"), ("a_b", "2")])
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The planner's two entry points: [`plan`] renders every target, [`check`] validates
+//! every target without reading a value. Both share the target expansion and store
+//! resolution, and report two manifests writing one Secret as a conflict.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::render::render_body;
+use super::targets::Planner;
+use super::types::{
+    CheckReport, DesiredSecret, Failure, Plan, PlanError, PlannedTarget, SecretBody,
+};
+use super::validate::validate_spec;
+use crate::core::load::Manifests;
+use crate::core::model::ExternalSecretSpec;
+use crate::core::provider::ProviderRegistry;
+use crate::core::template;
+use crate::core::world::World;
+
+/// Plans every target. Pure: reads only its arguments (remote values must already be
+/// in the world; see [`super::remote_requests`]).
+pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegistry) -> Plan {
+    let planner = Planner::new(manifests, world, providers);
+    let (instances, mut errors) = planner.instances();
+    let env = template::environment();
+    let mut shared: HashMap<(usize, String), Result<Arc<SecretBody>, Failure>> = HashMap::new();
+    let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
+    let mut rendered: BTreeMap<(String, String), Vec<DesiredSecret>> = BTreeMap::new();
+
+    for instance in &instances {
+        let target = format!("{}/{}", instance.namespace, instance.secret_name);
+        let body = planner.resolve_store(instance).and_then(|store| {
+            let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
+            let render = || {
+                let client = store.provider.client(world);
+                render_body(&env, &planner, instance, client.as_ref()).map(Arc::new)
+            };
+            if namespace_dependent {
+                render()
+            } else {
+                shared
+                    .entry((instance.owner_index, store.provider.share_key()))
+                    .or_insert_with(render)
+                    .clone()
+            }
+        });
+        match body {
+            Ok(body) => rendered
+                .entry((instance.namespace.clone(), instance.secret_name.clone()))
+                .or_default()
+                .push(DesiredSecret {
+                    namespace: instance.namespace.clone(),
+                    name: instance.secret_name.clone(),
+                    owner: planner.owners[instance.owner_index].display.clone(),
+                    body,
+                }),
+            Err(failure) => failures
+                .entry((instance.owner_index, failure))
+                .or_default()
+                .push(target),
+        }
+    }
+    for ((owner_index, failure), targets) in failures {
+        errors.push(planner.error(owner_index, targets, failure));
+    }
+    let mut secrets = Vec::with_capacity(rendered.len());
+    for ((namespace, name), mut candidates) in rendered {
+        if candidates.len() == 1 {
+            secrets.push(candidates.pop().expect("one candidate"));
+        } else {
+            let owners: Vec<&str> = candidates.iter().map(|c| &*c.owner).collect();
+            errors.push(conflict_error(&planner, &namespace, &name, &owners));
+        }
+    }
+    Plan { secrets, errors }
+}
+
+/// Every validation that needs no secret value: selectors, store references, providers,
+/// regular expressions, keys, names and template syntax. Lists the targets it would write.
+pub fn check(
+    manifests: &Manifests,
+    world: &World,
+    providers: &dyn ProviderRegistry,
+) -> CheckReport {
+    let planner = Planner::new(manifests, world, providers);
+    let (instances, mut errors) = planner.instances();
+    let env = template::environment();
+    let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
+    let mut static_checked: HashMap<usize, Option<Failure>> = HashMap::new();
+    let mut targets: BTreeMap<(String, String), Vec<PlannedTarget>> = BTreeMap::new();
+    for instance in &instances {
+        let target = format!("{}/{}", instance.namespace, instance.secret_name);
+        let outcome = planner.resolve_store(instance).and_then(|_| {
+            match static_checked
+                .entry(instance.owner_index)
+                .or_insert_with(|| validate_spec(&env, instance.spec).err())
+            {
+                Some(failure) => Err(failure.clone()),
+                None => Ok(()),
+            }
+        });
+        match outcome {
+            Ok(()) => {
+                let type_ = instance
+                    .spec
+                    .target
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.type_.clone())
+                    .unwrap_or_else(|| "Opaque".into());
+                targets
+                    .entry((instance.namespace.clone(), instance.secret_name.clone()))
+                    .or_default()
+                    .push(PlannedTarget {
+                        namespace: instance.namespace.clone(),
+                        name: instance.secret_name.clone(),
+                        type_,
+                        owner: planner.owners[instance.owner_index].display.to_string(),
+                    });
+            }
+            Err(failure) => failures
+                .entry((instance.owner_index, failure))
+                .or_default()
+                .push(target),
+        }
+    }
+    for ((owner_index, failure), targets) in failures {
+        errors.push(planner.error(owner_index, targets, failure));
+    }
+    let mut listed = Vec::new();
+    for ((namespace, name), mut candidates) in targets {
+        if candidates.len() == 1 {
+            listed.push(candidates.pop().expect("one candidate"));
+        } else {
+            let owners: Vec<&str> = candidates.iter().map(|c| c.owner.as_str()).collect();
+            errors.push(conflict_error(&planner, &namespace, &name, &owners));
+        }
+    }
+    CheckReport {
+        targets: listed,
+        errors,
+    }
+}
+
+fn conflict_error(
+    planner: &Planner<'_>,
+    namespace: &str,
+    name: &str,
+    owners: &[&str],
+) -> PlanError {
+    PlanError {
+        origin: planner.owner_origin(owners[1]),
+        object: owners[1].to_owned(),
+        targets: vec![format!("{namespace}/{name}")],
+        key: None,
+        source_missing: None,
+        message: format!(
+            "the same Secret is written by {}; rename one target",
+            owners.join(" and ")
+        ),
+    }
+}
+
+fn uses_namespace_templates(spec: &ExternalSecretSpec) -> bool {
+    spec.target.template.as_ref().is_some_and(|t| {
+        t.template_from
+            .iter()
+            .any(|from| from.config_map.is_some() || from.secret.is_some())
+    })
+}

@@ -1,0 +1,32 @@
+//! What a plan will read from remote stores, collected before planning so that each
+//! value is fetched once per reconcile however many targets use it.
+
+use super::targets::Planner;
+use crate::core::load::Manifests;
+use crate::core::provider::{ProviderRegistry, RemoteRequests, StoreReads};
+use crate::core::world::World;
+
+/// Every remote read the plan of `(manifests, world)` will make.
+pub fn remote_requests(
+    manifests: &Manifests,
+    world: &World,
+    providers: &dyn ProviderRegistry,
+) -> RemoteRequests {
+    let planner = Planner::new(manifests, world, providers);
+    let (instances, _) = planner.instances();
+    let mut requests = RemoteRequests::default();
+    for instance in &instances {
+        let Ok(store) = planner.resolve_store(instance) else {
+            continue;
+        };
+        let Some(key) = store.provider.remote_key() else {
+            continue;
+        };
+        let entry = requests
+            .stores
+            .entry(key.to_owned())
+            .or_insert_with(|| StoreReads::new(store.provider.clone()));
+        store.provider.remote_reads(instance.spec, entry);
+    }
+    requests
+}

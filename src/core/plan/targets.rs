@@ -1,0 +1,250 @@
+//! Targets: every ClusterExternalSecret expanded over the namespaces its selectors pick,
+//! plus every ExternalSecret, each with the manifest it came from.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::stores::{ResolvedStore, StoreIndex};
+use super::types::{Failure, PlanError};
+use crate::core::load::{Manifests, Origin, object_display};
+use crate::core::model::{
+    ClusterExternalSecretSpec, CreationPolicy, DeletionPolicy, ExternalSecretSpec, StringMap,
+};
+use crate::core::provider::ProviderRegistry;
+use crate::core::select::Selector;
+use crate::core::world::World;
+
+/// One ExternalSecret in one namespace: what a CES makes per namespace, or an ES itself.
+pub(super) struct Instance<'m> {
+    pub(super) owner_index: usize,
+    pub(super) namespace: String,
+    pub(super) secret_name: String,
+    pub(super) spec: &'m ExternalSecretSpec,
+    pub(super) metadata_labels: &'m StringMap,
+    pub(super) metadata_annotations: &'m StringMap,
+}
+
+/// A manifest that owns targets: a ClusterExternalSecret or an ExternalSecret.
+pub(super) struct Owner<'m> {
+    pub(super) origin: &'m Origin,
+    pub(super) display: Arc<str>,
+    pub(super) deletion_policy: DeletionPolicy,
+}
+
+/// The manifests and world a plan is made against, indexed once.
+pub(super) struct Planner<'m> {
+    pub(super) manifests: &'m Manifests,
+    pub(super) world: &'m World,
+    pub(super) owners: Vec<Owner<'m>>,
+    pub(super) stores: StoreIndex<'m>,
+}
+
+impl<'m> Planner<'m> {
+    pub(super) fn new(
+        manifests: &'m Manifests,
+        world: &'m World,
+        providers: &'m dyn ProviderRegistry,
+    ) -> Self {
+        let mut owners = Vec::new();
+        for ces in &manifests.cluster_external_secrets {
+            let display = object_display("ClusterExternalSecret", None, &ces.object.metadata.name);
+            owners.push(Owner {
+                origin: &ces.origin,
+                display: display.into(),
+                deletion_policy: ces
+                    .object
+                    .spec
+                    .external_secret_spec
+                    .target
+                    .deletion_policy
+                    .unwrap_or_default(),
+            });
+        }
+        for es in &manifests.external_secrets {
+            let meta = &es.object.metadata;
+            let display = object_display("ExternalSecret", meta.namespace.as_deref(), &meta.name);
+            owners.push(Owner {
+                origin: &es.origin,
+                display: display.into(),
+                deletion_policy: es.object.spec.target.deletion_policy.unwrap_or_default(),
+            });
+        }
+        Self {
+            manifests,
+            world,
+            owners,
+            stores: StoreIndex::new(manifests, providers),
+        }
+    }
+
+    /// The store `instance` reads, checked against its conditions.
+    pub(super) fn resolve_store(&self, instance: &Instance<'_>) -> Result<ResolvedStore, Failure> {
+        self.stores
+            .resolve(instance.spec, &instance.namespace, self.world)
+    }
+
+    pub(super) fn error(
+        &self,
+        owner_index: usize,
+        targets: Vec<String>,
+        failure: Failure,
+    ) -> PlanError {
+        let owner = &self.owners[owner_index];
+        PlanError {
+            origin: owner.origin.clone(),
+            object: owner.display.to_string(),
+            targets,
+            key: failure.key,
+            message: failure.message,
+            source_missing: failure.source_missing.then_some(owner.deletion_policy),
+        }
+    }
+
+    pub(super) fn owner_origin(&self, display: &str) -> Origin {
+        self.owners
+            .iter()
+            .find(|o| &*o.display == display)
+            .map(|o| o.origin.clone())
+            .unwrap_or(Origin {
+                file: "<unknown>".into(),
+                line: 0,
+            })
+    }
+
+    fn validate_target_name(&self, name: &str) -> Result<(), String> {
+        validate_secret_name(name)?;
+        if self.world.block_list.denies_name(name) {
+            return Err(format!(
+                "{name:?} is on the deny list; courier never writes it"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Expands every CES over the namespaces it selects, and adds every ES.
+    pub(super) fn instances(&self) -> (Vec<Instance<'m>>, Vec<PlanError>) {
+        let mut instances = Vec::new();
+        let mut errors = Vec::new();
+        for (index, ces) in self.manifests.cluster_external_secrets.iter().enumerate() {
+            let spec = &ces.object.spec;
+            let es_spec = &spec.external_secret_spec;
+            if es_spec.target.creation_policy == Some(CreationPolicy::None) {
+                continue;
+            }
+            let namespaces = match self.selected_namespaces(spec) {
+                Ok(namespaces) => namespaces,
+                Err(failure) => {
+                    errors.push(self.error(index, Vec::new(), failure));
+                    continue;
+                }
+            };
+            let es_name = spec
+                .external_secret_name
+                .clone()
+                .unwrap_or_else(|| ces.object.metadata.name.clone());
+            let secret_name = es_spec
+                .target
+                .name
+                .clone()
+                .unwrap_or_else(|| es_name.clone());
+            if let Err(message) = self.validate_target_name(&secret_name) {
+                errors.push(self.error(
+                    index,
+                    Vec::new(),
+                    Failure::new("target.name".to_owned(), message),
+                ));
+                continue;
+            }
+            let (labels, annotations) = match &spec.external_secret_metadata {
+                Some(m) => (&m.labels, &m.annotations),
+                None => (&EMPTY, &EMPTY),
+            };
+            for namespace in namespaces {
+                instances.push(Instance {
+                    owner_index: index,
+                    namespace,
+                    secret_name: secret_name.clone(),
+                    spec: es_spec,
+                    metadata_labels: labels,
+                    metadata_annotations: annotations,
+                });
+            }
+        }
+        let offset = self.manifests.cluster_external_secrets.len();
+        for (index, es) in self.manifests.external_secrets.iter().enumerate() {
+            let meta = &es.object.metadata;
+            let spec = &es.object.spec;
+            if spec.target.creation_policy == Some(CreationPolicy::None) {
+                continue;
+            }
+            let secret_name = spec
+                .target
+                .name
+                .clone()
+                .unwrap_or_else(|| meta.name.clone());
+            if let Err(message) = self.validate_target_name(&secret_name) {
+                errors.push(self.error(
+                    offset + index,
+                    Vec::new(),
+                    Failure::new("target.name".to_owned(), message),
+                ));
+                continue;
+            }
+            instances.push(Instance {
+                owner_index: offset + index,
+                namespace: meta.namespace.clone().unwrap_or_default(),
+                secret_name,
+                spec,
+                metadata_labels: &meta.labels,
+                metadata_annotations: &meta.annotations,
+            });
+        }
+        (instances, errors)
+    }
+
+    /// The union of `namespaceSelectors`, `namespaceSelector` and `namespaces`; no selector selects none.
+    fn selected_namespaces(
+        &self,
+        spec: &ClusterExternalSecretSpec,
+    ) -> Result<BTreeSet<String>, Failure> {
+        let mut selectors: Vec<(String, Selector)> = Vec::new();
+        for (index, selector) in spec.namespace_selectors.iter().flatten().enumerate() {
+            let field = format!("namespaceSelectors[{index}]");
+            let compiled = selector
+                .compile()
+                .map_err(|e| Failure::new(field.clone(), e.to_string()))?;
+            selectors.push((field, compiled));
+        }
+        if let Some(selector) = &spec.namespace_selector {
+            let compiled = selector
+                .compile()
+                .map_err(|e| Failure::new("namespaceSelector".to_owned(), e.to_string()))?;
+            selectors.push(("namespaceSelector".into(), compiled));
+        }
+        let mut selected = BTreeSet::new();
+        for (name, labels) in &self.world.namespaces {
+            if selectors.iter().any(|(_, s)| s.matches(labels)) {
+                selected.insert(name.clone());
+            }
+        }
+        for name in spec.namespaces.iter().flatten() {
+            if self.world.namespaces.contains_key(name) {
+                selected.insert(name.clone());
+            }
+        }
+        Ok(selected)
+    }
+}
+
+pub(super) static EMPTY: StringMap = StringMap::new();
+
+/// A Secret name must be a DNS subdomain.
+fn validate_secret_name(name: &str) -> Result<(), String> {
+    if crate::core::select::is_dns_subdomain(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid Secret name (lowercase alphanumerics, '-' and '.', at most 253 characters)"
+        ))
+    }
+}

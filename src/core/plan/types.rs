@@ -1,0 +1,151 @@
+//! What the planner produces: desired Secrets, per-target errors, and `check`'s report.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::core::labels::DATA_HASH_ANNOTATION;
+use crate::core::load::Origin;
+use crate::core::model::{CreationPolicy, DeletionPolicy, StringMap};
+use crate::core::provider::FetchError;
+use crate::core::secret_bytes::SecretBytes;
+
+/// The content of a Secret courier wants; shared between the namespaces that get the same one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretBody {
+    /// `type`.
+    pub type_: String,
+    /// Labels, courier's included.
+    pub labels: StringMap,
+    /// Annotations, courier's (origin, data hash) included.
+    pub annotations: StringMap,
+    /// Values.
+    pub data: BTreeMap<String, SecretBytes>,
+    /// `immutable: true`.
+    pub immutable: bool,
+    /// `target.creationPolicy`.
+    pub creation_policy: CreationPolicy,
+    /// `target.deletionPolicy`.
+    pub deletion_policy: DeletionPolicy,
+}
+
+impl SecretBody {
+    /// The data-hash annotation's value.
+    pub fn data_hash(&self) -> &str {
+        self.annotations
+            .get(DATA_HASH_ANNOTATION)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// One Secret to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredSecret {
+    /// Target namespace.
+    pub namespace: String,
+    /// Target name.
+    pub name: String,
+    /// `ClusterExternalSecret/<name>` or `ExternalSecret/<ns>/<name>`.
+    pub owner: Arc<str>,
+    /// Type, metadata and values.
+    pub body: Arc<SecretBody>,
+}
+
+/// A target that could not be planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    /// The manifest's file and line.
+    pub origin: Origin,
+    /// `Kind/name` of the manifest.
+    pub object: String,
+    /// The target Secrets affected (`namespace/name`), when the error is about targets.
+    pub targets: Vec<String>,
+    /// The key or field at fault (`data[0] (secretKey password)`), when known.
+    pub key: Option<String>,
+    /// What is wrong; never a value.
+    pub message: String,
+    /// `deletionPolicy` of the manifest when the failure is a source that is gone, so
+    /// live mode can delete (Delete) or take back (Merge) the existing targets.
+    pub source_missing: Option<DeletionPolicy>,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.object)?;
+        match self.targets.as_slice() {
+            [] => {}
+            [one] => write!(f, ": target {one}")?,
+            many => {
+                let shown: Vec<&str> = many.iter().take(5).map(String::as_str).collect();
+                let more = if many.len() > 5 {
+                    format!(" and {} more", many.len() - 5)
+                } else {
+                    String::new()
+                };
+                write!(f, ": {} targets ({}{more})", many.len(), shown.join(", "))?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The planner's answer.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Secrets to write, sorted by namespace then name.
+    pub secrets: Vec<DesiredSecret>,
+    /// Everything that failed.
+    pub errors: Vec<PlanError>,
+}
+
+/// A target without its values, as `check` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlannedTarget {
+    /// Target namespace.
+    pub namespace: String,
+    /// Target name.
+    pub name: String,
+    /// Secret type as the template declares it.
+    pub type_: String,
+    /// Manifest it comes from.
+    pub owner: String,
+}
+
+/// `check`'s answer: every target and every error found without reading a value.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Targets, sorted.
+    pub targets: Vec<PlannedTarget>,
+    /// Problems.
+    pub errors: Vec<PlanError>,
+}
+
+/// A failure before a target is named (crate-private: [`PlanError`] is the public form), with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Failure {
+    pub(super) key: Option<String>,
+    pub(super) message: String,
+    pub(super) source_missing: bool,
+}
+
+impl Failure {
+    pub(super) fn new(key: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+            source_missing: false,
+        }
+    }
+
+    pub(super) fn fetch(key: impl Into<Option<String>>, error: FetchError) -> Self {
+        Self {
+            key: key.into(),
+            message: error.message,
+            source_missing: error.source_missing,
+        }
+    }
+}

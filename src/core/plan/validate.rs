@@ -1,0 +1,116 @@
+//! Static checks of an ExternalSecret spec: everything that can be wrong without reading
+//! a value (keys, regular expressions, selectors, unsupported features, template syntax).
+
+use std::sync::LazyLock;
+
+use minijinja::Environment;
+use regex::Regex;
+
+use super::types::Failure;
+use crate::core::model::{ExternalSecretSpec, LabelSelector};
+use crate::core::template;
+
+/// Keys Kubernetes accepts in Secret data (ESO's key pattern).
+pub(super) static SECRET_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").expect("static pattern"));
+
+pub(super) fn compile_rewrite(pattern: &str, field: &str) -> Result<Regex, Failure> {
+    Regex::new(pattern)
+        .map_err(|e| Failure::new(field.to_owned(), format!("invalid regular expression: {e}")))
+}
+
+/// Static checks of one spec.
+pub(super) fn validate_spec(
+    env: &Environment<'_>,
+    spec: &ExternalSecretSpec,
+) -> Result<(), Failure> {
+    for (index, entry) in spec.data_from.iter().enumerate() {
+        let at = format!("dataFrom[{index}]");
+        if entry.source_ref.is_some() {
+            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
+        }
+        match (&entry.extract, &entry.find) {
+            (None, None) => return Err(Failure::new(at, "needs `extract` or `find`")),
+            (_, Some(find)) => {
+                if let Some(name) = &find.name {
+                    compile_rewrite(&name.regexp, &format!("{at}.find.name.regexp"))?;
+                }
+                if let Some(tags) = &find.tags {
+                    LabelSelector {
+                        match_labels: tags.clone(),
+                        ..Default::default()
+                    }
+                    .compile()
+                    .map_err(|e| Failure::new(format!("{at}.find.tags"), e.to_string()))?;
+                }
+            }
+            (Some(extract), None) if extract.key.is_empty() => {
+                return Err(Failure::new(
+                    format!("{at}.extract.key"),
+                    "is empty; it names the source Secret",
+                ));
+            }
+            _ => {}
+        }
+        for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
+            let field = format!("{at}.rewrite[{rewrite_index}]");
+            if rewrite.transform.is_some() {
+                return Err(Failure::new(
+                    field,
+                    "transform rewrites are not supported; use regexp",
+                ));
+            }
+            if let Some(regexp) = &rewrite.regexp {
+                compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
+            }
+        }
+    }
+    for (index, entry) in spec.data.iter().enumerate() {
+        let at = data_field(index, &entry.secret_key);
+        if entry.secret_key.is_empty() {
+            return Err(Failure::new(at, "secretKey is empty"));
+        }
+        if !SECRET_KEY.is_match(&entry.secret_key) {
+            return Err(Failure::new(
+                at,
+                "secretKey must consist of alphanumerics, '-', '_' or '.'",
+            ));
+        }
+        if entry.source_ref.is_some() {
+            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
+        }
+        if entry.remote_ref.key.is_empty() {
+            return Err(Failure::new(
+                at,
+                "remoteRef.key is empty; it names the source Secret",
+            ));
+        }
+    }
+    if let Some(template) = &spec.target.template {
+        for (key, source) in &template.data {
+            template::validate(env, source)
+                .map_err(|e| Failure::new(format!("template.data[{key}]"), e.message))?;
+        }
+        for (key, source) in &template.metadata.labels {
+            template::validate(env, source)
+                .map_err(|e| Failure::new(format!("template.metadata.labels[{key}]"), e.message))?;
+        }
+        for (key, source) in &template.metadata.annotations {
+            template::validate(env, source).map_err(|e| {
+                Failure::new(format!("template.metadata.annotations[{key}]"), e.message)
+            })?;
+        }
+        for (index, from) in template.template_from.iter().enumerate() {
+            if let Some(literal) = &from.literal {
+                template::validate(env, literal).map_err(|e| {
+                    Failure::new(format!("template.templateFrom[{index}].literal"), e.message)
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn data_field(index: usize, secret_key: &str) -> String {
+    format!("data[{index}] (secretKey {secret_key:?})")
+}

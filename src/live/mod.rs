@@ -1,0 +1,15 @@
+//! The live side: everything that talks to a Kubernetes API server.
+//!
+//! [`cluster`] connects and reads the world with a handful of LISTs; [`eso`] reads ESO's
+//! own objects for `--from-cluster`; [`reconcile`] runs one load -> fetch -> plan ->
+//! write pass; [`apply`] decides and performs server-side applies, releases and prunes;
+//! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
+//! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics.
+
+pub mod apply;
+pub mod cluster;
+pub mod controller;
+pub mod diff;
+pub mod eso;
+pub mod reconcile;
+pub mod status;

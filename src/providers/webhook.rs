@@ -1,0 +1,510 @@
+//! The webhook provider: values from an HTTP endpoint of your own, read before planning.
+//! URL, body and headers are minijinja templates over `remoteRef` (key, version,
+//! property) and the named credential Secrets (`{{ auth.token }}`); `result.jsonPath`
+//! (RFC 9535) picks the value out of the JSON answer. Each distinct request is sent once
+//! per reconcile. Errors quote the URL template, never the rendered URL (it may carry a
+//! token) nor a value.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use minijinja::value::Value as TemplateValue;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::common::{fail_all, json_result_bytes, prefetched, remote_value_bytes};
+use super::provider::{FetchStats, Provider};
+use crate::core::duration::parse_go_duration;
+use crate::core::model::{ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, null_default};
+use crate::core::provider::{
+    FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider, StoreReads,
+};
+use crate::core::redact::scrub_serde_message;
+use crate::core::secret_bytes::SecretBytes;
+use crate::core::template;
+use crate::core::world::{RemoteError, World};
+
+/// A read (key with property, version) and what it returned.
+type Answered = ((String, Option<String>), Result<SecretBytes, RemoteError>);
+
+const CONCURRENCY: usize = 16;
+const ATTEMPTS: u32 = 3;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `spec.provider.webhook`.
+pub struct Webhook;
+
+impl Provider for Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
+        let config: WebhookProvider = serde_json::from_value(config.clone())
+            .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        let credentials_namespace = match store.kind {
+            crate::core::load::StoreKind::SecretStore => store.namespace.map(str::to_owned),
+            crate::core::load::StoreKind::ClusterSecretStore => config
+                .secrets
+                .iter()
+                .find_map(|s| s.secret_ref.namespace.clone()),
+        }
+        .unwrap_or_default();
+        let world_namespaces = config
+            .secrets
+            .iter()
+            .filter_map(|s| store.reference_namespace(s.secret_ref.namespace.as_deref()))
+            .collect();
+        Ok(Arc::new(WebhookStore {
+            store: store.display.to_owned(),
+            config,
+            credentials_namespace,
+            world_namespaces,
+        }))
+    }
+
+    fn prefetch<'a>(
+        &'a self,
+        wanted: &'a StoreReads,
+        world: &'a mut World,
+        _: Option<&'a kube::Client>,
+    ) -> BoxFuture<'a, FetchStats> {
+        Box::pin(async move {
+            let webhook_requests = match wanted.store.as_any().downcast_ref::<WebhookStore>() {
+                Some(store) => prefetch(store, wanted, world).await,
+                None => 0,
+            };
+            FetchStats {
+                webhook_requests,
+                ..FetchStats::default()
+            }
+        })
+    }
+}
+
+/// A webhook store, parsed.
+#[derive(Debug)]
+pub struct WebhookStore {
+    /// `Kind/namespace/name`: the key of its prefetched answers.
+    store: String,
+    config: WebhookProvider,
+    /// Namespace of the Secrets its templates may use, when a reference names none.
+    credentials_namespace: String,
+    world_namespaces: BTreeSet<String>,
+}
+
+impl StoreProvider for WebhookStore {
+    fn provider_name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn share_key(&self) -> String {
+        format!("webhook:{}", self.store)
+    }
+
+    fn client<'w>(&'w self, world: &'w World) -> Box<dyn SecretsClient + 'w> {
+        Box::new(WebhookClient::new(world, &self.store))
+    }
+
+    fn remote_key(&self) -> Option<&str> {
+        Some(&self.store)
+    }
+
+    fn remote_reads(&self, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
+        for data in &spec.data {
+            let reference = &data.remote_ref;
+            let key = read_key(&reference.key, reference.property.as_deref());
+            reads.reads.insert((key, reference.version.clone()));
+        }
+        for from in &spec.data_from {
+            if let Some(extract) = &from.extract {
+                reads
+                    .reads
+                    .insert((extract.key.clone(), extract.version.clone()));
+            }
+            if let Some(name) = from.find.as_ref().and_then(|f| f.name.as_ref()) {
+                reads.finds.insert(name.regexp.clone());
+            }
+        }
+    }
+
+    fn world_namespaces(&self) -> BTreeSet<String> {
+        self.world_namespaces.clone()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The key a webhook read is kept under: its URL may use the property, so it is part of it.
+fn read_key(key: &str, property: Option<&str>) -> String {
+    match property.filter(|p| !p.is_empty()) {
+        Some(property) => format!("{key}\u{1f}{property}"),
+        None => key.to_owned(),
+    }
+}
+
+/// Sends every request one store's reads need; returns how many HTTP requests were sent.
+async fn prefetch(webhook: &WebhookStore, wanted: &StoreReads, world: &mut World) -> u64 {
+    let (store, config) = (&webhook.store, &webhook.config);
+    let credentials = match credentials(config, &webhook.credentials_namespace, world) {
+        Ok(credentials) => credentials,
+        Err(message) => {
+            fail_all(world, store, wanted, &message);
+            return 0;
+        }
+    };
+    let timeout = config
+        .timeout
+        .as_deref()
+        .and_then(parse_go_duration)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let http = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(http) => http,
+        Err(e) => {
+            fail_all(world, store, wanted, &format!("cannot build an HTTP client: {e}"));
+            return 0;
+        }
+    };
+    let env = template::environment();
+    let results: Vec<(Answered, u64)> = futures::stream::iter(wanted.reads.iter().cloned())
+        .map(|(read_key, version)| {
+            let (http, env, credentials) = (&http, &env, &credentials);
+            async move {
+                let (key, property) = match read_key.split_once('\u{1f}') {
+                    Some((key, property)) => (key.to_owned(), Some(property.to_owned())),
+                    None => (read_key.clone(), None),
+                };
+                let request = Request {
+                    store,
+                    config,
+                    key: &key,
+                    property: property.as_deref(),
+                    version: version.as_deref(),
+                };
+                let (result, attempts) = request.send(http, env, credentials).await;
+                (((read_key, version), result), attempts)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut sent = 0;
+    for ((read, result), attempts) in results {
+        sent += attempts;
+        world
+            .remote_reads
+            .insert((store.clone(), read.0, read.1), result);
+    }
+    for pattern in &wanted.finds {
+        let error = RemoteError {
+            message: format!("{store}: find is not supported by the webhook provider"),
+            not_found: false,
+        };
+        world
+            .remote_finds
+            .insert((store.clone(), pattern.clone()), Err(error));
+    }
+    sent
+}
+
+/// The named Secrets' keys, as the templates see them.
+fn credentials(
+    config: &WebhookProvider,
+    namespace: &str,
+    world: &World,
+) -> Result<BTreeMap<String, TemplateValue>, String> {
+    let mut named = BTreeMap::new();
+    for secret in &config.secrets {
+        let reference = &secret.secret_ref;
+        let namespace = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.to_owned());
+        let found = world.secret(&namespace, &reference.name).ok_or_else(|| {
+            format!(
+                "secrets[{}]: Secret {namespace}/{} not found",
+                secret.name, reference.name
+            )
+        })?;
+        named.insert(
+            secret.name.clone(),
+            TemplateValue::from_pairs(
+                found
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v.expose()).into_owned())),
+            ),
+        );
+    }
+    Ok(named)
+}
+
+struct Request<'a> {
+    store: &'a str,
+    config: &'a WebhookProvider,
+    key: &'a str,
+    property: Option<&'a str>,
+    version: Option<&'a str>,
+}
+
+impl Request<'_> {
+    fn what(&self) -> String {
+        let method = self
+            .config
+            .method
+            .as_deref()
+            .unwrap_or("GET")
+            .to_uppercase();
+        format!(
+            "{}: {method} {} (key {:?})",
+            self.store, self.config.url, self.key
+        )
+    }
+
+    fn fail(&self, message: impl std::fmt::Display, not_found: bool) -> RemoteError {
+        RemoteError {
+            message: format!("{}: {message}", self.what()),
+            not_found,
+        }
+    }
+
+    /// The result and how many HTTP requests it took.
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        env: &minijinja::Environment<'_>,
+        credentials: &BTreeMap<String, TemplateValue>,
+    ) -> (Result<SecretBytes, RemoteError>, u64) {
+        let mut context: BTreeMap<String, TemplateValue> = credentials.clone();
+        context.insert(
+            "remoteRef".into(),
+            TemplateValue::from_pairs([
+                ("key", TemplateValue::from(self.key)),
+                (
+                    "property",
+                    TemplateValue::from(self.property.unwrap_or_default()),
+                ),
+                (
+                    "version",
+                    TemplateValue::from(self.version.unwrap_or_default()),
+                ),
+            ]),
+        );
+        let context = TemplateValue::from_pairs(context);
+        let render = |source: &str, field: &str| {
+            template::render(env, source, &context)
+                .map_err(|e| self.fail(format!("{field}: {}", e.message), false))
+        };
+        let prepared = (|| {
+            let url = render(&self.config.url, "url")?;
+            let body = self
+                .config
+                .body
+                .as_deref()
+                .map(|b| render(b, "body"))
+                .transpose()?;
+            let mut headers = Vec::new();
+            for (name, value) in &self.config.headers {
+                headers.push((name.clone(), render(value, &format!("headers.{name}"))?));
+            }
+            let method = reqwest::Method::from_bytes(
+                self.config
+                    .method
+                    .as_deref()
+                    .unwrap_or("GET")
+                    .to_uppercase()
+                    .as_bytes(),
+            )
+            .map_err(|_| self.fail("method is not an HTTP method", false))?;
+            Ok::<_, RemoteError>((url, body, headers, method))
+        })();
+        let (url, body, headers, method) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return (Err(error), 0),
+        };
+        let mut attempt = 1;
+        loop {
+            let mut request = http.request(method.clone(), &url);
+            for (name, value) in &headers {
+                request = request.header(name, value);
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let retry = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    match status {
+                        200..=299 => {
+                            let text = response.text().await.unwrap_or_default();
+                            return (self.select(&text), u64::from(attempt));
+                        }
+                        404 => {
+                            return (Err(self.fail("not found (404)", true)), u64::from(attempt));
+                        }
+                        429 | 500 | 502 | 503 | 504 if attempt < ATTEMPTS => true,
+                        _ => {
+                            return (
+                                Err(self.fail(format!("answered {status}"), false)),
+                                u64::from(attempt),
+                            );
+                        }
+                    }
+                }
+                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => true,
+                Err(e) => {
+                    let reason = if e.is_timeout() {
+                        "timed out"
+                    } else if e.is_connect() {
+                        "cannot connect"
+                    } else {
+                        "request failed"
+                    };
+                    return (Err(self.fail(reason, false)), u64::from(attempt));
+                }
+            };
+            debug_assert!(retry);
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+            attempt += 1;
+        }
+    }
+
+    /// The answer, narrowed by `result.jsonPath` when set; a non-JSON answer is a string.
+    fn select(&self, text: &str) -> Result<SecretBytes, RemoteError> {
+        let answer: Value =
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
+        let value = match self
+            .config
+            .result
+            .json_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+        {
+            None => answer,
+            Some(path) => {
+                let path = serde_json_path::JsonPath::parse(path).map_err(|e| {
+                    self.fail(format!("result.jsonPath is not valid JSONPath: {e}"), false)
+                })?;
+                path.query(&answer).first().cloned().ok_or_else(|| {
+                    self.fail("result.jsonPath matched nothing in the answer", true)
+                })?
+            }
+        };
+        Ok(SecretBytes::new(
+            serde_json::to_vec(&value).unwrap_or_default(),
+        ))
+    }
+}
+
+/// `spec.provider.webhook`: values from an HTTP endpoint of your own.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookProvider {
+    /// URL template (`https://api.example.com/secrets/{{ remoteRef.key }}`).
+    #[serde(default)]
+    pub url: String,
+    /// HTTP method; `GET` when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Header templates.
+    #[serde(default, deserialize_with = "null_default")]
+    pub headers: BTreeMap<String, String>,
+    /// Body template.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Timeout as a Go duration (`5s`); 10 s when absent.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Which part of the JSON answer is the value.
+    #[serde(default)]
+    pub result: WebhookResult,
+    /// Secrets whose keys templates may use, by name (`{{ auth.token }}`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub secrets: Vec<WebhookSecret>,
+}
+
+/// `webhook.result`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookResult {
+    /// JSONPath (RFC 9535) into the answer; the whole answer when absent.
+    #[serde(default)]
+    pub json_path: Option<String>,
+}
+
+/// `webhook.secrets[]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSecret {
+    /// Name the templates use.
+    #[serde(default)]
+    pub name: String,
+    /// The Secret (all its keys).
+    #[serde(default)]
+    pub secret_ref: SecretKeySelector,
+}
+
+
+/// A webhook store answered from the responses prefetched into the world.
+pub struct WebhookClient<'w> {
+    world: &'w World,
+    store: &'w str,
+}
+
+impl<'w> WebhookClient<'w> {
+    /// Reads `store`'s prefetched answers.
+    pub fn new(world: &'w World, store: &'w str) -> Self {
+        Self { world, store }
+    }
+
+    fn answer(
+        &self,
+        key: &str,
+        property: Option<&str>,
+        version: Option<&String>,
+    ) -> Result<Value, FetchError> {
+        let read_key = read_key(key, property);
+        let bytes = prefetched(self.world, self.store, &read_key, key, version)?;
+        serde_json::from_slice(bytes.expose()).map_err(|_| {
+            FetchError::new(format!("{}: the answer for {key} is not JSON", self.store))
+        })
+    }
+}
+
+impl SecretsClient for WebhookClient<'_> {
+    fn get_secret(&self, remote_ref: &RemoteRef) -> Result<SecretBytes, FetchError> {
+        let value = self.answer(
+            &remote_ref.key,
+            remote_ref.property.as_deref(),
+            remote_ref.version.as_ref(),
+        )?;
+        Ok(SecretBytes::new(json_result_bytes(value)))
+    }
+
+    fn get_secret_map(&self, remote_ref: &RemoteRef) -> Result<SecretMap, FetchError> {
+        match self.answer(&remote_ref.key, None, remote_ref.version.as_ref())? {
+            Value::Object(map) => Ok(map
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretBytes::new(remote_value_bytes(v))))
+                .collect()),
+            _ => Err(FetchError::new(format!(
+                "{}: the answer for {} is not a JSON object",
+                self.store, remote_ref.key
+            ))),
+        }
+    }
+
+    fn get_all_secrets(&self, _: &FindRef) -> Result<SecretMap, FetchError> {
+        Err(FetchError::new(format!(
+            "{}: find is not supported by the webhook provider",
+            self.store
+        )))
+    }
+}
+
