@@ -110,9 +110,8 @@ async fn bench() {
     );
 
     let manifests = tempfile::tempdir().unwrap();
-    let mut text = format!(
-        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: bench-{id}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {central}}}}}}}\n"
-    );
+    support::grant_reader(&client, &central).await;
+    let mut text = support::reader_store(&format!("bench-{id}"), &central);
     for c in 0..CES {
         let _ = write!(
             text,

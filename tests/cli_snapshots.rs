@@ -6,7 +6,10 @@
 #[test]
 fn cli_text() {
     trycmd::TestCases::new()
-        .register_bin("courier", std::path::Path::new(env!("CARGO_BIN_EXE_courier")))
+        .register_bin(
+            "courier",
+            std::path::Path::new(env!("CARGO_BIN_EXE_courier")),
+        )
         .env("NO_COLOR", "1")
         .case("tests/cmd/*.toml");
 }

@@ -48,8 +48,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             &courier::providers::Registry,
         );
         if !remote.stores.is_empty() {
-            courier::providers::prefetch(&remote, &mut snapshot.world, Some(&connection.client))
-                .await;
+            courier::providers::prefetch(&remote, &mut snapshot.world, &connection.fetch).await;
         }
         let plan = plan::plan(
             &inputs.manifests,

@@ -11,6 +11,7 @@ use courier::core::output::{self, Document, Values};
 use courier::core::plan;
 use courier::core::world::{BlockList, World};
 use courier::live::cluster;
+use courier::providers::FetchContext;
 
 use super::apply::client_options;
 use super::write_stdout;
@@ -47,27 +48,33 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
     };
     let (inputs, mut errors) = load_paths_partial_with(&args.input.paths, &options);
     let mut errors: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
-    let world = match settings.world {
-        WorldSource::Files => World::from_inputs(&inputs).unwrap_or_else(|world_errors| {
-            errors.extend(world_errors.iter().map(ToString::to_string));
-            World::default()
-        }),
+    // One runtime serves the cluster world and the remote stores, so a live world's
+    // stores fetch with the connection they were listed with.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let (world, fetch) = match settings.world {
+        WorldSource::Files => {
+            let world = World::from_inputs(&inputs).unwrap_or_else(|world_errors| {
+                errors.extend(world_errors.iter().map(ToString::to_string));
+                World::default()
+            });
+            (world, FetchContext::default())
+        }
         WorldSource::Cluster if errors.is_empty() => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("failed to start the async runtime")?;
             let snapshot = runtime.block_on(async {
                 let connection = cluster::connect(&client_options(&args.client)).await?;
                 cluster::snapshot(&connection.client, &inputs.manifests, &BlockList::default())
                     .await
+                    .map(|snapshot| (snapshot.world, connection.fetch))
             });
             match snapshot {
-                Ok(snapshot) => snapshot.world,
+                Ok(world_and_fetch) => world_and_fetch,
                 Err(e) => return Ok(Err(vec![e.to_string()])),
             }
         }
-        WorldSource::Cluster => World::default(),
+        WorldSource::Cluster => (World::default(), FetchContext::default()),
     };
     if !errors.is_empty() {
         return Ok(Err(errors));
@@ -75,11 +82,7 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
     let mut world = world;
     let remote = plan::remote_requests(&inputs.manifests, &world, &courier::providers::Registry);
     if !remote.stores.is_empty() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("failed to start the async runtime")?;
-        runtime.block_on(courier::providers::prefetch(&remote, &mut world, None));
+        runtime.block_on(courier::providers::prefetch(&remote, &mut world, &fetch));
     }
     let plan = plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
     errors.extend(plan.errors.iter().map(ToString::to_string));

@@ -63,6 +63,9 @@ pub struct StoreInfo<'a> {
     pub display: &'a str,
     /// File and line of the store's manifest.
     pub origin: &'a Origin,
+    /// The world comes from a live cluster ([`World::live`]): stores must then read with
+    /// the identity they name, not with courier's.
+    pub live: bool,
 }
 
 impl StoreInfo<'_> {
@@ -78,33 +81,44 @@ impl StoreInfo<'_> {
 }
 
 /// One store's `spec.provider.<name>`, parsed and validated by its provider.
+///
+/// `namespace` is always the namespace of the ExternalSecret being planned: ESO resolves
+/// a ClusterSecretStore's references that name no namespace ("referent" auth) there, so
+/// the identity a store reads with may differ from one target namespace to the next.
 pub trait StoreProvider: fmt::Debug + Send + Sync + Any {
     /// `spec.provider.<name>`: which provider parsed it.
     fn provider_name(&self) -> &'static str;
 
     /// Targets of one ClusterExternalSecret whose stores share this key render the same
     /// Secret, so the planner renders it once.
-    fn share_key(&self) -> String;
+    fn share_key(&self, namespace: &str) -> String;
 
     /// Answers an ExternalSecret's calls from the world, prefetched values included.
-    fn client<'w>(&'w self, world: &'w World) -> Box<dyn SecretsClient + 'w>;
+    fn client<'w>(&'w self, world: &'w World, namespace: &str) -> Box<dyn SecretsClient + 'w>;
 
-    /// For a store read over the network: the key its prefetched values are kept under
-    /// in the world (`Kind/namespace/name`). `None` for a store that reads the world's
-    /// own Secrets.
-    fn remote_key(&self) -> Option<&str> {
+    /// For a store read over the network (or with an identity of its own): the key its
+    /// prefetched values are kept under in the world. `None` for a store that reads the
+    /// world's own Secrets.
+    fn remote_key(&self, namespace: &str) -> Option<String> {
+        let _ = namespace;
         None
     }
 
-    /// Adds the remote reads `spec` makes of this store (only asked when
-    /// [`StoreProvider::remote_key`] is set).
-    fn remote_reads(&self, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
-        let _ = (spec, reads);
+    /// Adds the remote reads `spec` (in `namespace`) makes of this store; only asked
+    /// when [`StoreProvider::remote_key`] is set.
+    fn remote_reads(&self, namespace: &str, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
+        let _ = (namespace, spec, reads);
     }
 
-    /// Namespaces whose Secrets the world must hold for this store: its sources, or the
-    /// Secrets its credentials are kept in.
+    /// Namespaces whose Secrets courier's own identity lists into the world for this
+    /// store: only ever credential material, or, for a files world, the sources.
     fn world_namespaces(&self) -> BTreeSet<String>;
+
+    /// Namespaces where a changed Secret may change what this store returns (sources and
+    /// credentials): `run` watches their metadata, never their values.
+    fn watched_namespaces(&self) -> BTreeSet<String> {
+        self.world_namespaces()
+    }
 
     /// For the provider's own fetch step, which needs its concrete type back.
     fn as_any(&self) -> &dyn Any;
@@ -133,11 +147,14 @@ pub trait ProviderRegistry: Sync {
     ) -> Result<Arc<dyn StoreProvider>, ProviderError>;
 }
 
-/// The remote reads of one store, collected from every target that uses it.
+/// The remote reads of one store (and identity), collected from every target that uses it.
 #[derive(Debug, Clone)]
 pub struct StoreReads {
     /// The store, as its provider parsed it.
     pub store: Arc<dyn StoreProvider>,
+    /// The ExternalSecret namespace the reads were first collected for: where a
+    /// ClusterSecretStore's referent credentials are resolved.
+    pub namespace: String,
     /// `(read key, version)` pairs; what a read key means is the provider's business.
     pub reads: BTreeSet<(String, Option<String>)>,
     /// `find.name.regexp` patterns to list and read.
@@ -146,19 +163,21 @@ pub struct StoreReads {
 
 impl StoreReads {
     /// No reads yet.
-    pub fn new(store: Arc<dyn StoreProvider>) -> Self {
+    pub fn new(store: Arc<dyn StoreProvider>, namespace: &str) -> Self {
         Self {
             store,
+            namespace: namespace.to_owned(),
             reads: BTreeSet::new(),
             finds: BTreeSet::new(),
         }
     }
 }
 
-/// What a plan will read from remote stores, so it can be fetched before planning: once
+/// What a plan will read from remote stores (and stores that read with an identity of
+/// their own), so it can be fetched before planning: once
 /// per reconcile, however many targets use a value.
 #[derive(Debug, Default, Clone)]
 pub struct RemoteRequests {
-    /// Per store (`Kind/namespace/name`).
+    /// Per [`StoreProvider::remote_key`].
     pub stores: BTreeMap<String, StoreReads>,
 }

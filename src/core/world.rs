@@ -80,6 +80,24 @@ pub struct World {
     pub remote_reads: BTreeMap<(String, String, Option<String>), Result<SecretBytes, RemoteError>>,
     /// `(store, find.name.regexp)` to the matching secret paths.
     pub remote_finds: BTreeMap<(String, String), Result<Vec<String>, RemoteError>>,
+    /// Source Secrets a store read with its own identity (the Kubernetes provider on a
+    /// live cluster), by the store's remote key.
+    pub store_secrets: BTreeMap<String, StoreSecrets>,
+    /// Namespaces and Secrets come from a live cluster. Stores then read their sources
+    /// with the identity they name; only a files world serves sources from `secrets`.
+    pub live: bool,
+}
+
+/// What one store identity could read of its remote namespace.
+#[derive(Debug, Clone)]
+pub struct StoreSecrets {
+    /// The namespace read (`remoteNamespace`).
+    pub namespace: String,
+    /// Whether the whole namespace was listed (what `find` needs), or why not.
+    pub listed: Result<(), RemoteError>,
+    /// Secret name to the Secret, or why it could not be read (missing, forbidden,
+    /// blocked). A listed namespace holds every Secret; otherwise only those asked for.
+    pub secrets: BTreeMap<String, Result<SourceSecret, RemoteError>>,
 }
 
 /// Why a remote read failed; names the store, the path and the key, never a value or a token.

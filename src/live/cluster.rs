@@ -18,7 +18,7 @@ use crate::core::model::ExternalSecretSpec;
 use crate::core::plan::store_namespaces;
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::world::{BlockList, SourceSecret, World};
-use crate::providers::Registry;
+use crate::providers::{FetchContext, Registry};
 
 /// A failed call to the API server. Messages come from the API server and name objects,
 /// never values.
@@ -81,13 +81,18 @@ pub struct ClientOptions {
     pub impersonate: Option<String>,
 }
 
-/// A client and the number of HTTP requests it has sent.
+/// A client, the number of HTTP requests it has sent, and what stores fetch with.
 #[derive(Clone)]
 pub struct Connection {
     /// The client.
     pub client: Client,
     /// Every HTTP request the client has sent, as a Prometheus counter (clones share it).
+    /// Requests the stores' own clients send count too.
     pub request_counter: prometheus_client::metrics::counter::Counter,
+    /// For stores that read with an identity of their own: courier's client and
+    /// configuration, and a ServiceAccount token cache that lives as long as the
+    /// connection (across `run`'s reconciles).
+    pub fetch: FetchContext,
 }
 
 impl Connection {
@@ -129,13 +134,15 @@ pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError
         counter.inc();
         request
     });
-    let client = kube::client::ClientBuilder::try_from(config)
+    let client = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| ClusterError::Config(e.to_string()))?
         .with_layer(&count)
         .build();
+    let fetch = FetchContext::live(client.clone(), config, request_counter.clone());
     Ok(Connection {
         client,
         request_counter,
+        fetch,
     })
 }
 
@@ -200,6 +207,7 @@ pub async fn snapshot(
 ) -> Result<Snapshot, ClusterError> {
     let mut world = World {
         block_list: block_list.clone(),
+        live: true,
         ..World::default()
     };
     let namespaces = Api::<Namespace>::all(client.clone())
@@ -210,7 +218,7 @@ pub async fn snapshot(
         let name = namespace.metadata.name.unwrap_or_default();
         world.add_namespace(&name, namespace.metadata.labels.unwrap_or_default());
     }
-    for namespace in store_namespaces(manifests, &Registry) {
+    for namespace in store_namespaces(manifests, &Registry, true) {
         let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
             .list(&ListParams::default())
             .await

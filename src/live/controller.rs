@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use crate::core::duration::parse_go_duration;
 use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::core::load::Manifests;
-use crate::core::plan::store_namespaces;
+use crate::core::plan::watched_namespaces;
 use crate::core::world::BlockList;
 use crate::live::apply::ApplyOptions;
 use crate::live::cluster::Connection;
@@ -198,7 +198,7 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         let resync = match &outcome {
             Ok(manifests) => {
                 failures = 0;
-                for namespace in store_namespaces(manifests, &Providers) {
+                for namespace in watched_namespaces(manifests, &Providers, true) {
                     if !watched_store_namespaces.contains(&namespace) {
                         let api = Api::<PartialObjectMeta<Secret>>::namespaced(
                             connection.client.clone(),

@@ -81,7 +81,7 @@ pub async fn reconcile_once(
         &crate::providers::Registry,
     );
     if !remote.stores.is_empty() {
-        crate::providers::prefetch(&remote, &mut snapshot.world, Some(&connection.client)).await;
+        crate::providers::prefetch(&remote, &mut snapshot.world, &connection.fetch).await;
     }
     let plan = plan::plan(
         &inputs.manifests,

@@ -1,27 +1,49 @@
 //! The Kubernetes provider (`spec.provider.kubernetes`): source Secrets of the store's
-//! `remoteNamespace`, read from the world snapshot (files, or the cluster's Secrets
-//! LISTed once per reconcile), so nothing is fetched per target.
+//! `remoteNamespace`.
 //!
-//! Its `server`, `auth` and `authRef` are not used yet: courier reads with its own
-//! identity.
+//! On a live cluster a store reads with the identity it names, as ESO does: `auth`
+//! (`serviceAccount`, `token`, `cert`) or `authRef` (a kubeconfig in a Secret), against
+//! `server` (default: the cluster courier talks to). courier's own identity only reads
+//! the credential material the store names and requests ServiceAccount tokens; the
+//! sources themselves are read with the store's client, one LIST per (identity,
+//! namespace), or one GET per distinct key where that identity may not list. So a tenant
+//! who may write a SecretStore reaches nothing its ServiceAccount cannot.
+//!
+//! A files world (`render` over files) has no identities: the files are the sources.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures::future::BoxFuture;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::Config;
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedCluster, NamedContext,
+};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{go_json_of_text_map, json_path, json_result_bytes};
-use super::provider::Provider;
-use crate::core::model::{FindRef, LabelSelector, MetadataPolicy, RemoteRef};
+use super::provider::{FetchContext, FetchStats, Provider};
+use crate::core::load::StoreKind;
+use crate::core::model::{
+    FindRef, LabelSelector, MetadataPolicy, RemoteRef, SecretKeySelector, ServiceAccountSelector,
+};
 use crate::core::plan::convert_keys;
 use crate::core::provider::{
-    FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider,
+    FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider, StoreReads,
 };
 use crate::core::redact::scrub_serde_message;
 use crate::core::secret_bytes::SecretBytes;
-use crate::core::world::{SourceSecret, World};
+use crate::core::world::{RemoteError, SourceSecret, StoreSecrets, World};
+
 
 /// `spec.provider.kubernetes`.
 pub struct Kubernetes;
@@ -31,23 +53,255 @@ impl Provider for Kubernetes {
         "kubernetes"
     }
 
-    fn parse(&self, config: &Value, _: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
+    fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: KubernetesProvider = serde_json::from_value(config.clone())
             .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        validate(&config, store)?;
+        let remote_namespace = config
+            .remote_namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
         Ok(Arc::new(KubernetesStore {
-            remote_namespace: config
-                .remote_namespace
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "default".into()),
+            display: store.display.to_owned(),
+            kind: store.kind,
+            own_namespace: store.namespace.unwrap_or_default().to_owned(),
+            remote_namespace,
+            live: store.live,
+            config,
         }))
     }
+
+    fn prefetch<'a>(
+        &'a self,
+        wanted: &'a StoreReads,
+        world: &'a mut World,
+        context: &'a FetchContext,
+    ) -> BoxFuture<'a, FetchStats> {
+        Box::pin(async move {
+            match wanted.store.as_any().downcast_ref::<KubernetesStore>() {
+                Some(store) => prefetch(store, wanted, world, context).await,
+                None => FetchStats::default(),
+            }
+        })
+    }
+}
+
+/// `spec.provider.kubernetes`, as ESO defines it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesProvider {
+    /// Namespace holding the source Secrets; `default` when absent.
+    #[serde(default)]
+    pub remote_namespace: Option<String>,
+    /// The API server to read from; the cluster courier talks to when absent.
+    #[serde(default)]
+    pub server: Option<KubernetesServer>,
+    /// The identity to read with.
+    #[serde(default)]
+    pub auth: Option<KubernetesAuth>,
+    /// A kubeconfig in a Secret; `server` is then ignored.
+    #[serde(default)]
+    pub auth_ref: Option<SecretKeySelector>,
+}
+
+/// `kubernetes.server`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesServer {
+    /// `https://host:port`. ESO's CRD defaults it to `kubernetes.default`, the cluster
+    /// ESO runs in; courier takes that to mean the cluster it talks to.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// PEM CA bundle, base64-encoded (the CRD's `[]byte`).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
+    /// The CA bundle from a Secret or ConfigMap key.
+    #[serde(default)]
+    pub ca_provider: Option<CaProvider>,
+}
+
+/// `server.caProvider`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaProvider {
+    /// `Secret` or `ConfigMap`.
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    /// Object name.
+    #[serde(default)]
+    pub name: String,
+    /// Key holding the PEM bundle.
+    #[serde(default)]
+    pub key: String,
+    /// Namespace: required for a ClusterSecretStore, empty for a SecretStore.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// `kubernetes.auth`: exactly one of these.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesAuth {
+    /// A ServiceAccount whose token courier requests (TokenRequest).
+    #[serde(default)]
+    pub service_account: Option<ServiceAccountSelector>,
+    /// A bearer token kept in a Secret.
+    #[serde(default)]
+    pub token: Option<TokenAuth>,
+    /// A client certificate and key kept in Secrets.
+    #[serde(default)]
+    pub cert: Option<CertAuth>,
+}
+
+/// `auth.token`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenAuth {
+    /// The Secret key holding the token.
+    #[serde(default)]
+    pub bearer_token: SecretKeySelector,
+}
+
+/// `auth.cert`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertAuth {
+    /// PEM client certificate.
+    #[serde(default)]
+    pub client_cert: SecretKeySelector,
+    /// PEM private key.
+    #[serde(default)]
+    pub client_key: SecretKeySelector,
+}
+
+/// ESO's store validation, plus courier's rule that a live store names an identity.
+fn validate(config: &KubernetesProvider, store: &StoreInfo<'_>) -> Result<(), String> {
+    let own = store.namespace.unwrap_or_default();
+    let namespaced = store.kind == StoreKind::SecretStore;
+    // A SecretStore's references stay in its own namespace, as ESO's webhook enforces.
+    let reference = |field: &str, namespace: Option<&str>| match namespace {
+        Some(named) if namespaced && named != own => Err(format!(
+            "{field}.namespace: a SecretStore reads credentials from its own namespace ({own}), not {named}"
+        )),
+        _ => Ok(()),
+    };
+    let selector = |field: &str, selector: &SecretKeySelector| {
+        if selector.name.is_empty() {
+            return Err(format!("{field}.name is empty"));
+        }
+        if selector.key.is_empty() {
+            return Err(format!("{field}.key is empty"));
+        }
+        reference(field, selector.namespace.as_deref())
+    };
+    if let Some(ca) = config.server.as_ref().and_then(|s| s.ca_provider.as_ref()) {
+        match (namespaced, ca.namespace.as_deref().filter(|n| !n.is_empty())) {
+            (true, Some(_)) => {
+                return Err("server.caProvider.namespace must be empty for a SecretStore".into());
+            }
+            (false, None) => {
+                return Err(
+                    "server.caProvider.namespace is required for a ClusterSecretStore".into(),
+                );
+            }
+            _ => {}
+        }
+        if !matches!(ca.type_.as_str(), "Secret" | "ConfigMap") {
+            return Err(format!(
+                "server.caProvider.type must be Secret or ConfigMap, not {:?}",
+                ca.type_
+            ));
+        }
+    }
+    if let Some(reference) = &config.auth_ref {
+        selector("authRef", reference)?;
+    }
+    if let Some(auth) = &config.auth {
+        let chosen = [
+            auth.service_account.is_some(),
+            auth.token.is_some(),
+            auth.cert.is_some(),
+        ];
+        if chosen.iter().filter(|c| **c).count() != 1 {
+            return Err("auth needs exactly one of serviceAccount, token or cert".into());
+        }
+        if let Some(account) = &auth.service_account {
+            if account.name.is_empty() {
+                return Err("auth.serviceAccount.name is empty".into());
+            }
+            reference("auth.serviceAccount", account.namespace.as_deref())?;
+        }
+        if let Some(token) = &auth.token {
+            selector("auth.token.bearerToken", &token.bearer_token)?;
+        }
+        if let Some(cert) = &auth.cert {
+            selector("auth.cert.clientCert", &cert.client_cert)?;
+            selector("auth.cert.clientKey", &cert.client_key)?;
+        }
+    }
+    if store.live && config.auth.is_none() && config.auth_ref.is_none() {
+        return Err("names no identity: courier reads a store's Secrets with the identity the store names, as ESO does\nhint: add auth: {serviceAccount: {name: <a ServiceAccount that may read the remote namespace>}}, or auth.token, auth.cert or authRef".into());
+    }
+    Ok(())
 }
 
 /// A Kubernetes store, parsed.
 #[derive(Debug)]
 pub struct KubernetesStore {
+    display: String,
+    kind: StoreKind,
+    own_namespace: String,
     /// `remoteNamespace` (`default` when absent).
     pub remote_namespace: String,
+    /// Read with the store's identity (a live world) rather than from the files.
+    live: bool,
+    config: KubernetesProvider,
+}
+
+impl KubernetesStore {
+    /// Where a reference naming `named` (or nothing) is read for an ExternalSecret in
+    /// `namespace`: a SecretStore's own namespace; for a ClusterSecretStore the named
+    /// namespace, else the ExternalSecret's (ESO's "referent" auth).
+    fn reference_namespace(&self, named: Option<&str>, namespace: &str) -> String {
+        match self.kind {
+            StoreKind::SecretStore => self.own_namespace.clone(),
+            StoreKind::ClusterSecretStore => named
+                .filter(|n| !n.is_empty())
+                .unwrap_or(namespace)
+                .to_owned(),
+        }
+    }
+
+    /// Whether the identity depends on the ExternalSecret's namespace.
+    fn referent(&self) -> bool {
+        if self.kind == StoreKind::SecretStore {
+            return false;
+        }
+        let unnamed = |s: &SecretKeySelector| s.namespace.as_deref().is_none_or(str::is_empty);
+        if let Some(reference) = &self.config.auth_ref {
+            return unnamed(reference);
+        }
+        let Some(auth) = &self.config.auth else {
+            return false;
+        };
+        auth.service_account
+            .as_ref()
+            .is_some_and(|a| a.namespace.as_deref().is_none_or(str::is_empty))
+            || auth.token.as_ref().is_some_and(|t| unnamed(&t.bearer_token))
+            || auth
+                .cert
+                .as_ref()
+                .is_some_and(|c| unnamed(&c.client_cert) || unnamed(&c.client_key))
+    }
+
+    fn identity_key(&self, namespace: &str) -> String {
+        if self.referent() {
+            format!("{} (for namespace {namespace})", self.display)
+        } else {
+            self.display.clone()
+        }
+    }
 }
 
 impl StoreProvider for KubernetesStore {
@@ -55,15 +309,55 @@ impl StoreProvider for KubernetesStore {
         "kubernetes"
     }
 
-    fn share_key(&self) -> String {
-        format!("kubernetes:{}", self.remote_namespace)
+    fn share_key(&self, namespace: &str) -> String {
+        if self.live {
+            format!("kubernetes:{}", self.identity_key(namespace))
+        } else {
+            format!("kubernetes:{}", self.remote_namespace)
+        }
     }
 
-    fn client<'w>(&'w self, world: &'w World) -> Box<dyn SecretsClient + 'w> {
-        Box::new(KubernetesClient::new(world, &self.remote_namespace))
+    fn client<'w>(&'w self, world: &'w World, namespace: &str) -> Box<dyn SecretsClient + 'w> {
+        let sources = if self.live {
+            Sources::Store(world.store_secrets.get(&self.identity_key(namespace)))
+        } else {
+            Sources::World(world)
+        };
+        Box::new(KubernetesClient {
+            sources,
+            namespace: &self.remote_namespace,
+        })
+    }
+
+    fn remote_key(&self, namespace: &str) -> Option<String> {
+        self.live.then(|| self.identity_key(namespace))
+    }
+
+    fn remote_reads(&self, _: &str, spec: &crate::core::model::ExternalSecretSpec, reads: &mut StoreReads) {
+        for data in &spec.data {
+            reads.reads.insert((data.remote_ref.key.clone(), None));
+        }
+        for from in &spec.data_from {
+            if let Some(extract) = &from.extract {
+                reads.reads.insert((extract.key.clone(), None));
+            }
+            if from.find.is_some() {
+                // A find needs the whole namespace listed; the pattern is applied later.
+                reads.finds.insert(String::new());
+            }
+        }
     }
 
     fn world_namespaces(&self) -> BTreeSet<String> {
+        if self.live {
+            // Credentials are read one by one, with courier's identity, when fetching.
+            BTreeSet::new()
+        } else {
+            BTreeSet::from([self.remote_namespace.clone()])
+        }
+    }
+
+    fn watched_namespaces(&self) -> BTreeSet<String> {
         BTreeSet::from([self.remote_namespace.clone()])
     }
 
@@ -72,25 +366,27 @@ impl StoreProvider for KubernetesStore {
     }
 }
 
-/// `spec.provider.kubernetes`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KubernetesProvider {
-    /// Namespace holding the source Secrets; `default` when absent.
-    #[serde(default)]
-    pub remote_namespace: Option<String>,
+/// Where a Kubernetes store's Secrets come from.
+enum Sources<'w> {
+    /// A files world: its Secrets are the sources.
+    World(&'w World),
+    /// A live world: what the store's identity read, if it was fetched.
+    Store(Option<&'w StoreSecrets>),
 }
 
-/// The Kubernetes provider: Secrets of one namespace of the world.
+/// ESO's three calls over one namespace's Secrets.
 pub struct KubernetesClient<'w> {
-    world: &'w World,
+    sources: Sources<'w>,
     namespace: &'w str,
 }
 
 impl<'w> KubernetesClient<'w> {
-    /// Reads Secrets of `namespace` (the store's `remoteNamespace`).
+    /// Reads Secrets of `namespace` from a files world.
     pub fn new(world: &'w World, namespace: &'w str) -> Self {
-        Self { world, namespace }
+        Self {
+            sources: Sources::World(world),
+            namespace,
+        }
     }
 
     fn source(&self, name: &str) -> Result<&'w SourceSecret, FetchError> {
@@ -99,18 +395,55 @@ impl<'w> KubernetesClient<'w> {
                 "remoteRef.key is empty; it names the source Secret",
             ));
         }
-        if let Some(reason) = self.world.blocked_reason(self.namespace, name) {
-            return Err(FetchError::new(format!(
-                "source Secret {}/{name} is blocked: {reason}",
+        let not_found = || FetchError {
+            message: format!("source Secret {}/{name} not found", self.namespace),
+            source_missing: true,
+        };
+        match self.sources {
+            Sources::World(world) => {
+                if let Some(reason) = world.blocked_reason(self.namespace, name) {
+                    return Err(FetchError::new(format!(
+                        "source Secret {}/{name} is blocked: {reason}",
+                        self.namespace
+                    )));
+                }
+                world.secret(self.namespace, name).ok_or_else(not_found)
+            }
+            Sources::Store(None) => Err(FetchError::new(format!(
+                "source Secret {}/{name} was not fetched",
                 self.namespace
-            )));
+            ))),
+            Sources::Store(Some(read)) => match read.secrets.get(name) {
+                Some(Ok(secret)) => Ok(secret),
+                Some(Err(error)) => Err(FetchError {
+                    message: error.message.clone(),
+                    source_missing: error.not_found,
+                }),
+                None => match &read.listed {
+                    Ok(()) => Err(not_found()),
+                    Err(error) => Err(FetchError::new(error.message.clone())),
+                },
+            },
         }
-        self.world
-            .secret(self.namespace, name)
-            .ok_or_else(|| FetchError {
-                message: format!("source Secret {}/{name} not found", self.namespace),
-                source_missing: true,
-            })
+    }
+
+    /// Every readable Secret of the namespace (what `find` searches).
+    fn secrets_in(&self) -> Result<Vec<(&'w String, &'w SourceSecret)>, FetchError> {
+        match self.sources {
+            Sources::World(world) => Ok(world.secrets_in(self.namespace).collect()),
+            Sources::Store(None) => Err(FetchError::new(format!(
+                "Secrets of {} were not fetched",
+                self.namespace
+            ))),
+            Sources::Store(Some(read)) => match &read.listed {
+                Ok(()) => Ok(read
+                    .secrets
+                    .iter()
+                    .filter_map(|(name, secret)| Some((name, secret.as_ref().ok()?)))
+                    .collect()),
+                Err(error) => Err(FetchError::new(error.message.clone())),
+            },
+        }
     }
 }
 
@@ -216,7 +549,7 @@ impl SecretsClient for KubernetesClient<'_> {
             return Err(FetchError::new("find needs `name.regexp` or `tags`"));
         };
         let mut found = SecretMap::new();
-        for (name, secret) in self.world.secrets_in(self.namespace) {
+        for (name, secret) in self.secrets_in()? {
             if matches(name, secret) {
                 let json = go_json_of_text_map(
                     secret
@@ -270,6 +603,573 @@ fn metadata_value(secret: &SourceSecret, property: &str) -> Option<SecretBytes> 
     }
     json_path(value.as_bytes(), &rest.join(".")).map(|v| SecretBytes::new(json_result_bytes(v)))
 }
+
+
+// ---- Reading with the store's identity (live) ----------------------------------------
+
+/// A Secret key courier reads with its own identity: credential material only.
+#[derive(Debug, Clone)]
+struct CredentialRef {
+    namespace: String,
+    name: String,
+    key: String,
+}
+
+impl CredentialRef {
+    fn new(selector: &SecretKeySelector, namespace: String) -> Self {
+        Self {
+            namespace,
+            name: selector.name.clone(),
+            key: selector.key.clone(),
+        }
+    }
+}
+
+/// The identity a store reads with, resolved for one ExternalSecret namespace.
+#[derive(Debug, Clone)]
+enum Credential {
+    ServiceAccount {
+        namespace: String,
+        name: String,
+        audiences: Vec<String>,
+    },
+    Token(CredentialRef),
+    Cert {
+        cert: CredentialRef,
+        key: CredentialRef,
+    },
+    Kubeconfig(CredentialRef),
+}
+
+impl Credential {
+    /// How errors name the identity: never a token, only where it comes from.
+    fn describe(&self) -> String {
+        match self {
+            Credential::ServiceAccount {
+                namespace, name, ..
+            } => format!("ServiceAccount {namespace}/{name}"),
+            Credential::Token(r) => format!("the token in Secret {}/{}", r.namespace, r.name),
+            Credential::Cert { cert, .. } => format!(
+                "the client certificate in Secret {}/{}",
+                cert.namespace, cert.name
+            ),
+            Credential::Kubeconfig(r) => {
+                format!("the kubeconfig in Secret {}/{}", r.namespace, r.name)
+            }
+        }
+    }
+}
+
+impl KubernetesStore {
+    fn credential(&self, namespace: &str) -> Option<Credential> {
+        let resolve = |selector: &SecretKeySelector| {
+            CredentialRef::new(
+                selector,
+                self.reference_namespace(selector.namespace.as_deref(), namespace),
+            )
+        };
+        if let Some(reference) = &self.config.auth_ref {
+            return Some(Credential::Kubeconfig(resolve(reference)));
+        }
+        let auth = self.config.auth.as_ref()?;
+        if let Some(account) = &auth.service_account {
+            return Some(Credential::ServiceAccount {
+                namespace: self.reference_namespace(account.namespace.as_deref(), namespace),
+                name: account.name.clone(),
+                audiences: account.audiences.clone(),
+            });
+        }
+        if let Some(token) = &auth.token {
+            return Some(Credential::Token(resolve(&token.bearer_token)));
+        }
+        auth.cert.as_ref().map(|cert| Credential::Cert {
+            cert: resolve(&cert.client_cert),
+            key: resolve(&cert.client_key),
+        })
+    }
+
+    /// `server.url`, unless it names the cluster courier talks to (absent, or ESO's
+    /// in-cluster default `kubernetes.default`).
+    fn other_server(&self) -> Option<&str> {
+        let url = self.config.server.as_ref()?.url.as_deref()?.trim();
+        let host = url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .trim_end_matches(":443");
+        let in_cluster = [
+            "",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ];
+        (!in_cluster.contains(&host)).then_some(url)
+    }
+}
+
+/// Reads what `wanted` needs with the store's identity into `world.store_secrets`.
+async fn prefetch(
+    store: &KubernetesStore,
+    wanted: &StoreReads,
+    world: &mut World,
+    context: &FetchContext,
+) -> FetchStats {
+    let mut stats = FetchStats::default();
+    let names: BTreeSet<&str> = wanted.reads.iter().map(|(name, _)| name.as_str()).collect();
+    let read = read_secrets(store, wanted, &names, world, context, &mut stats).await;
+    world
+        .store_secrets
+        .insert(store.identity_key(&wanted.namespace), read);
+    stats
+}
+
+async fn read_secrets(
+    store: &KubernetesStore,
+    wanted: &StoreReads,
+    names: &BTreeSet<&str>,
+    world: &World,
+    context: &FetchContext,
+    stats: &mut FetchStats,
+) -> StoreSecrets {
+    let namespace = &store.remote_namespace;
+    let fail = |message: String| {
+        let error = RemoteError {
+            message,
+            not_found: false,
+        };
+        StoreSecrets {
+            namespace: namespace.clone(),
+            listed: Err(error.clone()),
+            secrets: names
+                .iter()
+                .map(|name| (name.to_string(), Err(error.clone())))
+                .collect(),
+        }
+    };
+    let display = &store.display;
+    let Some(credential) = store.credential(&wanted.namespace) else {
+        return fail(format!("{display}: names no identity (auth or authRef)"));
+    };
+    let who = credential.describe();
+    for attempt in 0..2 {
+        let client = match identity_client(store, &credential, &wanted.namespace, context).await {
+            Ok(client) => client,
+            Err(message) => return fail(format!("{display}: {message}")),
+        };
+        let api = Api::<Secret>::namespaced(client, namespace);
+        stats.lists += 1;
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                let mut secrets = BTreeMap::new();
+                for secret in list.items {
+                    let name = secret.metadata.name.clone().unwrap_or_default();
+                    secrets.insert(name.clone(), admit(world, namespace, &name, secret));
+                }
+                return StoreSecrets {
+                    namespace: namespace.clone(),
+                    listed: Ok(()),
+                    secrets,
+                };
+            }
+            // A requested token the API server no longer accepts (its ServiceAccount was
+            // recreated): request a fresh one, once.
+            Err(error) if status_of(&error) == Some(401) && attempt == 0 => {
+                if let Credential::ServiceAccount {
+                    namespace,
+                    name,
+                    audiences,
+                } = &credential
+                {
+                    context
+                        .tokens
+                        .evict(&(namespace.clone(), name.clone(), audiences.clone()));
+                    continue;
+                }
+                return fail(format!("{display}: {who} was refused (401 Unauthorized)"));
+            }
+            // An identity limited to named Secrets (resourceNames) may get but not list.
+            Err(error) if status_of(&error) == Some(403) => {
+                let listed = Err(RemoteError {
+                    message: format!(
+                        "{display}: {who} may not list Secrets in {namespace} (forbidden), which find needs"
+                    ),
+                    not_found: false,
+                });
+                let mut secrets = BTreeMap::new();
+                for name in names {
+                    stats.reads += 1;
+                    let answer = match api.get_opt(name).await {
+                        Ok(Some(secret)) => admit(world, namespace, name, secret),
+                        Ok(None) => Err(RemoteError {
+                            message: format!("source Secret {namespace}/{name} not found"),
+                            not_found: true,
+                        }),
+                        Err(error) => Err(RemoteError {
+                            message: denial(display, &who, namespace, name, &error),
+                            not_found: false,
+                        }),
+                    };
+                    secrets.insert(name.to_string(), answer);
+                }
+                return StoreSecrets {
+                    namespace: namespace.clone(),
+                    listed,
+                    secrets,
+                };
+            }
+            Err(error) => {
+                return fail(format!(
+                    "{display}: {who} cannot list Secrets in {namespace}: {}",
+                    api_message(&error)
+                ));
+            }
+        }
+    }
+    fail(format!("{display}: {who} was refused (401 Unauthorized)"))
+}
+
+/// A listed or fetched Secret, unless the block list keeps it from courier.
+fn admit(
+    world: &World,
+    namespace: &str,
+    name: &str,
+    secret: Secret,
+) -> Result<SourceSecret, RemoteError> {
+    let labels = secret.metadata.labels.unwrap_or_default();
+    let type_ = secret.type_.unwrap_or_else(|| "Opaque".into());
+    if let Some(reason) = world.block_list.reason(name, &type_, &labels) {
+        return Err(RemoteError {
+            message: format!("source Secret {namespace}/{name} is blocked: {reason}"),
+            not_found: false,
+        });
+    }
+    Ok(SourceSecret {
+        labels,
+        annotations: secret.metadata.annotations.unwrap_or_default(),
+        type_,
+        data: secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, SecretBytes::new(v.0)))
+            .collect(),
+    })
+}
+
+fn denial(display: &str, who: &str, namespace: &str, name: &str, error: &kube::Error) -> String {
+    match status_of(error) {
+        Some(403) => {
+            format!("{display}: {who} may not get Secret {namespace}/{name} (forbidden)")
+        }
+        _ => format!(
+            "{display}: {who} cannot get Secret {namespace}/{name}: {}",
+            api_message(error)
+        ),
+    }
+}
+
+fn status_of(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// The API server's message (it names objects and identities, never values), or the
+/// kind of transport failure.
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
+/// A client that authenticates as the store's identity and nothing else: none of
+/// courier's credentials, impersonation or headers carry over.
+async fn identity_client(
+    store: &KubernetesStore,
+    credential: &Credential,
+    namespace: &str,
+    context: &FetchContext,
+) -> Result<kube::Client, String> {
+    let Some((courier, courier_config)) = &context.cluster else {
+        return Err("reading with the store's identity needs a live cluster".into());
+    };
+    let mut config = match credential {
+        Credential::Kubeconfig(reference) => {
+            let text = credential_text(courier, reference, "authRef").await?;
+            let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|_| {
+                format!(
+                    "authRef: Secret {}/{} key {:?} is not a kubeconfig",
+                    reference.namespace, reference.name, reference.key
+                )
+            })?;
+            self_contained(&kubeconfig)?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("authRef: the kubeconfig is not usable: {e}"))?
+        }
+        _ => {
+            let mut config = server_config(store, namespace, courier, courier_config).await?;
+            let mut auth = AuthInfo::default();
+            match credential {
+                Credential::ServiceAccount {
+                    namespace,
+                    name,
+                    audiences,
+                } => {
+                    let token = service_account_token(courier, context, namespace, name, audiences)
+                        .await?;
+                    auth.token = Some(SecretString::from(text_of(&token)?));
+                }
+                Credential::Token(reference) => {
+                    let token = credential_text(courier, reference, "auth.token.bearerToken").await?;
+                    auth.token = Some(SecretString::from(token.trim().to_owned()));
+                }
+                Credential::Cert { cert, key } => {
+                    let cert_pem = credential_text(courier, cert, "auth.cert.clientCert").await?;
+                    let key_pem = credential_text(courier, key, "auth.cert.clientKey").await?;
+                    auth.client_certificate_data = Some(STANDARD.encode(cert_pem));
+                    auth.client_key_data = Some(SecretString::from(STANDARD.encode(key_pem)));
+                }
+                Credential::Kubeconfig(_) => unreachable!("handled above"),
+            }
+            config.auth_info = auth;
+            config
+        }
+    };
+    config.headers.clear();
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot build a client for the store: {e}"))?;
+    Ok(match context.requests.clone() {
+        Some(counter) => {
+            let count = tower::util::MapRequestLayer::new(move |request| {
+                counter.inc();
+                request
+            });
+            builder.with_layer(&count).build()
+        }
+        None => builder.build(),
+    })
+}
+
+/// The API server and CA for `auth` (not `authRef`): `server.url` with its CA, or the
+/// cluster courier talks to, with courier's CA.
+async fn server_config(
+    store: &KubernetesStore,
+    namespace: &str,
+    courier: &kube::Client,
+    courier_config: &Config,
+) -> Result<Config, String> {
+    let Some(url) = store.other_server() else {
+        let mut config = courier_config.clone();
+        config.auth_info = AuthInfo::default();
+        return Ok(config);
+    };
+    let server = store.config.server.as_ref();
+    let ca_pem = match (
+        server.and_then(|s| s.ca_bundle.as_deref()),
+        server.and_then(|s| s.ca_provider.as_ref()),
+    ) {
+        (Some(bundle), _) => Some(
+            STANDARD
+                .decode(bundle.trim())
+                .map_err(|_| "server.caBundle is not base64".to_owned())?,
+        ),
+        (None, Some(provider)) => {
+            let ca_namespace = store.reference_namespace(provider.namespace.as_deref(), namespace);
+            Some(ca_from_provider(courier, provider, &ca_namespace).await?)
+        }
+        // Neither: the system's trust store, as kubectl and ESO do.
+        (None, None) => None,
+    };
+    let kubeconfig = Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: "store".into(),
+            cluster: Some(Cluster {
+                server: Some(url.to_owned()),
+                certificate_authority_data: ca_pem.map(|pem| STANDARD.encode(pem)),
+                ..Cluster::default()
+            }),
+            ..NamedCluster::default()
+        }],
+        contexts: vec![NamedContext {
+            name: "store".into(),
+            context: Some(Context {
+                cluster: "store".into(),
+                ..Context::default()
+            }),
+            ..NamedContext::default()
+        }],
+        current_context: Some("store".into()),
+        ..Kubeconfig::default()
+    };
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("server: {e}"))
+}
+
+/// A kubeconfig from a Secret may hold only inline material: a file path, an exec
+/// plugin or an auth provider would make courier use its own files or run commands
+/// (its own ServiceAccount token, for one).
+fn self_contained(kubeconfig: &Kubeconfig) -> Result<(), String> {
+    for named in &kubeconfig.auth_infos {
+        if let Some(auth) = &named.auth_info {
+            let external = [
+                ("tokenFile", auth.token_file.is_some()),
+                ("client-certificate", auth.client_certificate.is_some()),
+                ("client-key", auth.client_key.is_some()),
+                ("exec", auth.exec.is_some()),
+                ("auth-provider", auth.auth_provider.is_some()),
+            ];
+            if let Some((field, _)) = external.iter().find(|(_, used)| *used) {
+                return Err(format!(
+                    "authRef: the kubeconfig's user {:?} uses {field}; only inline credentials (token, client-certificate-data, client-key-data) are accepted",
+                    named.name
+                ));
+            }
+        }
+    }
+    for named in &kubeconfig.clusters {
+        if named
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.certificate_authority.is_some())
+        {
+            return Err(format!(
+                "authRef: the kubeconfig's cluster {:?} uses certificate-authority (a file); use certificate-authority-data",
+                named.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One key of a credential Secret, read with courier's own identity.
+async fn credential_bytes(
+    courier: &kube::Client,
+    reference: &CredentialRef,
+    field: &str,
+) -> Result<SecretBytes, String> {
+    let CredentialRef {
+        namespace,
+        name,
+        key,
+    } = reference;
+    let secret = Api::<Secret>::namespaced(courier.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("{field}: cannot read Secret {namespace}/{name}: {}", api_message(&e)))?
+        .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))?;
+    secret
+        .data
+        .unwrap_or_default()
+        .remove(key)
+        .map(|v| SecretBytes::new(v.0))
+        .ok_or_else(|| format!("{field}: key {key:?} not found in Secret {namespace}/{name}"))
+}
+
+async fn credential_text(
+    courier: &kube::Client,
+    reference: &CredentialRef,
+    field: &str,
+) -> Result<String, String> {
+    let bytes = credential_bytes(courier, reference, field).await?;
+    text_of(&bytes).map_err(|_| {
+        format!(
+            "{field}: key {:?} of Secret {}/{} is not text",
+            reference.key, reference.namespace, reference.name
+        )
+    })
+}
+
+fn text_of(bytes: &SecretBytes) -> Result<String, String> {
+    bytes
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "not UTF-8 text".to_owned())
+}
+
+async fn ca_from_provider(
+    courier: &kube::Client,
+    provider: &CaProvider,
+    namespace: &str,
+) -> Result<Vec<u8>, String> {
+    let (name, key) = (&provider.name, &provider.key);
+    if provider.type_ == "ConfigMap" {
+        let map = Api::<ConfigMap>::namespaced(courier.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| {
+                format!(
+                    "server.caProvider: cannot read ConfigMap {namespace}/{name}: {}",
+                    api_message(&e)
+                )
+            })?
+            .ok_or_else(|| format!("server.caProvider: ConfigMap {namespace}/{name} not found"))?;
+        return map
+            .data
+            .unwrap_or_default()
+            .remove(key)
+            .map(String::into_bytes)
+            .ok_or_else(|| {
+                format!("server.caProvider: key {key:?} not found in ConfigMap {namespace}/{name}")
+            });
+    }
+    let reference = CredentialRef {
+        namespace: namespace.to_owned(),
+        name: name.clone(),
+        key: key.clone(),
+    };
+    credential_bytes(courier, &reference, "server.caProvider")
+        .await
+        .map(|bytes| bytes.expose().to_vec())
+}
+
+/// A token for the ServiceAccount, from the cache or a fresh TokenRequest (1 h).
+async fn service_account_token(
+    courier: &kube::Client,
+    context: &FetchContext,
+    namespace: &str,
+    name: &str,
+    audiences: &[String],
+) -> Result<SecretBytes, String> {
+    let key = (namespace.to_owned(), name.to_owned(), audiences.to_vec());
+    if let Some(token) = context.tokens.get(&key) {
+        return Ok(token);
+    }
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
+            expiration_seconds: Some(TOKEN_SECONDS),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let answer = Api::<ServiceAccount>::namespaced(courier.clone(), namespace)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .map_err(|e| match status_of(&e) {
+            Some(404) => format!("auth.serviceAccount: ServiceAccount {namespace}/{name} not found"),
+            Some(403) => format!(
+                "auth.serviceAccount: courier may not request a token for ServiceAccount {namespace}/{name} (serviceaccounts/token create is forbidden)\nhint: bind courier's token Role in {namespace} (templates/install/rbac.yaml)"
+            ),
+            _ => format!(
+                "auth.serviceAccount: cannot request a token for ServiceAccount {namespace}/{name}: {}",
+                api_message(&e)
+            ),
+        })?;
+    let token = answer
+        .status
+        .and_then(|s| s.token)
+        .map(SecretBytes::from)
+        .ok_or_else(|| format!("auth.serviceAccount: no token for ServiceAccount {namespace}/{name}"))?;
+    let lifetime = Duration::from_secs(TOKEN_SECONDS as u64);
+    context.tokens.put(key, token.clone(), lifetime);
+    Ok(token)
+}
+
+/// Lifetime of requested ServiceAccount tokens, as ESO requests them.
+const TOKEN_SECONDS: i64 = 3600;
 
 #[cfg(test)]
 mod tests {

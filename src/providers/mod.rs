@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use provider::{FetchStats, Provider};
+pub use provider::{FetchContext, FetchStats, Provider, TokenCache};
 
 use crate::core::provider::{
     ProviderError, ProviderRegistry, RemoteRequests, StoreInfo, StoreProvider,
@@ -60,18 +60,17 @@ impl ProviderRegistry for Registry {
 }
 
 /// Fetches everything `requests` names into the world, store by store; the planner then
-/// reads it there. `cluster` is the live client, for providers that ask the API server
-/// for credentials (Vault's Kubernetes auth); `None` for a files world.
+/// reads it there.
 pub async fn prefetch(
     requests: &RemoteRequests,
     world: &mut World,
-    cluster: Option<&kube::Client>,
+    context: &FetchContext,
 ) -> FetchStats {
     let mut stats = FetchStats::default();
     for wanted in requests.stores.values() {
         let name = wanted.store.provider_name();
         if let Some(provider) = PROVIDERS.iter().find(|p| p.name() == name) {
-            stats += provider.prefetch(wanted, world, cluster).await;
+            stats += provider.prefetch(wanted, world, context).await;
         }
     }
     tracing::info!(

@@ -2,13 +2,16 @@
 //! half, [`StoreProvider`], is what the planner sees) and fetch what a plan needs of it,
 //! once per reconcile.
 
+use std::collections::HashMap;
 use std::ops::AddAssign;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::core::provider::{StoreInfo, StoreProvider, StoreReads};
+use crate::core::secret_bytes::SecretBytes;
 use crate::core::world::World;
 
 /// One ESO provider.
@@ -32,9 +35,9 @@ pub trait Provider: Sync {
         &'a self,
         reads: &'a StoreReads,
         world: &'a mut World,
-        cluster: Option<&'a kube::Client>,
+        context: &'a FetchContext,
     ) -> BoxFuture<'a, FetchStats> {
-        let _ = (reads, world, cluster);
+        let _ = (reads, world, context);
         Box::pin(async { FetchStats::default() })
     }
 }
@@ -58,5 +61,106 @@ impl AddAssign for FetchStats {
         self.lists += other.lists;
         self.logins += other.logins;
         self.webhook_requests += other.webhook_requests;
+    }
+}
+
+/// What fetching may use besides the stores' own configuration. It lives as long as the
+/// process: `run` keeps one across reconciles, so ServiceAccount tokens are reused until
+/// shortly before they expire instead of being requested per reconcile or per target.
+#[derive(Clone, Default)]
+pub struct FetchContext {
+    /// courier's own client and the configuration it was built from (the default server
+    /// and CA of Kubernetes stores); `None` for a files world.
+    pub cluster: Option<(kube::Client, kube::Config)>,
+    /// ServiceAccount tokens requested for stores.
+    pub tokens: TokenCache,
+    /// Counts every HTTP request the stores' own clients send, with courier's.
+    pub requests: Option<prometheus_client::metrics::counter::Counter>,
+}
+
+impl FetchContext {
+    /// A context for a live cluster.
+    pub fn live(
+        client: kube::Client,
+        config: kube::Config,
+        requests: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Self {
+            cluster: Some((client, config)),
+            tokens: TokenCache::default(),
+            requests: Some(requests),
+        }
+    }
+
+    /// courier's own client, when live.
+    pub fn client(&self) -> Option<&kube::Client> {
+        self.cluster.as_ref().map(|(client, _)| client)
+    }
+}
+
+/// A ServiceAccount token request: namespace, name and audiences.
+pub type TokenKey = (String, String, Vec<String>);
+
+/// Requested ServiceAccount tokens, each renewed once 80 % of its lifetime has passed.
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    tokens: Arc<Mutex<HashMap<TokenKey, (SecretBytes, Instant)>>>,
+}
+
+impl TokenCache {
+    /// A token still comfortably valid.
+    pub fn get(&self, key: &TokenKey) -> Option<SecretBytes> {
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .get(key)
+            .filter(|(_, renew_at)| Instant::now() < *renew_at)
+            .map(|(token, _)| token.clone())
+    }
+
+    /// Keeps a token that is valid for `lifetime` from now.
+    pub fn put(&self, key: TokenKey, token: SecretBytes, lifetime: Duration) {
+        let renew_at = Instant::now() + lifetime.mul_f64(0.8);
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.insert(key, (token, renew_at));
+    }
+
+    /// Forgets a token the API server refused (its ServiceAccount was recreated, say).
+    pub fn evict(&self, key: &TokenKey) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_renewed_after_eighty_percent_of_its_life() {
+        let cache = TokenCache::default();
+        let key = ("ns".to_owned(), "sa".to_owned(), Vec::new());
+        cache.put(
+            key.clone(),
+            SecretBytes::from("t"),
+            Duration::from_secs(3600),
+        );
+        assert!(cache.get(&key).is_some());
+        cache.put(
+            key.clone(),
+            SecretBytes::from("t"),
+            Duration::from_millis(10),
+        );
+        std::thread::sleep(Duration::from_millis(9));
+        assert!(
+            cache.get(&key).is_none(),
+            "8 ms of a 10 ms token is past 80 %"
+        );
+        cache.put(
+            key.clone(),
+            SecretBytes::from("t"),
+            Duration::from_secs(3600),
+        );
+        cache.evict(&key);
+        assert!(cache.get(&key).is_none());
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::RwLock;
 use super::common::{
     fail_all, json_path, json_result_bytes, prefetched, remote_value_bytes, sorted_json,
 };
-use super::provider::{FetchStats, Provider};
+use super::provider::{FetchContext, FetchStats, Provider};
 use crate::core::model::{
     ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, ServiceAccountSelector,
 };
@@ -74,11 +74,11 @@ impl Provider for Vault {
         &'a self,
         wanted: &'a StoreReads,
         world: &'a mut World,
-        cluster: Option<&'a kube::Client>,
+        context: &'a FetchContext,
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             match wanted.store.as_any().downcast_ref::<VaultStore>() {
-                Some(store) => prefetch(store, wanted, world, cluster).await,
+                Some(store) => prefetch(store, wanted, world, context.client()).await,
                 None => FetchStats::default(),
             }
         })
@@ -116,19 +116,19 @@ impl StoreProvider for VaultStore {
         "vault"
     }
 
-    fn share_key(&self) -> String {
+    fn share_key(&self, _: &str) -> String {
         format!("vault:{}", self.store)
     }
 
-    fn client<'w>(&'w self, world: &'w World) -> Box<dyn SecretsClient + 'w> {
+    fn client<'w>(&'w self, world: &'w World, _: &str) -> Box<dyn SecretsClient + 'w> {
         Box::new(VaultClient::new(world, &self.store))
     }
 
-    fn remote_key(&self) -> Option<&str> {
-        Some(&self.store)
+    fn remote_key(&self, _: &str) -> Option<String> {
+        Some(self.store.clone())
     }
 
-    fn remote_reads(&self, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
+    fn remote_reads(&self, _: &str, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
         for data in &spec.data {
             let reference = &data.remote_ref;
             reads

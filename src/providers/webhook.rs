@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{fail_all, json_result_bytes, prefetched, remote_value_bytes};
-use super::provider::{FetchStats, Provider};
+use super::provider::{FetchContext, FetchStats, Provider};
 use crate::core::duration::parse_go_duration;
 use crate::core::model::{ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, null_default};
 use crate::core::provider::{
@@ -71,7 +71,7 @@ impl Provider for Webhook {
         &'a self,
         wanted: &'a StoreReads,
         world: &'a mut World,
-        _: Option<&'a kube::Client>,
+        _: &'a FetchContext,
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             let webhook_requests = match wanted.store.as_any().downcast_ref::<WebhookStore>() {
@@ -102,19 +102,19 @@ impl StoreProvider for WebhookStore {
         "webhook"
     }
 
-    fn share_key(&self) -> String {
+    fn share_key(&self, _: &str) -> String {
         format!("webhook:{}", self.store)
     }
 
-    fn client<'w>(&'w self, world: &'w World) -> Box<dyn SecretsClient + 'w> {
+    fn client<'w>(&'w self, world: &'w World, _: &str) -> Box<dyn SecretsClient + 'w> {
         Box::new(WebhookClient::new(world, &self.store))
     }
 
-    fn remote_key(&self) -> Option<&str> {
-        Some(&self.store)
+    fn remote_key(&self, _: &str) -> Option<String> {
+        Some(self.store.clone())
     }
 
-    fn remote_reads(&self, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
+    fn remote_reads(&self, _: &str, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
         for data in &spec.data {
             let reference = &data.remote_ref;
             let key = read_key(&reference.key, reference.property.as_deref());

@@ -8,7 +8,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-use crate::support::{TestNamespace, admin_client, control_plane};
+use crate::support::{TestNamespace, admin_client, control_plane, grant_reader, reader_store};
 
 /// A small platform of the test's own: a store namespace, labelled targets, a CES.
 pub struct Platform {
@@ -23,6 +23,7 @@ impl Platform {
     pub async fn new(prefix: &str) -> Platform {
         let client = admin_client().await;
         let central = TestNamespace::create(&client, &format!("{prefix}-central")).await;
+        grant_reader(&client, &central.name).await;
         let id = central.name.rsplit('-').next().unwrap().to_owned();
         let label = format!("courier-test-{id}/wants");
         let platform = Platform {
@@ -42,13 +43,14 @@ impl Platform {
         platform
     }
 
+    /// The platform's ClusterSecretStore, reading the central namespace as its reader.
+    pub fn store(&self) -> String {
+        reader_store(&format!("store-{}", self.id), &self.central.name)
+    }
+
     /// One ClusterExternalSecret per `(source, target)` pair, selecting this platform's label.
     pub fn write_manifests(&self, pairs: &[(&str, &str)]) {
-        let mut text = format!(
-            "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: store-{id}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {central}}}}}}}\n",
-            id = self.id,
-            central = self.central.name
-        );
+        let mut text = self.store();
         for (source, target) in pairs {
             text.push_str(&format!(
                 "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {target}-{id}}}\nspec:\n  namespaceSelectors:\n  - matchLabels: {{{label}: \"true\"}}\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n    target: {{name: {target}}}\n    dataFrom:\n    - extract: {{key: {source}}}\n",
@@ -420,7 +422,7 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
     let mut role: ClusterRole = serde_json::from_value(
         documents
             .iter()
-            .find(|d| d["kind"] == "ClusterRole")
+            .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "courier")
             .unwrap()
             .clone(),
     )
@@ -452,6 +454,37 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
+    // The shipped token ClusterRole, bound in the central namespace as rbac.yaml binds it
+    // in central-secret-store: the store's reader lives there.
+    let mut token_role: ClusterRole = serde_json::from_value(
+        documents
+            .iter()
+            .find(|d| {
+                d["kind"] == "ClusterRole" && d["metadata"]["name"] == "courier-token-requester"
+            })
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let token_role_name = format!("courier-test-token-{}", platform.id);
+    token_role.metadata.name = Some(token_role_name.clone());
+    Api::<ClusterRole>::all(platform.client.clone())
+        .create(&PostParams::default(), &token_role)
+        .await
+        .unwrap();
+    let token_binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "courier-token-requester"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": token_role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": "courier", "namespace": platform.central.name}]
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(
+        platform.client.clone(),
+        &platform.central.name,
+    )
+    .create(&PostParams::default(), &token_binding)
+    .await
+    .unwrap();
 
     let as_courier = format!("system:serviceaccount:{}:courier", platform.central.name);
     let allowed = platform.apply(&format!("rbac-{}", platform.id), &["--as", &as_courier]);
@@ -530,6 +563,10 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
         .unwrap();
     Api::<ClusterRole>::all(platform.client.clone())
         .delete(&role_name, &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<ClusterRole>::all(platform.client.clone())
+        .delete(&token_role_name, &DeleteParams::default())
         .await
         .unwrap();
 }

@@ -14,9 +14,9 @@ async fn the_plugin_renders_from_the_live_cluster_when_asked() {
     std::fs::write(
         app.path().join("app.yaml"),
         format!(
-            "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: store-{id}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: app-creds}}\nspec:\n  secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n  dataFrom: [{{extract: {{key: shared}}}}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{mode: live}}\n",
+            "{store}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: app-creds}}\nspec:\n  secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n  dataFrom: [{{extract: {{key: shared}}}}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{mode: live}}\n",
+            store = platform.store(),
             id = platform.id,
-            central = platform.central.name
         ),
     )
     .unwrap();

@@ -116,6 +116,7 @@ async fn run_across_an_outage(what: &str, stop_it: fn(&ControlPlane), start_it: 
     );
     let client = client_of(&plane).await;
     namespace(&client, "central", false).await;
+    crate::support::grant_reader(&client, "central").await;
     namespace(&client, "before", true).await;
     create::<Secret>(
         &client,
@@ -126,7 +127,7 @@ async fn run_across_an_outage(what: &str, stop_it: fn(&ControlPlane), start_it: 
     let manifests = tempfile::tempdir().unwrap();
     std::fs::write(
         manifests.path().join("m.yaml"),
-        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec: {provider: {kubernetes: {remoteNamespace: central}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: creds}\nspec:\n  namespaceSelectors: [{matchLabels: {fault/wants: \"true\"}}]\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: central}\n    dataFrom: [{extract: {key: src}}]\n",
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec: {provider: {kubernetes: {remoteNamespace: central, auth: {serviceAccount: {name: courier-reader, namespace: central}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: creds}\nspec:\n  namespaceSelectors: [{matchLabels: {fault/wants: \"true\"}}]\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: central}\n    dataFrom: [{extract: {key: src}}]\n",
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -396,7 +397,10 @@ mod shared_plane {
         let subject = serde_json::json!([{"kind": "ServiceAccount", "name": account, "namespace": platform.central.name}]);
         let reader: ClusterRole = serde_json::from_value(serde_json::json!({
             "metadata": {"name": account},
-            "rules": [{"apiGroups": [""], "resources": ["namespaces", "secrets"], "verbs": ["get", "list", "watch"]}]
+            "rules": [
+                {"apiGroups": [""], "resources": ["namespaces", "secrets"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+            ]
         }))
         .unwrap();
         Api::<ClusterRole>::all(platform.client.clone())

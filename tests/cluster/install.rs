@@ -11,6 +11,7 @@ fn resource(api_version: &str, kind: &str) -> ApiResource {
         "ServiceAccount" => "serviceaccounts",
         "ClusterRole" => "clusterroles",
         "ClusterRoleBinding" => "clusterrolebindings",
+        "RoleBinding" => "rolebindings",
         "CronJob" => "cronjobs",
         "Deployment" => "deployments",
         other => panic!("the install manifests hold an unexpected kind {other}"),
@@ -52,5 +53,5 @@ async fn every_install_manifest_is_accepted_by_the_api_server() {
             checked.push(format!("{file}:{kind}"));
         }
     }
-    assert_eq!(checked.len(), 6, "{checked:?}");
+    assert_eq!(checked.len(), 8, "{checked:?}");
 }

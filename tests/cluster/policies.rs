@@ -14,11 +14,7 @@ fn ces(platform: &Platform, name: &str, source: &str, target: &str, policies: &s
 }
 
 fn store(platform: &Platform) -> String {
-    format!(
-        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: store-{id}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {central}}}}}}}\n",
-        id = platform.id,
-        central = platform.central.name
-    )
+    platform.store()
 }
 
 fn write(platform: &Platform, text: &str) {

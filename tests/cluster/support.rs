@@ -499,3 +499,57 @@ fn wait_until_ready(
         shown.join("\n")
     ))
 }
+
+/// The ServiceAccount live Kubernetes stores in these tests read with.
+pub const READER: &str = "courier-reader";
+
+/// Creates `courier-reader` in `namespace`, with a Role that may get and list its
+/// Secrets: the identity a store names (idempotent).
+pub async fn grant_reader(client: &Client, namespace: &str) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let created = |r: Result<(), kube::Error>| match r {
+        Ok(()) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(e) => panic!("cannot grant the reader: {e}"),
+    };
+    let post = PostParams::default();
+    let account: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": READER}})).unwrap();
+    created(
+        Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+            .create(&post, &account)
+            .await
+            .map(drop),
+    );
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": READER},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]
+    }))
+    .unwrap();
+    created(
+        Api::<Role>::namespaced(client.clone(), namespace)
+            .create(&post, &role)
+            .await
+            .map(drop),
+    );
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": READER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": READER},
+        "subjects": [{"kind": "ServiceAccount", "name": READER, "namespace": namespace}]
+    }))
+    .unwrap();
+    created(
+        Api::<RoleBinding>::namespaced(client.clone(), namespace)
+            .create(&post, &binding)
+            .await
+            .map(drop),
+    );
+}
+
+/// A ClusterSecretStore reading `namespace` as its `courier-reader` ServiceAccount.
+pub fn reader_store(name: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: {name}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {namespace}, auth: {{serviceAccount: {{name: {READER}, namespace: {namespace}}}}}}}}}}}\n"
+    )
+}

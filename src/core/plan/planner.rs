@@ -32,14 +32,17 @@ pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegist
         let body = planner.resolve_store(instance).and_then(|store| {
             let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
             let render = || {
-                let client = store.provider.client(world);
+                let client = store.provider.client(world, &instance.namespace);
                 render_body(&env, &planner, instance, client.as_ref()).map(Arc::new)
             };
             if namespace_dependent {
                 render()
             } else {
                 shared
-                    .entry((instance.owner_index, store.provider.share_key()))
+                    .entry((
+                        instance.owner_index,
+                        store.provider.share_key(&instance.namespace),
+                    ))
                     .or_insert_with(render)
                     .clone()
             }

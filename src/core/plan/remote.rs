@@ -19,14 +19,15 @@ pub fn remote_requests(
         let Ok(store) = planner.resolve_store(instance) else {
             continue;
         };
-        let Some(key) = store.provider.remote_key() else {
+        let namespace = instance.namespace.as_str();
+        let Some(key) = store.provider.remote_key(namespace) else {
             continue;
         };
         let entry = requests
             .stores
-            .entry(key.to_owned())
-            .or_insert_with(|| StoreReads::new(store.provider.clone()));
-        store.provider.remote_reads(instance.spec, entry);
+            .entry(key)
+            .or_insert_with(|| StoreReads::new(store.provider.clone(), namespace));
+        store.provider.remote_reads(namespace, instance.spec, entry);
     }
     requests
 }

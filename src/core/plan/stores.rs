@@ -36,7 +36,11 @@ pub(super) struct StoreIndex<'m> {
 }
 
 impl<'m> StoreIndex<'m> {
-    pub(super) fn new(manifests: &'m Manifests, providers: &dyn ProviderRegistry) -> Self {
+    pub(super) fn new(
+        manifests: &'m Manifests,
+        providers: &dyn ProviderRegistry,
+        live: bool,
+    ) -> Self {
         let mut cluster = HashMap::new();
         let mut namespaced = HashMap::new();
         for (index, store) in manifests.stores.iter().enumerate() {
@@ -54,7 +58,7 @@ impl<'m> StoreIndex<'m> {
         let parsed = manifests
             .stores
             .iter()
-            .map(|store| parse_store(store, providers))
+            .map(|store| parse_store(store, providers, live))
             .collect();
         Self {
             stores: &manifests.stores,
@@ -126,18 +130,40 @@ impl<'m> StoreIndex<'m> {
     }
 }
 
-/// The namespaces whose Secrets the stores need in the world (their sources and their
-/// credentials). Stores whose provider does not parse need none.
+/// The namespaces whose Secrets courier's own identity lists into the world for the
+/// stores ([`StoreProvider::world_namespaces`]). Stores whose provider does not parse
+/// need none.
 pub fn store_namespaces(
     manifests: &Manifests,
     providers: &dyn ProviderRegistry,
+    live: bool,
 ) -> BTreeSet<String> {
+    parsed_stores(manifests, providers, live)
+        .flat_map(|provider| provider.world_namespaces())
+        .collect()
+}
+
+/// The namespaces where a changed Secret may change a store's answers
+/// ([`StoreProvider::watched_namespaces`]): what `run` watches.
+pub fn watched_namespaces(
+    manifests: &Manifests,
+    providers: &dyn ProviderRegistry,
+    live: bool,
+) -> BTreeSet<String> {
+    parsed_stores(manifests, providers, live)
+        .flat_map(|provider| provider.watched_namespaces())
+        .collect()
+}
+
+fn parsed_stores<'a>(
+    manifests: &'a Manifests,
+    providers: &'a dyn ProviderRegistry,
+    live: bool,
+) -> impl Iterator<Item = Arc<dyn StoreProvider>> + 'a {
     manifests
         .stores
         .iter()
-        .filter_map(|store| parse_store(store, providers).ok())
-        .flat_map(|provider| provider.world_namespaces())
-        .collect()
+        .filter_map(move |store| parse_store(store, providers, live).ok())
 }
 
 /// A store's single `spec.provider.<name>`, through the registry; the error names the
@@ -145,6 +171,7 @@ pub fn store_namespaces(
 fn parse_store(
     store: &StoreManifest,
     providers: &dyn ProviderRegistry,
+    live: bool,
 ) -> Result<Arc<dyn StoreProvider>, String> {
     let (kind, manifest) = &store.object;
     let meta = &manifest.metadata;
@@ -166,6 +193,7 @@ fn parse_store(
         name: &meta.name,
         display: &display,
         origin: &store.origin,
+        live,
     };
     providers
         .parse(name, config, &info)
@@ -227,11 +255,11 @@ impl StoreProvider for NoStore {
         "none"
     }
 
-    fn share_key(&self) -> String {
+    fn share_key(&self, _: &str) -> String {
         "none".to_owned()
     }
 
-    fn client<'w>(&'w self, _: &'w World) -> Box<dyn SecretsClient + 'w> {
+    fn client<'w>(&'w self, _: &'w World, _: &str) -> Box<dyn SecretsClient + 'w> {
         Box::new(NoStore)
     }
 

@@ -73,7 +73,7 @@ impl<'m> Planner<'m> {
             manifests,
             world,
             owners,
-            stores: StoreIndex::new(manifests, providers),
+            stores: StoreIndex::new(manifests, providers, world.live),
         }
     }
 
