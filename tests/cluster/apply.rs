@@ -136,7 +136,7 @@ impl Outcome {
     }
 }
 
-fn courier_apply(path: &str, instance: &str, extra: &[&str]) -> Outcome {
+pub fn courier_apply(path: &str, instance: &str, extra: &[&str]) -> Outcome {
     let kubeconfig = control_plane().kubeconfig.to_str().unwrap().to_owned();
     let output = Command::new(env!("CARGO_BIN_EXE_courier"))
         .args([

@@ -8,6 +8,7 @@ mod diff;
 mod faults;
 mod from_cluster;
 mod hygiene;
+mod identity;
 mod install;
 mod openbao_apply;
 mod openbao_kubernetes_auth;

@@ -68,6 +68,44 @@ fn stop(watchdog: &mut Child) {
 }
 
 impl ControlPlane {
+    /// The API server's URL.
+    pub fn server(&self) -> &str {
+        assert!(
+            !self.server.is_empty(),
+            "this test needs the local control plane (its URL and CA), not COURIER_TEST_KUBECONFIG"
+        );
+        &self.server
+    }
+
+    /// The PEM CA that signed the API server's certificate and accepts client certificates.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.state_dir().join("ca.crt")).expect("ca.crt")
+    }
+
+    /// A client certificate and key (PEM) for `user`, signed by the cluster's CA.
+    pub fn client_certificate(&self, user: &str) -> (String, String) {
+        let dir = self.state_dir();
+        let ca_key =
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap())
+                .unwrap();
+        let issuer = rcgen::Issuer::new(ca_params().unwrap(), ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, user);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self._state
+            .as_ref()
+            .map(|s| s.path().to_path_buf())
+            .expect("this test needs the local control plane, not COURIER_TEST_KUBECONFIG")
+    }
+
     /// A control plane of the caller's own, for tests that disturb it (restarts). It is
     /// stopped when dropped.
     pub fn start_private() -> ControlPlane {
@@ -297,6 +335,17 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The test CA's parameters: its name is what client certificates are issued by.
+fn ca_params() -> Result<rcgen::CertificateParams, String> {
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "courier-test-ca");
+    Ok(params)
+}
+
 fn start() -> Result<ControlPlane, String> {
     let started = Instant::now();
     let build = Command::new(repo_root().join("testenv/build.sh"))
@@ -324,13 +373,8 @@ fn start() -> Result<ControlPlane, String> {
     };
 
     let ca_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let mut ca_params =
-        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "courier-test-ca");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| e.to_string())?;
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(ca_params()?, ca_key).map_err(|e| e.to_string())?;
     let server_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
     let server_params =
         rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
@@ -340,6 +384,8 @@ fn start() -> Result<ControlPlane, String> {
         .map_err(|e| e.to_string())?;
     let service_account_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
     write("ca.crt", &ca.pem())?;
+    // Kept so tests can mint client certificates the API server accepts.
+    write("ca.key", &ca.key().serialize_pem())?;
     write("server.crt", &server_cert.pem())?;
     write("server.key", &server_key.serialize_pem())?;
     write("service-account.key", &service_account_key.serialize_pem())?;
