@@ -6,8 +6,10 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "courier";
 /// Annotation naming the manifest a Secret was rendered from.
 pub const ORIGIN_ANNOTATION: &str = "courier.dev/origin";
-/// Annotation holding the sha256 of everything courier writes (type, labels, annotations, data).
-pub const DATA_HASH_ANNOTATION: &str = "courier.dev/data-hash";
+/// Annotation earlier versions wrote: an unsalted sha256 over the values, which let anyone
+/// who saw it (redacted output, diffs, Argo CD's UI) confirm a guessed value. courier
+/// writes it no more, and takes it off every target it still finds it on.
+pub const LEGACY_DATA_HASH_ANNOTATION: &str = "courier.dev/data-hash";
 /// Label naming the courier instance that owns a Secret; pruning only touches its own.
 pub const INSTANCE_LABEL: &str = "courier.dev/instance";
 /// Annotation recording `creationPolicy: Orphan`, so a pruned target is left behind.

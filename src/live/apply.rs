@@ -379,8 +379,8 @@ enum Done {
 }
 
 /// Whether the live Secret already holds what courier would write: its data, type and
-/// courier's labels and annotations (hash included). Comparing the data itself, not only
-/// the hash annotation, is what restores a target someone edited by hand.
+/// courier's labels and annotations. A target still carrying the value digest earlier
+/// versions wrote is not current: rewriting it takes the digest off.
 fn is_current(existing: &ManagedSecret, desired: &DesiredSecret, instance: &str) -> bool {
     let body = &desired.body;
     let data_current = if body.creation_policy == CreationPolicy::Merge {
@@ -393,7 +393,7 @@ fn is_current(existing: &ManagedSecret, desired: &DesiredSecret, instance: &str)
             && existing.immutable == body.immutable
             && existing.data == body.data
     };
-    existing.data_hash() == Some(body.data_hash())
+    !existing.has_legacy_digest()
         && data_current
         && existing.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(instance)
         && body

@@ -10,7 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::core::labels::{
-    CREATION_POLICY_ANNOTATION, DATA_HASH_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL,
+    CREATION_POLICY_ANNOTATION, INSTANCE_LABEL, LEGACY_DATA_HASH_ANNOTATION, MANAGED_BY_LABEL,
     MANAGED_BY_VALUE, ORIGIN_ANNOTATION,
 };
 use crate::core::load::Manifests;
@@ -172,11 +172,9 @@ pub struct ManagedSecret {
 }
 
 impl ManagedSecret {
-    /// The data-hash annotation.
-    pub fn data_hash(&self) -> Option<&str> {
-        self.annotations
-            .get(DATA_HASH_ANNOTATION)
-            .map(String::as_str)
+    /// Whether it still carries the value digest earlier versions wrote.
+    pub fn has_legacy_digest(&self) -> bool {
+        self.annotations.contains_key(LEGACY_DATA_HASH_ANNOTATION)
     }
 }
 

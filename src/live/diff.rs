@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::core::labels::{DATA_HASH_ANNOTATION, INSTANCE_LABEL};
+use crate::core::labels::{INSTANCE_LABEL, LEGACY_DATA_HASH_ANNOTATION};
 use crate::core::plan::DesiredSecret;
 use crate::core::redact::REDACTED;
 use crate::live::apply::{Action, Decisions};
@@ -175,10 +175,14 @@ fn update_lines(
             }
         }
     }
+    if existing.has_legacy_digest() {
+        // Its value is a digest of the values: named, never shown.
+        let _ = writeln!(
+            text,
+            "    - annotation {LEGACY_DATA_HASH_ANNOTATION} (a digest of the values courier no longer writes)"
+        );
+    }
     for (key, value) in &body.annotations {
-        if key == DATA_HASH_ANNOTATION {
-            continue;
-        }
         match existing.annotations.get(key) {
             Some(old) if old == value => {}
             Some(old) => {

@@ -106,3 +106,56 @@ async fn diff_reports_drift_with_redacted_values_and_exit_codes() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("source Secret"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_value_digest_left_by_an_earlier_version_is_shown_without_its_value_and_removed() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, Patch, PatchParams};
+    let platform = Platform::new("digest").await;
+    let target = platform.target("digest-t", true).await;
+    let instance = format!("digest-{}", platform.id);
+    assert_eq!(platform.apply(&instance, &[]).code, 0);
+    // What an earlier courier wrote: the whole target plus the digest, all owned by
+    // courier's field manager.
+    let digest = "0".repeat(63) + "1";
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    let current = secrets.get("creds").await.unwrap();
+    let mut annotations = current.metadata.annotations.clone().unwrap_or_default();
+    annotations.insert("courier.dev/data-hash".into(), digest.clone());
+    let legacy = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "type": current.type_,
+        "metadata": {"name": "creds", "labels": current.metadata.labels, "annotations": annotations},
+        "data": current.data,
+    });
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::apply("courier").force(),
+            &Patch::Apply(legacy),
+        )
+        .await
+        .unwrap();
+
+    let (code, stdout, _) = diff(&platform, &instance);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(
+        stdout.contains("    - annotation courier.dev/data-hash (a digest of the values courier no longer writes)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&digest), "{stdout}");
+
+    let outcome = platform.apply(&instance, &[]);
+    assert!(outcome.has("1 updated"), "{}", outcome.stderr);
+    let annotations = secrets
+        .get("creds")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default();
+    assert!(
+        !annotations.contains_key("courier.dev/data-hash"),
+        "{annotations:?}"
+    );
+    assert_eq!(diff(&platform, &instance).0, 0, "in sync afterwards");
+}

@@ -333,7 +333,7 @@ mod shared_plane {
                 secret.metadata.name
             );
             assert!(
-                annotations.contains_key("courier.dev/data-hash"),
+                annotations.contains_key("courier.dev/origin"),
                 "a Secret without courier's metadata"
             );
         }

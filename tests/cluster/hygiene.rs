@@ -1,10 +1,11 @@
-//! No secret value reaches stderr, logs (at every level, trace included), errors, `check`,
-//! `diff` or `--redact` output, for every command.
+//! No secret value, and no digest of one, reaches stderr, logs (at every level, trace
+//! included), errors, `check`, `diff` or `--redact` output, for every command.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
+use sha2::{Digest, Sha256};
 
 use crate::apply::Platform;
 use crate::support::control_plane;
@@ -18,7 +19,28 @@ fn forms() -> Vec<String> {
         base64::engine::general_purpose::URL_SAFE.encode(MARKER),
         // The bytes of a value as Debug or a byte list would print them.
         format!("{:?}", MARKER.as_bytes()),
+        // Its digest, which would let anyone confirm a guess offline.
+        hex(&Sha256::digest(MARKER.as_bytes())),
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(MARKER.as_bytes())),
     ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where values are hidden, no digest of any kind may stand in for them: no run of 40 or
+/// more hex digits (sha1, sha256 and the like), whatever it was computed over. (Logs get
+/// the exact digests of `forms` instead: at trace, rustls logs TLS randoms in hex.)
+fn assert_no_digest(what: &str, text: &[u8]) {
+    let text = String::from_utf8_lossy(text);
+    for line in text.lines() {
+        let mut run = 0;
+        for c in line.chars() {
+            run = if c.is_ascii_hexdigit() { run + 1 } else { 0 };
+            assert!(run < 40, "{what} holds something like a digest:\n{line}");
+        }
+    }
 }
 
 fn courier(args: &[&str]) -> Output {
@@ -59,6 +81,7 @@ async fn no_command_prints_a_value_outside_rendered_secret_data() {
     let diff = courier(&[&["diff", manifests.as_str(), "--live"][..], &live[..]].concat());
     assert_eq!(diff.status.code(), Some(2));
     assert_clean("diff stdout", &diff.stdout);
+    assert_no_digest("diff stdout", &diff.stdout);
     assert_clean("diff stderr (trace)", &diff.stderr);
 
     let apply = courier(&[&["apply", manifests.as_str()][..], &live[..]].concat());
@@ -116,10 +139,12 @@ async fn no_command_prints_a_value_outside_rendered_secret_data() {
     let redacted = courier(&["render", "--redact", path]);
     assert!(redacted.status.success());
     assert_clean("render --redact stdout", &redacted.stdout);
+    assert_no_digest("render --redact stdout", &redacted.stdout);
     assert_clean("render --redact stderr (trace)", &redacted.stderr);
     let check = courier(&["check", path]);
     assert!(check.status.success());
     assert_clean("check stdout", &check.stdout);
+    assert_no_digest("check stdout", &check.stdout);
     assert_clean("check stderr (trace)", &check.stderr);
     let render = courier(&["render", path]);
     assert_clean("render stderr (trace)", &render.stderr);

@@ -25,6 +25,5 @@ mod validate;
 pub use fetch::{convert_keys, decode};
 pub use planner::{check, plan};
 pub use remote::remote_requests;
-pub use render::content_hash;
 pub use stores::{store_namespaces, watched_namespaces};
 pub use types::{CheckReport, DesiredSecret, Plan, PlanError, PlannedTarget, SecretBody};

@@ -1,19 +1,17 @@
 //! Rendering one target's body: the fetched values through `target.template`
-//! (`data`, `metadata`, `templateFrom`, `mergePolicy`), courier's labels and annotations,
-//! and the content hash.
+//! (`data`, `metadata`, `templateFrom`, `mergePolicy`), and courier's labels and
+//! annotations. No digest of the values is written anywhere: it would let whoever sees
+//! the metadata confirm a guessed value.
 
 use std::collections::BTreeMap;
 
 use minijinja::Environment;
-use sha2::{Digest, Sha256};
 
 use super::fetch::fetch_values;
 use super::targets::{Instance, Planner};
 use super::types::{Failure, SecretBody};
 use super::validate::SECRET_KEY;
-use crate::core::labels::{
-    DATA_HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION,
-};
+use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
 use crate::core::model::{MergePolicy, SecretTemplate, StringMap, TemplateScope, TemplateTarget};
 use crate::core::provider::{SecretMap, SecretsClient};
 use crate::core::secret_bytes::SecretBytes;
@@ -49,8 +47,7 @@ pub(super) fn render_body(
         ORIGIN_ANNOTATION.into(),
         planner.owners[instance.owner_index].display.to_string(),
     );
-    annotations.remove(DATA_HASH_ANNOTATION);
-    let mut body = SecretBody {
+    Ok(SecretBody {
         type_,
         labels,
         annotations,
@@ -58,10 +55,7 @@ pub(super) fn render_body(
         immutable: spec.target.immutable,
         creation_policy: spec.target.creation_policy.unwrap_or_default(),
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
-    };
-    let hash = content_hash(&body);
-    body.annotations.insert(DATA_HASH_ANNOTATION.into(), hash);
-    Ok(body)
+    })
 }
 
 type Rendered = (String, StringMap, StringMap, BTreeMap<String, SecretBytes>);
@@ -224,36 +218,4 @@ fn add_rendered(
         }
     }
     Ok(())
-}
-
-/// sha256 over type, immutability, labels, annotations and data, each length-prefixed so
-/// no two different Secrets share a preimage.
-pub fn content_hash(body: &SecretBody) -> String {
-    let mut hasher = Sha256::new();
-    let mut field = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    };
-    field(body.type_.as_bytes());
-    field(&[u8::from(body.immutable)]);
-    for (section, map) in [("labels", &body.labels), ("annotations", &body.annotations)] {
-        field(section.as_bytes());
-        for (k, v) in map
-            .iter()
-            .filter(|(k, _)| k.as_str() != DATA_HASH_ANNOTATION)
-        {
-            field(k.as_bytes());
-            field(v.as_bytes());
-        }
-    }
-    field(b"data");
-    for (k, v) in &body.data {
-        field(k.as_bytes());
-        field(v.expose());
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::core::labels::DATA_HASH_ANNOTATION;
 use crate::core::load::Origin;
 use crate::core::model::{CreationPolicy, DeletionPolicy, StringMap};
 use crate::core::provider::FetchError;
@@ -17,7 +16,7 @@ pub struct SecretBody {
     pub type_: String,
     /// Labels, courier's included.
     pub labels: StringMap,
-    /// Annotations, courier's (origin, data hash) included.
+    /// Annotations, courier's (origin) included.
     pub annotations: StringMap,
     /// Values.
     pub data: BTreeMap<String, SecretBytes>,
@@ -27,16 +26,6 @@ pub struct SecretBody {
     pub creation_policy: CreationPolicy,
     /// `target.deletionPolicy`.
     pub deletion_policy: DeletionPolicy,
-}
-
-impl SecretBody {
-    /// The data-hash annotation's value.
-    pub fn data_hash(&self) -> &str {
-        self.annotations
-            .get(DATA_HASH_ANNOTATION)
-            .map(String::as_str)
-            .unwrap_or_default()
-    }
 }
 
 /// One Secret to write.
