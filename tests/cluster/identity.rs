@@ -517,3 +517,29 @@ async fn a_store_can_read_from_another_cluster() {
         Some("from-the-other-cluster")
     );
 }
+
+#[tokio::test]
+async fn a_live_store_without_an_identity_is_an_error_naming_it() {
+    let platform = Platform::new("noauth").await;
+    let target = platform.target("noauth-t", false).await;
+    let manifests = tempfile::tempdir().unwrap();
+    let path = write(
+        &manifests,
+        &format!(
+            "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: bare-{id}}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: x, namespace: {target}}}\nspec: {{secretStoreRef: {{kind: ClusterSecretStore, name: bare-{id}}}, data: [{{secretKey: pw, remoteRef: {{key: shared}}}}]}}\n",
+            id = platform.id,
+            central = platform.central.name,
+            target = target.name
+        ),
+    );
+    let outcome = courier_apply(&path, &format!("noauth-{}", platform.id), &[]);
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        outcome.has(&format!("ClusterSecretStore/bare-{}", platform.id))
+            && outcome.has("spec.provider.kubernetes: names no identity"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(outcome.has("hint: add auth:"), "{}", outcome.stderr);
+    assert_eq!(platform.value(&target.name, "x", "pw").await, None);
+}
