@@ -69,6 +69,19 @@ pub struct StoreInfo<'a> {
 }
 
 impl StoreInfo<'_> {
+    /// ESO's rule for a reference's `namespace`: a SecretStore may only name its own (a
+    /// tenant's store must not borrow another namespace's credentials); a
+    /// ClusterSecretStore may name any.
+    pub fn check_reference(&self, field: &str, named: Option<&str>) -> Result<(), String> {
+        let own = self.namespace.unwrap_or_default();
+        match named.filter(|n| !n.is_empty()) {
+            Some(named) if self.kind == StoreKind::SecretStore && named != own => Err(format!(
+                "{field}.namespace: a SecretStore reads credentials from its own namespace ({own}), not {named}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The namespace a credential reference is read from: a SecretStore's own (ESO
     /// ignores the reference's), a ClusterSecretStore's reference's own.
     pub fn reference_namespace(&self, named: Option<&str>) -> Option<String> {

@@ -177,15 +177,9 @@ pub struct CertAuth {
 
 /// ESO's store validation, plus courier's rule that a live store names an identity.
 fn validate(config: &KubernetesProvider, store: &StoreInfo<'_>) -> Result<(), String> {
-    let own = store.namespace.unwrap_or_default();
     let namespaced = store.kind == StoreKind::SecretStore;
     // A SecretStore's references stay in its own namespace, as ESO's webhook enforces.
-    let reference = |field: &str, namespace: Option<&str>| match namespace {
-        Some(named) if namespaced && named != own => Err(format!(
-            "{field}.namespace: a SecretStore reads credentials from its own namespace ({own}), not {named}"
-        )),
-        _ => Ok(()),
-    };
+    let reference = |field: &str, namespace: Option<&str>| store.check_reference(field, namespace);
     let selector = |field: &str, selector: &SecretKeySelector| {
         if selector.name.is_empty() {
             return Err(format!("{field}.name is empty"));

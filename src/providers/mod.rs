@@ -82,3 +82,96 @@ pub async fn prefetch(
     );
     stats
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::load::{Origin, StoreKind};
+
+    fn parse(kind: StoreKind, provider: &str, config: Value) -> Result<(), String> {
+        let origin = Origin {
+            file: "stores.yaml".into(),
+            line: 1,
+        };
+        let info = StoreInfo {
+            kind,
+            namespace: (kind == StoreKind::SecretStore).then_some("team-a"),
+            name: "s",
+            display: "Store/s",
+            origin: &origin,
+            live: true,
+        };
+        match Registry.parse(provider, &config, &info) {
+            Ok(_) => Ok(()),
+            Err(ProviderError::Invalid(message)) => Err(message),
+            Err(other) => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn a_secret_store_cannot_borrow_another_namespaces_credentials() {
+        let foreign = serde_json::json!({"name": "root", "key": "token", "namespace": "central"});
+        let cases = [
+            (
+                "vault",
+                serde_json::json!({"server": "https://v", "auth": {"tokenSecretRef": foreign}}),
+                "auth.tokenSecretRef.namespace",
+            ),
+            (
+                "webhook",
+                serde_json::json!({"url": "https://w", "secrets": [{"name": "auth", "secretRef": foreign}]}),
+                "secrets[auth].secretRef.namespace",
+            ),
+            (
+                "kubernetes",
+                serde_json::json!({"remoteNamespace": "central", "auth": {"token": {"bearerToken": foreign}}}),
+                "auth.token.bearerToken.namespace",
+            ),
+            (
+                "kubernetes",
+                serde_json::json!({"remoteNamespace": "central", "auth": {"serviceAccount": {"name": "x", "namespace": "central"}}}),
+                "auth.serviceAccount.namespace",
+            ),
+        ];
+        for (provider, config, field) in cases {
+            let refused = parse(StoreKind::SecretStore, provider, config.clone()).unwrap_err();
+            assert!(
+                refused.starts_with(&format!(
+                    "{field}: a SecretStore reads credentials from its own namespace (team-a), not central"
+                )),
+                "{provider}: {refused}"
+            );
+            assert_eq!(
+                parse(StoreKind::ClusterSecretStore, provider, config),
+                Ok(()),
+                "{provider}: a ClusterSecretStore may name any namespace"
+            );
+        }
+    }
+
+    #[test]
+    fn ca_provider_namespace_follows_the_store_kind() {
+        let with_ca = |namespace: Option<&str>| {
+            serde_json::json!({"remoteNamespace": "c", "auth": {"serviceAccount": {"name": "r"}},
+                "server": {"url": "https://other:6443", "caProvider": {"type": "ConfigMap", "name": "ca", "key": "ca.crt", "namespace": namespace}}})
+        };
+        assert!(parse(StoreKind::SecretStore, "kubernetes", with_ca(Some("c"))).is_err());
+        assert!(parse(StoreKind::SecretStore, "kubernetes", with_ca(None)).is_ok());
+        assert!(parse(StoreKind::ClusterSecretStore, "kubernetes", with_ca(None)).is_err());
+        assert!(
+            parse(
+                StoreKind::ClusterSecretStore,
+                "kubernetes",
+                with_ca(Some("c"))
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_live_kubernetes_store_must_name_an_identity() {
+        let bare = serde_json::json!({"remoteNamespace": "c"});
+        let refused = parse(StoreKind::ClusterSecretStore, "kubernetes", bare).unwrap_err();
+        assert!(refused.starts_with("names no identity"), "{refused}");
+    }
+}

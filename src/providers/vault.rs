@@ -50,6 +50,37 @@ impl Provider for Vault {
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: VaultProvider = serde_json::from_value(config.clone())
             .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        let auth = &config.auth;
+        let references = [
+            ("auth.tokenSecretRef", auth.token_secret_ref.as_ref()),
+            (
+                "auth.appRole.secretRef",
+                auth.app_role.as_ref().and_then(|a| a.secret_ref.as_ref()),
+            ),
+            (
+                "auth.appRole.roleRef",
+                auth.app_role.as_ref().and_then(|a| a.role_ref.as_ref()),
+            ),
+            (
+                "auth.kubernetes.secretRef",
+                auth.kubernetes.as_ref().and_then(|k| k.secret_ref.as_ref()),
+            ),
+        ];
+        for (field, reference) in references {
+            if let Some(reference) = reference {
+                store.check_reference(field, reference.namespace.as_deref())?;
+            }
+        }
+        if let Some(account) = auth
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.service_account_ref.as_ref())
+        {
+            store.check_reference(
+                "auth.kubernetes.serviceAccountRef",
+                account.namespace.as_deref(),
+            )?;
+        }
         let credentials_namespace = match store.kind {
             crate::core::load::StoreKind::SecretStore => store.namespace.map(str::to_owned),
             crate::core::load::StoreKind::ClusterSecretStore => {

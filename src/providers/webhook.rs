@@ -46,6 +46,12 @@ impl Provider for Webhook {
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: WebhookProvider = serde_json::from_value(config.clone())
             .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        for secret in &config.secrets {
+            store.check_reference(
+                &format!("secrets[{}].secretRef", secret.name),
+                secret.secret_ref.namespace.as_deref(),
+            )?;
+        }
         let credentials_namespace = match store.kind {
             crate::core::load::StoreKind::SecretStore => store.namespace.map(str::to_owned),
             crate::core::load::StoreKind::ClusterSecretStore => config
