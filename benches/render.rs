@@ -106,7 +106,7 @@ fn write_world(dir: &Path) {
         );
         let spec = if c % 2 == 0 {
             format!(
-                "    target:\n      name: registry-{c:02}\n      template:\n        type: kubernetes.io/dockerconfigjson\n        data:\n          .dockerconfigjson: \"{{{{ dockerconfigjson('ghcr.io', username, password) }}}}\"\n    data:\n    - {{secretKey: username, remoteRef: {{key: source-{c:02}, property: username}}}}\n    - {{secretKey: password, remoteRef: {{key: source-{c:02}, property: password}}}}\n"
+                "    target:\n      name: registry-{c:02}\n      template:\n        type: kubernetes.io/dockerconfigjson\n        data:\n          .dockerconfigjson: '{{\"auths\":{{\"ghcr.io\":{{\"username\":\"{{{{ .username }}}}\",\"password\":\"{{{{ .password }}}}\",\"auth\":\"{{{{ printf \"%s:%s\" .username .password | b64enc }}}}\"}}}}}}'\n    data:\n    - {{secretKey: username, remoteRef: {{key: source-{c:02}, property: username}}}}\n    - {{secretKey: password, remoteRef: {{key: source-{c:02}, property: password}}}}\n"
             )
         } else {
             format!(

@@ -252,7 +252,7 @@ fn find_by_name_and_tags_with_rewrite() {
 fn merge_policy_replace_and_merge() {
     let template = |policy: &str| {
         format!(
-            "    target:\n      template:\n        mergePolicy: {policy}\n        type: kubernetes.io/basic-auth\n        data: {{password: '{{{{ a | upper }}}}'}}\n        metadata: {{labels: {{team: '{{{{ a }}}}'}}}}\n    data:\n    - {{secretKey: a, remoteRef: {{key: src, property: a}}}}"
+            "    target:\n      template:\n        mergePolicy: {policy}\n        type: kubernetes.io/basic-auth\n        data: {{password: '{{{{ .a | upper }}}}'}}\n        metadata: {{labels: {{team: '{{{{ .a }}}}'}}}}\n    data:\n    - {{secretKey: a, remoteRef: {{key: src, property: a}}}}"
         )
     };
     let world = namespaces(&[("a", "")])
@@ -301,11 +301,11 @@ fn template_from_literal_and_config_map() {
     let world = namespaces(&[("a", "")])
         + STORE
         + &secret("src", "user: u, pass: p")
-        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: tpl, namespace: a}\ndata:\n  conn: 'postgres://{{ user }}@db'\n  more: 'extra: \"{{ pass }}\"'\n"
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: tpl, namespace: a}\ndata:\n  conn: 'postgres://{{ .user }}@db'\n  more: 'extra: \"{{ .pass }}\"'\n"
         + &ces(
             "s",
             "  namespaces: [a]",
-            "    target:\n      template:\n        templateFrom:\n        - literal: 'lit: {{ user }}-x'\n        - configMap:\n            name: tpl\n            items:\n            - {key: conn}\n            - {key: more, templateAs: KeysAndValues}\n    dataFrom:\n    - extract: {key: src}",
+            "    target:\n      template:\n        templateFrom:\n        - literal: 'lit: {{ .user }}-x'\n        - configMap:\n            name: tpl\n            items:\n            - {key: conn}\n            - {key: more, templateAs: KeysAndValues}\n    dataFrom:\n    - extract: {key: src}",
         );
     let plan = run(&world);
     assert_eq!(value(&plan, "a", "s", "lit"), "u-x");
@@ -428,7 +428,7 @@ fn errors_name_the_file_line_object_target_and_key_but_never_a_value() {
         + &ces(
             "t",
             "  namespaces: [a]",
-            "    target: {template: {data: {x: '{{ a | b64dec }}'}}}\n    data:\n    - {secretKey: a, remoteRef: {key: src, property: a}}",
+            "    target: {template: {data: {x: '{{ div 1 (atoi .a) }}'}}}\n    data:\n    - {secretKey: a, remoteRef: {key: src, property: a}}",
         )
         + &ces(
             "u",
@@ -438,7 +438,7 @@ fn errors_name_the_file_line_object_target_and_key_but_never_a_value() {
         + &ces(
             "g",
             "  namespaces: [a]",
-            &format!("    target: {{template: {{data: {{x: '{{{{ .a }}}}'}}}}}}\n{ONE_KEY}"),
+            &format!("    target: {{template: {{data: {{x: '{{{{ a }}}}'}}}}}}\n{ONE_KEY}"),
         );
     let plan = run(&world);
     let message = errors(&plan);
@@ -460,11 +460,17 @@ fn errors_name_the_file_line_object_target_and_key_but_never_a_value() {
         "{message}"
     );
     assert!(
-        message.contains("ClusterExternalSecret/t: target a/t: template.data[x]: template failed"),
+        message.contains("ClusterExternalSecret/t: target a/t: template.data[x]: ")
+            && message.contains("integer divide by zero"),
         "{message}"
     );
     assert!(message.contains("ClusterExternalSecret/u: namespaceSelectors[0]: matchExpressions[0] (key \"k\"): unknown operator \"Equals\""), "{message}");
-    assert!(message.contains("ClusterExternalSecret/g: target a/g: template.data[x]: uses ESO's Go-template syntax `{{ .a }}`; courier templates are minijinja: write `{{ a }}`"), "{message}");
+    assert!(
+        message.contains(
+            "ClusterExternalSecret/g: target a/g: template.data[x]: undefined function: a"
+        ) && message.contains("hint: this is courier's minijinja dialect"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -485,6 +491,43 @@ fn invalid_keys_and_names_are_errors() {
     );
     assert!(
         message.contains("\"Bad_Name\" is not a valid Secret name"),
+        "{message}"
+    );
+}
+
+#[test]
+fn templates_are_go_as_in_eso_and_minijinja_by_annotation() {
+    let go = "    target: {template: {data: {x: '{{ .a | upper }}-{{ printf \"%s:%s\" .a .a | b64enc }}'}}}\n    data:\n    - {secretKey: a, remoteRef: {key: src, property: a}}";
+    let jinja = "    target: {template: {data: {x: '{{ a | upper }}'}}}\n    data:\n    - {secretKey: a, remoteRef: {key: src, property: a}}";
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces("go", "  namespaces: [a]", go)
+        + &ces("jinja", "  namespaces: [a]", jinja).replace(
+            "metadata: {name: jinja}",
+            "metadata: {name: jinja, annotations: {courier.dev/template-engine: minijinja}}",
+        )
+        + &ces(
+            "v1",
+            "  namespaces: [a]",
+            &go.replace("template: {", "template: {engineVersion: v1, "),
+        )
+        + &ces("bad", "  namespaces: [a]", go).replace(
+            "metadata: {name: bad}",
+            "metadata: {name: bad, annotations: {courier.dev/template-engine: jinja2}}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "go", "x"), "V-djp2");
+    assert_eq!(value(&plan, "a", "jinja", "x"), "V");
+    let message = errors(&plan);
+    assert!(
+        message.contains(
+            "ClusterExternalSecret/v1: target a/v1: template.engineVersion: \"v1\" is not supported"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("ClusterExternalSecret/bad: target a/bad: metadata.annotations[courier.dev/template-engine]: \"jinja2\" is not a template engine"),
         "{message}"
     );
 }

@@ -67,7 +67,7 @@ fn world(dir: &std::path::Path, url: &str, token: &str, spec: &str) {
     std::fs::write(
         dir.join("world.yaml"),
         format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: a}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: b}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: hook-credentials, namespace: courier}}\nstringData: {{token: {token}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: hook}}\nspec:\n  provider:\n    webhook:\n      url: \"{url}\"\n      method: GET\n      timeout: 5s\n      headers: {{Authorization: \"Bearer {{{{ auth.token }}}}\"}}\n      result: {{jsonPath: \"$.data.value\"}}\n      secrets: [{{name: auth, secretRef: {{name: hook-credentials, namespace: courier}}}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: app}}\nspec:\n  namespaces: [a, b]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: hook}}\n{spec}"
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: a}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: b}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: hook-credentials, namespace: courier}}\nstringData: {{token: {token}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: hook}}\nspec:\n  provider:\n    webhook:\n      url: \"{url}\"\n      method: GET\n      timeout: 5s\n      headers: {{Authorization: \"Bearer {{{{ .auth.token }}}}\"}}\n      result: {{jsonPath: \"$.data.value\"}}\n      secrets: [{{name: auth, secretRef: {{name: hook-credentials, namespace: courier}}}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: app}}\nspec:\n  namespaces: [a, b]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: hook}}\n{spec}"
         ),
     )
     .unwrap();
@@ -105,7 +105,7 @@ fn decoded(stdout: &str, namespace: &str, key: &str) -> String {
     .unwrap()
 }
 
-const URL: &str = "{{ base }}/secrets/{{ remoteRef.key }}";
+const URL: &str = "{{ base }}/secrets/{{ .remoteRef.key }}";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn values_come_from_the_endpoint_once_per_key_with_retries() {
@@ -189,18 +189,38 @@ async fn errors_name_the_store_request_and_key_but_never_the_token() {
         "{stderr}"
     );
 
+    // courier's minijinja dialect in a store that did not opt into it: a hint.
     world(
         dir.path(),
-        &format!("{base}/secrets/{{{{ .remoteRef.key }}}}"),
+        &format!("{base}/secrets/{{{{ remoteRef.key }}}}"),
         TOKEN,
         "    data: [{secretKey: x, remoteRef: {key: db}}]\n",
     );
     let (code, _, stderr) = render(dir.path()).await;
     assert_eq!(code, 1);
     assert!(
-        stderr.contains("url: uses ESO's Go-template syntax"),
+        stderr.contains("url: ") && stderr.contains("remoteRef"),
         "{stderr}"
     );
+
+    // A store that opts into minijinja renders it.
+    world(
+        dir.path(),
+        &format!("{base}/secrets/{{{{ remoteRef.key }}}}"),
+        TOKEN,
+        "    data: [{secretKey: x, remoteRef: {key: db}}]\n",
+    );
+    let text = std::fs::read_to_string(dir.path().join("world.yaml"))
+        .unwrap()
+        .replace(
+            "metadata: {name: hook}",
+            "metadata: {name: hook, annotations: {courier.dev/template-engine: minijinja}}",
+        )
+        .replace("{{ .auth.token }}", "{{ auth.token }}");
+    std::fs::write(dir.path().join("world.yaml"), text).unwrap();
+    let (code, stdout, stderr) = render(dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(decoded(&stdout, "a", "x"), "hook-value-db");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -213,7 +233,7 @@ async fn a_server_that_is_down_fails_clearly_and_works_when_back() {
     let dir = tempfile::tempdir().unwrap();
     world(
         dir.path(),
-        &format!("http://127.0.0.1:{port}/secrets/{{{{ remoteRef.key }}}}"),
+        &format!("http://127.0.0.1:{port}/secrets/{{{{ .remoteRef.key }}}}"),
         TOKEN,
         "    data: [{secretKey: x, remoteRef: {key: db}}]\n",
     );

@@ -63,6 +63,8 @@ pub struct StoreInfo<'a> {
     pub display: &'a str,
     /// File and line of the store's manifest.
     pub origin: &'a Origin,
+    /// The store's annotations (`courier.dev/template-engine` for webhook templates).
+    pub annotations: &'a crate::core::model::StringMap,
     /// The world comes from a live cluster ([`World::live`]): stores must then read with
     /// the identity they name, not with courier's.
     pub live: bool,

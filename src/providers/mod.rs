@@ -99,6 +99,7 @@ mod tests {
             name: "s",
             display: "Store/s",
             origin: &origin,
+            annotations: &crate::core::model::StringMap::new(),
             live: true,
         };
         match Registry.parse(provider, &config, &info) {

@@ -1,6 +1,8 @@
 //! The webhook provider: values from an HTTP endpoint of your own, read before planning.
-//! URL, body and headers are minijinja templates over `remoteRef` (key, version,
-//! property) and the named credential Secrets (`{{ auth.token }}`); `result.jsonPath`
+//! URL, body and headers are ESO's Go templates over `remoteRef` (key, version,
+//! property) and the named credential Secrets (`{{ .remoteRef.key }}`,
+//! `{{ .auth.token }}`), or courier's minijinja when the store is annotated
+//! `courier.dev/template-engine: minijinja`; `result.jsonPath`
 //! (RFC 9535) picks the value out of the JSON answer. Each distinct request is sent once
 //! per reconcile. Errors quote the URL template, never the rendered URL (it may carry a
 //! token) nor a value.
@@ -12,7 +14,6 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use minijinja::value::Value as TemplateValue;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,8 +26,14 @@ use crate::core::provider::{
 };
 use crate::core::redact::scrub_serde_message;
 use crate::core::secret_bytes::SecretBytes;
+use crate::core::gotemplate;
+use crate::core::labels::TEMPLATE_ENGINE_ANNOTATION;
+use crate::core::plan::Engine;
 use crate::core::template;
 use crate::core::world::{RemoteError, World};
+
+/// The named Secrets' keys, by the name templates use (`auth` in `{{ .auth.token }}`).
+type Credentials = BTreeMap<String, BTreeMap<String, String>>;
 
 /// A read (key with property, version) and what it returned.
 type Answered = ((String, Option<String>), Result<SecretBytes, RemoteError>);
@@ -65,7 +72,17 @@ impl Provider for Webhook {
             .iter()
             .filter_map(|s| store.reference_namespace(s.secret_ref.namespace.as_deref()))
             .collect();
+        let engine = match store.annotations.get(TEMPLATE_ENGINE_ANNOTATION).map(String::as_str) {
+            None | Some("go") => Engine::Go,
+            Some("minijinja") => Engine::Minijinja,
+            Some(other) => {
+                return Err(format!(
+                    "metadata.annotations[{TEMPLATE_ENGINE_ANNOTATION}]: {other:?} is not a template engine: use go (the default, ESO's) or minijinja"
+                ));
+            }
+        };
         Ok(Arc::new(WebhookStore {
+            engine,
             store: store.display.to_owned(),
             config,
             credentials_namespace,
@@ -95,6 +112,8 @@ impl Provider for Webhook {
 /// A webhook store, parsed.
 #[derive(Debug)]
 pub struct WebhookStore {
+    /// The language of its url, body and header templates.
+    engine: Engine,
     /// `Kind/namespace/name`: the key of its prefetched answers.
     store: String,
     config: WebhookProvider,
@@ -157,7 +176,7 @@ fn read_key(key: &str, property: Option<&str>) -> String {
 
 /// Sends every request one store's reads need; returns how many HTTP requests were sent.
 async fn prefetch(webhook: &WebhookStore, wanted: &StoreReads, world: &mut World) -> u64 {
-    let (store, config) = (&webhook.store, &webhook.config);
+    let (store, config, engine) = (&webhook.store, &webhook.config, webhook.engine);
     let credentials = match credentials(config, &webhook.credentials_namespace, world) {
         Ok(credentials) => credentials,
         Err(message) => {
@@ -193,7 +212,7 @@ async fn prefetch(webhook: &WebhookStore, wanted: &StoreReads, world: &mut World
                     property: property.as_deref(),
                     version: version.as_deref(),
                 };
-                let (result, attempts) = request.send(http, env, credentials).await;
+                let (result, attempts) = request.send(http, engine, env, credentials).await;
                 (((read_key, version), result), attempts)
             }
         })
@@ -224,7 +243,7 @@ fn credentials(
     config: &WebhookProvider,
     namespace: &str,
     world: &World,
-) -> Result<BTreeMap<String, TemplateValue>, String> {
+) -> Result<Credentials, String> {
     let mut named = BTreeMap::new();
     for secret in &config.secrets {
         let reference = &secret.secret_ref;
@@ -240,12 +259,11 @@ fn credentials(
         })?;
         named.insert(
             secret.name.clone(),
-            TemplateValue::from_pairs(
-                found
-                    .data
-                    .iter()
-                    .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v.expose()).into_owned())),
-            ),
+            found
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v.expose()).into_owned()))
+                .collect(),
         );
     }
     Ok(named)
@@ -284,28 +302,41 @@ impl Request<'_> {
     async fn send(
         &self,
         http: &reqwest::Client,
+        engine: Engine,
         env: &minijinja::Environment<'_>,
-        credentials: &BTreeMap<String, TemplateValue>,
+        credentials: &Credentials,
     ) -> (Result<SecretBytes, RemoteError>, u64) {
-        let mut context: BTreeMap<String, TemplateValue> = credentials.clone();
-        context.insert(
+        let mut maps = credentials.clone();
+        maps.insert(
             "remoteRef".into(),
-            TemplateValue::from_pairs([
-                ("key", TemplateValue::from(self.key)),
+            BTreeMap::from([
+                ("key".to_owned(), self.key.to_owned()),
                 (
-                    "property",
-                    TemplateValue::from(self.property.unwrap_or_default()),
+                    "property".to_owned(),
+                    self.property.unwrap_or_default().to_owned(),
                 ),
                 (
-                    "version",
-                    TemplateValue::from(self.version.unwrap_or_default()),
+                    "version".to_owned(),
+                    self.version.unwrap_or_default().to_owned(),
                 ),
             ]),
         );
-        let context = TemplateValue::from_pairs(context);
+        let context = (engine == Engine::Minijinja).then(|| {
+            minijinja::Value::from_pairs(maps.iter().map(|(name, map)| {
+                (
+                    name.clone(),
+                    minijinja::Value::from_pairs(
+                        map.iter().map(|(k, v)| (k.clone(), minijinja::Value::from(v.as_str()))),
+                    ),
+                )
+            }))
+        });
         let render = |source: &str, field: &str| {
-            template::render(env, source, &context)
-                .map_err(|e| self.fail(format!("{field}: {}", e.message), false))
+            let rendered = match &context {
+                Some(context) => template::render(env, source, context).map_err(|e| e.message),
+                None => gotemplate::render_maps(field, source, &maps).map_err(|e| e.message),
+            };
+            rendered.map_err(|message| self.fail(format!("{field}: {message}"), false))
         };
         let prepared = (|| {
             let url = render(&self.config.url, "url")?;

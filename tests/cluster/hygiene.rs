@@ -156,7 +156,7 @@ async fn no_command_prints_a_value_outside_rendered_secret_data() {
     // Error paths: a template that fails on the value, and a wrongly typed value.
     std::fs::write(
         world.path().join("bad.yaml"),
-        "apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: y}\nspec:\n  namespaces: [a]\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: s}\n    target: {template: {data: {t: '{{ k | b64dec }}', u: '{{ k | int + 1 }}', v: '{{ (k | fromjson).x }}'}}}\n    dataFrom: [{extract: {key: src}}]\n",
+        "apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: y}\nspec:\n  namespaces: [a]\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: s}\n    target: {template: {data: {t: '{{ div 1 (atoi .k) }}', u: '{{ index .k 1000 }}', v: '{{ (fromJson .k).x.y }}'}}}\n    dataFrom: [{extract: {key: src}}]\n",
     )
     .unwrap();
     for args in [

@@ -43,7 +43,7 @@ async fn apply_writes_values_read_from_a_webhook() {
     std::fs::write(
         platform.manifests.path().join("manifests.yaml"),
         format!(
-            "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: hook-{id}}}\nspec:\n  provider:\n    webhook:\n      url: \"{base}/keys/{{{{ remoteRef.key }}}}\"\n      headers: {{Authorization: \"Bearer {{{{ auth.token }}}}\"}}\n      result: {{jsonPath: \"$.data\"}}\n      secrets: [{{name: auth, secretRef: {{name: hook-credentials, namespace: {central}}}}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: api-{id}}}\nspec:\n  namespaceSelectors: [{{matchLabels: {{{label}: \"true\"}}}}]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: hook-{id}}}\n    target: {{name: api}}\n    dataFrom: [{{extract: {{key: service}}}}]\n",
+            "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: hook-{id}}}\nspec:\n  provider:\n    webhook:\n      url: \"{base}/keys/{{{{ .remoteRef.key }}}}\"\n      headers: {{Authorization: \"Bearer {{{{ .auth.token }}}}\"}}\n      result: {{jsonPath: \"$.data\"}}\n      secrets: [{{name: auth, secretRef: {{name: hook-credentials, namespace: {central}}}}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: api-{id}}}\nspec:\n  namespaceSelectors: [{{matchLabels: {{{label}: \"true\"}}}}]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: hook-{id}}}\n    target: {{name: api}}\n    dataFrom: [{{extract: {{key: service}}}}]\n",
             id = platform.id,
             central = platform.central.name,
             label = platform.label

@@ -44,7 +44,7 @@ pub fn validate(name: &str, source: &str) -> Result<(), GoTemplateError> {
     template(name)
         .parse(source)
         .map(drop)
-        .map_err(|e| scrubbed(&e))
+        .map_err(|e| parse_error(&e))
 }
 
 /// Renders `source` over `values` as ESO does: each value is a string (`{{ .password }}`).
@@ -53,9 +53,32 @@ pub fn render(
     source: &str,
     values: &BTreeMap<String, SecretBytes>,
 ) -> Result<String, GoTemplateError> {
-    let parsed = template(name).parse(source).map_err(|e| scrubbed(&e))?;
+    let parsed = template(name).parse(source).map_err(|e| parse_error(&e))?;
     parsed
         .execute_to_string(&data(values))
+        .map_err(|e| scrubbed(&e))
+}
+
+/// Renders `source` over maps of strings (`{{ .remoteRef.key }}`, `{{ .auth.token }}`),
+/// as ESO's webhook provider does.
+pub fn render_maps(
+    name: &str,
+    source: &str,
+    maps: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<String, GoTemplateError> {
+    let parsed = template(name).parse(source).map_err(|e| parse_error(&e))?;
+    let data: BTreeMap<Arc<str>, Value> = maps
+        .iter()
+        .map(|(name, map)| {
+            let inner: BTreeMap<Arc<str>, Value> = map
+                .iter()
+                .map(|(k, v)| (Arc::from(k.as_str()), Value::String(Arc::from(v.as_str()))))
+                .collect();
+            (Arc::from(name.as_str()), Value::Map(Arc::new(inner)))
+        })
+        .collect();
+    parsed
+        .execute_to_string(&Value::Map(Arc::new(data)))
         .map_err(|e| scrubbed(&e))
 }
 
@@ -74,7 +97,14 @@ pub fn data(values: &BTreeMap<String, SecretBytes>) -> Value {
     Value::Map(Arc::new(map))
 }
 
-/// gotmpl's and the functions' messages can quote text a template produced; keep the
+/// A parse error is about the template's own text, which holds no value: kept whole.
+fn parse_error(error: &gotmpl::TemplateError) -> GoTemplateError {
+    GoTemplateError {
+        message: error.to_string(),
+    }
+}
+
+/// An execution error can quote text the template produced from values: keep the
 /// position and the reason, drop anything quoted.
 fn scrubbed(error: &gotmpl::TemplateError) -> GoTemplateError {
     let text = error.to_string();

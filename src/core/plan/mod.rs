@@ -13,6 +13,7 @@
 //! namespace-dependent specs (a namespaced SecretStore, templateFrom a ConfigMap or
 //! Secret of the target namespace) render per namespace.
 
+mod engine;
 mod fetch;
 mod planner;
 mod remote;
@@ -22,6 +23,7 @@ mod targets;
 mod types;
 mod validate;
 
+pub use engine::Engine;
 pub use fetch::{convert_keys, decode};
 pub use planner::{check, plan};
 pub use remote::remote_requests;

@@ -96,8 +96,12 @@ pub fn check(
         let outcome = planner.resolve_store(instance).and_then(|_| {
             match static_checked
                 .entry(instance.owner_index)
-                .or_insert_with(|| validate_spec(&env, instance.spec).err())
-            {
+                .or_insert_with(|| {
+                    let engine = planner.owners[instance.owner_index].engine.clone();
+                    engine
+                        .and_then(|engine| validate_spec(&env, instance.spec, engine))
+                        .err()
+                }) {
                 Some(failure) => Err(failure.clone()),
                 None => Ok(()),
             }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use minijinja::Environment;
 
+use super::engine::{Engine, Renderer};
 use super::fetch::fetch_values;
 use super::targets::{Instance, Planner};
 use super::types::{Failure, SecretBody};
@@ -15,7 +16,6 @@ use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION}
 use crate::core::model::{MergePolicy, SecretTemplate, StringMap, TemplateScope, TemplateTarget};
 use crate::core::provider::{SecretMap, SecretsClient};
 use crate::core::secret_bytes::SecretBytes;
-use crate::core::template;
 
 pub(super) fn render_body(
     env: &Environment<'_>,
@@ -24,6 +24,7 @@ pub(super) fn render_body(
     client: &dyn SecretsClient,
 ) -> Result<SecretBody, Failure> {
     let spec = instance.spec;
+    let engine = planner.owners[instance.owner_index].engine.clone()?;
     let provider = fetch_values(client, spec)?;
     let (type_, mut labels, mut annotations, data) = match &spec.target.template {
         None => (
@@ -32,7 +33,7 @@ pub(super) fn render_body(
             instance.metadata_annotations.clone(),
             provider,
         ),
-        Some(template) => render_template(env, planner, instance, template, provider)?,
+        Some(template) => render_template(env, engine, planner, instance, template, provider)?,
     };
     for key in data.keys() {
         if !SECRET_KEY.is_match(key) {
@@ -62,15 +63,14 @@ type Rendered = (String, StringMap, StringMap, BTreeMap<String, SecretBytes>);
 
 fn render_template(
     env: &Environment<'_>,
+    engine: Engine,
     planner: &Planner<'_>,
     instance: &Instance<'_>,
     template: &SecretTemplate,
     provider: SecretMap,
 ) -> Result<Rendered, Failure> {
-    let context = template::context(&provider);
-    let render = |source: &str, field: String| {
-        template::render(env, source, &context).map_err(|e| Failure::new(field, e.message))
-    };
+    let renderer = Renderer::new(engine, env, &provider);
+    let render = |name: &str, source: &str, field: String| renderer.render(name, source, field);
     let mut data: BTreeMap<String, String> = BTreeMap::new();
     let mut labels = StringMap::new();
     let mut annotations = StringMap::new();
@@ -123,7 +123,7 @@ fn render_template(
                         Failure::new(field.clone(), format!("key not found in {object}"))
                     })?
                     .ok_or_else(|| Failure::new(field.clone(), "template is not UTF-8 text"))?;
-                let output = render(source, field.clone())?;
+                let output = render(&item.key, source, field.clone())?;
                 add_rendered(
                     sink,
                     &item.key,
@@ -135,26 +135,27 @@ fn render_template(
         }
         if let Some(literal) = &from.literal {
             let field = format!("{at}.literal");
-            let output = render(literal, field.clone())?;
+            // ESO names a KeysAndValues template after its own text.
+            let output = render(literal, literal, field.clone())?;
             add_rendered(sink, "", TemplateScope::KeysAndValues, output, &field)?;
         }
     }
     for (key, source) in &template.data {
         data.insert(
             key.clone(),
-            render(source, format!("template.data[{key}]"))?,
+            render(key, source, format!("template.data[{key}]"))?,
         );
     }
     for (key, source) in &template.metadata.labels {
         labels.insert(
             key.clone(),
-            render(source, format!("template.metadata.labels[{key}]"))?,
+            render(key, source, format!("template.metadata.labels[{key}]"))?,
         );
     }
     for (key, source) in &template.metadata.annotations {
         annotations.insert(
             key.clone(),
-            render(source, format!("template.metadata.annotations[{key}]"))?,
+            render(key, source, format!("template.metadata.annotations[{key}]"))?,
         );
     }
     let templated: BTreeMap<String, SecretBytes> = data

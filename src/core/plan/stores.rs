@@ -193,6 +193,7 @@ fn parse_store(
         name: &meta.name,
         display: &display,
         origin: &store.origin,
+        annotations: &meta.annotations,
         live,
     };
     providers

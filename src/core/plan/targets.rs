@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::engine::{Engine, engine_of};
 use super::stores::{ResolvedStore, StoreIndex};
 use super::types::{Failure, PlanError};
 use crate::core::load::{Manifests, Origin, object_display};
@@ -29,6 +30,8 @@ pub(super) struct Owner<'m> {
     pub(super) origin: &'m Origin,
     pub(super) display: Arc<str>,
     pub(super) deletion_policy: DeletionPolicy,
+    /// The template language it asked for, or why its choice is invalid.
+    pub(super) engine: Result<Engine, Failure>,
 }
 
 /// The manifests and world a plan is made against, indexed once.
@@ -51,6 +54,10 @@ impl<'m> Planner<'m> {
             owners.push(Owner {
                 origin: &ces.origin,
                 display: display.into(),
+                engine: engine_of(
+                    &ces.object.metadata.annotations,
+                    &ces.object.spec.external_secret_spec,
+                ),
                 deletion_policy: ces
                     .object
                     .spec
@@ -66,6 +73,7 @@ impl<'m> Planner<'m> {
             owners.push(Owner {
                 origin: &es.origin,
                 display: display.into(),
+                engine: engine_of(&meta.annotations, &es.object.spec),
                 deletion_policy: es.object.spec.target.deletion_policy.unwrap_or_default(),
             });
         }

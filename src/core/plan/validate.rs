@@ -6,9 +6,9 @@ use std::sync::LazyLock;
 use minijinja::Environment;
 use regex::Regex;
 
+use super::engine::{Engine, validate as validate_template};
 use super::types::Failure;
 use crate::core::model::{ExternalSecretSpec, LabelSelector};
-use crate::core::template;
 
 /// Keys Kubernetes accepts in Secret data (ESO's key pattern).
 pub(super) static SECRET_KEY: LazyLock<Regex> =
@@ -23,6 +23,7 @@ pub(super) fn compile_rewrite(pattern: &str, field: &str) -> Result<Regex, Failu
 pub(super) fn validate_spec(
     env: &Environment<'_>,
     spec: &ExternalSecretSpec,
+    engine: Engine,
 ) -> Result<(), Failure> {
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
@@ -87,24 +88,25 @@ pub(super) fn validate_spec(
         }
     }
     if let Some(template) = &spec.target.template {
+        let check = |key: &str, source: &str, field: String| {
+            validate_template(engine, env, key, source).map_err(|m| Failure::new(field, m))
+        };
         for (key, source) in &template.data {
-            template::validate(env, source)
-                .map_err(|e| Failure::new(format!("template.data[{key}]"), e.message))?;
+            check(key, source, format!("template.data[{key}]"))?;
         }
         for (key, source) in &template.metadata.labels {
-            template::validate(env, source)
-                .map_err(|e| Failure::new(format!("template.metadata.labels[{key}]"), e.message))?;
+            check(key, source, format!("template.metadata.labels[{key}]"))?;
         }
         for (key, source) in &template.metadata.annotations {
-            template::validate(env, source).map_err(|e| {
-                Failure::new(format!("template.metadata.annotations[{key}]"), e.message)
-            })?;
+            check(key, source, format!("template.metadata.annotations[{key}]"))?;
         }
         for (index, from) in template.template_from.iter().enumerate() {
             if let Some(literal) = &from.literal {
-                template::validate(env, literal).map_err(|e| {
-                    Failure::new(format!("template.templateFrom[{index}].literal"), e.message)
-                })?;
+                check(
+                    literal,
+                    literal,
+                    format!("template.templateFrom[{index}].literal"),
+                )?;
             }
         }
     }

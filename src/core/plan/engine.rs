@@ -1,0 +1,125 @@
+//! Which language a manifest's templates are in: ESO's Go templates (engine v2), as ESO
+//! runs them, unless the manifest opts into courier's minijinja dialect with the
+//! annotation `courier.dev/template-engine: minijinja` (which ESO's CRDs accept and
+//! ignore).
+
+use minijinja::Environment;
+
+use super::types::Failure;
+use crate::core::gotemplate;
+use crate::core::labels::TEMPLATE_ENGINE_ANNOTATION;
+use crate::core::model::{ExternalSecretSpec, StringMap};
+use crate::core::provider::SecretMap;
+use crate::core::template;
+
+/// A template language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Go `text/template` with sprig, as ESO's engine v2.
+    Go,
+    /// courier's minijinja dialect, with its filters and built-in shapes.
+    Minijinja,
+}
+
+/// The language a manifest (its own annotations, and its ExternalSecret spec) asks for.
+pub(super) fn engine_of(
+    annotations: &StringMap,
+    spec: &ExternalSecretSpec,
+) -> Result<Engine, Failure> {
+    let engine = match annotations
+        .get(TEMPLATE_ENGINE_ANNOTATION)
+        .map(String::as_str)
+    {
+        None | Some("go") => Engine::Go,
+        Some("minijinja") => Engine::Minijinja,
+        Some(other) => {
+            return Err(Failure::new(
+                format!("metadata.annotations[{TEMPLATE_ENGINE_ANNOTATION}]"),
+                format!(
+                    "{other:?} is not a template engine: use go (the default, ESO's) or minijinja"
+                ),
+            ));
+        }
+    };
+    let version = spec
+        .target
+        .template
+        .as_ref()
+        .and_then(|t| t.engine_version.as_deref());
+    if engine == Engine::Go && version.is_some_and(|v| v != "v2") {
+        return Err(Failure::new(
+            "template.engineVersion".to_owned(),
+            format!(
+                "{:?} is not supported: courier runs ESO's engine v2 (Go templates with sprig); write engineVersion: v2",
+                version.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(engine)
+}
+
+/// Renders one template of a target.
+pub(super) struct Renderer<'a> {
+    engine: Engine,
+    env: &'a Environment<'a>,
+    values: &'a SecretMap,
+    context: Option<minijinja::Value>,
+}
+
+impl<'a> Renderer<'a> {
+    pub(super) fn new(engine: Engine, env: &'a Environment<'a>, values: &'a SecretMap) -> Self {
+        let context = (engine == Engine::Minijinja).then(|| template::context(values));
+        Self {
+            engine,
+            env,
+            values,
+            context,
+        }
+    }
+
+    /// `name` is what ESO names the template (the key), so Go's positions read
+    /// `template: <key>:1:3`.
+    pub(super) fn render(
+        &self,
+        name: &str,
+        source: &str,
+        field: String,
+    ) -> Result<String, Failure> {
+        match (&self.engine, &self.context) {
+            (Engine::Minijinja, Some(context)) => template::render(self.env, source, context)
+                .map_err(|e| Failure::new(field, e.message)),
+            _ => gotemplate::render(name, source, self.values)
+                .map_err(|e| Failure::new(field, with_hint(self.env, source, e.message))),
+        }
+    }
+}
+
+/// Checks that a template parses, without values (for `check`).
+pub(super) fn validate(
+    engine: Engine,
+    env: &Environment<'_>,
+    name: &str,
+    source: &str,
+) -> Result<(), String> {
+    match engine {
+        Engine::Minijinja => template::validate(env, source).map_err(|e| e.message),
+        Engine::Go => {
+            gotemplate::validate(name, source).map_err(|e| with_hint(env, source, e.message))
+        }
+    }
+}
+
+/// A Go template that does not parse but would as minijinja is probably courier's old
+/// dialect: say how to keep it or convert it.
+fn with_hint(env: &Environment<'_>, source: &str, message: String) -> String {
+    // gotmpl finds an unknown function when executing, where Go finds it when parsing.
+    let not_go =
+        message.contains("undefined function") || gotemplate::validate("t", source).is_err();
+    if not_go && template::validate(env, source).is_ok() {
+        format!(
+            "{message}\nhint: this is courier's minijinja dialect; ESO's templates are Go templates ({{{{ .key }}}}); keep minijinja with the annotation {TEMPLATE_ENGINE_ANNOTATION}: minijinja"
+        )
+    } else {
+        message
+    }
+}
