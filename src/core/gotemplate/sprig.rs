@@ -399,21 +399,15 @@ pub fn functions() -> FuncMap {
     add("lower", string_fn(|s| s.to_lowercase(), "lower"));
     add("title", string_fn(go_title, "title"));
     add("trim", string_fn(|s| s.trim().to_owned(), "trim"));
-    add(
-        "nospace",
-        string_fn(
-            |s| s.chars().filter(|c| !c.is_whitespace()).collect(),
-            "nospace",
-        ),
-    );
+    add("nospace", string_fn(go_delete_white_space, "nospace"));
     add("b64enc", string_fn(|s| STANDARD.encode(s), "b64enc"));
     add(
         "b64dec",
         string_fn(
-            |s| match STANDARD.decode(s) {
+            |s| match go_base64_decode(s.as_bytes()) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 // sprig returns the error's text as the result.
-                Err(e) => go_base64_error(s, &e),
+                Err(offset) => format!("illegal base64 data at input byte {offset}"),
             },
             "b64dec",
         ),
@@ -965,17 +959,98 @@ fn go_split(s: &str, separator: &str) -> Vec<String> {
     s.split(separator).map(str::to_owned).collect()
 }
 
-/// Go's `base64.CorruptInputError` text for the first bad byte.
-fn go_base64_error(input: &str, error: &base64::DecodeError) -> String {
-    let offset = match error {
-        base64::DecodeError::InvalidByte(offset, _) => *offset,
-        base64::DecodeError::InvalidLastSymbol { offset, .. } => *offset,
-        // Go reports where the incomplete last quantum starts.
-        base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => {
-            input.len() / 4 * 4
+/// sprig's `nospace` (goutils' `DeleteWhiteSpace`) walks the string byte by byte, takes
+/// each byte as a rune, and drops Unicode spaces: so a multi-byte character comes out as
+/// its bytes read as Latin-1, and the bytes 0x85 and 0xA0 vanish. Reproduced as is.
+fn go_delete_white_space(s: &str) -> String {
+    s.bytes()
+        .map(char::from)
+        .filter(|c| {
+            !matches!(
+                c,
+                '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}'
+            )
+        })
+        .collect()
+}
+
+/// Go's `base64.StdEncoding.DecodeString`: `\r` and `\n` are skipped anywhere, padding
+/// is required, and an error names the offset Go's decoder reports.
+fn go_base64_decode(src: &[u8]) -> std::result::Result<Vec<u8>, usize> {
+    fn sextet(c: u8) -> Option<u8> {
+        match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
         }
-    };
-    format!("illegal base64 data at input byte {offset}")
+    }
+    let newline = |c: u8| c == b'\n' || c == b'\r';
+    let mut out = Vec::with_capacity(src.len() / 4 * 3);
+    let mut si = 0;
+    loop {
+        let mut quantum = [0u8; 4];
+        let mut filled = 0;
+        let mut trailing = None;
+        let mut length = 4;
+        while filled < 4 {
+            if si == src.len() {
+                if filled == 0 {
+                    return Ok(out);
+                }
+                // The standard encoding wants its padding.
+                return Err(si - filled);
+            }
+            let c = src[si];
+            si += 1;
+            if let Some(value) = sextet(c) {
+                quantum[filled] = value;
+                filled += 1;
+                continue;
+            }
+            if newline(c) {
+                continue;
+            }
+            if c != b'=' || filled < 2 {
+                return Err(si - 1);
+            }
+            if filled == 2 {
+                // A second '=' must follow, newlines aside.
+                while si < src.len() && newline(src[si]) {
+                    si += 1;
+                }
+                if si == src.len() {
+                    return Err(src.len());
+                }
+                if src[si] != b'=' {
+                    return Err(si - 1);
+                }
+                si += 1;
+            }
+            while si < src.len() && newline(src[si]) {
+                si += 1;
+            }
+            if si < src.len() {
+                trailing = Some(si);
+            }
+            length = filled;
+            break;
+        }
+        let value = (u32::from(quantum[0]) << 18)
+            | (u32::from(quantum[1]) << 12)
+            | (u32::from(quantum[2]) << 6)
+            | u32::from(quantum[3]);
+        let bytes = [(value >> 16) as u8, (value >> 8) as u8, value as u8];
+        out.extend_from_slice(&bytes[..length - 1]);
+        if let Some(offset) = trailing {
+            return Err(offset);
+        }
+        if length < 4 {
+            return Ok(out);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -993,5 +1068,21 @@ mod tests {
         assert_eq!(parse_go_int("abc"), None);
         assert_eq!(go_json_float(3.0), "3");
         assert_eq!(go_json_float(0.5), "0.5");
+    }
+
+    #[test]
+    fn base64_decodes_and_fails_where_go_does() {
+        assert_eq!(go_base64_decode(b"aGVsbG8="), Ok(b"hello".to_vec()));
+        assert_eq!(
+            go_base64_decode(
+                b"aGVs
+bG8="
+            ),
+            Ok(b"hello".to_vec())
+        );
+        assert_eq!(go_base64_decode(b"aGVsbG8"), Err(4));
+        assert_eq!(go_base64_decode(b"a*bc"), Err(1));
+        assert_eq!(go_base64_decode(b"aGk=x"), Err(4));
+        assert_eq!(go_base64_decode(b""), Ok(Vec::new()));
     }
 }
