@@ -155,7 +155,7 @@ impl Generator {
             "\" x \"",
             "\"<&>\"",
         ];
-        if depth == 0 || self.next() % 4 == 0 {
+        if depth == 0 || self.next().is_multiple_of(4) {
             return self.pick(&LEAVES).to_owned();
         }
         let a = self.string(depth - 1);
