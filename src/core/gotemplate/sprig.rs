@@ -877,6 +877,313 @@ pub fn functions() -> FuncMap {
             Ok(text(pattern.replace_all(s, regex::NoExpand(replacement))))
         }),
     );
+    add(
+        "sha1sum",
+        string_fn(|s| hex(&sha1::Sha1::digest(s.as_bytes())), "sha1sum"),
+    );
+    add(
+        "adler32sum",
+        string_fn(
+            |s| {
+                let (mut a, mut b) = (1u32, 0u32);
+                for byte in s.bytes() {
+                    a = (a + u32::from(byte)) % 65521;
+                    b = (b + a) % 65521;
+                }
+                ((b << 16) | a).to_string()
+            },
+            "adler32sum",
+        ),
+    );
+    add(
+        "untitle",
+        string_fn(
+            |s| {
+                let mut previous_is_space = true;
+                s.chars()
+                    .map(|c| {
+                        let out = if previous_is_space {
+                            c.to_lowercase().next().unwrap_or(c)
+                        } else {
+                            c
+                        };
+                        previous_is_space = c.is_whitespace();
+                        out
+                    })
+                    .collect()
+            },
+            "untitle",
+        ),
+    );
+    add(
+        "substr",
+        Arc::new(|args: &[Value]| {
+            arity(args, 3, "substr")?;
+            let start = int_arg(args, 0, "substr")?;
+            let end = int_arg(args, 1, "substr")?;
+            let s = string_arg(args, 2, "substr")?;
+            let length = s.len() as i64;
+            let piece = if start < 0 {
+                s.get(..end.clamp(0, length) as usize)
+            } else if end < 0 || end > length {
+                s.get(start.min(length) as usize..)
+            } else if start > end {
+                None
+            } else {
+                s.get(start as usize..end as usize)
+            };
+            piece
+                .map(text)
+                .ok_or_else(|| error("substr: slice bounds out of range"))
+        }),
+    );
+    add(
+        "regexFindAll",
+        Arc::new(|args: &[Value]| {
+            arity(args, 3, "regexFindAll")?;
+            let pattern = regex(string_arg(args, 0, "regexFindAll")?, "regexFindAll")?;
+            let s = string_arg(args, 1, "regexFindAll")?;
+            let n = int_arg(args, 2, "regexFindAll")?;
+            let limit = if n < 0 { usize::MAX } else { n as usize };
+            let found: Vec<Value> = pattern
+                .find_iter(s)
+                .take(limit)
+                .map(|m| text(m.as_str()))
+                .collect();
+            Ok(Value::List(found.into()))
+        }),
+    );
+    add(
+        "regexSplit",
+        Arc::new(|args: &[Value]| {
+            arity(args, 3, "regexSplit")?;
+            let pattern = regex(string_arg(args, 0, "regexSplit")?, "regexSplit")?;
+            let s = string_arg(args, 1, "regexSplit")?;
+            let n = int_arg(args, 2, "regexSplit")?;
+            if n == 0 {
+                return Ok(Value::List(Vec::new().into()));
+            }
+            let parts: Vec<Value> = if n < 0 {
+                pattern.split(s).map(text).collect()
+            } else {
+                pattern.splitn(s, n as usize).map(text).collect()
+            };
+            Ok(Value::List(parts.into()))
+        }),
+    );
+    for (name, at_front) in [("append", false), ("push", false), ("prepend", true)] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                arity(args, 2, name)?;
+                let Value::List(items) = &args[0] else {
+                    return Err(error(format!(
+                        "Cannot {name} on type {}",
+                        type_name(&args[0])
+                    )));
+                };
+                let mut out = items.to_vec();
+                if at_front {
+                    out.insert(0, args[1].clone());
+                } else {
+                    out.push(args[1].clone());
+                }
+                Ok(Value::List(out.into()))
+            }),
+        );
+    }
+    for (name, pick) in [
+        (
+            "rest",
+            (|items: &[Value]| items.get(1..).map(<[Value]>::to_vec))
+                as fn(&[Value]) -> Option<Vec<Value>>,
+        ),
+        ("initial", |items| {
+            items.len().checked_sub(1).map(|n| items[..n].to_vec())
+        }),
+        ("reverse", |items| {
+            Some(items.iter().rev().cloned().collect())
+        }),
+    ] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                arity(args, 1, name)?;
+                match &args[0] {
+                    // An empty list gives an empty list (Go prints a nil slice as []).
+                    Value::List(items) => Ok(Value::List(pick(items).unwrap_or_default().into())),
+                    other => Err(error(format!(
+                        "Cannot find {name} on type {}",
+                        type_name(other)
+                    ))),
+                }
+            }),
+        );
+    }
+    add(
+        "without",
+        Arc::new(|args: &[Value]| {
+            let Some(Value::List(items)) = args.first() else {
+                return Err(error("without: the first argument must be a list"));
+            };
+            let out: Vec<Value> = items
+                .iter()
+                .filter(|item| !args[1..].contains(item))
+                .cloned()
+                .collect();
+            Ok(Value::List(out.into()))
+        }),
+    );
+    add(
+        "concat",
+        Arc::new(|args: &[Value]| {
+            let mut out = Vec::new();
+            for arg in args {
+                match arg {
+                    Value::List(items) => out.extend(items.iter().cloned()),
+                    other => {
+                        return Err(error(format!(
+                            "Cannot concat type {} as list",
+                            type_name(other)
+                        )));
+                    }
+                }
+            }
+            Ok(Value::List(out.into()))
+        }),
+    );
+    add(
+        "until",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "until")?;
+            let count = int_arg(args, 0, "until")?;
+            if count > 1_000_000 {
+                return Err(error("until: more than 1,000,000 items"));
+            }
+            let items: Vec<Value> = if count >= 0 {
+                (0..count).map(Value::Int).collect()
+            } else {
+                (count + 1..=0).rev().map(Value::Int).collect()
+            };
+            Ok(Value::List(items.into()))
+        }),
+    );
+    add(
+        "set",
+        Arc::new(|args: &[Value]| {
+            arity(args, 3, "set")?;
+            let mut map = (*map_of(&args[0], "set")?).clone();
+            map.insert(Arc::from(string_arg(args, 1, "set")?), args[2].clone());
+            Ok(Value::Map(Arc::new(map)))
+        }),
+    );
+    add(
+        "unset",
+        Arc::new(|args: &[Value]| {
+            arity(args, 2, "unset")?;
+            let mut map = (*map_of(&args[0], "unset")?).clone();
+            map.remove(string_arg(args, 1, "unset")?);
+            Ok(Value::Map(Arc::new(map)))
+        }),
+    );
+    add(
+        "pick",
+        Arc::new(|args: &[Value]| {
+            let map = map_of(args.first().unwrap_or(&Value::Nil), "pick")?;
+            let wanted: Vec<String> = args[1..].iter().map(strval).collect();
+            let picked = map
+                .iter()
+                .filter(|(k, _)| wanted.iter().any(|w| w.as_str() == &***k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Ok(Value::Map(Arc::new(picked)))
+        }),
+    );
+    add(
+        "omit",
+        Arc::new(|args: &[Value]| {
+            let map = map_of(args.first().unwrap_or(&Value::Nil), "omit")?;
+            let unwanted: Vec<String> = args[1..].iter().map(strval).collect();
+            let kept = map
+                .iter()
+                .filter(|(k, _)| !unwanted.iter().any(|w| w.as_str() == &***k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Ok(Value::Map(Arc::new(kept)))
+        }),
+    );
+    add(
+        "dig",
+        Arc::new(|args: &[Value]| {
+            // dig "a" "b" <default> <dict>
+            if args.len() < 3 {
+                return Err(error("dig: needs keys, a default and a map"));
+            }
+            let map = &args[args.len() - 1];
+            let fallback = &args[args.len() - 2];
+            let mut current = map.clone();
+            for key in &args[..args.len() - 2] {
+                let key = match key {
+                    Value::String(s) => s.clone(),
+                    other => {
+                        return Err(error(format!(
+                            "dig: wrong type for value; expected string; got {}",
+                            type_name(other)
+                        )));
+                    }
+                };
+                current = match &current {
+                    Value::Map(m) => match m.get(&*key) {
+                        Some(v) => v.clone(),
+                        None => return Ok(fallback.clone()),
+                    },
+                    _ => return Ok(fallback.clone()),
+                };
+            }
+            Ok(current)
+        }),
+    );
+    add(
+        "toStrings",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "toStrings")?;
+            Ok(Value::List(
+                strslice(&args[0])
+                    .into_iter()
+                    .map(text)
+                    .collect::<Vec<_>>()
+                    .into(),
+            ))
+        }),
+    );
+    add(
+        "fail",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "fail")?;
+            Err(error(string_arg(args, 0, "fail")?.to_owned()))
+        }),
+    );
+    add(
+        "plural",
+        Arc::new(|args: &[Value]| {
+            arity(args, 3, "plural")?;
+            let one = string_arg(args, 0, "plural")?;
+            let many = string_arg(args, 1, "plural")?;
+            let count = int_arg(args, 2, "plural")?;
+            Ok(text(if count == 1 { one } else { many }))
+        }),
+    );
+    add(
+        "regexReplaceAll",
+        Arc::new(|args: &[Value]| {
+            arity(args, 3, "regexReplaceAll")?;
+            let pattern = regex(string_arg(args, 0, "regexReplaceAll")?, "regexReplaceAll")?;
+            let s = string_arg(args, 1, "regexReplaceAll")?;
+            let replacement = string_arg(args, 2, "regexReplaceAll")?;
+            // Go's Expand and Rust's share the rules: `$1x` names group "1x", `$$` is `$`.
+            Ok(text(pattern.replace_all(s, replacement)))
+        }),
+    );
     // sprig's `slice` shadows Go's builtin: lists only.
     add(
         "slice",
@@ -913,7 +1220,7 @@ pub fn functions() -> FuncMap {
 
 /// ESO's and sprig's functions courier does not implement yet: registered so that a
 /// template using one says so.
-const NOT_YET: [&str; 22] = [
+const NOT_YET: [&str; 21] = [
     "toYaml",
     "fromYaml",
     "pkcs12key",
@@ -932,7 +1239,6 @@ const NOT_YET: [&str; 22] = [
     "jwkPublicKeyPem",
     "jwkPrivateKeyPem",
     "rsaDecrypt",
-    "regexReplaceAll",
     "now",
     "date",
     "randAlphaNum",
