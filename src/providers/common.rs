@@ -6,9 +6,44 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::core::model::{ExternalSecretSpec, RemoteRef};
 use crate::core::provider::{FetchError, StoreReads};
+use crate::core::redact::scrub_serde_message;
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::world::{RemoteError, World};
+
+/// A store's `spec.provider.<name>`, typed; the error names the field, never a value.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
+    config: &Value,
+) -> std::result::Result<T, String> {
+    serde_json::from_value(config.clone()).map_err(|e| scrub_serde_message(&e.to_string()))
+}
+
+/// The reads a spec makes of a store that answers by key: every `data[].remoteRef` (its
+/// read key as `key_of` makes it), every `dataFrom[].extract`, and each
+/// `dataFrom[].find.name.regexp` as a find.
+pub(crate) fn key_reads(
+    spec: &ExternalSecretSpec,
+    reads: &mut StoreReads,
+    key_of: impl Fn(&RemoteRef) -> String,
+) {
+    for data in &spec.data {
+        let reference = &data.remote_ref;
+        reads
+            .reads
+            .insert((key_of(reference), reference.version.clone()));
+    }
+    for from in &spec.data_from {
+        if let Some(extract) = &from.extract {
+            reads
+                .reads
+                .insert((extract.key.clone(), extract.version.clone()));
+        }
+        if let Some(name) = from.find.as_ref().and_then(|f| f.name.as_ref()) {
+            reads.finds.insert(name.regexp.clone());
+        }
+    }
+}
 
 /// Records `message` as the answer to every read and find of one store.
 pub(crate) fn fail_all(world: &mut World, store: &str, wanted: &StoreReads, message: &str) {

@@ -30,7 +30,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::common::{go_json_of_text_map, json_path, json_result_bytes};
+use super::common::{go_json_of_text_map, json_path, json_result_bytes, parse_config};
 use super::provider::{FetchContext, FetchStats, Provider};
 use crate::core::load::StoreKind;
 use crate::core::model::{
@@ -40,7 +40,6 @@ use crate::core::plan::convert_keys;
 use crate::core::provider::{
     FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider, StoreReads,
 };
-use crate::core::redact::scrub_serde_message;
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::world::{RemoteError, SourceSecret, StoreSecrets, World};
 
@@ -54,8 +53,7 @@ impl Provider for Kubernetes {
     }
 
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
-        let config: KubernetesProvider = serde_json::from_value(config.clone())
-            .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        let config: KubernetesProvider = parse_config(config)?;
         validate(&config, store)?;
         let remote_namespace = config
             .remote_namespace

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use super::common::{
+use super::common::{key_reads, parse_config, 
     fail_all, json_path, json_result_bytes, prefetched, remote_value_bytes, sorted_json,
 };
 use super::provider::{FetchContext, FetchStats, Provider};
@@ -25,7 +25,6 @@ use crate::core::plan::convert_keys;
 use crate::core::provider::{
     FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider, StoreReads,
 };
-use crate::core::redact::scrub_serde_message;
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::world::{RemoteError, World};
 
@@ -48,8 +47,7 @@ impl Provider for Vault {
     }
 
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
-        let config: VaultProvider = serde_json::from_value(config.clone())
-            .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        let config: VaultProvider = parse_config(config)?;
         let auth = &config.auth;
         let references = [
             ("auth.tokenSecretRef", auth.token_secret_ref.as_ref()),
@@ -160,22 +158,7 @@ impl StoreProvider for VaultStore {
     }
 
     fn remote_reads(&self, _: &str, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
-        for data in &spec.data {
-            let reference = &data.remote_ref;
-            reads
-                .reads
-                .insert((reference.key.clone(), reference.version.clone()));
-        }
-        for from in &spec.data_from {
-            if let Some(extract) = &from.extract {
-                reads
-                    .reads
-                    .insert((extract.key.clone(), extract.version.clone()));
-            }
-            if let Some(name) = from.find.as_ref().and_then(|f| f.name.as_ref()) {
-                reads.finds.insert(name.regexp.clone());
-            }
-        }
+        key_reads(spec, reads, |reference| reference.key.clone());
     }
 
     fn world_namespaces(&self) -> BTreeSet<String> {

@@ -17,14 +17,13 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::common::{fail_all, json_result_bytes, prefetched, remote_value_bytes};
+use super::common::{key_reads, parse_config, fail_all, json_result_bytes, prefetched, remote_value_bytes};
 use super::provider::{FetchContext, FetchStats, Provider};
 use crate::core::duration::parse_go_duration;
 use crate::core::model::{ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, null_default};
 use crate::core::provider::{
     FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider, StoreReads,
 };
-use crate::core::redact::scrub_serde_message;
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::gotemplate;
 use crate::core::labels::TEMPLATE_ENGINE_ANNOTATION;
@@ -51,8 +50,7 @@ impl Provider for Webhook {
     }
 
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
-        let config: WebhookProvider = serde_json::from_value(config.clone())
-            .map_err(|e| scrub_serde_message(&e.to_string()))?;
+        let config: WebhookProvider = parse_config(config)?;
         for secret in &config.secrets {
             store.check_reference(
                 &format!("secrets[{}].secretRef", secret.name),
@@ -140,21 +138,7 @@ impl StoreProvider for WebhookStore {
     }
 
     fn remote_reads(&self, _: &str, spec: &ExternalSecretSpec, reads: &mut StoreReads) {
-        for data in &spec.data {
-            let reference = &data.remote_ref;
-            let key = read_key(&reference.key, reference.property.as_deref());
-            reads.reads.insert((key, reference.version.clone()));
-        }
-        for from in &spec.data_from {
-            if let Some(extract) = &from.extract {
-                reads
-                    .reads
-                    .insert((extract.key.clone(), extract.version.clone()));
-            }
-            if let Some(name) = from.find.as_ref().and_then(|f| f.name.as_ref()) {
-                reads.finds.insert(name.regexp.clone());
-            }
-        }
+        key_reads(spec, reads, |reference| read_key(&reference.key, reference.property.as_deref()));
     }
 
     fn world_namespaces(&self) -> BTreeSet<String> {

@@ -490,30 +490,20 @@ pub fn functions() -> FuncMap {
             }),
         );
     }
-    add(
-        "indent",
-        Arc::new(|args: &[Value]| {
-            arity(args, 2, "indent")?;
-            let pad = " ".repeat(int_arg(args, 0, "indent")?.max(0) as usize);
-            let s = string_arg(args, 1, "indent")?;
-            Ok(text(format!(
-                "{pad}{}",
-                s.replace('\n', &format!("\n{pad}"))
-            )))
-        }),
-    );
-    add(
-        "nindent",
-        Arc::new(|args: &[Value]| {
-            arity(args, 2, "nindent")?;
-            let pad = " ".repeat(int_arg(args, 0, "nindent")?.max(0) as usize);
-            let s = string_arg(args, 1, "nindent")?;
-            Ok(text(format!(
-                "\n{pad}{}",
-                s.replace('\n', &format!("\n{pad}"))
-            )))
-        }),
-    );
+    for (name, lead) in [("indent", ""), ("nindent", "\n")] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                arity(args, 2, name)?;
+                let pad = " ".repeat(int_arg(args, 0, name)?.max(0) as usize);
+                let s = string_arg(args, 1, name)?;
+                Ok(text(format!(
+                    "{lead}{pad}{}",
+                    s.replace('\n', &format!("\n{pad}"))
+                )))
+            }),
+        );
+    }
     add(
         "trunc",
         Arc::new(|args: &[Value]| {
