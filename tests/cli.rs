@@ -358,3 +358,20 @@ fn the_example_ci_script_passes_a_good_repo_and_fails_a_broken_one() {
         String::from_utf8_lossy(&failed.stderr)
     );
 }
+
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let once = courier(&["render", "examples/platform"], None);
+    let twice = courier(
+        &[
+            "render",
+            "examples/platform",
+            "examples/platform/namespaces.yaml",
+            "./examples/platform/../platform/namespaces.yaml",
+        ],
+        None,
+    );
+    assert_eq!(twice.code, 0, "{}", twice.stderr);
+    assert!(!twice.stderr.contains("defined twice"), "{}", twice.stderr);
+    assert_eq!(twice.stdout, once.stdout);
+}

@@ -163,6 +163,14 @@ pub fn load_paths_partial_with(
         default_namespace: options.default_namespace.clone(),
         ..Loader::default()
     };
+    // A file named twice (a directory and a file inside it) is read once.
+    let mut read_paths = std::collections::HashSet::new();
+    files.retain(|file| match file {
+        FileInput::Path(path) => {
+            read_paths.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        }
+        FileInput::Stdin => true,
+    });
     for file in files {
         let (name, text) = match file.read() {
             Ok(read) => read,
@@ -421,6 +429,15 @@ impl Loader {
                 object: value.clone(),
             });
         }
+        if is_eso && !handled && !ESO_OTHER_KINDS.contains(&kind) {
+            let hint = did_you_mean(kind, &ESO_KINDS)
+                .map(|close| format!("; did you mean {close}?"))
+                .unwrap_or_default();
+            return Err(fail(
+                Some(display),
+                format!("unknown kind {kind:?} in {ESO_GROUP}{hint}"),
+            ));
+        }
         if !handled {
             return Ok(());
         }
@@ -488,16 +505,29 @@ impl Loader {
                     object: (store_kind, loaded.object),
                 });
             }
-            "ClusterExternalSecret" => self
-                .inputs
-                .manifests
-                .cluster_external_secrets
-                .push(typed_object(origin, &display, value)?),
-            "ExternalSecret" => self
-                .inputs
-                .manifests
-                .external_secrets
-                .push(typed_object(origin, &display, value)?),
+            "ClusterExternalSecret" => {
+                let loaded: Loaded<ClusterExternalSecretManifest> =
+                    typed_object(origin, &display, value)?;
+                let spec = &loaded.object.spec;
+                check_duration(origin, &display, "spec.refreshTime", &spec.refresh_time)?;
+                check_duration(
+                    origin,
+                    &display,
+                    "spec.externalSecretSpec.refreshInterval",
+                    &spec.external_secret_spec.refresh_interval,
+                )?;
+                self.inputs.manifests.cluster_external_secrets.push(loaded);
+            }
+            "ExternalSecret" => {
+                let loaded: Loaded<ExternalSecretManifest> = typed_object(origin, &display, value)?;
+                check_duration(
+                    origin,
+                    &display,
+                    "spec.refreshInterval",
+                    &loaded.object.spec.refresh_interval,
+                )?;
+                self.inputs.manifests.external_secrets.push(loaded);
+            }
             _ => unreachable!("kind checked above"),
         }
         Ok(())
@@ -505,6 +535,60 @@ impl Loader {
 
     fn finish(self) -> (Inputs, Vec<LoadError>) {
         (self.inputs, self.errors)
+    }
+}
+
+/// The ESO kinds courier renders.
+const ESO_KINDS: [&str; 4] = [
+    "ClusterExternalSecret",
+    "ExternalSecret",
+    "ClusterSecretStore",
+    "SecretStore",
+];
+
+/// Other kinds of ESO's group, which courier passes through untouched.
+const ESO_OTHER_KINDS: [&str; 2] = ["PushSecret", "ClusterPushSecret"];
+
+/// The known name within two edits of `word` (a typo, a plural), if there is one.
+fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut previous: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut current = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let substitution = previous[j] + usize::from(ca != *cb);
+                current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+            }
+            previous = current;
+        }
+        previous[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(&word.to_lowercase(), &k.to_lowercase()), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// ESO's CRDs take a Go duration (`1h`, `90s`); anything else is refused at load, as the
+/// API server would.
+fn check_duration(
+    origin: &Origin,
+    display: &str,
+    field: &str,
+    value: &Option<String>,
+) -> Result<(), LoadError> {
+    match value {
+        Some(text) if crate::core::duration::parse_go_duration(text).is_none() => Err(LoadError {
+            origin: origin.clone(),
+            object: Some(display.to_owned()),
+            message: format!(
+                "{field}: {text:?} is not a Go duration\nhint: write it like 1h, 30m, 1h30m or 90s"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
