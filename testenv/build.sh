@@ -11,6 +11,13 @@ etcd_version=$(module_version go.etcd.io/etcd/server/v3 "$here/etcd/go.mod")
 cache_root=${COURIER_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/courier-testenv}
 out="$cache_root/kube-$kube_version-etcd-$etcd_version"
 mkdir -p "$out"
+command -v go >/dev/null 2>&1 || {
+  echo "testenv: Go is needed to build kube-apiserver and etcd (Go 1.26, see README: Testing)" >&2
+  exit 1
+}
+# Two test runs at once wait for each other instead of building the same .tmp files.
+exec 9>"$out/.lock"
+flock 9
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
 
 if [ ! -x "$out/etcd" ]; then
@@ -20,7 +27,7 @@ if [ ! -x "$out/etcd" ]; then
 fi
 
 if [ ! -x "$out/kube-apiserver" ]; then
-  echo "building kube-apiserver $kube_version (a cold build takes 10-20 minutes on 2 cores)" >&2
+  echo "building kube-apiserver $kube_version (a cold build takes about 5 minutes on 2 cores)" >&2
   minor=${kube_version#v1.}; minor=${minor%%.*}
   ldflags="-s -w"
   # The same variables Kubernetes' own hack/lib/version.sh stamps, so /version is honest.

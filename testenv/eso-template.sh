@@ -4,6 +4,10 @@
 # each other on a lock; a warm call returns at once.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+command -v go >/dev/null 2>&1 || {
+  echo "testenv: Go is needed to build the Go-template oracle (Go 1.26, see README: Testing)" >&2
+  exit 1
+}
 sprig=$(awk '$1 == "require" && $2 == "github.com/Masterminds/sprig/v3" {print $3}' "$here/eso-template/go.mod")
 go_version=$(GOTOOLCHAIN=local go env GOVERSION)
 cache_root=${COURIER_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/courier-testenv}
