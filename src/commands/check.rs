@@ -58,10 +58,30 @@ pub fn run(args: &InputArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| t.namespace.as_str())
         .collect();
-    let manifests =
-        inputs.manifests.cluster_external_secrets.len() + inputs.manifests.external_secrets.len();
+    let cluster_external_secrets = &inputs.manifests.cluster_external_secrets;
+    if world.namespaces.is_empty() && !cluster_external_secrets.is_empty() {
+        eprintln!(
+            "note: the inputs hold no Namespace, so no ClusterExternalSecret selected any namespace and none of their targets, sources or templates was checked\nhint: add the Namespaces with their labels (kubectl get namespaces -o yaml > namespaces.yaml) to check them"
+        );
+    } else {
+        let owners: BTreeSet<&str> = report.targets.iter().map(|t| t.owner.as_str()).collect();
+        for ces in cluster_external_secrets {
+            let display = format!("ClusterExternalSecret/{}", ces.object.metadata.name);
+            let skipped = ces.object.spec.external_secret_spec.target.creation_policy
+                == Some(courier::core::model::CreationPolicy::None);
+            if !skipped && !owners.contains(display.as_str()) {
+                eprintln!(
+                    "warning: {}: {display} selects none of the {} namespaces (check its namespaceSelectors against the namespaces' labels)",
+                    ces.origin,
+                    world.namespaces.len()
+                );
+            }
+        }
+    }
     eprintln!(
-        "ok: {manifests} ExternalSecret manifests, {} target Secrets in {} namespaces",
+        "ok: {} ClusterExternalSecrets, {} ExternalSecrets, {} target Secrets in {} namespaces",
+        cluster_external_secrets.len(),
+        inputs.manifests.external_secrets.len(),
         report.targets.len(),
         namespaces.len()
     );

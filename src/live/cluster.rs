@@ -102,6 +102,20 @@ impl Connection {
     }
 }
 
+/// When no kubeconfig exists and courier runs outside a pod: say so plainly, with the fix.
+fn nothing_configured() -> Option<String> {
+    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let from_env = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty());
+    let default = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config"));
+    if in_pod || from_env.is_some() || default.as_ref().is_some_and(|p| p.exists()) {
+        return None;
+    }
+    let place = default.map_or_else(|| "~/.kube/config".to_owned(), |p| p.display().to_string());
+    Some(format!(
+        "no cluster is configured: KUBECONFIG is not set, {place} does not exist, and courier is not running in a pod\nhint: pass --kubeconfig FILE (and --context NAME), or set KUBECONFIG"
+    ))
+}
+
 /// Builds a client as kubectl would: the given kubeconfig and context, else the default
 /// kubeconfig, else the in-cluster service account.
 pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError> {
@@ -123,7 +137,10 @@ pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError
             .map_err(|e| ClusterError::Config(e.to_string()))?,
         (None, None) => Config::infer()
             .await
-            .map_err(|e| ClusterError::Config(e.to_string()))?,
+            .map_err(|e| match nothing_configured() {
+                Some(message) => ClusterError::Config(message),
+                None => ClusterError::Config(e.to_string()),
+            })?,
     };
     if let Some(user) = &options.impersonate {
         config.auth_info.impersonate = Some(user.clone());
