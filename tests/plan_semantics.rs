@@ -531,3 +531,46 @@ fn templates_are_go_as_in_eso_and_minijinja_by_annotation() {
         "{message}"
     );
 }
+
+#[test]
+fn typos_in_store_names_kinds_and_properties_get_a_suggestion() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "password: v, username: u")
+        + &ces("typo", "  namespaces: [a]", ONE_KEY).replace("name: central}", "name: centrall}")
+        + &ces("kind", "  namespaces: [a]", ONE_KEY).replace(
+            "kind: ClusterSecretStore, name: central",
+            "kind: SecretStore, name: central",
+        )
+        + &ces(
+            "prop",
+            "  namespaces: [a]",
+            "    data:\n    - secretKey: k\n      remoteRef: {key: src, property: pasword}",
+        )
+        + &ces(
+            "far",
+            "  namespaces: [a]",
+            "    data:\n    - secretKey: k\n      remoteRef: {key: src, property: token}",
+        );
+    let message = errors(&run(&world));
+    assert!(
+        message.contains("ClusterSecretStore \"centrall\" not found; did you mean \"central\"?"),
+        "{message}"
+    );
+    assert!(
+        message.contains("SecretStore \"central\" not found in namespace a; a ClusterSecretStore of that name exists: set secretStoreRef.kind: ClusterSecretStore"),
+        "{message}"
+    );
+    assert!(
+        message.contains("property \"pasword\" does not exist in data of Secret central/src; did you mean \"password\"?"),
+        "{message}"
+    );
+    assert!(
+        message.contains("property \"token\" does not exist in data of Secret central/src; its keys: password, username"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("v,") && !message.contains(": u"),
+        "{message}"
+    );
+}

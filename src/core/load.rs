@@ -15,6 +15,7 @@ use crate::core::model::{
     SecretManifest, SecretStoreManifest,
 };
 use crate::core::redact::scrub_serde_message;
+use crate::core::suggest::did_you_mean;
 
 /// The API group of the External Secrets Operator.
 pub const ESO_GROUP: &str = "external-secrets.io";
@@ -430,7 +431,7 @@ impl Loader {
             });
         }
         if is_eso && !handled && !ESO_OTHER_KINDS.contains(&kind) {
-            let hint = did_you_mean(kind, &ESO_KINDS)
+            let hint = did_you_mean(kind, ESO_KINDS.iter().copied())
                 .map(|close| format!("; did you mean {close}?"))
                 .unwrap_or_default();
             return Err(fail(
@@ -549,29 +550,6 @@ const ESO_KINDS: [&str; 4] = [
 /// Other kinds of ESO's group, which courier passes through untouched.
 const ESO_OTHER_KINDS: [&str; 2] = ["PushSecret", "ClusterPushSecret"];
 
-/// The known name within two edits of `word` (a typo, a plural), if there is one.
-fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut previous: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut current = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                let substitution = previous[j] + usize::from(ca != *cb);
-                current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-            }
-            previous = current;
-        }
-        previous[b.len()]
-    }
-    known
-        .iter()
-        .map(|k| (distance(&word.to_lowercase(), &k.to_lowercase()), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
 /// ESO's CRDs take a Go duration (`1h`, `90s`); anything else is refused at load, as the
 /// API server would.
 fn check_duration(
@@ -671,6 +649,17 @@ fn parse_yaml(name: &Arc<str>, text: &str) -> Result<Vec<(usize, Value)>, LoadEr
                     .split_once(" at line ")
                     .map(|(m, _)| m.to_owned())
                     .unwrap_or(message);
+                // serde-saphyr's advice is for programmers; say what the user did.
+                let message = match message
+                    .strip_prefix("duplicate mapping key: ")
+                    .and_then(|rest| rest.split(',').next())
+                {
+                    Some(key @ ("apiVersion" | "kind" | "metadata")) => format!(
+                        "`{key}` appears twice in one document; two documents without a `---` line between them?"
+                    ),
+                    Some(key) => format!("the key `{key}` appears twice in one mapping"),
+                    None => message,
+                };
                 return Err(LoadError {
                     origin: Origin {
                         file: name.clone(),

@@ -18,5 +18,6 @@ pub mod provider;
 pub mod redact;
 pub mod secret_bytes;
 pub mod select;
+pub mod suggest;
 pub mod template;
 pub mod world;

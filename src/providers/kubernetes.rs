@@ -41,6 +41,7 @@ use crate::core::provider::{
     FetchError, SecretMap, SecretsClient, StoreInfo, StoreProvider, StoreReads,
 };
 use crate::core::secret_bytes::SecretBytes;
+use crate::core::suggest::did_you_mean;
 use crate::core::world::{RemoteError, SourceSecret, StoreSecrets, World};
 
 
@@ -460,8 +461,14 @@ impl SecretsClient for KubernetesClient<'_> {
             )));
         }
         property_value(&secret.data, property).ok_or_else(|| {
+            // Key names, never values: what the user must choose from.
+            let keys: Vec<&str> = secret.data.keys().map(String::as_str).collect();
+            let hint = match did_you_mean(property, keys.iter().copied()) {
+                Some(close) => format!("; did you mean {close:?}?"),
+                None => format!("; its keys: {}", keys.join(", ")),
+            };
             FetchError::new(format!(
-                "property {property:?} does not exist in data of Secret {}/{}",
+                "property {property:?} does not exist in data of Secret {}/{}{hint}",
                 self.namespace, remote_ref.key
             ))
         })

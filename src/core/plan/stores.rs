@@ -14,6 +14,7 @@ use crate::core::provider::{
     FetchError, ProviderError, ProviderRegistry, SecretMap, SecretsClient, StoreInfo, StoreProvider,
 };
 use crate::core::secret_bytes::SecretBytes;
+use crate::core::suggest::did_you_mean;
 use crate::core::world::World;
 
 /// The store a target reads.
@@ -104,14 +105,30 @@ impl<'m> StoreIndex<'m> {
             }
         };
         let Some(&index) = index else {
-            let place = if namespaced {
-                format!(" in namespace {namespace}")
+            let name = reference.name.as_str();
+            let (place, hint) = if namespaced {
+                let here = self
+                    .namespaced
+                    .keys()
+                    .filter(|(ns, _)| *ns == namespace)
+                    .map(|(_, n)| *n);
+                let hint = if self.cluster.contains_key(name) {
+                    "; a ClusterSecretStore of that name exists: set secretStoreRef.kind: ClusterSecretStore".to_owned()
+                } else {
+                    did_you_mean(name, here)
+                        .map(|close| format!("; did you mean {close:?}?"))
+                        .unwrap_or_default()
+                };
+                (format!(" in namespace {namespace}"), hint)
             } else {
-                String::new()
+                let hint = did_you_mean(name, self.cluster.keys().copied())
+                    .map(|close| format!("; did you mean {close:?}?"))
+                    .unwrap_or_default();
+                (String::new(), hint)
             };
             return Err(Failure::new(
                 field(),
-                format!("{kind} {:?} not found{place}", reference.name),
+                format!("{kind} {name:?} not found{place}{hint}"),
             ));
         };
         let manifest = &self.stores[index].object.1;
