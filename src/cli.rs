@@ -43,8 +43,9 @@ pub struct DiffArgs {
     /// Live-mode options.
     #[command(flatten)]
     pub live: LiveArgs,
-    /// Compare with the live cluster (required: it is the only comparison courier makes).
-    #[arg(long = "live", required = true)]
+    /// Compare with the live cluster: the only comparison courier makes, so the default;
+    /// accepted for scripts that spell it out.
+    #[arg(long = "live")]
     pub live_cluster: bool,
 }
 
@@ -64,6 +65,9 @@ pub struct RunArgs {
     /// Address for /healthz, /readyz and /metrics (`:8080` is every interface).
     #[arg(long, default_value = ":8080")]
     pub metrics_addr: String,
+    /// Writes in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -110,9 +114,6 @@ pub struct LiveArgs {
     /// labelled argocd.argoproj.io/secret-type=cluster (default: argocd-secret, argocd-initial-admin-secret).
     #[arg(long = "deny-secret", value_name = "NAME")]
     pub deny_secrets: Vec<String>,
-    /// Writes in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
 }
 
 /// `courier apply`.
@@ -124,6 +125,9 @@ pub struct ApplyArgs {
     /// Decide and report everything; the API server validates the writes but stores nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Writes in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
 }
 
 /// Where manifests come from.

@@ -22,7 +22,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(apply_once(&args.live, &source, args.dry_run))
+    runtime.block_on(apply_once(args, &source))
 }
 
 /// Files are loaded once up front so a broken manifest fails before touching the cluster;
@@ -63,16 +63,13 @@ pub fn client_options(args: &ClientArgs) -> ClientOptions {
     }
 }
 
-async fn apply_once(
-    args: &LiveArgs,
-    source: &ManifestSource,
-    dry_run: bool,
-) -> anyhow::Result<ExitCode> {
+async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Result<ExitCode> {
+    let (args, dry_run) = (&apply.live, apply.dry_run);
     let connection = cluster::connect(&client_options(&args.client)).await?;
     let options = ApplyOptions {
         instance: args.instance.clone(),
         dry_run,
-        concurrency: args.concurrency,
+        concurrency: apply.concurrency,
         // indicatif draws only on a terminal; CI logs stay quiet even under a pseudo-terminal.
         progress: std::env::var_os("CI").is_none(),
     };

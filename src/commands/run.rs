@@ -23,7 +23,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         apply: ApplyOptions {
             instance: args.live.instance.clone(),
             dry_run: false,
-            concurrency: args.live.concurrency,
+            concurrency: args.concurrency,
             // A controller logs; a bar would interleave with the log lines.
             progress: false,
         },
