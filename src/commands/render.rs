@@ -86,11 +86,30 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
     }
     let plan = plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
     errors.extend(plan.errors.iter().map(ToString::to_string));
+    // The namespaces stores read (sources and credentials): their Secrets, and the
+    // Namespaces themselves, are inputs of the render, never outputs, or a GitOps tool
+    // would apply and own the master Secrets in every app that includes them.
+    let store_namespaces =
+        plan::watched_namespaces(&inputs.manifests, &courier::providers::Registry, false);
+    let is_input = |value: &serde_json::Value| {
+        let core = value["apiVersion"] == "v1";
+        let namespace = value
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str());
+        let name = value.pointer("/metadata/name").and_then(|v| v.as_str());
+        (core
+            && value["kind"] == "Secret"
+            && namespace.is_some_and(|n| store_namespaces.contains(n)))
+            || (core
+                && value["kind"] == "Namespace"
+                && name.is_some_and(|n| store_namespaces.contains(n)))
+    };
     let passthrough: Vec<serde_json::Value> = if settings.passthrough {
         inputs
             .passthrough
             .iter()
             .map(|p| p.object.clone())
+            .filter(|value| !is_input(value))
             .collect()
     } else {
         Vec::new()
