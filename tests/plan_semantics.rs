@@ -574,3 +574,35 @@ fn typos_in_store_names_kinds_and_properties_get_a_suggestion() {
         "{message}"
     );
 }
+
+#[test]
+fn check_finds_a_missing_key_and_an_undefined_template_variable_in_a_files_world() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "key",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: k, remoteRef: {key: src, property: b}}",
+        )
+        + &ces(
+            "tpl",
+            "  namespaces: [a]",
+            "    target: {template: {data: {x: '{{ .nope }}'}}}\n    data:\n    - {secretKey: a, remoteRef: {key: src, property: a}}",
+        );
+    let inputs = load_str("world.yaml", &world).unwrap();
+    let files = World::from_inputs(&inputs).unwrap();
+    let report = plan::check(&inputs.manifests, &files, &courier::providers::Registry);
+    let message: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    let message = message.join("\n");
+    assert!(
+        message.contains("ClusterExternalSecret/key: target a/key: data[0] (secretKey \"k\"): property \"b\" does not exist"),
+        "{message}"
+    );
+    assert!(
+        message.contains("ClusterExternalSecret/tpl: target a/tpl: template.data[x]: ")
+            && message.contains("nope"),
+        "{message}"
+    );
+    assert!(!message.contains(": v"), "{message}");
+}

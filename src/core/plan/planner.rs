@@ -78,8 +78,10 @@ pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegist
     Plan { secrets, errors }
 }
 
-/// Every validation that needs no secret value: selectors, store references, providers,
-/// regular expressions, keys, names and template syntax. Lists the targets it would write.
+/// Every validation that prints no secret value: selectors, store references, providers,
+/// regular expressions, keys, names and template syntax, and, where the world holds the
+/// sources, the sources, their keys and the templates' variables (rendered in memory and
+/// dropped). Lists the targets it would write.
 pub fn check(
     manifests: &Manifests,
     world: &World,
@@ -90,20 +92,42 @@ pub fn check(
     let env = template::environment();
     let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
     let mut static_checked: HashMap<usize, Option<Failure>> = HashMap::new();
+    let mut rendered: HashMap<(usize, String), Result<(), Failure>> = HashMap::new();
     let mut targets: BTreeMap<(String, String), Vec<PlannedTarget>> = BTreeMap::new();
     for instance in &instances {
         let target = format!("{}/{}", instance.namespace, instance.secret_name);
-        let outcome = planner.resolve_store(instance).and_then(|_| {
-            match static_checked
+        let outcome = planner.resolve_store(instance).and_then(|store| {
+            let checked = static_checked
                 .entry(instance.owner_index)
                 .or_insert_with(|| {
                     let engine = planner.owners[instance.owner_index].engine.clone();
                     engine
                         .and_then(|engine| validate_spec(&env, instance.spec, engine))
                         .err()
-                }) {
-                Some(failure) => Err(failure.clone()),
-                None => Ok(()),
+                });
+            if let Some(failure) = checked {
+                return Err(failure.clone());
+            }
+            // Where the world itself holds the sources (a files world), render the body
+            // and throw it away: a missing source, key or template variable is found
+            // here, and nothing is printed. Remote stores are not contacted by check.
+            if store.provider.remote_key(&instance.namespace).is_some() {
+                return Ok(());
+            }
+            let render = || {
+                let client = store.provider.client(world, &instance.namespace);
+                render_body(&env, &planner, instance, client.as_ref()).map(drop)
+            };
+            if store.namespaced || uses_namespace_templates(instance.spec) {
+                render()
+            } else {
+                rendered
+                    .entry((
+                        instance.owner_index,
+                        store.provider.share_key(&instance.namespace),
+                    ))
+                    .or_insert_with(render)
+                    .clone()
             }
         });
         match outcome {
