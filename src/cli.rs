@@ -28,7 +28,7 @@ pub enum Command {
     /// Render the target Secrets from manifests and print them (GitOps, Argo CD plugin).
     Render(RenderArgs),
     /// Validate manifests without reading any secret value; list the targets (CI).
-    Check(InputArgs),
+    Check(CheckArgs),
     /// Render against the live cluster and apply once: create, update, prune (CronJob, CI).
     Apply(ApplyArgs),
     /// Apply, then keep applying: on changes (watched) and every refresh interval (Deployment).
@@ -136,6 +136,17 @@ pub struct InputArgs {
     /// Files, directories (recursive: *.yaml, *.yml, *.json) or `-` for stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `courier check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Namespace for namespaced objects that name none (as `render -n`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
 }
 
 /// `courier render`.

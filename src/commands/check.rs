@@ -8,11 +8,11 @@ use anyhow::Context as _;
 use courier::core::plan;
 
 use super::{load_world, report_errors, write_stdout};
-use crate::cli::InputArgs;
+use crate::cli::CheckArgs;
 
 /// Lists the targets on stdout (no values), errors on stderr.
-pub fn run(args: &InputArgs) -> anyhow::Result<ExitCode> {
-    let (inputs, world) = match load_world(args) {
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let (inputs, world) = match load_world(&args.input, args.namespace.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };

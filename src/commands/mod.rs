@@ -9,14 +9,17 @@ pub mod run;
 use std::io::Write;
 use std::process::ExitCode;
 
-use courier::core::load::{Inputs, LoadError, load_paths_partial};
+use courier::core::load::{Inputs, LoadError, LoadOptions, load_paths_partial_with};
 use courier::core::world::World;
 
 use crate::cli::InputArgs;
 
 /// Loads the inputs and the world they describe, or prints every error.
-pub fn load_world(args: &InputArgs) -> Result<(Inputs, World), ExitCode> {
-    let (inputs, mut errors) = load_paths_partial(&args.paths);
+pub fn load_world(args: &InputArgs, namespace: Option<&str>) -> Result<(Inputs, World), ExitCode> {
+    let options = LoadOptions {
+        default_namespace: namespace.map(str::to_owned),
+    };
+    let (inputs, mut errors) = load_paths_partial_with(&args.paths, &options);
     let world = World::from_inputs(&inputs).unwrap_or_else(|world_errors| {
         errors.extend(world_errors);
         World::default()
@@ -28,11 +31,9 @@ pub fn load_world(args: &InputArgs) -> Result<(Inputs, World), ExitCode> {
     }
 }
 
+/// `check`'s load errors end as its plan errors do.
 fn report_load_errors(errors: &[LoadError]) -> ExitCode {
-    report_errors(
-        errors.iter().map(ToString::to_string),
-        "nothing was rendered",
-    )
+    report_errors(errors.iter().map(ToString::to_string), "check failed")
 }
 
 /// One line per error on stderr, then a count.

@@ -465,7 +465,7 @@ impl Loader {
         if !cluster_scoped && namespace.as_deref().is_none_or(str::is_empty) {
             return Err(fail(
                 Some(display),
-                "missing `metadata.namespace`; courier needs every namespaced object's namespace to be explicit".into(),
+                "missing `metadata.namespace`; courier needs every namespaced object's namespace to be explicit\nhint: write it, or pass -n NAMESPACE (render --argocd takes it from ARGOCD_APP_NAMESPACE, the Application's destination namespace)".into(),
             ));
         }
         let identity = (
