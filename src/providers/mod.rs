@@ -11,6 +11,7 @@
 //!    registers it.
 
 mod common;
+mod kubernetes_identity;
 pub mod provider;
 
 use std::sync::Arc;
