@@ -176,6 +176,53 @@ fn parse_go_int(s: &str) -> Option<i64> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
+/// `cast.ToFloat64`, as sprig's float functions use it.
+fn to_float64(value: &Value) -> f64 {
+    match value {
+        Value::Int(n) => *n as f64,
+        Value::Uint(n) => *n as f64,
+        Value::Float(f) => *f,
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::String(s) => s.trim().parse().unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+/// Go's `reflect.Kind` name of a template value.
+fn go_kind(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "string",
+        Value::Int(_) => "int",
+        Value::Uint(_) => "uint",
+        Value::Float(_) => "float64",
+        Value::Bool(_) => "bool",
+        Value::List(_) => "slice",
+        Value::Map(_) => "map",
+        Value::Nil => "invalid",
+        _ => "func",
+    }
+}
+
+/// Go's `base32.StdEncoding.EncodeToString`.
+fn go_base32_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    for chunk in bytes.chunks(5) {
+        let mut block = [0u8; 5];
+        block[..chunk.len()].copy_from_slice(chunk);
+        let value = block.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let symbols = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < symbols {
+                out.push(ALPHABET[((value >> (35 - i * 5)) & 31) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// sprig's `empty`: nil, false, 0, "" and empty lists and maps.
 fn is_empty(value: &Value) -> bool {
     match value {
@@ -1174,6 +1221,172 @@ pub fn functions() -> FuncMap {
             Ok(text(pattern.replace_all(s, replacement)))
         }),
     );
+    add(
+        "keys",
+        Arc::new(|args: &[Value]| {
+            // Go's map order is random; sorted here (templates sort it for Go too).
+            let mut out = Vec::new();
+            for arg in args {
+                out.extend(map_of(arg, "keys")?.keys().map(|k| text(k.as_ref())));
+            }
+            Ok(Value::List(out.into()))
+        }),
+    );
+    add(
+        "values",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "values")?;
+            let map = map_of(&args[0], "values")?;
+            Ok(Value::List(
+                map.values().cloned().collect::<Vec<_>>().into(),
+            ))
+        }),
+    );
+    add(
+        "float64",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "float64")?;
+            Ok(Value::Float(to_float64(&args[0])))
+        }),
+    );
+    for (name, op) in [("floor", f64::floor as fn(f64) -> f64), ("ceil", f64::ceil)] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                arity(args, 1, name)?;
+                Ok(Value::Float(op(to_float64(&args[0]))))
+            }),
+        );
+    }
+    add(
+        "round",
+        Arc::new(|args: &[Value]| {
+            if args.len() < 2 {
+                return Err(error("wrong number of args for round: want at least 2"));
+            }
+            let value = to_float64(&args[0]);
+            let places = to_int64(&args[1]);
+            let factor = 10f64.powi(places as i32);
+            let digit = value * factor;
+            // sprig rounds half away from zero at 0.5 (its default `roundOn`).
+            let rounded = if digit.fract().abs() >= 0.5 {
+                digit.trunc() + digit.signum()
+            } else {
+                digit.trunc()
+            };
+            Ok(Value::Float(rounded / factor))
+        }),
+    );
+    for (name, any) in [("any", true), ("all", false)] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                let truthy = |v: &Value| !is_empty(v);
+                Ok(Value::Bool(if any {
+                    args.iter().any(truthy)
+                } else {
+                    args.iter().all(truthy)
+                }))
+            }),
+        );
+    }
+    add(
+        "kindOf",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "kindOf")?;
+            Ok(text(go_kind(&args[0])))
+        }),
+    );
+    add(
+        "kindIs",
+        Arc::new(|args: &[Value]| {
+            arity(args, 2, "kindIs")?;
+            let kind = string_arg(args, 0, "kindIs")?;
+            Ok(Value::Bool(go_kind(&args[1]) == kind))
+        }),
+    );
+    add(
+        "typeOf",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "typeOf")?;
+            Ok(text(type_name(&args[0])))
+        }),
+    );
+    add(
+        "b32enc",
+        string_fn(|s| go_base32_encode(s.as_bytes()), "b32enc"),
+    );
+    add(
+        "abbrev",
+        Arc::new(|args: &[Value]| {
+            arity(args, 2, "abbrev")?;
+            let width = int_arg(args, 0, "abbrev")?;
+            let s = string_arg(args, 1, "abbrev")?;
+            if width < 4 || s.len() as i64 <= width {
+                return Ok(text(s));
+            }
+            let keep = (width - 3) as usize;
+            Ok(text(format!(
+                "{}...",
+                s.get(..keep)
+                    .ok_or_else(|| error("abbrev: cuts through a multi-byte character"))?
+            )))
+        }),
+    );
+    add(
+        "initials",
+        string_fn(
+            |s| {
+                s.split_whitespace()
+                    .filter_map(|word| word.chars().next())
+                    .collect()
+            },
+            "initials",
+        ),
+    );
+    add(
+        "seq",
+        Arc::new(|args: &[Value]| {
+            let numbers: Vec<i64> = args.iter().map(to_int64).collect();
+            let (start, step, end) = match numbers.as_slice() {
+                [end] => (1, if *end >= 1 { 1 } else { -1 }, *end),
+                [start, end] => (*start, if end >= start { 1 } else { -1 }, *end),
+                [start, step, end] => (*start, *step, *end),
+                _ => return Ok(text("")),
+            };
+            if step == 0 || (end - start).signum() * step.signum() < 0 {
+                return Ok(text(""));
+            }
+            let count = (end - start) / step + 1;
+            if count > 1_000_000 {
+                return Err(error("seq: more than 1,000,000 items"));
+            }
+            let items: Vec<String> = (0..count).map(|i| (start + i * step).to_string()).collect();
+            Ok(text(items.join(" ")))
+        }),
+    );
+    add(
+        "chunk",
+        Arc::new(|args: &[Value]| {
+            arity(args, 2, "chunk")?;
+            let size = int_arg(args, 0, "chunk")?;
+            let Value::List(items) = &args[1] else {
+                return Err(error(format!("Cannot chunk type {}", type_name(&args[1]))));
+            };
+            if size <= 0 {
+                return Err(error("chunk: size must be positive"));
+            }
+            let chunks: Vec<Value> = items
+                .chunks(size as usize)
+                .map(|c| Value::List(c.to_vec().into()))
+                .collect();
+            Ok(Value::List(chunks.into()))
+        }),
+    );
+    add(
+        "regexQuoteMeta",
+        string_fn(|s| regex::escape(s), "regexQuoteMeta"),
+    );
     // sprig's `slice` shadows Go's builtin: lists only.
     add(
         "slice",
@@ -1195,6 +1408,28 @@ pub fn functions() -> FuncMap {
             ))
         }),
     );
+    add(
+        "mustRegexMatch",
+        Arc::new(|args: &[Value]| {
+            arity(args, 2, "mustRegexMatch")?;
+            let pattern = regex(string_arg(args, 0, "mustRegexMatch")?, "mustRegexMatch")?;
+            Ok(Value::Bool(pattern.is_match(string_arg(
+                args,
+                1,
+                "mustRegexMatch",
+            )?)))
+        }),
+    );
+    add(
+        "mustFromJson",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "mustFromJson")?;
+            let s = string_arg(args, 0, "mustFromJson")?;
+            serde_json::from_str(s)
+                .map(from_json)
+                .map_err(|_| error("mustFromJson: the text is not JSON"))
+        }),
+    );
     for name in NOT_YET {
         add(
             name,
@@ -1204,6 +1439,28 @@ pub fn functions() -> FuncMap {
                 )))
             }),
         );
+    }
+    // The must* variants of functions that cannot fail here behave as the plain ones.
+    for (must, plain) in [
+        ("mustToJson", "toJson"),
+        ("mustToPrettyJson", "toPrettyJson"),
+        ("mustToRawJson", "toRawJson"),
+        ("mustAppend", "append"),
+        ("mustPush", "push"),
+        ("mustPrepend", "prepend"),
+        ("mustReverse", "reverse"),
+        ("mustWithout", "without"),
+        ("mustSlice", "slice"),
+        ("mustChunk", "chunk"),
+        ("mustRegexFind", "regexFind"),
+        ("mustRegexFindAll", "regexFindAll"),
+        ("mustRegexSplit", "regexSplit"),
+        ("mustRegexReplaceAll", "regexReplaceAll"),
+        ("mustRegexReplaceAllLiteral", "regexReplaceAllLiteral"),
+    ] {
+        if let Some(f) = table.get(plain).cloned() {
+            table.insert(must.to_owned(), f);
+        }
     }
     table
 }
