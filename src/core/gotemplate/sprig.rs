@@ -1383,10 +1383,7 @@ pub fn functions() -> FuncMap {
             Ok(Value::List(chunks.into()))
         }),
     );
-    add(
-        "regexQuoteMeta",
-        string_fn(|s| regex::escape(s), "regexQuoteMeta"),
-    );
+    add("regexQuoteMeta", string_fn(regex::escape, "regexQuoteMeta"));
     // sprig's `slice` shadows Go's builtin: lists only.
     add(
         "slice",
