@@ -467,33 +467,31 @@ pub fn functions() -> FuncMap {
         "sha512sum",
         string_fn(|s| hex(&Sha512::digest(s.as_bytes())), "sha512sum"),
     );
-    add(
-        "trimAll",
-        Arc::new(|args: &[Value]| {
-            arity(args, 2, "trimAll")?;
-            let cutset = string_arg(args, 0, "trimAll")?;
-            let s = string_arg(args, 1, "trimAll")?;
-            Ok(text(s.trim_matches(|c| cutset.contains(c))))
+    // (cutset or affix, string) -> string
+    for (name, op) in [
+        (
+            "trimAll",
+            (|cutset: &str, s: &str| s.trim_matches(|c| cutset.contains(c)).to_owned())
+                as fn(&str, &str) -> String,
+        ),
+        ("trimPrefix", |prefix, s| {
+            s.strip_prefix(prefix).unwrap_or(s).to_owned()
         }),
-    );
-    add(
-        "trimPrefix",
-        Arc::new(|args: &[Value]| {
-            arity(args, 2, "trimPrefix")?;
-            let prefix = string_arg(args, 0, "trimPrefix")?;
-            let s = string_arg(args, 1, "trimPrefix")?;
-            Ok(text(s.strip_prefix(prefix).unwrap_or(s)))
+        ("trimSuffix", |suffix, s| {
+            s.strip_suffix(suffix).unwrap_or(s).to_owned()
         }),
-    );
-    add(
-        "trimSuffix",
-        Arc::new(|args: &[Value]| {
-            arity(args, 2, "trimSuffix")?;
-            let suffix = string_arg(args, 0, "trimSuffix")?;
-            let s = string_arg(args, 1, "trimSuffix")?;
-            Ok(text(s.strip_suffix(suffix).unwrap_or(s)))
-        }),
-    );
+    ] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                arity(args, 2, name)?;
+                Ok(text(op(
+                    string_arg(args, 0, name)?,
+                    string_arg(args, 1, name)?,
+                )))
+            }),
+        );
+    }
     add(
         "replace",
         Arc::new(|args: &[Value]| {

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::render::render_body;
-use super::targets::Planner;
+use super::stores::ResolvedStore;
+use super::targets::{Instance, Planner};
 use super::types::{
     CheckReport, DesiredSecret, Failure, Plan, PlanError, PlannedTarget, SecretBody,
 };
@@ -35,17 +36,7 @@ pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegist
                 let client = store.provider.client(world, &instance.namespace);
                 render_body(&env, &planner, instance, client.as_ref()).map(Arc::new)
             };
-            if namespace_dependent {
-                render()
-            } else {
-                shared
-                    .entry((
-                        instance.owner_index,
-                        store.provider.share_key(&instance.namespace),
-                    ))
-                    .or_insert_with(render)
-                    .clone()
-            }
+            once(&mut shared, instance, &store, namespace_dependent, render)
         });
         match body {
             Ok(body) => rendered
@@ -118,17 +109,8 @@ pub fn check(
                 let client = store.provider.client(world, &instance.namespace);
                 render_body(&env, &planner, instance, client.as_ref()).map(drop)
             };
-            if store.namespaced || uses_namespace_templates(instance.spec) {
-                render()
-            } else {
-                rendered
-                    .entry((
-                        instance.owner_index,
-                        store.provider.share_key(&instance.namespace),
-                    ))
-                    .or_insert_with(render)
-                    .clone()
-            }
+            let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
+            once(&mut rendered, instance, &store, namespace_dependent, render)
         });
         match outcome {
             Ok(()) => {
@@ -171,6 +153,27 @@ pub fn check(
         targets: listed,
         errors,
     }
+}
+
+/// A body that does not depend on the namespace is rendered once per (manifest, store)
+/// and shared by every namespace the manifest selects.
+fn once<T: Clone>(
+    cache: &mut HashMap<(usize, String), T>,
+    instance: &Instance<'_>,
+    store: &ResolvedStore,
+    namespace_dependent: bool,
+    render: impl FnOnce() -> T,
+) -> T {
+    if namespace_dependent {
+        return render();
+    }
+    cache
+        .entry((
+            instance.owner_index,
+            store.provider.share_key(&instance.namespace),
+        ))
+        .or_insert_with(render)
+        .clone()
 }
 
 fn conflict_error(
