@@ -147,6 +147,10 @@ pub struct CheckArgs {
     /// Namespace for namespaced objects that name none (as `render -n`).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+    /// Fail when a ClusterExternalSecret selects no namespace (a label typo, say),
+    /// instead of warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `courier render`.

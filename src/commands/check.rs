@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use courier::core::plan;
 
-use super::{load_world, report_errors, write_stdout};
+use super::{load_world, report_errors, unselected, write_stdout};
 use crate::cli::CheckArgs;
 
 /// Lists the targets on stdout (no values), errors on stderr.
@@ -22,6 +22,15 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             report.errors.iter().map(ToString::to_string),
             "check failed",
         ));
+    }
+    let owners: BTreeSet<&str> = report.targets.iter().map(|t| t.owner.as_str()).collect();
+    let unselected = if world.namespaces.is_empty() {
+        Vec::new()
+    } else {
+        unselected(&inputs, &world, &owners)
+    };
+    if args.strict && !unselected.is_empty() {
+        return Ok(report_errors(unselected, "check failed"));
     }
     let widths = report.targets.iter().fold((9, 4, 4), |(n, s, t), target| {
         (
@@ -64,18 +73,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             "note: the inputs hold no Namespace, so no ClusterExternalSecret selected any namespace and none of their targets, sources or templates was checked\nhint: add the Namespaces with their labels (kubectl get namespaces -o yaml > namespaces.yaml) to check them"
         );
     } else {
-        let owners: BTreeSet<&str> = report.targets.iter().map(|t| t.owner.as_str()).collect();
-        for ces in cluster_external_secrets {
-            let display = format!("ClusterExternalSecret/{}", ces.object.metadata.name);
-            let skipped = ces.object.spec.external_secret_spec.target.creation_policy
-                == Some(courier::core::model::CreationPolicy::None);
-            if !skipped && !owners.contains(display.as_str()) {
-                eprintln!(
-                    "warning: {}: {display} selects none of the {} namespaces (check its namespaceSelectors against the namespaces' labels)",
-                    ces.origin,
-                    world.namespaces.len()
-                );
-            }
+        for warning in &unselected {
+            eprintln!("warning: {warning}");
         }
     }
     eprintln!(

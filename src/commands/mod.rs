@@ -31,6 +31,34 @@ pub fn load_world(args: &InputArgs, namespace: Option<&str>) -> Result<(Inputs, 
     }
 }
 
+/// A warning for every ClusterExternalSecret that selects none of the world's namespaces
+/// (a label typo passes silently otherwise); `owners` are the manifests that got targets.
+pub fn unselected(
+    inputs: &Inputs,
+    world: &World,
+    owners: &std::collections::BTreeSet<&str>,
+) -> Vec<String> {
+    inputs
+        .manifests
+        .cluster_external_secrets
+        .iter()
+        .filter(|ces| {
+            ces.object.spec.external_secret_spec.target.creation_policy
+                != Some(courier::core::model::CreationPolicy::None)
+        })
+        .filter_map(|ces| {
+            let display = format!("ClusterExternalSecret/{}", ces.object.metadata.name);
+            (!owners.contains(display.as_str())).then(|| {
+                format!(
+                    "{}: {display} selects none of the {} namespaces (check its namespaceSelectors against the namespaces' labels)",
+                    ces.origin,
+                    world.namespaces.len()
+                )
+            })
+        })
+        .collect()
+}
+
 /// `check`'s load errors end as its plan errors do.
 fn report_load_errors(errors: &[LoadError]) -> ExitCode {
     report_errors(errors.iter().map(ToString::to_string), "check failed")

@@ -14,7 +14,7 @@ use courier::live::cluster;
 use courier::providers::FetchContext;
 
 use super::apply::client_options;
-use super::write_stdout;
+use super::{unselected, write_stdout};
 use crate::cli::{RenderArgs, WorldSource};
 
 /// The settings a render runs with, after Argo CD's environment is applied.
@@ -147,6 +147,14 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
              an empty result would make a GitOps tool prune everything (pass --allow-empty if that is intended)"
                 .into(),
         ]));
+    }
+    // Outside Argo CD (whose stderr must stay empty on success), a manifest that selects
+    // nothing is worth a warning: a label typo otherwise renders one Secret fewer, silently.
+    if !settings.one_line_errors && !world.namespaces.is_empty() {
+        let owners: BTreeSet<&str> = plan.secrets.iter().map(|s| &*s.owner).collect();
+        for warning in unselected(&inputs, &world, &owners) {
+            eprintln!("warning: {warning}");
+        }
     }
     tracing::info!(
         secrets = plan.secrets.len(),
