@@ -567,39 +567,27 @@ pub fn functions() -> FuncMap {
                 .ok_or_else(|| error("trunc: cuts through a multi-byte character"))
         }),
     );
-    add(
-        "quote",
-        Arc::new(|args: &[Value]| {
-            let parts: Vec<String> = args
-                .iter()
-                .filter(|v| !matches!(v, Value::Nil))
-                .map(|v| go_quote(&strval(v)))
-                .collect();
-            Ok(text(parts.join(" ")))
-        }),
-    );
-    add(
-        "squote",
-        Arc::new(|args: &[Value]| {
-            let parts: Vec<String> = args
-                .iter()
-                .filter(|v| !matches!(v, Value::Nil))
-                .map(|v| format!("'{}'", strval(v)))
-                .collect();
-            Ok(text(parts.join(" ")))
-        }),
-    );
-    add(
-        "cat",
-        Arc::new(|args: &[Value]| {
-            let parts: Vec<String> = args
-                .iter()
-                .filter(|v| !matches!(v, Value::Nil))
-                .map(go_value)
-                .collect();
-            Ok(text(parts.join(" ")))
-        }),
-    );
+    // Every non-nil argument, formatted, joined by spaces.
+    for (name, format) in [
+        (
+            "quote",
+            (|v: &Value| go_quote(&strval(v))) as fn(&Value) -> String,
+        ),
+        ("squote", |v| format!("'{}'", strval(v))),
+        ("cat", go_value),
+    ] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                let parts: Vec<String> = args
+                    .iter()
+                    .filter(|v| !matches!(v, Value::Nil))
+                    .map(format)
+                    .collect();
+                Ok(text(parts.join(" ")))
+            }),
+        );
+    }
     add(
         "toString",
         Arc::new(|args: &[Value]| {
