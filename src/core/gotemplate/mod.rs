@@ -8,6 +8,7 @@
 //! date, crypto-generation, semver and reflection functions, and ESO's own PKCS#12, PEM,
 //! JWK, YAML and RSA functions.
 
+pub mod binary;
 pub mod sprig;
 
 use std::collections::BTreeMap;
@@ -82,15 +83,15 @@ pub fn render_maps(
         .map_err(|e| scrubbed(&e))
 }
 
-/// The data ESO gives a template: every key as a string. A value that is not UTF-8 is
-/// passed lossily (Go would keep its bytes); see the README's list of differences.
+/// The data ESO gives a template: every key as a string, bytes that are not UTF-8
+/// carried as [`binary`] describes.
 pub fn data(values: &BTreeMap<String, SecretBytes>) -> Value {
     let map: BTreeMap<Arc<str>, Value> = values
         .iter()
         .map(|(k, v)| {
             (
                 Arc::from(k.as_str()),
-                Value::String(Arc::from(String::from_utf8_lossy(v.expose()).as_ref())),
+                Value::String(Arc::from(binary::from_bytes(v.expose()).as_ref())),
             )
         })
         .collect();

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gotmpl::{FuncMap, TemplateError, Value};
+
+use super::binary::{from_bytes, to_bytes};
 use sha2::{Digest, Sha256, Sha512};
 
 type Result<T> = std::result::Result<T, TemplateError>;
@@ -442,17 +444,34 @@ pub fn functions() -> FuncMap {
     let mut add = |name: &str, f: gotmpl::ValueFunc| {
         table.insert(name.to_owned(), f);
     };
+    // Go's `len` of a string counts bytes, also those carried for non-UTF-8 values.
+    add(
+        "len",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "len")?;
+            match &args[0] {
+                Value::String(s) => Ok(Value::Int(to_bytes(s).len() as i64)),
+                other => other
+                    .len()
+                    .map(|n| Value::Int(n as i64))
+                    .ok_or_else(|| error(format!("len of type {}", type_name(other)))),
+            }
+        }),
+    );
     add("upper", string_fn(|s| s.to_uppercase(), "upper"));
     add("lower", string_fn(|s| s.to_lowercase(), "lower"));
     add("title", string_fn(go_title, "title"));
     add("trim", string_fn(|s| s.trim().to_owned(), "trim"));
     add("nospace", string_fn(go_delete_white_space, "nospace"));
-    add("b64enc", string_fn(|s| STANDARD.encode(s), "b64enc"));
+    add(
+        "b64enc",
+        string_fn(|s| STANDARD.encode(to_bytes(s)), "b64enc"),
+    );
     add(
         "b64dec",
         string_fn(
             |s| match go_base64_decode(s.as_bytes()) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Ok(bytes) => from_bytes(&bytes).into_owned(),
                 // sprig returns the error's text as the result.
                 Err(offset) => format!("illegal base64 data at input byte {offset}"),
             },
@@ -461,11 +480,11 @@ pub fn functions() -> FuncMap {
     );
     add(
         "sha256sum",
-        string_fn(|s| hex(&Sha256::digest(s.as_bytes())), "sha256sum"),
+        string_fn(|s| hex(&Sha256::digest(to_bytes(s))), "sha256sum"),
     );
     add(
         "sha512sum",
-        string_fn(|s| hex(&Sha512::digest(s.as_bytes())), "sha512sum"),
+        string_fn(|s| hex(&Sha512::digest(to_bytes(s))), "sha512sum"),
     );
     // (cutset or affix, string) -> string
     for (name, op) in [
@@ -902,14 +921,14 @@ pub fn functions() -> FuncMap {
     );
     add(
         "sha1sum",
-        string_fn(|s| hex(&sha1::Sha1::digest(s.as_bytes())), "sha1sum"),
+        string_fn(|s| hex(&sha1::Sha1::digest(to_bytes(s))), "sha1sum"),
     );
     add(
         "adler32sum",
         string_fn(
             |s| {
                 let (mut a, mut b) = (1u32, 0u32);
-                for byte in s.bytes() {
+                for &byte in to_bytes(s).iter() {
                     a = (a + u32::from(byte)) % 65521;
                     b = (b + a) % 65521;
                 }

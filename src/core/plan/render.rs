@@ -12,6 +12,7 @@ use super::fetch::fetch_values;
 use super::targets::{Instance, Planner};
 use super::types::{Failure, SecretBody};
 use super::validate::SECRET_KEY;
+use crate::core::gotemplate;
 use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
 use crate::core::model::{MergePolicy, SecretTemplate, StringMap, TemplateScope, TemplateTarget};
 use crate::core::provider::{SecretMap, SecretsClient};
@@ -160,7 +161,10 @@ fn render_template(
     }
     let templated: BTreeMap<String, SecretBytes> = data
         .into_iter()
-        .map(|(k, v)| (k, SecretBytes::from(v)))
+        .map(|(k, v)| {
+            let bytes = gotemplate::binary::to_bytes(&v).into_owned();
+            (k, SecretBytes::from(bytes))
+        })
         .collect();
     let has_template_data = !template.data.is_empty() || !template.template_from.is_empty();
     let merged = match (template.merge_policy.unwrap_or_default(), has_template_data) {
