@@ -88,55 +88,10 @@ fn strval(value: &Value) -> String {
     }
 }
 
-/// Go's `%v` for the values templates hold.
+/// Go's `%v` for the values templates hold (gotmpl's printer, patched to print floats
+/// as Go does: `1e+06`).
 fn go_value(value: &Value) -> String {
-    match value {
-        Value::Float(f) => go_float(*f),
-        Value::List(items) => {
-            let parts: Vec<String> = items.iter().map(go_value).collect();
-            format!("[{}]", parts.join(" "))
-        }
-        Value::Map(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k}:{}", go_value(v)))
-                .collect();
-            format!("map[{}]", parts.join(" "))
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Go's `%v` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): shortest form, with
-/// an exponent from 1e21 on and below 1e-4.
-fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let exponent = f.abs().log10().floor() as i32;
-    if (-4..21).contains(&exponent) {
-        format!("{f}")
-    } else {
-        let formatted = format!("{f:e}");
-        let (mantissa, exp) = formatted.split_once('e').unwrap_or((&formatted, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    }
+    value.to_string()
 }
 
 /// `cast.ToInt64`, as sprig's arithmetic uses it: strings parsed (0 when they are not
@@ -1614,10 +1569,14 @@ mod tests {
 
     #[test]
     fn go_formats_floats_and_ints_like_go() {
+        let go_float = |f: f64| go_value(&Value::Float(f));
         assert_eq!(go_float(1.0), "1");
         assert_eq!(go_float(1.5), "1.5");
+        assert_eq!(go_float(1e6), "1e+06");
+        assert_eq!(go_float(123456.0), "123456");
         assert_eq!(go_float(1e21), "1e+21");
         assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(go_float(f64::INFINITY), "+Inf");
         assert_eq!(parse_go_int("0x1f"), Some(31));
         assert_eq!(parse_go_int("017"), Some(15));
         assert_eq!(parse_go_int("abc"), None);
