@@ -56,6 +56,18 @@ impl Corpus {
     }
 }
 
+/// The corpus, with the key and certificate fixtures (`fixtures.yaml`, written by
+/// `make-fixtures.sh`) as more base64 values.
+fn load_corpus() -> Corpus {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/go_templates");
+    let text = std::fs::read_to_string(format!("{dir}/corpus.yaml")).unwrap();
+    let mut corpus: Corpus = serde_saphyr::from_str(&text).unwrap();
+    let fixtures = std::fs::read_to_string(format!("{dir}/fixtures.yaml")).unwrap();
+    let fixtures: BTreeMap<String, String> = serde_saphyr::from_str(&fixtures).unwrap();
+    corpus.data_b64.extend(fixtures);
+    corpus
+}
+
 /// Whether courier's result is ESO's: the same bytes, or an error on both sides.
 fn same(ours: &Result<String, gotemplate::GoTemplateError>, go: &Answer) -> bool {
     match (ours, go.bytes()) {
@@ -95,13 +107,12 @@ fn go_answers(corpus: &Corpus) -> Vec<Answer> {
         input.push_str(&request.to_string());
         input.push('\n');
     }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    // Written from another thread: the oracle answers while it reads, and both pipes
+    // would fill up.
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
     assert!(output.status.success(), "the oracle failed");
     let answers: Vec<Answer> = String::from_utf8(output.stdout)
         .unwrap()
@@ -114,12 +125,7 @@ fn go_answers(corpus: &Corpus) -> Vec<Answer> {
 
 #[test]
 fn courier_renders_every_corpus_template_as_eso_does() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/go_templates/corpus.yaml"
-    ))
-    .unwrap();
-    let corpus: Corpus = serde_saphyr::from_str(&text).unwrap();
+    let corpus = load_corpus();
     assert!(corpus.templates.len() >= 150, "the corpus shrank");
     let values = corpus.values();
     let mut mismatches = Vec::new();
@@ -254,12 +260,7 @@ impl Generator {
 
 #[test]
 fn generated_templates_render_as_eso_does() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/go_templates/corpus.yaml"
-    ))
-    .unwrap();
-    let mut corpus: Corpus = serde_saphyr::from_str(&text).unwrap();
+    let mut corpus = load_corpus();
     let mut generator = Generator(0x5eed_c0de_1234_5678);
     corpus.templates = (0..500)
         .map(|i| (format!("generated-{i:03}"), generator.template()))

@@ -9,6 +9,9 @@
 //! JWK, YAML and RSA functions.
 
 pub mod binary;
+mod der;
+mod eso;
+mod pem;
 pub mod sprig;
 
 use std::collections::BTreeMap;
@@ -31,7 +34,12 @@ pub struct GoTemplateError {
 /// `range` over a huge generated list.
 const MAX_RANGE_ITERATIONS: u64 = 1_000_000;
 
-static FUNCTIONS: LazyLock<FuncMap> = LazyLock::new(sprig::functions);
+/// sprig's functions and ESO's own, as ESO's template engine registers them.
+static FUNCTIONS: LazyLock<FuncMap> = LazyLock::new(|| {
+    let mut functions = sprig::functions();
+    functions.extend(eso::functions());
+    functions
+});
 
 fn template(name: &str) -> Template {
     Template::new(name)

@@ -20,15 +20,15 @@ use sha2::{Digest, Sha256, Sha512};
 
 type Result<T> = std::result::Result<T, TemplateError>;
 
-fn error(message: impl Into<String>) -> TemplateError {
+pub(super) fn error(message: impl Into<String>) -> TemplateError {
     TemplateError::Exec(message.into())
 }
 
-fn text(value: impl Into<String>) -> Value {
+pub(super) fn text(value: impl Into<String>) -> Value {
     Value::String(Arc::from(value.into()))
 }
 
-fn type_name(value: &Value) -> &'static str {
+pub(super) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::String(_) => "string",
         Value::Int(_) => "int",
@@ -43,7 +43,7 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// A `string` parameter: Go refuses anything else.
-fn string_arg<'a>(args: &'a [Value], index: usize, function: &str) -> Result<&'a str> {
+pub(super) fn string_arg<'a>(args: &'a [Value], index: usize, function: &str) -> Result<&'a str> {
     match args.get(index) {
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(error(format!(
@@ -69,7 +69,7 @@ fn int_arg(args: &[Value], index: usize, function: &str) -> Result<i64> {
     }
 }
 
-fn arity(args: &[Value], count: usize, function: &str) -> Result<()> {
+pub(super) fn arity(args: &[Value], count: usize, function: &str) -> Result<()> {
     if args.len() == count {
         Ok(())
     } else {
@@ -1424,29 +1424,7 @@ pub fn functions() -> FuncMap {
 
 /// ESO's and sprig's functions courier does not implement yet: registered so that a
 /// template using one says so.
-const NOT_YET: [&str; 21] = [
-    "toYaml",
-    "fromYaml",
-    "pkcs12key",
-    "pkcs12keyPass",
-    "pkcs12cert",
-    "pkcs12certPass",
-    "pemToPkcs12",
-    "pemToPkcs12Pass",
-    "fullPemToPkcs12",
-    "fullPemToPkcs12Pass",
-    "pemTruststoreToPKCS12",
-    "pemTruststoreToPKCS12Pass",
-    "filterPEM",
-    "filterCertChain",
-    "certSANs",
-    "jwkPublicKeyPem",
-    "jwkPrivateKeyPem",
-    "rsaDecrypt",
-    "now",
-    "date",
-    "randAlphaNum",
-];
+const NOT_YET: [&str; 5] = ["toYaml", "fromYaml", "now", "date", "randAlphaNum"];
 
 /// Go's `strings.Replace(s, old, new, -1)`: an empty `old` inserts `new` between runes.
 fn go_replace_all(s: &str, old: &str, new: &str) -> String {
@@ -1486,7 +1464,7 @@ fn go_delete_white_space(s: &str) -> String {
 
 /// Go's `base64.StdEncoding.DecodeString`: `\r` and `\n` are skipped anywhere, padding
 /// is required, and an error names the offset Go's decoder reports.
-fn go_base64_decode(src: &[u8]) -> std::result::Result<Vec<u8>, usize> {
+pub(super) fn go_base64_decode(src: &[u8]) -> std::result::Result<Vec<u8>, usize> {
     fn sextet(c: u8) -> Option<u8> {
         match c {
             b'A'..=b'Z' => Some(c - b'A'),
