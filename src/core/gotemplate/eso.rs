@@ -758,6 +758,26 @@ mod tests {
         String::from_utf8(STANDARD.decode(line).unwrap()).unwrap()
     }
 
+    /// ESO added certSANs after v0.20.4, the oracle's release: checked here against what
+    /// make-fixtures.sh put in the certificate, in Go's order.
+    #[test]
+    fn cert_sans_lists_dns_ip_email_and_uri_names() {
+        let sans = cert_sans(&format!("junk{}", fixture("leaf_crt"))).unwrap();
+        assert_eq!(
+            sans,
+            [
+                "leaf.example.com",
+                "*.leaf.example.com",
+                "10.1.2.3",
+                "2001:db8::1",
+                "ops@example.com",
+                "spiffe://example.com/leaf"
+            ]
+        );
+        assert!(cert_sans(&fixture("root_crt")).unwrap().is_empty());
+        assert!(cert_sans("none").is_err());
+    }
+
     #[test]
     fn a_truststore_holds_every_certificate_as_trusted() {
         let b64 = truststore_to_pkcs12(&fixture("chain_pem"), "pw").unwrap();
