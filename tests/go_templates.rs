@@ -203,7 +203,7 @@ impl Generator {
         }
         let a = self.string(depth - 1);
         let n = self.next() % 5;
-        match self.next() % 30 {
+        match self.next() % 33 {
             0 => format!("(upper {a})"),
             1 => format!("(lower {a})"),
             2 => format!("(title {a})"),
@@ -236,6 +236,12 @@ impl Generator {
             26 => format!("(printf \"%s|%v|%x\" {a} {n} {a})"),
             27 => format!("(toString (add (atoi {a}) {n}))"),
             28 => format!("(toString (len {a}))"),
+            29 => format!(
+                "(toYaml (dict \"k\" {a} {} (list {a})))",
+                self.string(depth - 1)
+            ),
+            30 => format!("(toYaml (fromYaml {a}))"),
+            31 => format!("(filterPEM \"X\" {a})"),
             _ => format!("(nindent {n} {a})"),
         }
     }

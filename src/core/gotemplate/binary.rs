@@ -48,6 +48,23 @@ pub fn to_bytes(text: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// `text` with each carried byte as U+FFFD, one per byte, as Go writes invalid UTF-8
+/// when it maps or encodes a string (`strings.ToLower`, `json.Marshal`).
+pub fn replaced(text: &str) -> Cow<'_, str> {
+    let bytes = to_bytes(text);
+    if std::str::from_utf8(&bytes).is_ok() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for _ in chunk.invalid() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,20 @@ pub fn functions() -> FuncMap {
         table.insert(name.to_owned(), f);
     };
     add(
+        "toYaml",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "toYaml")?;
+            Ok(text(super::yaml::to_yaml(&args[0])))
+        }),
+    );
+    add(
+        "fromYaml",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "fromYaml")?;
+            Ok(super::yaml::from_yaml(string_arg(args, 0, "fromYaml")?))
+        }),
+    );
+    add(
         "filterPEM",
         strings_fn("filterPEM", |[kind, input]| filter_pem(kind, input)),
     );

@@ -13,6 +13,7 @@ mod der;
 mod eso;
 mod pem;
 pub mod sprig;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gotmpl::{FuncMap, TemplateError, Value};
 
-use super::binary::{from_bytes, to_bytes};
+use super::binary::{from_bytes, replaced, to_bytes};
 use sha2::{Digest, Sha256, Sha512};
 
 type Result<T> = std::result::Result<T, TemplateError>;
@@ -413,9 +413,10 @@ pub fn functions() -> FuncMap {
             }
         }),
     );
-    add("upper", string_fn(|s| s.to_uppercase(), "upper"));
-    add("lower", string_fn(|s| s.to_lowercase(), "lower"));
-    add("title", string_fn(go_title, "title"));
+    // Go's case mappings write U+FFFD for each byte that is not UTF-8.
+    add("upper", string_fn(|s| replaced(s).to_uppercase(), "upper"));
+    add("lower", string_fn(|s| replaced(s).to_lowercase(), "lower"));
+    add("title", string_fn(|s| go_title(&replaced(s)), "title"));
     add("trim", string_fn(|s| s.trim().to_owned(), "trim"));
     add("nospace", string_fn(go_delete_white_space, "nospace"));
     add(
@@ -528,17 +529,17 @@ pub fn functions() -> FuncMap {
         Arc::new(|args: &[Value]| {
             arity(args, 2, "trunc")?;
             let count = int_arg(args, 0, "trunc")?;
-            let s = string_arg(args, 1, "trunc")?;
-            let length = s.len() as i64;
+            // Go slices bytes: a cut through a character keeps the bytes it cut.
+            let bytes = to_bytes(string_arg(args, 1, "trunc")?);
+            let length = bytes.len() as i64;
             let out = if count < 0 && length + count > 0 {
-                s.get((length + count) as usize..)
+                &bytes[(length + count) as usize..]
             } else if count >= 0 && length > count {
-                s.get(..count as usize)
+                &bytes[..count as usize]
             } else {
-                Some(s)
+                &bytes[..]
             };
-            out.map(text)
-                .ok_or_else(|| error("trunc: cuts through a multi-byte character"))
+            Ok(text(from_bytes(out).into_owned()))
         }),
     );
     // Every non-nil argument, formatted, joined by spaces.
@@ -1424,7 +1425,7 @@ pub fn functions() -> FuncMap {
 
 /// ESO's and sprig's functions courier does not implement yet: registered so that a
 /// template using one says so.
-const NOT_YET: [&str; 5] = ["toYaml", "fromYaml", "now", "date", "randAlphaNum"];
+const NOT_YET: [&str; 3] = ["now", "date", "randAlphaNum"];
 
 /// Go's `strings.Replace(s, old, new, -1)`: an empty `old` inserts `new` between runes.
 fn go_replace_all(s: &str, old: &str, new: &str) -> String {
