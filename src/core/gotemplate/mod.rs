@@ -11,6 +11,7 @@
 pub mod binary;
 mod der;
 mod eso;
+mod more;
 mod pem;
 pub mod sprig;
 mod yaml;
@@ -38,6 +39,49 @@ const MAX_RANGE_ITERATIONS: u64 = 1_000_000;
 /// sprig's functions and ESO's own, as ESO's template engine registers them.
 static FUNCTIONS: LazyLock<FuncMap> = LazyLock::new(|| {
     let mut functions = sprig::functions();
+    functions.extend(more::functions());
+    // sprig's other names for the same functions.
+    for (alias, name) in [("trimall", "trimAll"), ("biggest", "max")] {
+        if let Some(f) = functions.get(name).cloned() {
+            functions.insert(alias.to_owned(), f);
+        }
+    }
+    // The must* list functions return sprig's panic text as an error for a value that
+    // is not a list, where the plain ones panic with it; either way the template fails.
+    for (must, name, message) in [
+        ("mustCompact", "compact", "Cannot compact"),
+        ("mustFirst", "first", "Cannot find first"),
+        ("mustInitial", "initial", "Cannot find initial"),
+        ("mustLast", "last", "Cannot find last"),
+        ("mustRest", "rest", "Cannot find rest"),
+        ("mustUniq", "uniq", "Cannot find uniq"),
+    ] {
+        let Some(plain) = functions.get(name).cloned() else {
+            continue;
+        };
+        let checked: gotmpl::ValueFunc = Arc::new(move |args: &[Value]| match args {
+            [Value::List(_) | Value::Nil] => plain(args),
+            [other] => Err(sprig::error(format!(
+                "{message} on type {}",
+                sprig::go_kind(other)
+            ))),
+            _ => plain(args),
+        });
+        functions.insert(name.to_owned(), checked.clone());
+        functions.insert(must.to_owned(), checked);
+    }
+    if let Some(has) = functions.get("has").cloned() {
+        let checked: gotmpl::ValueFunc = Arc::new(move |args: &[Value]| match args {
+            [_, Value::List(_) | Value::Nil] => has(args),
+            [_, other] => Err(sprig::error(format!(
+                "Cannot find has on type {}",
+                sprig::go_kind(other)
+            ))),
+            _ => has(args),
+        });
+        functions.insert("has".to_owned(), checked.clone());
+        functions.insert("mustHas".to_owned(), checked);
+    }
     functions.extend(eso::functions());
     functions
 });

@@ -55,7 +55,7 @@ pub(super) fn string_arg<'a>(args: &'a [Value], index: usize, function: &str) ->
 }
 
 /// An `int` parameter: Go converts number constants and refuses the rest.
-fn int_arg(args: &[Value], index: usize, function: &str) -> Result<i64> {
+pub(super) fn int_arg(args: &[Value], index: usize, function: &str) -> Result<i64> {
     match args.get(index) {
         Some(Value::Int(n)) => Ok(*n),
         Some(Value::Uint(n)) => {
@@ -81,7 +81,7 @@ pub(super) fn arity(args: &[Value], count: usize, function: &str) -> Result<()> 
 }
 
 /// sprig's `strval`: strings as they are, everything else as Go's `%v`.
-fn strval(value: &Value) -> String {
+pub(super) fn strval(value: &Value) -> String {
     match value {
         Value::String(s) => s.to_string(),
         other => go_value(other),
@@ -96,7 +96,7 @@ fn go_value(value: &Value) -> String {
 
 /// `cast.ToInt64`, as sprig's arithmetic uses it: strings parsed (0 when they are not
 /// numbers), floats truncated, booleans 1 or 0, nil 0.
-fn to_int64(value: &Value) -> i64 {
+pub(super) fn to_int64(value: &Value) -> i64 {
     match value {
         Value::Int(n) => *n,
         Value::Uint(n) => *n as i64,
@@ -134,7 +134,7 @@ fn parse_go_int(s: &str) -> Option<i64> {
 }
 
 /// `cast.ToFloat64`, as sprig's float functions use it.
-fn to_float64(value: &Value) -> f64 {
+pub(super) fn to_float64(value: &Value) -> f64 {
     match value {
         Value::Int(n) => *n as f64,
         Value::Uint(n) => *n as f64,
@@ -146,7 +146,7 @@ fn to_float64(value: &Value) -> f64 {
 }
 
 /// Go's `reflect.Kind` name of a template value.
-fn go_kind(value: &Value) -> &'static str {
+pub(super) fn go_kind(value: &Value) -> &'static str {
     match value {
         Value::String(_) => "string",
         Value::Int(_) => "int",
@@ -161,7 +161,7 @@ fn go_kind(value: &Value) -> &'static str {
 }
 
 /// Go's `base32.StdEncoding.EncodeToString`.
-fn go_base32_encode(bytes: &[u8]) -> String {
+pub(super) fn go_base32_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::new();
     for chunk in bytes.chunks(5) {
@@ -181,7 +181,7 @@ fn go_base32_encode(bytes: &[u8]) -> String {
 }
 
 /// sprig's `empty`: nil, false, 0, "" and empty lists and maps.
-fn is_empty(value: &Value) -> bool {
+pub(super) fn is_empty(value: &Value) -> bool {
     match value {
         Value::Nil => true,
         Value::Bool(b) => !b,
@@ -332,7 +332,7 @@ fn from_json(value: serde_json::Value) -> Value {
 }
 
 /// Go's `strings.Title`: the first letter of every word upper-cased.
-fn go_title(s: &str) -> String {
+pub(super) fn go_title(s: &str) -> String {
     let mut previous_is_separator = true;
     s.chars()
         .map(|c| {
@@ -347,14 +347,14 @@ fn go_title(s: &str) -> String {
         .collect()
 }
 
-fn list_items(value: &Value) -> Vec<Value> {
+pub(super) fn list_items(value: &Value) -> Vec<Value> {
     match value {
         Value::List(items) => items.to_vec(),
         _ => Vec::new(),
     }
 }
 
-fn map_of(value: &Value, function: &str) -> Result<Arc<BTreeMap<Arc<str>, Value>>> {
+pub(super) fn map_of(value: &Value, function: &str) -> Result<Arc<BTreeMap<Arc<str>, Value>>> {
     match value {
         Value::Map(map) => Ok(map.clone()),
         other => Err(error(format!(
@@ -386,7 +386,7 @@ fn regex(pattern: &str, function: &str) -> Result<regex::Regex> {
     regex::Regex::new(pattern).map_err(|_| error(format!("{function}: invalid regular expression")))
 }
 
-fn string_fn(f: fn(&str) -> String, name: &'static str) -> gotmpl::ValueFunc {
+pub(super) fn string_fn(f: fn(&str) -> String, name: &'static str) -> gotmpl::ValueFunc {
     Arc::new(move |args: &[Value]| {
         arity(args, 1, name)?;
         Ok(text(f(string_arg(args, 0, name)?)))
@@ -1577,5 +1577,226 @@ bG8="
         assert_eq!(go_base64_decode(b"a*bc"), Err(1));
         assert_eq!(go_base64_decode(b"aGk=x"), Err(4));
         assert_eq!(go_base64_decode(b""), Ok(Vec::new()));
+    }
+}
+
+#[cfg(test)]
+mod completeness {
+    /// Every function of sprig v3.3.0's `TxtFuncMap` that ESO keeps.
+    pub(super) const SPRIG: &[&str] = &[
+        "abbrev",
+        "abbrevboth",
+        "add",
+        "add1",
+        "add1f",
+        "addf",
+        "adler32sum",
+        "ago",
+        "all",
+        "any",
+        "append",
+        "atoi",
+        "b32dec",
+        "b32enc",
+        "b64dec",
+        "b64enc",
+        "base",
+        "bcrypt",
+        "biggest",
+        "buildCustomCert",
+        "camelcase",
+        "cat",
+        "ceil",
+        "chunk",
+        "clean",
+        "coalesce",
+        "compact",
+        "concat",
+        "contains",
+        "date",
+        "dateInZone",
+        "dateModify",
+        "decryptAES",
+        "deepCopy",
+        "deepEqual",
+        "default",
+        "derivePassword",
+        "dict",
+        "dig",
+        "dir",
+        "div",
+        "divf",
+        "duration",
+        "durationRound",
+        "empty",
+        "encryptAES",
+        "ext",
+        "fail",
+        "first",
+        "float64",
+        "floor",
+        "fromJson",
+        "genCA",
+        "genCAWithKey",
+        "genPrivateKey",
+        "genSelfSignedCert",
+        "genSelfSignedCertWithKey",
+        "genSignedCert",
+        "genSignedCertWithKey",
+        "get",
+        "has",
+        "hasKey",
+        "hasPrefix",
+        "hasSuffix",
+        "hello",
+        "htmlDate",
+        "htmlDateInZone",
+        "htpasswd",
+        "indent",
+        "initial",
+        "initials",
+        "int",
+        "int64",
+        "isAbs",
+        "join",
+        "kebabcase",
+        "keys",
+        "kindIs",
+        "kindOf",
+        "last",
+        "list",
+        "lower",
+        "max",
+        "maxf",
+        "merge",
+        "mergeOverwrite",
+        "min",
+        "minf",
+        "mod",
+        "mul",
+        "mulf",
+        "mustAppend",
+        "mustChunk",
+        "mustCompact",
+        "mustDateModify",
+        "mustDeepCopy",
+        "mustFirst",
+        "mustFromJson",
+        "mustHas",
+        "mustInitial",
+        "mustLast",
+        "mustMerge",
+        "mustMergeOverwrite",
+        "mustPrepend",
+        "mustRegexFind",
+        "mustRegexFindAll",
+        "mustRegexMatch",
+        "mustRegexReplaceAll",
+        "mustRegexReplaceAllLiteral",
+        "mustRegexSplit",
+        "mustRest",
+        "mustReverse",
+        "mustSlice",
+        "mustToDate",
+        "mustToJson",
+        "mustToPrettyJson",
+        "mustToRawJson",
+        "mustUniq",
+        "mustWithout",
+        "nindent",
+        "nospace",
+        "now",
+        "omit",
+        "osBase",
+        "osClean",
+        "osDir",
+        "osExt",
+        "osIsAbs",
+        "pick",
+        "pluck",
+        "plural",
+        "prepend",
+        "quote",
+        "randAlpha",
+        "randAlphaNum",
+        "randAscii",
+        "randBytes",
+        "randInt",
+        "randNumeric",
+        "regexFind",
+        "regexFindAll",
+        "regexMatch",
+        "regexQuoteMeta",
+        "regexReplaceAll",
+        "regexReplaceAllLiteral",
+        "regexSplit",
+        "repeat",
+        "replace",
+        "rest",
+        "reverse",
+        "round",
+        "semver",
+        "semverCompare",
+        "seq",
+        "set",
+        "sha1sum",
+        "sha256sum",
+        "sha512sum",
+        "shuffle",
+        "slice",
+        "snakecase",
+        "sortAlpha",
+        "split",
+        "splitList",
+        "splitn",
+        "squote",
+        "sub",
+        "subf",
+        "substr",
+        "swapcase",
+        "ternary",
+        "title",
+        "toDate",
+        "toDecimal",
+        "toJson",
+        "toPrettyJson",
+        "toRawJson",
+        "toString",
+        "toStrings",
+        "trim",
+        "trimAll",
+        "trimPrefix",
+        "trimSuffix",
+        "trimall",
+        "trunc",
+        "tuple",
+        "typeIs",
+        "typeIsLike",
+        "typeOf",
+        "uniq",
+        "unixEpoch",
+        "unset",
+        "until",
+        "untilStep",
+        "untitle",
+        "upper",
+        "urlJoin",
+        "urlParse",
+        "uuidv4",
+        "values",
+        "without",
+        "wrap",
+        "wrapWith",
+    ];
+
+    #[test]
+    fn every_sprig_function_eso_keeps_is_registered() {
+        let table = super::functions();
+        let missing: Vec<&str> = SPRIG
+            .iter()
+            .copied()
+            .filter(|n| !table.contains_key(*n))
+            .collect();
+        assert!(missing.is_empty(), "not registered: {missing:?}");
     }
 }
