@@ -373,6 +373,90 @@ fn base32_decode(s: &str) -> String {
     super::binary::from_bytes(&out).into_owned()
 }
 
+/// goutils' `WrapCustom`: lines broken at the last space within `width` bytes; a word
+/// longer than that is cut when `long_words`, else left whole.
+fn wrap_custom(s: &str, width: i64, newline: &str, long_words: bool) -> String {
+    let bytes = super::binary::to_bytes(s);
+    if bytes.is_empty() {
+        return String::new();
+    }
+    let newline = if newline.is_empty() { "\n" } else { newline };
+    let width = width.max(1) as usize;
+    let len = bytes.len();
+    let mut offset = 0;
+    let mut out: Vec<u8> = Vec::with_capacity(len + len / width.max(1));
+    while len - offset > width {
+        if bytes[offset] == b' ' {
+            offset += 1;
+            continue;
+        }
+        let end = width + offset + 1;
+        if let Some(space) = bytes[offset..end].iter().rposition(|&b| b == b' ') {
+            out.extend_from_slice(&bytes[offset..offset + space]);
+            out.extend_from_slice(newline.as_bytes());
+            offset += space + 1;
+        } else if long_words {
+            out.extend_from_slice(&bytes[offset..offset + width]);
+            out.extend_from_slice(newline.as_bytes());
+            offset += width;
+        } else {
+            let end = width + offset;
+            match bytes[end..].iter().position(|&b| b == b' ') {
+                None => {
+                    out.extend_from_slice(&bytes[offset..]);
+                    offset = len;
+                }
+                Some(index) => {
+                    out.extend_from_slice(&bytes[offset..end + index]);
+                    out.extend_from_slice(newline.as_bytes());
+                    offset = end + index + 1;
+                }
+            }
+        }
+    }
+    out.extend_from_slice(&bytes[offset..]);
+    super::binary::from_bytes(&out).into_owned()
+}
+
+/// A one-character case mapping, as Go's `unicode.ToUpper`/`ToLower` map a rune to a
+/// rune (a character whose mapping is longer stays as it is).
+fn single(mut mapped: impl Iterator<Item = char>, original: char) -> char {
+    match (mapped.next(), mapped.next()) {
+        (Some(c), None) => c,
+        _ => original,
+    }
+}
+
+/// goutils' `SwapCase`: upper to lower, lower to upper, and title case after
+/// whitespace.
+fn swap_case(s: &str) -> String {
+    let mut whitespace = true;
+    // Go maps runes by Unicode's simple mappings: İ lowers to i, not to i + U+0307.
+    let lower = |c: char| {
+        if c == 'İ' {
+            'i'
+        } else {
+            single(c.to_lowercase(), c)
+        }
+    };
+    // Title-case letters (ǅ) are neither upper nor lower case but have a lower case.
+    let is_title = |c: char| !c.is_uppercase() && !c.is_lowercase() && lower(c) != c;
+    s.chars()
+        .map(|c| {
+            if c.is_uppercase() || is_title(c) {
+                whitespace = false;
+                lower(c)
+            } else if c.is_lowercase() {
+                whitespace = false;
+                single(c.to_uppercase(), c)
+            } else {
+                whitespace = c.is_whitespace();
+                c
+            }
+        })
+        .collect()
+}
+
 /// The functions of this module.
 pub fn functions() -> FuncMap {
     let mut table = FuncMap::new();
@@ -580,6 +664,40 @@ pub fn functions() -> FuncMap {
         }),
     );
     add("hello", Arc::new(|_: &[Value]| Ok(text("Hello!"))));
+    add(
+        "swapcase",
+        Arc::new(|args: &[Value]| {
+            arity(args, 1, "swapcase")?;
+            Ok(text(swap_case(string_arg(args, 0, "swapcase")?)))
+        }),
+    );
+    add(
+        "wrap",
+        Arc::new(|args: &[Value]| {
+            arity(args, 2, "wrap")?;
+            let width = int_arg(args, 0, "wrap")?;
+            Ok(text(wrap_custom(
+                string_arg(args, 1, "wrap")?,
+                width,
+                "",
+                false,
+            )))
+        }),
+    );
+    add(
+        "wrapWith",
+        Arc::new(|args: &[Value]| {
+            arity(args, 3, "wrapWith")?;
+            let width = int_arg(args, 0, "wrapWith")?;
+            let newline = string_arg(args, 1, "wrapWith")?;
+            Ok(text(wrap_custom(
+                string_arg(args, 2, "wrapWith")?,
+                width,
+                newline,
+                true,
+            )))
+        }),
+    );
     add(
         "b32dec",
         Arc::new(|args: &[Value]| {

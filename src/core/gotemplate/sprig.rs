@@ -1427,13 +1427,10 @@ pub fn functions() -> FuncMap {
 
 /// sprig's functions courier does not implement (yet): registered so that a template
 /// using one says so. `getHostByName` stays out on purpose: rendering is pure.
-const NOT_YET: [&str; 20] = [
+const NOT_YET: [&str; 17] = [
     "camelcase",
     "snakecase",
     "kebabcase",
-    "swapcase",
-    "wrap",
-    "wrapWith",
     "semver",
     "semverCompare",
     "urlParse",
