@@ -294,3 +294,60 @@ fn generated_templates_render_as_eso_does() {
         mismatches.join("\n")
     );
 }
+
+/// `templateAs: KeysAndValues`: the rendered text is read as ESO reads it (YAML 1.1 into
+/// a map of strings). ESO's `Execute` with scope KeysAndValues is the oracle.
+#[test]
+fn keys_and_values_outputs_read_as_eso_reads_them() {
+    let cases = [
+        "a: x\nb: 'y'",
+        "a: 1\nb: yes\nc: 010\nd: 1.5\ne: 1000000.0\nf: ~\ng: 0x1F\nh: on",
+        "1: one\ntrue: t\n2.5: f",
+        "a: [1, 2]",
+        "a: {b: c}",
+        "- a\n- b",
+        "just text",
+        "",
+        "a: 1\na: 2",
+        "base: &b x\nref: *b",
+        "a: |\n  multi\n  line\n",
+        "a: \"\\u00e9\\t\"",
+        "a: [",
+    ];
+    let mut input = String::new();
+    for case in &cases {
+        let request = serde_json::json!({
+            "templates": {"t": case},
+            "scope": "KeysAndValues",
+            "data": {},
+        });
+        input.push_str(&request.to_string());
+        input.push('\n');
+    }
+    let mut child = Command::new(oracle())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let mut mismatches = Vec::new();
+    for (case, line) in cases
+        .iter()
+        .zip(String::from_utf8(output.stdout).unwrap().lines())
+    {
+        let go: serde_json::Value = serde_json::from_str(line).unwrap();
+        let theirs = go["secret"]["data"].as_object().map(|data| {
+            data.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        });
+        let ours = gotemplate::keys_and_values(case).ok();
+        if ours != theirs {
+            mismatches.push(format!("{case:?}\n  courier: {ours:?}\n  go:      {go}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

@@ -18,6 +18,8 @@ mod random;
 pub mod sprig;
 mod yaml;
 
+pub use yaml::keys_and_values;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 

@@ -364,13 +364,13 @@ pub fn from_yaml(input: &str) -> Value {
     }
 }
 
-fn parse_map(input: &str) -> Result<Value, String> {
+/// The first document of `input` as go-yaml v2 reads it.
+fn first_document(input: &str) -> Result<Node, String> {
     let mut reader = Reader {
         parser: Parser::new_from_str(input),
         anchors: BTreeMap::new(),
     };
-    // Only the first document counts.
-    let root = loop {
+    Ok(loop {
         match reader
             .next()
             .map_err(|e| format!("error converting YAML to JSON: {e}"))?
@@ -383,7 +383,22 @@ fn parse_map(input: &str) -> Result<Value, String> {
                     .map_err(|e| format!("error converting YAML to JSON: {e}"))?;
             }
         }
-    };
+    })
+}
+
+fn json_kind(node: &Node) -> &'static str {
+    match node {
+        Node::Map(_) => "object",
+        Node::Null => "null",
+        Node::List(_) => "array",
+        Node::String(_) => "string",
+        Node::Bool(_) => "bool",
+        Node::Int(_) | Node::Float(_) => "number",
+    }
+}
+
+fn parse_map(input: &str) -> Result<Value, String> {
+    let root = first_document(input)?;
     let kind = match &root {
         Node::Map(_) | Node::Null => None,
         Node::List(_) => Some("array"),
@@ -400,6 +415,43 @@ fn parse_map(input: &str) -> Result<Value, String> {
         Value::Nil => Ok(Value::Map(Arc::new(BTreeMap::new()))),
         map => Ok(map),
     }
+}
+
+/// What ESO makes of a `KeysAndValues` template's output: `yaml.Unmarshal` into a
+/// `map[string]string`, so scalars become their text (`yes` is `true`, `010` is `8`) and
+/// a list or map value is an error.
+pub fn keys_and_values(input: &str) -> Result<BTreeMap<String, String>, String> {
+    const PREFIX: &str = "could not unmarshal template to 'map[string][]byte'";
+    let root = first_document(input).map_err(|e| format!("{PREFIX}: {e}"))?;
+    let entries = match root {
+        Node::Null => return Ok(BTreeMap::new()),
+        Node::Map(entries) => entries,
+        other => {
+            return Err(format!(
+                "{PREFIX}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]string",
+                json_kind(&other)
+            ));
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in entries {
+        let key = key_string(&key, &value).map_err(|e| format!("{PREFIX}: {e}"))?;
+        let text = match value {
+            Node::String(s) => s,
+            Node::Int(n) => n.to_string(),
+            Node::Bool(b) => b.to_string(),
+            Node::Float(f) => go_format_g(f as f32 as f64, true),
+            Node::Null => String::new(),
+            other => {
+                return Err(format!(
+                    "{PREFIX}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type string",
+                    json_kind(&other)
+                ));
+            }
+        };
+        out.insert(key, json_string(&text));
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------

@@ -184,6 +184,16 @@ fn render_template(
     ))
 }
 
+/// An error about rendered text: the parser's messages can quote it, so keep only what
+/// precedes a quote.
+fn without_values(message: &str) -> String {
+    let cut = message.find(['"', '`', '\'']).unwrap_or(message.len());
+    format!(
+        "{} (KeysAndValues expects a YAML map of keys to string values)",
+        message[..cut].trim_end_matches([' ', ':'])
+    )
+}
+
 /// `Values`: the output is the value of `key`. `KeysAndValues`: the output is a YAML map.
 fn add_rendered(
     sink: &mut StringMap,
@@ -197,29 +207,10 @@ fn add_rendered(
             sink.insert(key.to_owned(), output);
         }
         TemplateScope::KeysAndValues => {
-            let parsed: serde_json::Value = serde_saphyr::from_str(&output).map_err(|_| {
-                Failure::new(
-                    field.to_owned(),
-                    "the rendered text is not YAML (KeysAndValues expects a map of keys to values)",
-                )
-            })?;
-            let serde_json::Value::Object(members) = parsed else {
-                if parsed.is_null() {
-                    return Ok(());
-                }
-                return Err(Failure::new(
-                    field.to_owned(),
-                    "the rendered text is not a YAML map of keys to values",
-                ));
-            };
-            for (k, v) in members {
-                let text = match v {
-                    serde_json::Value::String(s) => s,
-                    serde_json::Value::Null => String::new(),
-                    other => other.to_string(),
-                };
-                sink.insert(k, text);
-            }
+            // As ESO reads it: YAML 1.1 into a map of strings (`yes` is "true").
+            let members = gotemplate::keys_and_values(&output)
+                .map_err(|e| Failure::new(field.to_owned(), without_values(&e)))?;
+            sink.extend(members);
         }
     }
     Ok(())
