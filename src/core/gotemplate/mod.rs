@@ -1,12 +1,13 @@
 //! ESO's template engine v2: Go `text/template` with `missingkey=error`, over the fetched
-//! values as a map of strings, with sprig's functions. Built on `gotmpl` (a Rust port of
-//! Go's text/template); the functions are in [`sprig`]. `tests/go_templates.rs` runs a
-//! corpus through this engine and through Go's own text/template with the sprig release
-//! ESO requires, and demands the same bytes.
+//! values as a map of strings, with sprig's functions and ESO's own. Built on `gotmpl` (a
+//! Rust port of Go's text/template, vendored with one patch); the functions are in
+//! [`sprig`], `more`, `dates`, `random` (sprig) and `eso`, `yaml` (ESO's).
+//! `tests/go_templates.rs` runs a corpus through this engine and through ESO's own
+//! `Execute`, and demands the same bytes.
 //!
-//! Not yet here (a template using one fails with a clear error, never silently): sprig's
-//! date, crypto-generation, semver and reflection functions, and ESO's own PKCS#12, PEM,
-//! JWK, YAML and RSA functions.
+//! Not here (a template using one fails with a clear error, never silently): sprig's
+//! case conversions, semver, URL and certificate-generation functions, and
+//! `getHostByName`.
 
 pub mod binary;
 mod dates;
