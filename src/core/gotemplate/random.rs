@@ -123,6 +123,139 @@ fn decrypt_aes(password: &str, encoded: &str) -> Result<String> {
     Ok(from_bytes(&plain).into_owned())
 }
 
+/// The Master Password algorithm's site templates, by sprig's password type names.
+fn password_templates(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "maximum" => &["anoxxxxxxxxxxxxxxxxx", "axxxxxxxxxxxxxxxxxno"],
+        "long" => &[
+            "CvcvnoCvcvCvcv",
+            "CvcvCvcvnoCvcv",
+            "CvcvCvcvCvcvno",
+            "CvccnoCvcvCvcv",
+            "CvccCvcvnoCvcv",
+            "CvccCvcvCvcvno",
+            "CvcvnoCvccCvcv",
+            "CvcvCvccnoCvcv",
+            "CvcvCvccCvcvno",
+            "CvcvnoCvcvCvcc",
+            "CvcvCvcvnoCvcc",
+            "CvcvCvcvCvccno",
+            "CvccnoCvccCvcv",
+            "CvccCvccnoCvcv",
+            "CvccCvccCvcvno",
+            "CvcvnoCvccCvcc",
+            "CvcvCvccnoCvcc",
+            "CvcvCvccCvccno",
+            "CvccnoCvcvCvcc",
+            "CvccCvcvnoCvcc",
+            "CvccCvcvCvccno",
+        ],
+        "medium" => &["CvcnoCvc", "CvcCvcno"],
+        "short" => &["Cvcn"],
+        "basic" => &["aaanaaan", "aannaaan", "aaannaaa"],
+        "pin" => &["nnnn"],
+        _ => return None,
+    })
+}
+
+/// The characters a Master Password template letter stands for.
+fn template_characters(class: u8) -> &'static [u8] {
+    match class {
+        b'V' => b"AEIOU",
+        b'C' => b"BCDFGHJKLMNPQRSTVWXYZ",
+        b'v' => b"aeiou",
+        b'c' => b"bcdfghjklmnpqrstvwxyz",
+        b'A' => b"AEIOUBCDFGHJKLMNPQRSTVWXYZ",
+        b'a' => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz",
+        b'n' => b"0123456789",
+        b'o' => b"@&%?,=[]_:-+*$#!'^~;()/.",
+        _ => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz0123456789!@#$%^&*()",
+    }
+}
+
+/// sprig's `derivePassword`: the Master Password algorithm (scrypt of the master
+/// password salted with the user, HMAC-SHA256 of the site and counter, a template).
+fn derive_password(counter: u32, kind: &str, password: &str, user: &str, site: &str) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    const SEED: &[u8] = b"com.lyndir.masterpassword";
+    let Some(templates) = password_templates(kind) else {
+        return format!("cannot find password template {kind}");
+    };
+    let mut salt = SEED.to_vec();
+    salt.extend_from_slice(&(user.len() as u32).to_be_bytes());
+    salt.extend_from_slice(user.as_bytes());
+    let mut key = [0u8; 64];
+    let derived = scrypt::Params::new(15, 8, 2)
+        .ok()
+        .and_then(|params| scrypt::scrypt(password.as_bytes(), &salt, &params, &mut key).ok());
+    if derived.is_none() {
+        return "failed to derive password".into();
+    }
+    let mut message = SEED.to_vec();
+    message.extend_from_slice(&(site.len() as u32).to_be_bytes());
+    message.extend_from_slice(site.as_bytes());
+    message.extend_from_slice(&counter.to_be_bytes());
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key) else {
+        return "failed to derive password".into();
+    };
+    mac.update(&message);
+    let seed = mac.finalize().into_bytes();
+    let template = templates[usize::from(seed[0]) % templates.len()];
+    template
+        .bytes()
+        .enumerate()
+        .map(|(i, class)| {
+            let characters = template_characters(class);
+            characters[usize::from(seed[i + 1]) % characters.len()] as char
+        })
+        .collect()
+}
+
+/// sprig's `buildCustomCert`: a certificate object from a base64 PEM certificate and
+/// key, both checked.
+fn build_custom_cert(cert_b64: &str, key_b64: &str) -> Result<Value> {
+    let cert = STANDARD
+        .decode(cert_b64)
+        .map_err(|_| error("unable to decode base64 certificate"))?;
+    let key = STANDARD
+        .decode(key_b64)
+        .map_err(|_| error("unable to decode base64 private key"))?;
+    let Some(block) = super::pem::decode(&cert).0 else {
+        return Err(error("unable to decode certificate"));
+    };
+    if !matches!(
+        x509_parser::parse_x509_certificate(&block.bytes),
+        Ok(([], _))
+    ) {
+        return Err(error(
+            "error parsing certificate: decodedCert.Bytes: x509: malformed certificate",
+        ));
+    }
+    // sprig's parsePrivateKeyPEM: PKCS#1 RSA, SEC 1 EC or PKCS#8 blocks.
+    let key_ok = match super::pem::decode(&key).0 {
+        Some(block) => match block.kind.as_str() {
+            "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "PRIVATE KEY" => true,
+            _ => false,
+        },
+        None => false,
+    };
+    if !key_ok {
+        return Err(error("error parsing private key: no PEM data in input"));
+    }
+    Ok(certificate(
+        from_bytes(&cert).into_owned(),
+        from_bytes(&key).into_owned(),
+    ))
+}
+
+/// sprig's `certificate` struct: `.Cert` and `.Key`.
+fn certificate(cert: String, key: String) -> Value {
+    let mut map = std::collections::BTreeMap::new();
+    map.insert(Arc::from("Cert"), text(cert));
+    map.insert(Arc::from("Key"), text(key));
+    Value::Map(Arc::new(map))
+}
+
 fn bcrypt_hash(password: &str) -> Result<String> {
     // sprig's cost, bcrypt.DefaultCost, and its `$2a$` prefix.
     let parts = bcrypt::hash_with_result(to_bytes(password), 10)
@@ -222,6 +355,31 @@ pub fn functions() -> FuncMap {
             }
             let hash = bcrypt_hash(string_arg(args, 1, "htpasswd")?)?;
             Ok(text(format!("{user}:{hash}")))
+        }),
+    );
+    add(
+        "derivePassword",
+        Arc::new(|args: &[Value]| {
+            arity(args, 5, "derivePassword")?;
+            let counter = u32::try_from(int_arg(args, 0, "derivePassword")?)
+                .map_err(|_| error("derivePassword: the counter is not a uint32"))?;
+            Ok(text(derive_password(
+                counter,
+                string_arg(args, 1, "derivePassword")?,
+                string_arg(args, 2, "derivePassword")?,
+                string_arg(args, 3, "derivePassword")?,
+                string_arg(args, 4, "derivePassword")?,
+            )))
+        }),
+    );
+    add(
+        "buildCustomCert",
+        Arc::new(|args: &[Value]| {
+            arity(args, 2, "buildCustomCert")?;
+            build_custom_cert(
+                string_arg(args, 0, "buildCustomCert")?,
+                string_arg(args, 1, "buildCustomCert")?,
+            )
         }),
     );
     add(

@@ -1427,7 +1427,7 @@ pub fn functions() -> FuncMap {
 
 /// sprig's functions courier does not implement (yet): registered so that a template
 /// using one says so. `getHostByName` stays out on purpose: rendering is pure.
-const NOT_YET: [&str; 17] = [
+const NOT_YET: [&str; 15] = [
     "camelcase",
     "snakecase",
     "kebabcase",
@@ -1435,7 +1435,6 @@ const NOT_YET: [&str; 17] = [
     "semverCompare",
     "urlParse",
     "urlJoin",
-    "derivePassword",
     "genPrivateKey",
     "genCA",
     "genCAWithKey",
@@ -1443,7 +1442,6 @@ const NOT_YET: [&str; 17] = [
     "genSelfSignedCertWithKey",
     "genSignedCert",
     "genSignedCertWithKey",
-    "buildCustomCert",
     "getHostByName",
 ];
 
