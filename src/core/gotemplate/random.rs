@@ -232,13 +232,12 @@ fn build_custom_cert(cert_b64: &str, key_b64: &str) -> Result<Value> {
         ));
     }
     // sprig's parsePrivateKeyPEM: PKCS#1 RSA, SEC 1 EC or PKCS#8 blocks.
-    let key_ok = match super::pem::decode(&key).0 {
-        Some(block) => match block.kind.as_str() {
-            "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "PRIVATE KEY" => true,
-            _ => false,
-        },
-        None => false,
-    };
+    let key_ok = super::pem::decode(&key).0.is_some_and(|block| {
+        matches!(
+            block.kind.as_str(),
+            "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "PRIVATE KEY"
+        )
+    });
     if !key_ok {
         return Err(error("error parsing private key: no PEM data in input"));
     }
