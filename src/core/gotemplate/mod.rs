@@ -17,6 +17,7 @@ mod more;
 mod pem;
 mod random;
 pub mod sprig;
+mod url;
 mod yaml;
 
 pub use yaml::keys_and_values;
@@ -47,6 +48,7 @@ static FUNCTIONS: LazyLock<FuncMap> = LazyLock::new(|| {
     functions.extend(more::functions());
     functions.extend(dates::functions());
     functions.extend(random::functions());
+    functions.extend(url::functions());
     // sprig's other names for the same functions.
     for (alias, name) in [("trimall", "trimAll"), ("biggest", "max")] {
         if let Some(f) = functions.get(name).cloned() {

@@ -1427,14 +1427,12 @@ pub fn functions() -> FuncMap {
 
 /// sprig's functions courier does not implement (yet): registered so that a template
 /// using one says so. `getHostByName` stays out on purpose: rendering is pure.
-const NOT_YET: [&str; 15] = [
+const NOT_YET: [&str; 13] = [
     "camelcase",
     "snakecase",
     "kebabcase",
     "semver",
     "semverCompare",
-    "urlParse",
-    "urlJoin",
     "genPrivateKey",
     "genCA",
     "genCAWithKey",
