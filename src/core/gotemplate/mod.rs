@@ -16,6 +16,7 @@ mod eso;
 mod more;
 mod pem;
 mod random;
+mod semver;
 pub mod sprig;
 mod url;
 mod yaml;
@@ -49,6 +50,7 @@ static FUNCTIONS: LazyLock<FuncMap> = LazyLock::new(|| {
     functions.extend(dates::functions());
     functions.extend(random::functions());
     functions.extend(url::functions());
+    functions.extend(semver::functions());
     // sprig's other names for the same functions.
     for (alias, name) in [("trimall", "trimAll"), ("biggest", "max")] {
         if let Some(f) = functions.get(name).cloned() {

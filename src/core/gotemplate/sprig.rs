@@ -1427,12 +1427,10 @@ pub fn functions() -> FuncMap {
 
 /// sprig's functions courier does not implement (yet): registered so that a template
 /// using one says so. `getHostByName` stays out on purpose: rendering is pure.
-const NOT_YET: [&str; 13] = [
+const NOT_YET: [&str; 11] = [
     "camelcase",
     "snakecase",
     "kebabcase",
-    "semver",
-    "semverCompare",
     "genPrivateKey",
     "genCA",
     "genCAWithKey",
