@@ -203,7 +203,7 @@ impl Generator {
         }
         let a = self.string(depth - 1);
         let n = self.next() % 5;
-        match self.next() % 33 {
+        match self.next() % 37 {
             0 => format!("(upper {a})"),
             1 => format!("(lower {a})"),
             2 => format!("(title {a})"),
@@ -242,6 +242,10 @@ impl Generator {
             ),
             30 => format!("(toYaml (fromYaml {a}))"),
             31 => format!("(filterPEM \"X\" {a})"),
+            32 => format!("(camelcase {a})"),
+            33 => format!("(snakecase {a})"),
+            34 => format!("(kebabcase (swapcase {a}))"),
+            35 => format!("(wrap {n} {a})"),
             _ => format!("(nindent {n} {a})"),
         }
     }

@@ -457,6 +457,233 @@ fn swap_case(s: &str) -> String {
         .collect()
 }
 
+/// xstrings' word kinds, for `snakecase` and `kebabcase`.
+#[derive(Clone, Copy, PartialEq)]
+enum Word {
+    /// The end of the text (xstrings' zero value).
+    Invalid,
+    Number,
+    Upper,
+    Alphabet,
+    Connector,
+    Punct,
+    Other,
+}
+
+fn is_connector(c: char) -> bool {
+    c == '-' || c == '_' || c.is_whitespace()
+}
+
+/// A letter that is not a CJK ideograph (xstrings' `isAlphabet`).
+fn is_alphabet(c: char) -> bool {
+    c.is_alphabetic()
+        && !matches!(c, '\u{4E00}'..='\u{9FCC}' | '\u{3400}'..='\u{4D85}' | '\u{20000}'..='\u{2A6D6}'
+            | '\u{2A700}'..='\u{2B734}' | '\u{2B740}'..='\u{2B81D}' | '\u{F900}'..='\u{FAFF}'
+            | '\u{2F800}'..='\u{2FA1F}')
+}
+
+fn is_punct(c: char) -> bool {
+    c.is_ascii_punctuation() && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~')
+        || (!c.is_ascii()
+            && !c.is_alphanumeric()
+            && !c.is_whitespace()
+            && !c.is_control()
+            && matches!(c, '\u{A1}' | '\u{A7}' | '\u{AB}' | '\u{B6}' | '\u{B7}' | '\u{BB}' | '\u{BF}'
+                | '\u{2010}'..='\u{2027}' | '\u{2030}'..='\u{205E}' | '\u{3001}'..='\u{3003}'
+                | '\u{3008}'..='\u{3011}'))
+}
+
+fn is_number(c: char) -> bool {
+    c.is_numeric()
+}
+
+/// xstrings' `nextWord`: the kind and length in characters of the word at the start.
+fn next_word(chars: &[char]) -> (Word, usize) {
+    let Some(&first) = chars.first() else {
+        return (Word::Invalid, 0);
+    };
+    let run = |from: usize, keep: &dyn Fn(char) -> bool| {
+        from + chars[from..].iter().take_while(|&&c| keep(c)).count()
+    };
+    if is_connector(first) {
+        return (Word::Connector, run(1, &is_connector));
+    }
+    if is_punct(first) {
+        return (Word::Punct, run(1, &is_punct));
+    }
+    if first.is_uppercase() {
+        let Some(&second) = chars.get(1) else {
+            return (Word::Upper, 1);
+        };
+        if second.is_uppercase() {
+            let end = run(1, &|c: char| c.is_uppercase());
+            // "HTTPServer": the last capital starts the next word.
+            if end < chars.len() && is_alphabet(chars[end]) {
+                return (Word::Upper, end - 1);
+            }
+            return (Word::Upper, end);
+        }
+        if is_alphabet(second) {
+            return (
+                Word::Upper,
+                run(1, &|c: char| is_alphabet(c) && !c.is_uppercase()),
+            );
+        }
+        return (Word::Upper, 1);
+    }
+    if is_alphabet(first) {
+        return (
+            Word::Alphabet,
+            run(1, &|c: char| is_alphabet(c) && !c.is_uppercase()),
+        );
+    }
+    if is_number(first) {
+        return (Word::Number, run(1, &is_number));
+    }
+    let end = run(1, &|c: char| {
+        !(is_connector(c) || is_alphabet(c) || is_number(c) || is_punct(c))
+    });
+    (Word::Other, end)
+}
+
+/// xstrings' `toLower` of one word: capitals lowered in a capital word, connectors
+/// replaced in a connector word, anything else as it is.
+fn push_lower(out: &mut String, kind: Word, word: &[char], connector: char) {
+    for &c in word {
+        match kind {
+            Word::Upper | Word::Connector if is_connector(c) => out.push(connector),
+            Word::Upper | Word::Connector if c.is_uppercase() => {
+                out.push(single(c.to_lowercase(), c));
+            }
+            _ => out.push(c),
+        }
+    }
+}
+
+/// xstrings' `ToSnakeCase`/`ToKebabCase`.
+fn to_lower_case(s: &str, connector: char) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 4);
+    let mut at = 0;
+    let take = |at: &mut usize| -> (Word, std::ops::Range<usize>) {
+        let (kind, len) = next_word(&chars[*at..]);
+        let range = *at..*at + len;
+        *at += len;
+        (kind, range)
+    };
+    let (mut kind, mut word) = take(&mut at);
+    let separate = |next: Word| !matches!(next, Word::Invalid | Word::Connector | Word::Punct);
+    while at < chars.len() {
+        if kind != Word::Connector {
+            push_lower(&mut out, kind, &chars[word.clone()], connector);
+        }
+        let (previous, last) = (kind, word.clone());
+        (kind, word) = take(&mut at);
+        match previous {
+            Word::Number => {
+                while matches!(kind, Word::Alphabet | Word::Number) {
+                    push_lower(&mut out, kind, &chars[word.clone()], connector);
+                    (kind, word) = take(&mut at);
+                }
+                if separate(kind) {
+                    out.push(connector);
+                }
+            }
+            Word::Connector => push_lower(&mut out, previous, &chars[last], connector),
+            Word::Punct => {}
+            _ => {
+                if kind != Word::Number {
+                    if separate(kind) {
+                        out.push(connector);
+                    }
+                    continue;
+                }
+                if at >= chars.len() {
+                    continue;
+                }
+                let number = word.clone();
+                (kind, word) = take(&mut at);
+                if kind != Word::Alphabet {
+                    push_lower(&mut out, Word::Number, &chars[number], connector);
+                    if separate(kind) {
+                        out.push(connector);
+                    }
+                    continue;
+                }
+                out.push(connector);
+                push_lower(&mut out, Word::Number, &chars[number], connector);
+                while matches!(kind, Word::Alphabet | Word::Number) {
+                    push_lower(&mut out, kind, &chars[word.clone()], connector);
+                    (kind, word) = take(&mut at);
+                }
+                if separate(kind) {
+                    out.push(connector);
+                }
+            }
+        }
+    }
+    push_lower(&mut out, kind, &chars[word], connector);
+    out
+}
+
+/// xstrings' `ToCamelCase` as sprig v3.3.0 gets it: connectors dropped, the first
+/// letter and each letter after a connector capitalised, and capitals following a
+/// capital that starts a word lowered (`HTTPServer` is `Httpserver`).
+fn to_camel_case(s: &str) -> String {
+    let upper = |c: char| single(c.to_uppercase(), c);
+    let lower = |c: char| {
+        if c == 'İ' {
+            'i'
+        } else {
+            single(c.to_lowercase(), c)
+        }
+    };
+    let mut chars = s.chars();
+    let mut out = String::with_capacity(s.len());
+    let mut first_upper = false;
+    let mut current = None;
+    for c in chars.by_ref() {
+        if !is_connector(c) {
+            first_upper = c.is_uppercase();
+            current = Some(upper(c));
+            break;
+        }
+        out.push(c);
+        current = Some(c);
+    }
+    let Some(mut r0) = current else {
+        return out;
+    };
+    let rest: Vec<char> = chars.collect();
+    if rest.is_empty() {
+        out.push(r0);
+        return out;
+    }
+    for c in rest {
+        let r1 = r0;
+        r0 = c;
+        if is_connector(r0) && is_connector(r1) {
+            out.push(r1);
+            continue;
+        }
+        if is_connector(r1) {
+            first_upper = r0.is_uppercase();
+            r0 = upper(r0);
+        } else {
+            if first_upper {
+                if r0.is_uppercase() {
+                    r0 = lower(r0);
+                } else {
+                    first_upper = false;
+                }
+            }
+            out.push(r1);
+        }
+    }
+    out.push(r0);
+    out
+}
+
 /// The functions of this module.
 pub fn functions() -> FuncMap {
     let mut table = FuncMap::new();
@@ -664,6 +891,19 @@ pub fn functions() -> FuncMap {
         }),
     );
     add("hello", Arc::new(|_: &[Value]| Ok(text("Hello!"))));
+    for (name, f) in [
+        ("camelcase", to_camel_case as fn(&str) -> String),
+        ("snakecase", |s| to_lower_case(s, '_')),
+        ("kebabcase", |s| to_lower_case(s, '-')),
+    ] {
+        add(
+            name,
+            Arc::new(move |args: &[Value]| {
+                arity(args, 1, name)?;
+                Ok(text(f(string_arg(args, 0, name)?)))
+            }),
+        );
+    }
     add(
         "swapcase",
         Arc::new(|args: &[Value]| {

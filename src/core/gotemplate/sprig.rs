@@ -1427,10 +1427,7 @@ pub fn functions() -> FuncMap {
 
 /// sprig's functions courier does not implement (yet): registered so that a template
 /// using one says so. `getHostByName` stays out on purpose: rendering is pure.
-const NOT_YET: [&str; 11] = [
-    "camelcase",
-    "snakecase",
-    "kebabcase",
+const NOT_YET: [&str; 8] = [
     "genPrivateKey",
     "genCA",
     "genCAWithKey",
