@@ -1,13 +1,13 @@
 //! ESO's template engine v2: Go `text/template` with `missingkey=error`, over the fetched
 //! values as a map of strings, with sprig's functions and ESO's own. Built on `gotmpl` (a
 //! Rust port of Go's text/template, vendored with one patch); the functions are in
-//! [`sprig`], `more`, `dates`, `random` (sprig) and `eso`, `yaml` (ESO's).
+//! [`sprig`], `more`, `dates`, `random`, `url`, `semver` (sprig) and `eso`, `yaml`
+//! (ESO's).
 //! `tests/go_templates.rs` runs a corpus through this engine and through ESO's own
 //! `Execute`, and demands the same bytes.
 //!
 //! Not here (a template using one fails with a clear error, never silently): sprig's
-//! case conversions, semver, URL and certificate-generation functions, and
-//! `getHostByName`.
+//! certificate generators (`genCA`, ...), and `getHostByName`.
 
 pub mod binary;
 mod dates;
