@@ -88,8 +88,10 @@ impl<'a> Renderer<'a> {
         match (&self.engine, &self.context) {
             (Engine::Minijinja, Some(context)) => template::render(self.env, source, context)
                 .map_err(|e| Failure::new(field, e.message)),
-            _ => gotemplate::render(name, source, self.values)
-                .map_err(|e| Failure::new(field, with_hint(self.env, source, e.message))),
+            _ => gotemplate::render(name, source, self.values).map_err(|e| {
+                let message = with_keys(e.message, self.values);
+                Failure::new(field, with_hint(self.env, source, message))
+            }),
         }
     }
 }
@@ -107,6 +109,29 @@ pub(super) fn validate(
             gotemplate::validate(name, source).map_err(|e| with_hint(env, source, e.message))
         }
     }
+}
+
+/// A missing key (`{{ .usernme }}`) is a typo or a key the source lacks: name the keys
+/// the template can use (names only, never values), and the closest one.
+fn with_keys(message: String, values: &SecretMap) -> String {
+    const MISSING: &str = "map has no entry for key: ";
+    let Some(at) = message.find(MISSING) else {
+        return message;
+    };
+    let wanted = message[at + MISSING.len()..]
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()
+        .unwrap_or("");
+    let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+    let suggestion = crate::core::suggest::did_you_mean(wanted, keys.iter().copied())
+        .map(|k| format!(" (did you mean .{k}?)"))
+        .unwrap_or_default();
+    let listed = if keys.len() > 20 {
+        format!("{}, ... ({} keys)", keys[..20].join(", "), keys.len())
+    } else {
+        keys.join(", ")
+    };
+    format!("{message}\nhint: the keys this template can use: {listed}{suggestion}")
 }
 
 /// A Go template that does not parse but would as minijinja is probably courier's old
