@@ -366,8 +366,24 @@ impl<'w> KubernetesClient<'w> {
                 "remoteRef.key is empty; it names the source Secret",
             ));
         }
+        // Names of the namespace's Secrets (never their values) for a "did you mean".
+        let known: Vec<&str> = match self.sources {
+            Sources::World(world) => world
+                .secrets
+                .get(self.namespace)
+                .map(|secrets| secrets.keys().map(String::as_str).collect())
+                .unwrap_or_default(),
+            Sources::Store(Some(read)) => read.secrets.keys().map(String::as_str).collect(),
+            Sources::Store(None) => Vec::new(),
+        };
         let not_found = || FetchError {
-            message: format!("source Secret {}/{name} not found", self.namespace),
+            message: format!(
+                "source Secret {}/{name} not found{}",
+                self.namespace,
+                crate::core::suggest::did_you_mean(name, known.iter().copied())
+                    .map(|k| format!("; did you mean {k:?}?"))
+                    .unwrap_or_default()
+            ),
             source_missing: true,
         };
         match self.sources {
