@@ -374,3 +374,80 @@ fn a_file_named_twice_is_read_once() {
     assert!(!twice.stderr.contains("defined twice"), "{}", twice.stderr);
     assert_eq!(twice.stdout, once.stdout);
 }
+
+/// The GitHub Actions example's check step, run as written: its `run:` script with the
+/// workflow's environment, `courier` on PATH, against the seed platform and a broken repo.
+#[test]
+fn github_actions_example_runs_as_written() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/ci/github-actions.yaml"
+    ))
+    .unwrap();
+    let workflow: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let steps = workflow["jobs"]["check"]["steps"].as_array().unwrap();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no step {name:?}"))
+    };
+    assert_eq!(
+        step("Install courier")["run"],
+        "cargo install --locked --git \"$COURIER_GIT\" courier"
+    );
+    let script = step("Check, render redacted, diff against the cluster")["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_courier"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |manifests: &str| {
+        let work = tempfile::tempdir().unwrap();
+        let output = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env("MANIFESTS", manifests)
+            .env("RUNNER_TEMP", work.path())
+            .env("KUBECONFIG_DATA", "")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        let rendered =
+            std::fs::read_to_string(work.path().join("courier-ci-out/rendered-redacted.yaml"))
+                .unwrap_or_default();
+        (output, rendered)
+    };
+    let platform = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/platform");
+    let (good, rendered) = run(platform);
+    assert!(
+        good.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(rendered.matches("kind: Secret").count(), 17, "{rendered}");
+    for value in platform_values() {
+        assert!(
+            !rendered.contains(&value),
+            "the redacted render holds a value"
+        );
+    }
+    let broken = write_world(&[(
+        "x.yaml",
+        "apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecrets\nmetadata: {name: x}\n",
+    )]);
+    let (failed, _) = run(broken.path().to_str().unwrap());
+    assert!(
+        !failed.status.success(),
+        "a broken repository fails the step"
+    );
+}
