@@ -277,7 +277,7 @@ fn check_fails_where_render_fails_when_the_world_holds_the_sources() {
     ]);
     let path = dir.path().to_str().unwrap();
     let expected = format!(
-        "error: {path}/ces.yaml:1: ClusterExternalSecret/s: target a/s: data[0] (secretKey \"k\"): source Secret central/not-there not found"
+        "error: {path}/ces.yaml:9: ClusterExternalSecret/s: target a/s: data[0] (secretKey \"k\"): source Secret central/not-there not found"
     );
     let render = courier(&["render", path], None);
     assert_eq!(render.code, 1);

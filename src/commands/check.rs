@@ -19,7 +19,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let report = plan::check(&inputs.manifests, &world, &courier::providers::Registry);
     if !report.errors.is_empty() {
         return Ok(report_errors(
-            report.errors.iter().map(ToString::to_string),
+            super::located(&report.errors),
             "check failed",
         ));
     }

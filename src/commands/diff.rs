@@ -64,10 +64,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             "diff: {} to create, {} to update, {} to remove, {} in sync",
             drift.create, drift.update, drift.remove, drift.unchanged
         );
-        let errors: Vec<String> = plan
-            .errors
-            .iter()
-            .map(ToString::to_string)
+        let errors: Vec<String> = super::located(&plan.errors)
+            .into_iter()
             .chain(decisions.errors.iter().map(ToString::to_string))
             .collect();
         if !errors.is_empty() {

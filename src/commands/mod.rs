@@ -14,6 +14,40 @@ use courier::core::world::World;
 
 use crate::cli::InputArgs;
 
+/// Plan errors as printed, each `file:line` moved to the line of the field it names
+/// (`template.data[conf]`) when its file can be read again; stdin keeps the document's
+/// line.
+pub fn located(errors: &[courier::core::plan::PlanError]) -> Vec<String> {
+    let mut texts: std::collections::HashMap<String, Option<String>> =
+        std::collections::HashMap::new();
+    errors
+        .iter()
+        .map(|error| {
+            let (Some(key), line) = (&error.key, error.origin.line) else {
+                return error.to_string();
+            };
+            let file = error.origin.file.to_string();
+            if line == 0 || file == "<stdin>" || file == "-" {
+                return error.to_string();
+            }
+            let text = texts
+                .entry(file.clone())
+                .or_insert_with(|| std::fs::read_to_string(&file).ok());
+            match text
+                .as_deref()
+                .and_then(|t| courier::core::fieldline::field_line(t, line, key))
+            {
+                Some(field_line) => {
+                    let mut precise = error.clone();
+                    precise.origin.line = field_line;
+                    precise.to_string()
+                }
+                None => error.to_string(),
+            }
+        })
+        .collect()
+}
+
 /// Loads the inputs and the world they describe, or prints every error.
 pub fn load_world(args: &InputArgs, namespace: Option<&str>) -> Result<(Inputs, World), ExitCode> {
     let options = LoadOptions {

@@ -85,7 +85,7 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
         runtime.block_on(courier::providers::prefetch(&remote, &mut world, &fetch));
     }
     let plan = plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
-    errors.extend(plan.errors.iter().map(ToString::to_string));
+    errors.extend(super::located(&plan.errors));
     // The namespaces stores read (sources and credentials): their Secrets, and the
     // Namespaces themselves, are inputs of the render, never outputs, or a GitOps tool
     // would apply and own the master Secrets in every app that includes them.

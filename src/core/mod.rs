@@ -8,6 +8,7 @@
 //! [`output`] prints them.
 
 pub mod duration;
+pub mod fieldline;
 pub mod gotemplate;
 pub mod labels;
 pub mod load;
