@@ -109,6 +109,7 @@ async fn run_reports_not_ready_while_etcd_is_down_then_converges() {
 }
 
 async fn run_across_an_outage(what: &str, stop_it: fn(&ControlPlane), start_it: fn(&ControlPlane)) {
+    crate::support::binaries_available();
     let plane = Arc::new(
         tokio::task::spawn_blocking(ControlPlane::start_private)
             .await

@@ -109,6 +109,7 @@ impl ControlPlane {
     /// A control plane of the caller's own, for tests that disturb it (restarts). It is
     /// stopped when dropped.
     pub fn start_private() -> ControlPlane {
+        binaries_available();
         std::thread::spawn(start)
             .join()
             .unwrap_or_else(|_| Err("start-up panicked".into()))
@@ -191,6 +192,14 @@ impl Drop for ControlPlane {
     }
 }
 
+/// Fails the calling test quietly, as the shared plane does, when the control plane
+/// cannot be built: call it on the test's own thread before starting a private plane.
+pub fn binaries_available() {
+    if std::env::var_os("COURIER_TEST_KUBECONFIG").is_none() {
+        control_plane();
+    }
+}
+
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
 /// The shared control plane, started on first use. A failure to start fails every test
@@ -210,11 +219,20 @@ pub fn control_plane() -> &'static ControlPlane {
             .unwrap_or_else(|_| Err("start-up panicked".into())),
     });
     plane.as_ref().unwrap_or_else(|e| {
-        panic!(
-            "cannot start the test control plane: {e}\n\
-             hint: the integration tests need Go to build kube-apiserver and etcd (testenv/build.sh), \
-             or COURIER_TEST_KUBECONFIG pointing at a cluster you own"
-        )
+        // The first test to fail says why; the others say one line. They fail without
+        // the panic hook, so a missing Go is not one backtrace per test.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let message = if SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            "the test control plane did not start (see the first failing cluster test)".to_owned()
+        } else {
+            format!(
+                "cannot start the test control plane: {e}\n\
+                 hint: the integration tests need Go to build kube-apiserver and etcd (testenv/build.sh), \
+                 or COURIER_TEST_KUBECONFIG pointing at a cluster you own"
+            )
+        };
+        eprintln!("{message}");
+        std::panic::resume_unwind(Box::new(message))
     })
 }
 
