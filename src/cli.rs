@@ -114,6 +114,11 @@ pub struct LiveArgs {
     /// labelled argocd.argoproj.io/secret-type=cluster (default: argocd-secret, argocd-initial-admin-secret).
     #[arg(long = "deny-secret", value_name = "NAME")]
     pub deny_secrets: Vec<String>,
+    /// Take over target Secrets that External Secrets Operator made for the same
+    /// ExternalSecret (its label and owner reference), once ESO has stopped reconciling
+    /// them. See README: Migrating from ESO.
+    #[arg(long)]
+    pub adopt_eso: bool,
 }
 
 /// `courier apply`.

@@ -72,6 +72,7 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         concurrency: apply.concurrency,
         // indicatif draws only on a terminal; CI logs stay quiet even under a pseudo-terminal.
         progress: std::env::var_os("CI").is_none(),
+        adopt_eso: args.adopt_eso,
     };
     let outcome = match reconcile_once(&connection, source, &block_list(args), &options).await {
         Ok(outcome) => outcome,
@@ -89,6 +90,7 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
     for (what, targets) in [
         ("created", &report.created),
         ("updated", &report.updated),
+        ("adopted from External Secrets Operator", &report.adopted),
         ("deleted", &report.deleted),
     ] {
         for target in targets {

@@ -55,9 +55,14 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             &snapshot.world,
             &courier::providers::Registry,
         );
-        let decisions =
-            courier::live::apply::decide(&connection.client, &plan, &snapshot, &live.instance)
-                .await;
+        let decisions = courier::live::apply::decide(
+            &connection.client,
+            &plan,
+            &snapshot,
+            &live.instance,
+            live.adopt_eso,
+        )
+        .await;
         let (text, drift) = diff::render(&decisions, &snapshot, &live.instance);
         write_stdout(&text).context("failed to write to stdout")?;
         let summary = format!(

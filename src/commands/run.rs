@@ -26,6 +26,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency,
             // A controller logs; a bar would interleave with the log lines.
             progress: false,
+            adopt_eso: args.live.adopt_eso,
         },
         block_list: block_list(&args.live),
         refresh: args.refresh,

@@ -1,7 +1,7 @@
 //! Writing the plan: server-side apply with field manager `courier`, ownership checks,
 //! pruning of this instance's stale targets, bounded concurrency, no write for a no-op.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -33,6 +33,9 @@ pub struct ApplyOptions {
     pub concurrency: usize,
     /// Show a progress bar on stderr for long applies (drawn only on a terminal).
     pub progress: bool,
+    /// Take over targets that External Secrets Operator made for the same ExternalSecret,
+    /// once ESO has stopped reconciling them.
+    pub adopt_eso: bool,
 }
 
 impl Default for ApplyOptions {
@@ -41,6 +44,7 @@ impl Default for ApplyOptions {
             instance: "default".into(),
             dry_run: false,
             concurrency: 16,
+            adopt_eso: false,
             progress: false,
         }
     }
@@ -61,6 +65,8 @@ pub struct Report {
     pub orphaned: Vec<String>,
     /// Secrets courier had merged into, with its keys taken back.
     pub released: Vec<String>,
+    /// Secrets taken over from External Secrets Operator (`--adopt-eso`).
+    pub adopted: Vec<String>,
     /// Per-target failures; the other targets were still reconciled.
     pub errors: Vec<ApplyError>,
 }
@@ -84,8 +90,13 @@ impl std::fmt::Display for ApplyError {
 impl Report {
     /// One line for logs.
     pub fn summary(&self) -> String {
+        let adopted = if self.adopted.is_empty() {
+            String::new()
+        } else {
+            format!("{} adopted from ESO, ", self.adopted.len())
+        };
         format!(
-            "{} created, {} updated, {} unchanged, {} deleted, {} released, {} orphaned, {} errors",
+            "{} created, {} updated, {adopted}{} unchanged, {} deleted, {} released, {} orphaned, {} errors",
             self.created.len(),
             self.updated.len(),
             self.unchanged,
@@ -119,6 +130,13 @@ pub enum Action<'p> {
         /// Whether it does not exist yet.
         create: bool,
     },
+    /// Take a Secret ESO made off ESO (its owner reference and label), then apply.
+    Adopt {
+        /// The Secret.
+        secret: &'p DesiredSecret,
+        /// What its metadata says about ESO.
+        existing: super::adopt::Existing,
+    },
     /// Take back courier's fields from a Secret it merged into, leaving the rest.
     Release {
         /// Namespace.
@@ -146,6 +164,7 @@ pub async fn decide<'p>(
     plan: &'p Plan,
     snapshot: &Snapshot,
     instance: &str,
+    adopt_eso: bool,
 ) -> Decisions<'p> {
     let mut decisions = Decisions {
         actions: Vec::new(),
@@ -187,18 +206,22 @@ pub async fn decide<'p>(
         match unmanaged_names(client, &to_create).await {
             Ok(unmanaged) => {
                 for secret in to_create {
-                    let exists =
-                        unmanaged.contains(&(secret.namespace.clone(), secret.name.clone()));
+                    let existing = unmanaged.get(&(secret.namespace.clone(), secret.name.clone()));
                     let merge = secret.body.creation_policy == CreationPolicy::Merge;
                     let target = format!("{}/{}", secret.namespace, secret.name);
-                    match (exists, merge) {
-                        (false, false) => decisions.actions.push(Action::Apply { secret, create: true }),
-                        (true, true) => decisions.actions.push(Action::Apply { secret, create: false }),
-                        (true, false) => decisions.errors.push(ApplyError {
-                            target,
-                            message: "exists and is not managed by courier; left untouched (delete it or rename the target)".into(),
-                        }),
-                        (false, true) => decisions.errors.push(ApplyError {
+                    match (existing, merge) {
+                        (None, false) => decisions.actions.push(Action::Apply { secret, create: true }),
+                        (Some(_), true) => decisions.actions.push(Action::Apply { secret, create: false }),
+                        (Some(existing), false) => {
+                            match eso_takeover(client, secret, existing, adopt_eso).await {
+                                Ok(()) => decisions.actions.push(Action::Adopt {
+                                    secret,
+                                    existing: existing.clone(),
+                                }),
+                                Err(message) => decisions.errors.push(ApplyError { target, message }),
+                            }
+                        }
+                        (None, true) => decisions.errors.push(ApplyError {
                             target,
                             message: "creationPolicy Merge needs an existing Secret to merge into, and there is none".into(),
                         }),
@@ -283,7 +306,7 @@ pub async fn reconcile(
     snapshot: &Snapshot,
     options: &ApplyOptions,
 ) -> Report {
-    let decisions = decide(client, plan, snapshot, &options.instance).await;
+    let decisions = decide(client, plan, snapshot, &options.instance, options.adopt_eso).await;
     let mut report = Report {
         unchanged: decisions.unchanged,
         errors: decisions.errors,
@@ -312,6 +335,22 @@ pub async fn reconcile(
                         target,
                         result.map(|()| if create { Done::Created } else { Done::Updated }),
                     )
+                }
+                Action::Adopt { secret, existing } => {
+                    let target = format!("{}/{}", secret.namespace, secret.name);
+                    let result = async {
+                        super::adopt::release_from_eso(
+                            client,
+                            &secret.namespace,
+                            &secret.name,
+                            &existing,
+                            options.dry_run,
+                        )
+                        .await?;
+                        apply_one(client, secret, &options.instance, options.dry_run).await
+                    }
+                    .await;
+                    (target, result.map(|()| Done::Adopted))
                 }
                 Action::Release { namespace, name } => {
                     let result = release_one(client, &namespace, &name, options.dry_run).await;
@@ -352,6 +391,7 @@ pub async fn reconcile(
             Ok(Done::Updated) => report.updated.push(target),
             Ok(Done::Deleted) => report.deleted.push(target),
             Ok(Done::Released) => report.released.push(target),
+            Ok(Done::Adopted) => report.adopted.push(target),
             Err(e) => report.errors.push(ApplyError {
                 target,
                 message: e.to_string(),
@@ -363,6 +403,7 @@ pub async fn reconcile(
         &mut report.updated,
         &mut report.deleted,
         &mut report.released,
+        &mut report.adopted,
         &mut report.orphaned,
     ] {
         list.sort();
@@ -372,6 +413,7 @@ pub async fn reconcile(
 }
 
 enum Done {
+    Adopted,
     Created,
     Updated,
     Deleted,
@@ -406,12 +448,12 @@ fn is_current(existing: &ManagedSecret, desired: &DesiredSecret, instance: &str)
             .all(|(k, v)| existing.annotations.get(k) == Some(v))
 }
 
-/// Names among `targets` that exist without courier's label: one metadata-only LIST
-/// (no values) per namespace set, only when there is something to create.
+/// Targets that exist without courier's label, with what their metadata says about
+/// ESO: one metadata-only LIST (no values), only when there is something to create.
 async fn unmanaged_names(
     client: &Client,
     targets: &[&DesiredSecret],
-) -> Result<BTreeSet<(String, String)>, ClusterError> {
+) -> Result<BTreeMap<(String, String), super::adopt::Existing>, ClusterError> {
     let wanted: BTreeSet<(String, String)> = targets
         .iter()
         .map(|s| (s.namespace.clone(), s.name.clone()))
@@ -428,9 +470,47 @@ async fn unmanaged_names(
                 meta.metadata.namespace.clone()?,
                 meta.metadata.name.clone()?,
             );
-            wanted.contains(&key).then_some(key)
+            wanted.contains(&key).then(|| {
+                let existing = super::adopt::Existing::from_metadata(&meta.metadata);
+                (key, existing)
+            })
         })
         .collect())
+}
+
+/// Whether courier may take over an existing Secret it did not create: only one ESO made
+/// for the same ExternalSecret, only when asked, and only once ESO has stopped.
+async fn eso_takeover(
+    client: &Client,
+    secret: &DesiredSecret,
+    existing: &super::adopt::Existing,
+    adopt_eso: bool,
+) -> Result<(), String> {
+    let not_ours =
+        "exists and is not managed by courier; left untouched (delete it or rename the target)";
+    let Some(owner) = existing.eso_owner.as_deref() else {
+        return Err(not_ours.into());
+    };
+    let expected = super::adopt::expected_external_secret(&secret.owner);
+    if expected != Some(owner) {
+        return Err(format!(
+            "is managed by External Secrets Operator for ExternalSecret {}/{owner}, not for {}; left untouched",
+            secret.namespace, secret.owner
+        ));
+    }
+    if !adopt_eso {
+        return Err(format!(
+            "is managed by External Secrets Operator (ExternalSecret {}/{owner}); left untouched\nhint: to take it over, stop ESO's controller and run with --adopt-eso (README: Migrating from ESO)",
+            secret.namespace
+        ));
+    }
+    match super::adopt::eso_activity(client, &secret.namespace, owner).await {
+        Ok(None) => Ok(()),
+        Ok(Some(activity)) => Err(format!(
+            "{activity}: ESO still reconciles it, and two controllers would fight; left untouched\nhint: scale ESO's controller to zero (or wait out the refresh interval), then run again"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The Secret as courier applies it: the rendered manifest plus the instance label (and

@@ -275,7 +275,9 @@ async fn reconcile(
     }
     let report = &outcome.report;
     metrics.created.inc_by(report.created.len() as u64);
-    metrics.updated.inc_by(report.updated.len() as u64);
+    metrics
+        .updated
+        .inc_by((report.updated.len() + report.adopted.len()) as u64);
     metrics.deleted.inc_by(report.deleted.len() as u64);
     metrics.target_errors.set(errors.len() as i64);
     if errors.is_empty() {

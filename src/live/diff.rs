@@ -94,6 +94,25 @@ pub fn render(decisions: &Decisions<'_>, snapshot: &Snapshot, instance: &str) ->
                 drift.remove += 1;
                 let _ = writeln!(text, "- Secret {namespace}/{name} (delete)");
             }
+            Action::Adopt { secret, .. } => {
+                drift.update += 1;
+                let _ = writeln!(
+                    text,
+                    "~ Secret {}/{} (adopt from External Secrets Operator, from {})",
+                    secret.namespace, secret.name, secret.owner
+                );
+                for key in secret.body.data.keys() {
+                    let _ = writeln!(text, "    ~ data.{key}: {REDACTED}");
+                }
+                for (key, value) in labels_of(secret, instance) {
+                    let _ = writeln!(text, "    + label {key}={value}");
+                }
+                let _ = writeln!(
+                    text,
+                    "    - ownerReference ExternalSecret, label {}",
+                    super::adopt::ESO_MANAGED_LABEL
+                );
+            }
             Action::Release { namespace, name } => {
                 drift.remove += 1;
                 let _ = writeln!(

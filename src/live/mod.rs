@@ -6,6 +6,7 @@
 //! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
 //! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics.
 
+pub mod adopt;
 pub mod apply;
 pub mod cluster;
 pub mod controller;

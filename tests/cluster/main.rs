@@ -1,6 +1,7 @@
 //! Integration tests against a real kube-apiserver with etcd. One control plane serves
 //! the whole run (see `support`); every test works in namespaces of its own.
 
+mod adopt;
 mod apply;
 mod argocd_world;
 mod control_plane;

@@ -1,0 +1,159 @@
+//! Taking over Secrets that External Secrets Operator made, for a switch from ESO to
+//! courier without a gap. ESO marks what it writes with the label
+//! `reconcile.external-secrets.io/managed` and an owner reference to the ExternalSecret
+//! (for a ClusterExternalSecret, the ExternalSecret it made in each namespace, named
+//! after it). courier adopts such a Secret only when asked (`--adopt-eso`), only for the
+//! same ExternalSecret, and only when ESO has stopped reconciling it: two controllers
+//! writing one Secret would fight at every refresh.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+
+use super::cluster::ClusterError;
+
+/// ESO's label on the Secrets it manages.
+pub const ESO_MANAGED_LABEL: &str = "reconcile.external-secrets.io/managed";
+/// ESO's digest of the data it wrote.
+const ESO_DATA_HASH_ANNOTATION: &str = "reconcile.external-secrets.io/data-hash";
+
+/// What the metadata of an existing Secret says about ESO.
+#[derive(Debug, Clone, Default)]
+pub struct Existing {
+    /// The ExternalSecret that owns it, when ESO manages it.
+    pub eso_owner: Option<String>,
+    /// Its owner references, to keep those that are not ESO's.
+    pub owner_references: Vec<OwnerReference>,
+    /// For the patch's precondition.
+    pub resource_version: Option<String>,
+}
+
+impl Existing {
+    /// Reads ESO's marks from a Secret's metadata.
+    pub fn from_metadata(meta: &kube::api::ObjectMeta) -> Self {
+        let labelled = meta
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get(ESO_MANAGED_LABEL).map(String::as_str) == Some("true"));
+        let owner_references = meta.owner_references.clone().unwrap_or_default();
+        let eso_owner = owner_references
+            .iter()
+            .find(|o| {
+                o.kind == "ExternalSecret" && o.api_version.starts_with("external-secrets.io/")
+            })
+            .map(|o| o.name.clone())
+            .filter(|_| labelled);
+        Self {
+            eso_owner,
+            owner_references,
+            resource_version: meta.resource_version.clone(),
+        }
+    }
+}
+
+/// The ExternalSecret ESO would have made for a courier manifest (`owner` is
+/// `ExternalSecret/<ns>/<name>` or `ClusterExternalSecret/<name>`): its name.
+pub fn expected_external_secret(owner: &str) -> Option<&str> {
+    let mut parts = owner.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("ExternalSecret"), Some(_namespace), Some(name)) => Some(name),
+        (Some("ClusterExternalSecret"), Some(name), None) => Some(name),
+        _ => None,
+    }
+}
+
+/// Why ESO still seems to reconcile an ExternalSecret: its last refresh is more recent
+/// than one refresh interval (plus a minute) ago. `None` when it is gone, has no
+/// status, or its CRD is not installed.
+pub async fn eso_activity(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, ClusterError> {
+    for version in ["v1", "v1beta1"] {
+        let resource = ApiResource {
+            group: "external-secrets.io".into(),
+            version: version.into(),
+            api_version: format!("external-secrets.io/{version}"),
+            kind: "ExternalSecret".into(),
+            plural: "externalsecrets".into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let object = match api.get_opt(name).await {
+            Ok(Some(object)) => object,
+            Ok(None) => return Ok(None),
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => {
+                return Err(ClusterError::api(
+                    "read the ExternalSecret that owns the target (to check ESO stopped)",
+                    e,
+                ));
+            }
+        };
+        let refreshed = object.data["status"]["refreshTime"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let Some(refreshed) = refreshed else {
+            return Ok(None);
+        };
+        let interval = object.data["spec"]["refreshInterval"]
+            .as_str()
+            .and_then(crate::core::duration::parse_go_duration)
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        let window = interval + std::time::Duration::from_secs(60);
+        let age = jiff::Timestamp::now().duration_since(refreshed);
+        let age = std::time::Duration::try_from(age).unwrap_or_default();
+        if age < window {
+            return Ok(Some(format!(
+                "ESO refreshed ExternalSecret {namespace}/{name} {}s ago (refreshInterval {}s)",
+                age.as_secs(),
+                interval.as_secs()
+            )));
+        }
+        return Ok(None);
+    }
+    Ok(None)
+}
+
+/// Takes ESO's marks off a Secret before courier applies it: its owner reference to
+/// the ExternalSecret (or deleting the ExternalSecret would garbage-collect the Secret),
+/// the managed label and ESO's data hash. Other owner references stay.
+pub async fn release_from_eso(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    existing: &Existing,
+    dry_run: bool,
+) -> Result<(), ClusterError> {
+    let remaining: Vec<&OwnerReference> = existing
+        .owner_references
+        .iter()
+        .filter(|o| {
+            !(o.kind == "ExternalSecret" && o.api_version.starts_with("external-secrets.io/"))
+        })
+        .collect();
+    let mut labels = BTreeMap::new();
+    labels.insert(ESO_MANAGED_LABEL, serde_json::Value::Null);
+    let mut annotations = BTreeMap::new();
+    annotations.insert(ESO_DATA_HASH_ANNOTATION, serde_json::Value::Null);
+    let patch = serde_json::json!({
+        "metadata": {
+            "resourceVersion": existing.resource_version,
+            "ownerReferences": if remaining.is_empty() { serde_json::Value::Null } else { serde_json::json!(remaining) },
+            "labels": labels,
+            "annotations": annotations,
+        }
+    });
+    let mut params = PatchParams::default();
+    if dry_run {
+        params = params.dry_run();
+    }
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .patch(name, &params, &Patch::Merge(&patch))
+        .await
+        .map(drop)
+        .map_err(|e| ClusterError::api("take ESO's owner reference and label off the Secret", e))
+}
