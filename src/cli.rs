@@ -35,6 +35,16 @@ pub enum Command {
     Run(RunArgs),
     /// What `apply` would change in the live cluster, values redacted; exit 0 in sync, 2 on drift, 1 on error (CI).
     Diff(DiffArgs),
+    /// Argo CD's discover rule: print the first manifest holding an ESO object, or nothing.
+    Discover(DiscoverArgs),
+}
+
+/// `courier discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// The application's directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 /// `courier diff`.

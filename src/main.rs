@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::apply::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Diff(args) => commands::diff::run(args),
+        Command::Discover(args) => commands::discover::run(args),
     };
     match result {
         Ok(code) => code,

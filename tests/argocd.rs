@@ -76,20 +76,100 @@ fn full_app() -> tempfile::TempDir {
     ])
 }
 
+/// An app directory from inline files (`path`, `text`).
+fn app_of(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// What the discover rule prints, run with courier alone on PATH: no shell, no grep.
+fn discover(dir: &Path) -> String {
+    let command = command_of(&plugin()["spec"]["discover"]["find"]);
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_courier"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let output = Command::new(&command[0])
+        .args(&command[1..])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", bin_dir)
+        .envs(ARGO_ENV)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 #[test]
-fn discover_matches_apps_with_external_secrets_only() {
-    let discover = command_of(&plugin()["spec"]["discover"]["find"]);
-    let ours = full_app();
-    let found = run(&discover, ours.path(), &ARGO_ENV);
-    assert!(
-        !String::from_utf8_lossy(&found.stdout).trim().is_empty(),
-        "discover should match"
+fn discover_claims_apps_with_eso_objects_and_nothing_else() {
+    let external_secret =
+        std::fs::read_to_string(repo().join("examples/argocd-app/external-secret.yaml")).unwrap();
+    let deployment =
+        std::fs::read_to_string(repo().join("examples/argocd-app/deployment.yaml")).unwrap();
+    assert_eq!(
+        discover(full_app().path()),
+        "external-secret.yaml",
+        "an app with an ExternalSecret is courier's"
     );
-    let other = app(&[("deployment.yaml", "examples/argocd-app/deployment.yaml")]);
-    let not_found = run(&discover, other.path(), &ARGO_ENV);
-    assert!(
-        String::from_utf8_lossy(&not_found.stdout).trim().is_empty(),
-        "discover should not match a plain app"
+    assert_eq!(
+        discover(
+            app_of(&[
+                ("deploy.yaml", &deployment),
+                ("nested/es.yaml", &external_secret)
+            ])
+            .path()
+        ),
+        "nested/es.yaml"
+    );
+    assert_eq!(
+        discover(app_of(&[("deploy.yaml", &deployment)]).path()),
+        "",
+        "a plain app"
+    );
+    let mentions = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: docs}\ndata:\n  example.yaml: |\n    kind: ExternalSecret\n    apiVersion: external-secrets.io/v1\n";
+    assert_eq!(
+        discover(app_of(&[("docs.yaml", mentions)]).path()),
+        "",
+        "a ConfigMap that mentions the kind is not an ESO object"
+    );
+    assert_eq!(
+        discover(
+            app_of(&[
+                ("Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n"),
+                ("templates/es.yaml", &external_secret)
+            ])
+            .path()
+        ),
+        "",
+        "Helm charts are Argo CD's"
+    );
+    assert_eq!(
+        discover(
+            app_of(&[
+                ("kustomization.yaml", "resources: [es.yaml]\n"),
+                ("es.yaml", &external_secret)
+            ])
+            .path()
+        ),
+        "",
+        "Kustomize apps are Argo CD's"
+    );
+    assert_eq!(
+        discover(
+            app_of(&[(
+                "broken.yaml",
+                "kind: ExternalSecret\napiVersion: external-secrets.io/v1\nmetadata: [\n"
+            )])
+            .path()
+        ),
+        "broken.yaml",
+        "a broken ESO manifest is still claimed, so rendering reports the error"
     );
 }
 

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod check;
 pub mod diff;
+pub mod discover;
 pub mod render;
 pub mod run;
 
