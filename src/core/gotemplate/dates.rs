@@ -361,51 +361,6 @@ fn parse(layout: &str, value: &str) -> Option<i64> {
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
-/// Go's `time.ParseDuration`, signed, in nanoseconds.
-fn parse_duration(text: &str) -> Option<i128> {
-    let (negative, body) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if body == "0" {
-        return Some(0);
-    }
-    if body.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_digit() || *b == b'.')
-            .count();
-        if len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..len].parse().ok()?;
-        rest = &rest[len..];
-        let unit_len = rest
-            .bytes()
-            .take_while(|b| !b.is_ascii_digit() && *b != b'.')
-            .count();
-        let unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * unit;
-    }
-    let nanos = total.round() as i128;
-    Some(if negative { -nanos } else { nanos })
-}
-
 /// Go's `Duration.String`.
 fn duration_string(nanos: i128) -> String {
     if nanos == 0 {
@@ -533,7 +488,7 @@ pub fn functions() -> FuncMap {
                 arity(args, 2, name)?;
                 let modifier = string_arg(args, 0, name)?;
                 let base = seconds(&args[1]);
-                match parse_duration(modifier) {
+                match crate::core::duration::parse_go_duration_nanos(modifier) {
                     Some(nanos) => Ok(Value::Int(base + (nanos / 1_000_000_000) as i64)),
                     None if must => Err(error(format!("time: invalid duration {modifier:?}"))),
                     None => Ok(Value::Int(base)),
@@ -558,7 +513,7 @@ pub fn functions() -> FuncMap {
         Arc::new(|args: &[Value]| {
             arity(args, 1, "durationRound")?;
             let nanos = match &args[0] {
-                Value::String(s) => parse_duration(s).unwrap_or(0),
+                Value::String(s) => crate::core::duration::parse_go_duration_nanos(s).unwrap_or(0),
                 _ => 0,
             };
             let u = nanos.unsigned_abs();

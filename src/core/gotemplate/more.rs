@@ -427,18 +427,20 @@ fn single(mut mapped: impl Iterator<Item = char>, original: char) -> char {
     }
 }
 
+/// Go's `unicode.ToLower` of one rune (simple mappings: İ lowers to i, not i + U+0307).
+fn go_lower(c: char) -> char {
+    if c == 'İ' {
+        'i'
+    } else {
+        single(c.to_lowercase(), c)
+    }
+}
+
 /// goutils' `SwapCase`: upper to lower, lower to upper, and title case after
 /// whitespace.
 fn swap_case(s: &str) -> String {
     let mut whitespace = true;
-    // Go maps runes by Unicode's simple mappings: İ lowers to i, not to i + U+0307.
-    let lower = |c: char| {
-        if c == 'İ' {
-            'i'
-        } else {
-            single(c.to_lowercase(), c)
-        }
-    };
+    let lower = go_lower;
     // Title-case letters (ǅ) are neither upper nor lower case but have a lower case.
     let is_title = |c: char| !c.is_uppercase() && !c.is_lowercase() && lower(c) != c;
     s.chars()
@@ -631,13 +633,7 @@ fn to_lower_case(s: &str, connector: char) -> String {
 /// capital that starts a word lowered (`HTTPServer` is `Httpserver`).
 fn to_camel_case(s: &str) -> String {
     let upper = |c: char| single(c.to_uppercase(), c);
-    let lower = |c: char| {
-        if c == 'İ' {
-            'i'
-        } else {
-            single(c.to_lowercase(), c)
-        }
-    };
+    let lower = go_lower;
     let mut chars = s.chars();
     let mut out = String::with_capacity(s.len());
     let mut first_upper = false;

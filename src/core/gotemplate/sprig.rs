@@ -295,9 +295,9 @@ fn go_json(value: &Value, escape_html: bool, indent: Option<&str>, depth: usize)
     }
 }
 
-/// encoding/json's float64 format: like `%g`-shortest, exponent form from 1e21 on and
-/// below 1e-6, with a two-digit exponent trimmed of a leading zero.
-fn go_json_float(f: f64) -> String {
+/// encoding/json's float64 format: shortest digits, the exponent form below 1e-6 and from
+/// 1e21 on, a negative exponent without a leading zero (`1e-7`, `1e+21`).
+pub(super) fn go_json_float(f: f64) -> String {
     if f == f.trunc() && f.abs() < 1e21 {
         return format!("{f:.0}");
     }
@@ -306,8 +306,11 @@ fn go_json_float(f: f64) -> String {
         let formatted = format!("{f:e}");
         let (mantissa, exp) = formatted.split_once('e').unwrap_or((&formatted, "0"));
         let exp: i32 = exp.parse().unwrap_or(0);
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
+        return if exp < 0 {
+            format!("{mantissa}e-{}", -exp)
+        } else {
+            format!("{mantissa}e+{exp:02}")
+        };
     }
     format!("{f}")
 }

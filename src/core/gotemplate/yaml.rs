@@ -469,43 +469,20 @@ enum Out {
     Map(Vec<(String, Out)>),
 }
 
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, or at 32-bit precision: the shortest
-/// digits, with an exponent below 1e-4 and from 1e6 on.
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` (gotmpl's patched printer), or at 32-bit
+/// precision: the shortest digits, with an exponent below 1e-4 and from 1e6 on.
 fn go_format_g(f: f64, single: bool) -> String {
-    if f.is_nan() {
-        return "NaN".into();
+    if !single || !f.is_finite() {
+        return Value::Float(f).to_string();
     }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let scientific = if single {
-        format!("{:e}", f as f32)
-    } else {
-        format!("{f:e}")
-    };
+    let scientific = format!("{:e}", f as f32);
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     if f != 0.0 && !(-4..6).contains(&exponent) {
         let sign = if exponent < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exponent.abs())
-    } else if single {
+    } else {
         format!("{}", f as f32)
-    } else {
-        format!("{f}")
-    }
-}
-
-/// Go's `json.Marshal` text of a float64, which go-yaml then reads back.
-fn json_float_text(f: f64) -> String {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let text = format!("{f:e}");
-        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-        let exponent: i32 = exponent.parse().unwrap_or(0);
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{}", exponent.abs())
-    } else {
-        format!("{f}")
     }
 }
 
@@ -520,7 +497,7 @@ fn from_value(value: &Value) -> Result<Out, String> {
                 return Err("json: unsupported value".into());
             }
             // What go-yaml makes of the JSON number.
-            let text = json_float_text(*f);
+            let text = super::sprig::go_json_float(*f);
             match go_parse_int(&text) {
                 Some(n) => Out::Int(n.to_string()),
                 None => match text.parse::<u64>() {
