@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 
 use super::cluster::ClusterError;
 
@@ -65,14 +65,13 @@ pub fn expected_external_secret(owner: &str) -> Option<&str> {
     }
 }
 
-/// Why ESO still seems to reconcile an ExternalSecret: its last refresh is more recent
-/// than one refresh interval (plus a minute) ago. `None` when it is gone, has no
-/// status, or its CRD is not installed.
+/// Which ExternalSecrets ESO still seems to reconcile, with why: their last refresh is
+/// more recent than one refresh interval (plus a minute) ago. One LIST of every
+/// ExternalSecret, made only when there is something to adopt; an ExternalSecret that is
+/// gone, has no status, or whose CRD is not installed is not active.
 pub async fn eso_activity(
     client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<String>, ClusterError> {
+) -> Result<BTreeMap<(String, String), String>, ClusterError> {
     for version in ["v1", "v1beta1"] {
         let resource = ApiResource {
             group: "external-secrets.io".into(),
@@ -81,41 +80,46 @@ pub async fn eso_activity(
             kind: "ExternalSecret".into(),
             plural: "externalsecrets".into(),
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let object = match api.get_opt(name).await {
-            Ok(Some(object)) => object,
-            Ok(None) => return Ok(None),
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let listed = match api.list(&ListParams::default()).await {
+            Ok(listed) => listed,
             Err(kube::Error::Api(e)) if e.code == 404 => continue,
             Err(e) => {
                 return Err(ClusterError::api(
-                    "read the ExternalSecret that owns the target (to check ESO stopped)",
+                    "list ExternalSecrets (to check ESO stopped before adopting)",
                     e,
                 ));
             }
         };
-        let refreshed = object.data["status"]["refreshTime"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-        let Some(refreshed) = refreshed else {
-            return Ok(None);
-        };
-        let interval = object.data["spec"]["refreshInterval"]
-            .as_str()
-            .and_then(crate::core::duration::parse_go_duration)
-            .unwrap_or(std::time::Duration::from_secs(3600));
-        let window = interval + std::time::Duration::from_secs(60);
-        let age = jiff::Timestamp::now().duration_since(refreshed);
-        let age = std::time::Duration::try_from(age).unwrap_or_default();
-        if age < window {
-            return Ok(Some(format!(
-                "ESO refreshed ExternalSecret {namespace}/{name} {}s ago (refreshInterval {}s)",
-                age.as_secs(),
-                interval.as_secs()
-            )));
-        }
-        return Ok(None);
+        let now = jiff::Timestamp::now();
+        return Ok(listed
+            .items
+            .iter()
+            .filter_map(|object| {
+                let namespace = object.metadata.namespace.clone()?;
+                let name = object.metadata.name.clone()?;
+                let refreshed = object.data["status"]["refreshTime"]
+                    .as_str()?
+                    .parse::<jiff::Timestamp>()
+                    .ok()?;
+                let interval = object.data["spec"]["refreshInterval"]
+                    .as_str()
+                    .and_then(crate::core::duration::parse_go_duration)
+                    .unwrap_or(std::time::Duration::from_secs(3600));
+                let age = std::time::Duration::try_from(now.duration_since(refreshed))
+                    .unwrap_or_default();
+                (age < interval + std::time::Duration::from_secs(60)).then(|| {
+                    let why = format!(
+                        "ESO refreshed ExternalSecret {namespace}/{name} {}s ago (refreshInterval {}s)",
+                        age.as_secs(),
+                        interval.as_secs()
+                    );
+                    ((namespace, name), why)
+                })
+            })
+            .collect());
     }
-    Ok(None)
+    Ok(BTreeMap::new())
 }
 
 /// Takes ESO's marks off a Secret before courier applies it: its owner reference to

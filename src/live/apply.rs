@@ -205,6 +205,13 @@ pub async fn decide<'p>(
     if !to_create.is_empty() {
         match unmanaged_names(client, &to_create).await {
             Ok(unmanaged) => {
+                // Whether ESO still runs is read once, and only when something is to adopt.
+                let wants_adoption = adopt_eso && unmanaged.values().any(|e| e.eso_owner.is_some());
+                let activity = if wants_adoption {
+                    super::adopt::eso_activity(client).await
+                } else {
+                    Ok(BTreeMap::new())
+                };
                 for secret in to_create {
                     let existing = unmanaged.get(&(secret.namespace.clone(), secret.name.clone()));
                     let merge = secret.body.creation_policy == CreationPolicy::Merge;
@@ -213,7 +220,7 @@ pub async fn decide<'p>(
                         (None, false) => decisions.actions.push(Action::Apply { secret, create: true }),
                         (Some(_), true) => decisions.actions.push(Action::Apply { secret, create: false }),
                         (Some(existing), false) => {
-                            match eso_takeover(client, secret, existing, adopt_eso).await {
+                            match eso_takeover(secret, existing, adopt_eso, &activity) {
                                 Ok(()) => decisions.actions.push(Action::Adopt {
                                     secret,
                                     existing: existing.clone(),
@@ -480,11 +487,11 @@ async fn unmanaged_names(
 
 /// Whether courier may take over an existing Secret it did not create: only one ESO made
 /// for the same ExternalSecret, only when asked, and only once ESO has stopped.
-async fn eso_takeover(
-    client: &Client,
+fn eso_takeover(
     secret: &DesiredSecret,
     existing: &super::adopt::Existing,
     adopt_eso: bool,
+    activity: &Result<BTreeMap<(String, String), String>, ClusterError>,
 ) -> Result<(), String> {
     let not_ours =
         "exists and is not managed by courier; left untouched (delete it or rename the target)";
@@ -504,7 +511,8 @@ async fn eso_takeover(
             secret.namespace
         ));
     }
-    match super::adopt::eso_activity(client, &secret.namespace, owner).await {
+    let key = (secret.namespace.clone(), owner.to_owned());
+    match activity.as_ref().map(|active| active.get(&key)) {
         Ok(None) => Ok(()),
         Ok(Some(activity)) => Err(format!(
             "{activity}: ESO still reconciles it, and two controllers would fight; left untouched\nhint: scale ESO's controller to zero (or wait out the refresh interval), then run again"
