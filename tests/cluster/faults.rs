@@ -315,10 +315,24 @@ mod shared_plane {
         };
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let after_kill = managed
+        // Requests the API server had already received may still commit after the kill:
+        // count once the number stops moving.
+        let mut after_kill = managed
             .list(&ListParams::default().labels(&selector))
             .await
             .unwrap();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let again = managed
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .unwrap();
+            let settled = again.items.len() == after_kill.items.len();
+            after_kill = again;
+            if settled {
+                break;
+            }
+        }
         assert!(
             after_kill.items.len() >= written && after_kill.items.len() < 1000,
             "killed after {} writes",
