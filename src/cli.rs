@@ -78,6 +78,35 @@ pub struct RunArgs {
     /// Writes in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+}
+
+/// Leader election among `run` replicas: only the holder of a Lease writes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Leader election")]
+pub struct LeaderArgs {
+    /// Only the holder of a coordination.k8s.io Lease reconciles and writes; the others
+    /// stand by with warm watches (for replicas > 1).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease [default: $POD_NAMESPACE, else the pod's own namespace].
+    #[arg(long, value_name = "NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, value_name = "NAME", default_value = "courier")]
+    pub leader_elect_lease_name: String,
+    /// How long a standby waits after the leader's last renewal before taking over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: std::time::Duration,
+    /// How long the leader keeps writing without a successful renewal; less than the
+    /// lease duration, and the difference is the margin that keeps two writers apart.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: std::time::Duration,
+    /// How often the leader renews and standbys try.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: std::time::Duration,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -572,6 +572,8 @@ where
 fn is_transient(error: &kube::Error) -> bool {
     match error {
         kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        // A write the leader fence refused stays refused: retrying would only delay the report.
+        kube::Error::Service(error) if error.is::<crate::live::leader::NotLeader>() => false,
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
     }

@@ -18,6 +18,7 @@ use crate::core::model::ExternalSecretSpec;
 use crate::core::plan::store_namespaces;
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::world::{BlockList, SourceSecret, World};
+use crate::live::leader::{Fence, FenceLayer};
 use crate::providers::{FetchContext, Registry};
 
 /// A failed call to the API server. Messages come from the API server and name objects,
@@ -89,6 +90,12 @@ pub struct Connection {
     /// Every HTTP request the client has sent, as a Prometheus counter (clones share it).
     /// Requests the stores' own clients send count too.
     pub request_counter: prometheus_client::metrics::counter::Counter,
+    /// Write requests (not GET) the client let through its fence.
+    pub write_counter: prometheus_client::metrics::counter::Counter,
+    /// Open while this process may write (always, without leader election).
+    pub fence: Fence,
+    /// The same identity without the fence, for the leader Lease itself.
+    pub unfenced: Client,
     /// For stores that read with an identity of their own: courier's client and
     /// configuration, and a ServiceAccount token cache that lives as long as the
     /// connection (across `run`'s reconciles).
@@ -119,6 +126,14 @@ fn nothing_configured() -> Option<String> {
 /// Builds a client as kubectl would: the given kubeconfig and context, else the default
 /// kubeconfig, else the in-cluster service account.
 pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError> {
+    connect_fenced(options, Fence::always_open()).await
+}
+
+/// As [`connect`], with every write request checked against `fence` as it leaves.
+pub async fn connect_fenced(
+    options: &ClientOptions,
+    fence: Fence,
+) -> Result<Connection, ClusterError> {
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..Default::default()
@@ -151,14 +166,26 @@ pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError
         counter.inc();
         request
     });
-    let client = kube::client::ClientBuilder::try_from(config.clone())
+    let write_counter = prometheus_client::metrics::counter::Counter::<u64>::default();
+    let fenced = FenceLayer {
+        fence: fence.clone(),
+        writes: write_counter.clone(),
+    };
+    let builder = kube::client::ClientBuilder::try_from(config.clone())
+        .map_err(|e| ClusterError::Config(e.to_string()))?
+        .with_layer(&count);
+    let unfenced = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| ClusterError::Config(e.to_string()))?
         .with_layer(&count)
         .build();
+    let client = builder.with_layer(&fenced).build();
     let fetch = FetchContext::live(client.clone(), config, request_counter.clone());
     Ok(Connection {
         client,
         request_counter,
+        write_counter,
+        fence,
+        unfenced,
         fetch,
     })
 }

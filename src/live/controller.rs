@@ -33,6 +33,7 @@ use crate::core::plan::watched_namespaces;
 use crate::core::world::BlockList;
 use crate::live::apply::ApplyOptions;
 use crate::live::cluster::Connection;
+use crate::live::leader::{self, LeaderConfig, Leadership};
 use crate::live::reconcile::{ManifestSource, ReconcileError, reconcile_once};
 use crate::providers::Registry as Providers;
 
@@ -51,6 +52,8 @@ pub struct RunOptions {
     pub debounce: Duration,
     /// Where `/healthz`, `/readyz` and `/metrics` listen; none to disable.
     pub metrics_addr: Option<SocketAddr>,
+    /// Leader election among replicas; none when this is the only writer.
+    pub leader: Option<LeaderConfig>,
 }
 
 /// Shortest resync any manifest asks for.
@@ -66,6 +69,8 @@ pub struct Metrics {
     updated: Counter,
     deleted: Counter,
     api_requests: Counter<u64>,
+    api_writes: Counter<u64>,
+    leader: Gauge,
     last_success: Gauge<f64, AtomicU64>,
     ready: AtomicBool,
     /// Set by a failing watch, cleared by the next event: the API server is away.
@@ -127,6 +132,16 @@ impl Metrics {
             self.api_requests.clone(),
         );
         registry.register(
+            "api_writes",
+            "Write requests (not GET) sent to the Kubernetes API, leader lease excluded",
+            self.api_writes.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this process may write (the leader, or the only instance)",
+            self.leader.clone(),
+        );
+        registry.register(
             "last_success_timestamp_seconds",
             "Unix time of the last reconcile without errors",
             self.last_success.clone(),
@@ -144,6 +159,7 @@ struct Served {
 pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics {
         api_requests: connection.request_counter.clone(),
+        api_writes: connection.write_counter.clone(),
         ..Metrics::default()
     });
     if let Some(addr) = options.metrics_addr {
@@ -191,9 +207,39 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         managed,
     );
 
+    let mut leadership = match &options.leader {
+        Some(config) => {
+            tracing::info!(
+                identity = config.identity.as_str(),
+                lease = format!("{}/{}", config.namespace, config.name).as_str(),
+                "campaigning for leadership; writes wait until this process leads"
+            );
+            Some(leader::campaign(
+                connection.unfenced.clone(),
+                config.clone(),
+                connection.fence.clone(),
+                metrics.leader.clone(),
+            ))
+        }
+        None => {
+            metrics.leader.set(1);
+            None
+        }
+    };
+
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut failures: u32 = 0;
     loop {
+        if let Some(leadership) = leadership.as_mut()
+            && !*leadership.leading.borrow_and_update()
+        {
+            // A standby keeps its watches warm and answers probes; it never reconciles.
+            metrics.ready.store(true, Ordering::Relaxed);
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = until_changed(&mut leadership.leading) => continue,
+            }
+        }
         let outcome = reconcile(&connection, &options, &metrics).await;
         let resync = match &outcome {
             Ok(manifests) => {
@@ -222,11 +268,13 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
             // While the API is away, changes wait for the backoff: no retry storm.
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = until_lost(&mut leadership) => continue,
                 _ = tokio::time::sleep(resync) => continue,
             }
         }
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = until_lost(&mut leadership) => continue,
             _ = tokio::time::sleep(resync) => tracing::debug!("resync"),
             _ = changed.notified() => {
                 tokio::select! {
@@ -237,7 +285,30 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         }
     }
     tracing::info!("shutting down");
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
     Ok(())
+}
+
+/// Waits for the next change of leadership; never returns once the election ended.
+async fn until_changed(leading: &mut tokio::sync::watch::Receiver<bool>) {
+    if leading.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Waits until this process stops leading; never returns without leader election.
+async fn until_lost(leadership: &mut Option<Leadership>) {
+    match leadership {
+        None => std::future::pending::<()>().await,
+        Some(leadership) => loop {
+            until_changed(&mut leadership.leading).await;
+            if !*leadership.leading.borrow_and_update() {
+                return;
+            }
+        },
+    }
 }
 
 async fn reconcile(

@@ -4,7 +4,8 @@
 //! own objects for `--from-cluster`; [`reconcile`] runs one load -> fetch -> plan ->
 //! write pass; [`apply`] decides and performs server-side applies, releases and prunes;
 //! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
-//! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics.
+//! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics;
+//! [`leader`] elects one writer among `run` replicas and fences the others' writes.
 
 pub mod adopt;
 pub mod apply;
@@ -12,5 +13,6 @@ pub mod cluster;
 pub mod controller;
 pub mod diff;
 pub mod eso;
+pub mod leader;
 pub mod reconcile;
 pub mod status;

@@ -11,6 +11,7 @@ mod from_cluster;
 mod hygiene;
 mod identity;
 mod install;
+mod leader;
 mod openbao_apply;
 mod openbao_kubernetes_auth;
 mod policies;

@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams};
 use crate::apply::Platform;
 use crate::support::control_plane;
 
-fn http_get(port: u16, path: &str) -> (u16, String) {
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
@@ -32,7 +32,7 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+pub async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
