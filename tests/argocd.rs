@@ -10,7 +10,8 @@ fn repo() -> &'static Path {
 }
 
 fn plugin() -> serde_json::Value {
-    let text = std::fs::read_to_string(repo().join("templates/argocd/plugin.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("charts/courier/files/argocd/plugin.yaml")).unwrap();
     serde_saphyr::from_str(&text).unwrap()
 }
 

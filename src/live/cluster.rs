@@ -53,7 +53,7 @@ impl ClusterError {
             other => (other.to_string(), None),
         };
         let hint = if code == Some(403) {
-            "\nhint: courier's identity lacks an RBAC permission; templates/install/rbac.yaml has the ClusterRole it needs".to_owned()
+            "\nhint: courier's identity lacks an RBAC permission; the ClusterRole in charts/courier/templates/rbac.yaml (rendered in templates/install/) lists what it needs".to_owned()
         } else {
             String::new()
         };

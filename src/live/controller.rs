@@ -432,7 +432,7 @@ where
                         tracing::error!(
                             what,
                             %error,
-                            "watch forbidden: courier's identity needs the `watch` verb (templates/install/rbac.yaml); \
+                            "watch forbidden: courier's identity needs the `watch` verb (charts/courier/templates/rbac.yaml); \
                              until then changes are only seen at resync"
                         );
                     }

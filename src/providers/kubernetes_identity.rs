@@ -383,7 +383,7 @@ async fn service_account_token(
         .map_err(|e| match status_of(&e) {
             Some(404) => format!("auth.serviceAccount: ServiceAccount {namespace}/{name} not found"),
             Some(403) => format!(
-                "auth.serviceAccount: courier may not request a token for ServiceAccount {namespace}/{name} (serviceaccounts/token create is forbidden)\nhint: bind courier's token Role in {namespace} (templates/install/rbac.yaml)"
+                "auth.serviceAccount: courier may not request a token for ServiceAccount {namespace}/{name} (serviceaccounts/token create is forbidden)\nhint: bind courier's token ClusterRole in {namespace} (the chart's rbac.tokenRequestNamespaces)"
             ),
             _ => format!(
                 "auth.serviceAccount: cannot request a token for ServiceAccount {namespace}/{name}: {}",

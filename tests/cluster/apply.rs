@@ -415,7 +415,7 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
     let target = platform.target("rbac-t", true).await;
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/templates/install/rbac.yaml"
+        "/templates/install/cronjob.yaml"
     ))
     .unwrap();
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&shipped).unwrap();

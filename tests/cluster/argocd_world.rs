@@ -23,7 +23,7 @@ async fn the_plugin_renders_from_the_live_cluster_when_asked() {
     let plugin: serde_json::Value = serde_saphyr::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/templates/argocd/plugin.yaml"
+            "/charts/courier/files/argocd/plugin.yaml"
         ))
         .unwrap(),
     )

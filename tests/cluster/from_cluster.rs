@@ -56,7 +56,7 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
             .unwrap();
     }
     let broken: DynamicObject = serde_json::from_value(serde_json::json!({
-        "apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
         "metadata": {"name": "broken", "namespace": target.name},
         "spec": {
             "secretStoreRef": {"kind": "ClusterSecretStore", "name": format!("store-{}", platform.id)},
@@ -64,15 +64,15 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
         }
     }))
     .unwrap();
-    // Written as v1beta1, as older manifests are; courier reads everything through v1.
-    let beta = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("external-secrets.io", "v1beta1", "ExternalSecret"),
-        "externalsecrets",
-    );
-    Api::<DynamicObject>::namespaced_with(platform.client.clone(), &target.name, &beta)
-        .create(&PostParams::default(), &broken)
-        .await
-        .unwrap();
+    // ESO's own CRDs (v1.3.2) serve v1 only; v1beta1 manifests are read from files.
+    Api::<DynamicObject>::namespaced_with(
+        platform.client.clone(),
+        &target.name,
+        &eso("ExternalSecret", "externalsecrets"),
+    )
+    .create(&PostParams::default(), &broken)
+    .await
+    .unwrap();
     let external_secrets = Api::<DynamicObject>::namespaced_with(
         platform.client.clone(),
         &target.name,

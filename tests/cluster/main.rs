@@ -4,13 +4,13 @@
 mod adopt;
 mod apply;
 mod argocd_world;
+mod chart;
 mod control_plane;
 mod diff;
 mod faults;
 mod from_cluster;
 mod hygiene;
 mod identity;
-mod install;
 mod leader;
 mod openbao_apply;
 mod openbao_kubernetes_auth;

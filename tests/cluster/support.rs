@@ -264,13 +264,17 @@ pub async fn client_as(user: Option<&str>) -> Client {
     Client::try_from(config).expect("client builds")
 }
 
-/// Installs the stand-in ESO CRDs of `testenv/crds/` (idempotent) and waits until the
-/// API server serves them.
+/// Installs ESO's own CRDs, as the chart ships them (ESO v1.3.2, `testenv/eso-crds`), so
+/// the server validates and defaults ESO objects as it does under ESO (idempotent), and
+/// waits until the API server serves them.
 pub async fn install_eso_crds(client: &Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let text =
-        std::fs::read_to_string(repo_root().join("testenv/crds/external-secrets.yaml")).unwrap();
-    let definitions: Vec<CustomResourceDefinition> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut definitions: Vec<CustomResourceDefinition> = Vec::new();
+    let dir = repo_root().join("charts/courier/files/eso-crds");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        definitions.extend(serde_saphyr::from_multiple::<CustomResourceDefinition>(&text).unwrap());
+    }
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     for definition in &definitions {
         match api.create(&PostParams::default(), definition).await {
