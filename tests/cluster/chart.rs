@@ -46,9 +46,14 @@ fn run_helm(args: &[&str]) -> String {
 }
 
 fn render(namespace: &str, values: &[&str]) -> Vec<serde_json::Value> {
+    render_release("courier", namespace, values)
+}
+
+/// The chart's objects for release `release` in `namespace`, as `helm template` renders them.
+pub fn render_release(release: &str, namespace: &str, values: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec![
         "template",
-        "courier",
+        release,
         "charts/courier",
         "--namespace",
         namespace,

@@ -11,6 +11,7 @@ mod faults;
 mod from_cluster;
 mod hygiene;
 mod identity;
+mod image;
 mod leader;
 mod openbao_apply;
 mod openbao_kubernetes_auth;
