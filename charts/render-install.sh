@@ -3,10 +3,10 @@
 # (kubectl create namespace courier; kubectl apply --server-side -f templates/install/X.yaml).
 # The chart is the one source: tests/cluster/chart.rs fails when these files differ from
 # a fresh rendering.
-#   charts/render-install.sh [HELM]     (default: the pinned helm, testenv/helm.sh)
+#   charts/render-install.sh [HELM]     (default: the pinned helm, testenv/tool.sh helm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-helm=${1:-$(testenv/helm.sh)}
+helm=${1:-$(testenv/tool.sh helm)}
 render() {
   local mode=$1
   shift

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from the pinned Go modules beside this script
+# Builds kube-apiserver, etcd and kubectl from the pinned Go modules beside this script
 # into a cache keyed by version, and prints the directory holding both binaries.
 # A warm call finds them there and returns at once.
 set -euo pipefail
@@ -26,16 +26,23 @@ if [ ! -x "$out/etcd" ]; then
   mv "$out/etcd.tmp" "$out/etcd"
 fi
 
+minor=${kube_version#v1.}; minor=${minor%%.*}
+ldflags="-s -w"
+# The same variables Kubernetes' own hack/lib/version.sh stamps, so /version is honest.
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+
 if [ ! -x "$out/kube-apiserver" ]; then
   echo "building kube-apiserver $kube_version (a cold build takes about 5 minutes on 2 cores)" >&2
-  minor=${kube_version#v1.}; minor=${minor%%.*}
-  ldflags="-s -w"
-  # The same variables Kubernetes' own hack/lib/version.sh stamps, so /version is honest.
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
   (cd "$here/kube-apiserver" && go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$out/kube-apiserver.tmp" "$out/kube-apiserver"
+fi
+if [ ! -x "$out/kubectl" ]; then
+  # For the README's install walkthrough (tests/cluster/walkthrough.rs).
+  echo "building kubectl $kube_version (about a minute more)" >&2
+  (cd "$here/kube-apiserver" && go build -trimpath -ldflags "$ldflags" -o "$out/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+  mv "$out/kubectl.tmp" "$out/kubectl"
 fi
 echo "$out"

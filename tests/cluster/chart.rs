@@ -1,4 +1,4 @@
-//! The Helm chart (charts/courier), with the pinned helm (testenv/helm.sh): it lints, it
+//! The Helm chart (charts/courier), with the pinned helm (testenv/tool.sh helm): it lints, it
 //! renders each mode, the API server accepts every rendered object (server-side dry-run
 //! apply), templates/install/ is a fresh rendering of it, and its ESO CRDs are ESO's own.
 
@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::{Discovery, Scope};
 
-use crate::support::{TestNamespace, admin_client, install_eso_crds};
+use crate::support::{TestNamespace, admin_client, go_tool, install_eso_crds};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,17 +17,7 @@ fn repo() -> &'static Path {
 
 fn helm() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let output = Command::new(repo().join("testenv/helm.sh"))
-            .output()
-            .expect("testenv/helm.sh runs");
-        assert!(
-            output.status.success(),
-            "testenv/helm.sh failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
+    HELM.get_or_init(|| go_tool("helm"))
 }
 
 fn run_helm(args: &[&str]) -> String {

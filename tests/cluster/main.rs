@@ -11,13 +11,13 @@ mod faults;
 mod from_cluster;
 mod hygiene;
 mod identity;
-mod image;
 mod leader;
 mod openbao_apply;
 mod openbao_kubernetes_auth;
 mod policies;
 mod run;
 mod support;
+mod walkthrough;
 mod webhook_apply;
 
 #[path = "../common/openbao.rs"]

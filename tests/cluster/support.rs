@@ -303,6 +303,20 @@ pub async fn install_eso_crds(client: &Client) {
     }
 }
 
+/// Builds (once, cached) and locates a Go tool pinned in testenv: `helm` or `registry`.
+pub fn go_tool(name: &str) -> PathBuf {
+    let output = std::process::Command::new(repo_root().join("testenv/tool.sh"))
+        .arg(name)
+        .output()
+        .unwrap_or_else(|e| panic!("testenv/tool.sh {name}: {e}"));
+    assert!(
+        output.status.success(),
+        "testenv/tool.sh {name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
 /// A namespace of the calling test's own, deleted when the guard is dropped.
 pub struct TestNamespace {
     /// Its name.
