@@ -1,8 +1,7 @@
 //! `courier run` against the real API server: it follows labels, sources and edits within
 //! seconds, serves health and metrics, and stops cleanly on SIGTERM.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,26 +10,7 @@ use kube::api::{Api, DeleteParams};
 
 use crate::apply::Platform;
 use crate::support::control_plane;
-
-pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (status, body)
-}
+pub use crate::support::http_get;
 
 pub async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
