@@ -310,6 +310,7 @@ async fn run_elector(
             _ => config.retry_period,
         };
         let outcome = tokio::time::timeout(budget, elector.try_acquire_or_renew()).await;
+        let mut stopped = None;
         match outcome {
             Ok(Ok(true)) => {
                 fence.open_until(started + config.renew_deadline);
@@ -327,28 +328,17 @@ async fn run_elector(
             }
             Ok(Ok(false)) if leading => {
                 fence.close();
-                step_down(
-                    identity,
-                    &fence,
-                    &mut leading,
-                    &sender,
-                    &leading_gauge,
-                    "another instance holds the lease",
-                );
+                stopped = Some("another instance holds the lease");
             }
             Ok(Ok(false)) => {}
             Ok(Err(error)) => tracing::warn!(identity, %error, "leader lease request failed"),
             Err(_) => tracing::warn!(identity, "leader lease request timed out"),
         }
-        if leading && !fence.is_open() {
-            step_down(
-                identity,
-                &fence,
-                &mut leading,
-                &sender,
-                &leading_gauge,
-                "the lease could not be renewed before the renew deadline",
-            );
+        if leading && stopped.is_none() && !fence.is_open() {
+            stopped = Some("the lease could not be renewed before the renew deadline");
+        }
+        if let Some(why) = stopped {
+            step_down(identity, &fence, &mut leading, &sender, &leading_gauge, why);
         }
         let wait = if leading {
             config.retry_period
