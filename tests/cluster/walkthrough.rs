@@ -172,13 +172,32 @@ async fn the_readme_install_walkthrough_runs_and_the_secrets_appear() {
             // The loopback registry speaks plain HTTP; a real one has TLS.
             command = command.replacen("skopeo copy", "skopeo copy --dest-tls-verify=false", 1);
         }
-        let output = Command::new("bash")
+        // A user's shell: none of the variables cargo sets for a test (they would make
+        // image/build.sh's cargo rebuild from scratch), only where things are.
+        let mut shell = Command::new("bash");
+        shell
             .args(["-euo", "pipefail", "-c", &command])
             .current_dir(repo())
+            .env_clear()
             .env("PATH", &path)
-            .env("KUBECONFIG", &control_plane().kubeconfig)
-            .output()
-            .unwrap();
+            .env("KUBECONFIG", &control_plane().kubeconfig);
+        for (key, value) in std::env::vars_os() {
+            let key_text = key.to_string_lossy();
+            let kept = [
+                "HOME",
+                "TMPDIR",
+                "CARGO_HOME",
+                "XDG_CACHE_HOME",
+                "COURIER_TESTENV_CACHE",
+            ]
+            .contains(&key_text.as_ref())
+                || key_text.starts_with("RUSTUP_")
+                || key_text.starts_with("GO");
+            if kept {
+                shell.env(key, value);
+            }
+        }
+        let output = shell.output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
