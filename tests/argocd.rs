@@ -1,4 +1,4 @@
-//! Plays argocd-cmp-server's part: reads the shipped plugin.yaml, runs its discover rule
+//! Plays argocd-cmp-server's part (the real server is in tests/argocd_cmp_server.rs): reads the shipped plugin.yaml, runs its discover rule
 //! and then its generate command exactly as declared, in a copy of an app directory, with
 //! the environment Argo CD sets.
 

@@ -1,0 +1,268 @@
+//! The shipped plugin.yaml under the real argocd-cmp-server (Argo CD v3.6.1, built from its
+//! Go module by testenv/argocd.sh), driven the way argocd-repo-server drives it, with Argo
+//! CD's own client packages (testenv/argocd/cmp-client): discovery over the plugin
+//! sockets with the repository tarball, CheckPluginConfiguration,
+//! GetParametersAnnouncement, GenerateManifest. The server's PATH holds courier and
+//! nothing else, as the image does: no shell, no grep.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tools() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let output = Command::new(repo().join("testenv/argocd.sh"))
+            .output()
+            .expect("testenv/argocd.sh runs");
+        assert!(
+            output.status.success(),
+            "testenv/argocd.sh failed (it needs Go and the module proxy): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+}
+
+/// One argocd-cmp-server with the shipped plugin.yaml, stopped when dropped.
+struct Server {
+    child: Child,
+    sockets: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        let sockets = dir.path().join("plugins");
+        let bin = dir.path().join("bin");
+        let tmp = dir.path().join("tmp");
+        for path in [&config, &sockets, &bin, &tmp] {
+            std::fs::create_dir_all(path).unwrap();
+        }
+        std::fs::copy(
+            repo().join("charts/courier/files/argocd/plugin.yaml"),
+            config.join("plugin.yaml"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_courier"), bin.join("courier")).unwrap();
+        let child = Command::new(tools().join("cmp-server"))
+            .args(["--config-dir-path", config.to_str().unwrap()])
+            .env_clear()
+            .env("PATH", &bin)
+            .env("TMPDIR", &tmp)
+            .env("ARGOCD_PLUGINSOCKFILEPATH", &sockets)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !sockets.join("courier-v1.sock").exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "argocd-cmp-server did not open its socket"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            child,
+            sockets,
+            _dir: dir,
+        }
+    }
+
+    /// What argocd-repo-server gets for the app at `app` (relative to `repo_root`).
+    fn drive(&self, repo_root: &Path, app: &str, env: &[&str]) -> serde_json::Value {
+        let output = Command::new(tools().join("cmp-client"))
+            .arg(repo_root.join(app))
+            .arg(repo_root)
+            .args(env)
+            .env("ARGOCD_PLUGINSOCKFILEPATH", &self.sockets)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(Server::start)
+}
+
+/// Argo CD's build environment and the Application's plugin env (ARGOCD_ENV_*).
+const ENV: [&str; 4] = [
+    "ARGOCD_APP_NAME=web",
+    "ARGOCD_APP_NAMESPACE=team-a",
+    "ARGOCD_APP_SOURCE_PATH=apps/web",
+    "ARGOCD_APP_REVISION=0123456789abcdef",
+];
+
+fn checkout(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo().join(path)).unwrap()
+}
+
+fn kinds(result: &serde_json::Value) -> Vec<String> {
+    let mut kinds = Vec::new();
+    for manifest in result["manifests"].as_array().unwrap() {
+        let object: serde_json::Value = serde_json::from_str(manifest.as_str().unwrap())
+            .unwrap_or_else(|_| serde_saphyr::from_str(manifest.as_str().unwrap()).unwrap());
+        kinds.push(object["kind"].as_str().unwrap_or_default().to_owned());
+    }
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn the_seed_platform_renders_its_secrets_and_never_its_master_secrets() {
+    let mut files = Vec::new();
+    for name in [
+        "namespaces.yaml",
+        "central-secret-store.yaml",
+        "cluster-secret-store.yaml",
+        "cluster-external-secrets.yaml",
+    ] {
+        files.push((
+            format!("platform/{name}"),
+            read(&format!("examples/platform/{name}")),
+        ));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let checkout = checkout(&files);
+    let result = server().drive(checkout.path(), "platform", &ENV);
+    assert_eq!(result["claimed"], true, "{result}");
+    assert!(result["error"].is_null(), "{result}");
+    let kinds = kinds(&result);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "Secret").count(),
+        17,
+        "{kinds:?}"
+    );
+    let text = result["manifests"].to_string();
+    assert!(
+        !text.contains("central-secret-store\\n"),
+        "master Secrets passed through"
+    );
+    let parameters = result["parameters"].to_string();
+    for name in ["world", "allow-empty", "passthrough"] {
+        assert!(
+            parameters.contains(name),
+            "{name} not announced: {parameters}"
+        );
+    }
+}
+
+#[test]
+fn an_app_with_external_secrets_and_deployments_gets_both() {
+    let checkout = checkout(&[
+        (
+            "apps/web/deployment.yaml",
+            &read("examples/argocd-app/deployment.yaml"),
+        ),
+        (
+            "apps/web/external-secret.yaml",
+            &read("examples/argocd-app/external-secret.yaml"),
+        ),
+        (
+            "apps/web/store.yaml",
+            &read("examples/platform/cluster-secret-store.yaml"),
+        ),
+        (
+            "apps/web/central.yaml",
+            &read("examples/platform/central-secret-store.yaml"),
+        ),
+    ]);
+    let result = server().drive(checkout.path(), "apps/web", &ENV);
+    assert_eq!(result["claimed"], true, "{result}");
+    let kinds = kinds(&result);
+    assert!(kinds.contains(&"Deployment".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"Secret".to_owned()), "{kinds:?}");
+    assert!(!kinds.contains(&"ExternalSecret".to_owned()), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"Namespace".to_owned()),
+        "the world is never output: {kinds:?}"
+    );
+}
+
+#[test]
+fn helm_charts_kustomize_apps_and_plain_apps_are_left_to_argo_cd() {
+    let external_secret = read("examples/argocd-app/external-secret.yaml");
+    let deployment = read("examples/argocd-app/deployment.yaml");
+    let helm = checkout(&[
+        (
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        ("chart/templates/external-secret.yaml", &external_secret),
+    ]);
+    let kustomize = checkout(&[
+        (
+            "overlay/kustomization.yaml",
+            "namePrefix: prod-\nresources: [external-secret.yaml]\n",
+        ),
+        ("overlay/external-secret.yaml", &external_secret),
+    ]);
+    let plain = checkout(&[("app/deployment.yaml", &deployment)]);
+    for (checkout, app) in [(&helm, "chart"), (&kustomize, "overlay"), (&plain, "app")] {
+        let result = server().drive(checkout.path(), app, &ENV);
+        assert_eq!(result["claimed"], false, "{app}: {result}");
+        assert!(
+            result["discover_error"]
+                .as_str()
+                .unwrap()
+                .contains("could not find plugin supporting the given repository"),
+            "{result}"
+        );
+    }
+}
+
+#[test]
+fn an_app_with_an_error_gets_one_line_without_a_value() {
+    let broken = read("examples/argocd-app/external-secret.yaml").replace("key: ", "key: no-such-");
+    let checkout = checkout(&[
+        ("app/external-secret.yaml", &broken),
+        (
+            "app/store.yaml",
+            &read("examples/platform/cluster-secret-store.yaml"),
+        ),
+        (
+            "app/central.yaml",
+            &read("examples/platform/central-secret-store.yaml"),
+        ),
+    ]);
+    let result = server().drive(checkout.path(), "app", &ENV);
+    assert_eq!(result["claimed"], true, "{result}");
+    let error = result["error"].as_str().expect("generate fails");
+    assert!(error.contains("no-such-"), "{error}");
+    assert!(
+        !error.contains("ghp_") && !error.contains("platform-bot"),
+        "{error}"
+    );
+    assert!(result["manifests"].is_null(), "{result}");
+}
