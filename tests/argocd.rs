@@ -2,6 +2,9 @@
 //! and then its generate command exactly as declared, in a copy of an app directory, with
 //! the environment Argo CD sets.
 
+#[path = "common/files.rs"]
+mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -79,13 +82,7 @@ fn full_app() -> tempfile::TempDir {
 
 /// An app directory from inline files (`path`, `text`).
 fn app_of(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
+    files::dir_of(files)
 }
 
 /// What the discover rule prints, run with courier alone on PATH: no shell, no grep.

@@ -5,6 +5,9 @@
 //! GetParametersAnnouncement, GenerateManifest. The server's PATH holds courier and
 //! nothing else, as the image does: no shell, no grep.
 
+#[path = "common/files.rs"]
+mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -111,14 +114,9 @@ const ENV: [&str; 4] = [
     "ARGOCD_APP_REVISION=0123456789abcdef",
 ];
 
+/// A repository checkout from inline files (`path`, `text`).
 fn checkout(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
+    files::dir_of(files)
 }
 
 fn read(path: &str) -> String {
