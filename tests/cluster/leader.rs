@@ -41,10 +41,23 @@ impl Partition {
                     continue;
                 };
                 let born = e.load(Ordering::SeqCst);
+                // Closing with linger 0 sends a reset, as a peer that lost the connection does.
+                let _ = client.set_zero_linger();
+                let _ = server.set_zero_linger();
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                tokio::spawn(relay(client_read, server_write, p.clone(), e.clone(), born));
-                tokio::spawn(relay(server_read, client_write, p.clone(), e.clone(), born));
+                // Either direction noticing the partition closes both.
+                let (reset, _) = tokio::sync::watch::channel(false);
+                let reset = Arc::new(reset);
+                let link = |reset: &Arc<tokio::sync::watch::Sender<bool>>| Link {
+                    paused: p.clone(),
+                    epoch: e.clone(),
+                    born,
+                    reset: reset.clone(),
+                    reset_seen: reset.subscribe(),
+                };
+                tokio::spawn(relay(client_read, server_write, link(&reset)));
+                tokio::spawn(relay(server_read, client_write, link(&reset)));
             }
         });
         Partition {
@@ -65,30 +78,41 @@ impl Partition {
     }
 }
 
-async fn relay(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+/// One direction's view of its connection through the partition.
+struct Link {
     paused: Arc<AtomicBool>,
     epoch: Arc<AtomicU64>,
     born: u64,
+    reset: Arc<tokio::sync::watch::Sender<bool>>,
+    reset_seen: tokio::sync::watch::Receiver<bool>,
+}
+
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut link: Link,
 ) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let n = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let n = tokio::select! {
+            read = from.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = link.reset_seen.changed() => break,
         };
-        if paused.load(Ordering::SeqCst) {
+        if link.paused.load(Ordering::SeqCst) {
             continue;
         }
-        if epoch.load(Ordering::SeqCst) != born {
-            // Lived through a partition: like a peer that lost its state, reset.
-            return;
+        if link.epoch.load(Ordering::SeqCst) != link.born {
+            // Lived through a partition: reset the whole connection.
+            break;
         }
         if to.write_all(&buffer[..n]).await.is_err() {
-            return;
+            break;
         }
     }
+    let _ = link.reset.send(true);
 }
 
 /// One `courier run --leader-elect` process with its own metrics port and log file.
@@ -211,6 +235,29 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// As `within`, with the replicas' logs in the failure message.
+async fn within_or_logs<F, Fut>(replicas: &[&Replica], limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs: Vec<String> = replicas
+        .iter()
+        .map(|r| format!("--- {}:\n{}", r.name, r.log_text()))
+        .collect();
+    panic!(
+        "{what} did not happen within {limit:?}\n{}",
+        logs.join("\n")
+    );
 }
 
 fn kubeconfig_via(address: &str, dir: &Path) -> PathBuf {
@@ -361,7 +408,8 @@ async fn one_leader_writes_failover_release_and_a_partition_never_makes_two_writ
     )
     .await;
     let fifth = platform.target("leader-5", true).await;
-    within(
+    within_or_logs(
+        &[&a],
         Duration::from_secs(10),
         "a writing after the failover",
         || async {
