@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::apply::Platform;
-use crate::run::{http_get, within};
+use crate::run::{http_get, poll_until, within};
 use crate::support::{TestNamespace, control_plane};
 
 const LEASE: &str = "4s";
@@ -238,17 +238,13 @@ impl Drop for Replica {
 }
 
 /// As `within`, with the replicas' logs in the failure message.
-async fn within_or_logs<F, Fut>(replicas: &[&Replica], limit: Duration, what: &str, mut check: F)
+async fn within_or_logs<F, Fut>(replicas: &[&Replica], limit: Duration, what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if poll_until(limit, check).await.is_some() {
+        return;
     }
     let logs: Vec<String> = replicas
         .iter()

@@ -12,7 +12,19 @@ use crate::apply::Platform;
 use crate::support::control_plane;
 pub use crate::support::http_get;
 
-pub async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+pub async fn within<F, Fut>(limit: Duration, what: &str, check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    match poll_until(limit, check).await {
+        Some(took) => took,
+        None => panic!("{what} did not happen within {limit:?}"),
+    }
+}
+
+/// Checks every 100 ms until `check` holds (how long it took) or `limit` passes (`None`).
+pub async fn poll_until<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -20,11 +32,11 @@ where
     let started = Instant::now();
     while started.elapsed() < limit {
         if check().await {
-            return started.elapsed();
+            return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{what} did not happen within {limit:?}");
+    None
 }
 
 #[tokio::test]
