@@ -129,6 +129,11 @@ pub async fn connect(options: &ClientOptions) -> Result<Connection, ClusterError
     connect_fenced(options, Fence::always_open()).await
 }
 
+/// The longest any request but a watch may take. Generous: a LIST of 100,000 Secrets
+/// takes seconds; a request on a connection that died silently would otherwise hang
+/// `run` until TCP gives up, some fifteen minutes later.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// As [`connect`], with every write request checked against `fence` as it leaves.
 pub async fn connect_fenced(
     options: &ClientOptions,
@@ -170,6 +175,7 @@ pub async fn connect_fenced(
     let fenced = FenceLayer {
         fence: fence.clone(),
         writes: write_counter.clone(),
+        timeout: REQUEST_TIMEOUT,
     };
     let builder = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| ClusterError::Config(e.to_string()))?

@@ -240,7 +240,16 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
                 _ = until_changed(&mut leadership.leading) => continue,
             }
         }
-        let outcome = reconcile(&connection, &options, &metrics).await;
+        // A leader that loses the lease mid-reconcile stops at once: its writes would be
+        // refused anyway, and a request hung on a broken connection would otherwise keep
+        // this loop from ever noticing the lease coming back.
+        let outcome = tokio::select! {
+            outcome = reconcile(&connection, &options, &metrics) => outcome,
+            _ = until_lost(&mut leadership) => {
+                tracing::warn!("lost the lease during a reconcile; stopped it");
+                continue;
+            }
+        };
         let resync = match &outcome {
             Ok(manifests) => {
                 failures = 0;

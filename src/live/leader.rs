@@ -146,15 +146,23 @@ impl Fence {
 #[error("write refused: this courier is not the leader (its lease expired or was lost)")]
 pub struct NotLeader;
 
-/// Refuses writes (anything but GET, HEAD and OPTIONS) while the fence is closed, and
-/// counts the writes it lets through.
+/// Refuses writes (anything but GET, HEAD and OPTIONS) while the fence is closed, counts
+/// the writes it lets through, and gives up on any request but a watch after `timeout`:
+/// a request sent on a connection that died silently would otherwise wait forever.
 #[derive(Clone)]
 pub struct FenceLayer {
     /// The fence.
     pub fence: Fence,
     /// Write requests sent.
     pub writes: prometheus_client::metrics::counter::Counter,
+    /// The longest a request (not a watch, which the server ends itself) may take.
+    pub timeout: Duration,
 }
+
+/// The error for a request that took longer than [`FenceLayer::timeout`].
+#[derive(Debug, thiserror::Error)]
+#[error("the Kubernetes API did not answer within {0:?}")]
+pub struct RequestTimedOut(pub Duration);
 
 impl<S> tower::Layer<S> for FenceLayer {
     type Service = FencedService<S>;
@@ -202,8 +210,21 @@ where
             }
             self.layer.writes.inc();
         }
+        let is_watch = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair == "watch=true"));
+        let timeout = self.layer.timeout;
         let future = self.inner.call(request);
-        Box::pin(async move { future.await.map_err(Into::into) })
+        Box::pin(async move {
+            if is_watch {
+                return future.await.map_err(Into::into);
+            }
+            match tokio::time::timeout(timeout, future).await {
+                Ok(outcome) => outcome.map_err(Into::into),
+                Err(_) => Err(RequestTimedOut(timeout).into()),
+            }
+        })
     }
 }
 
@@ -518,6 +539,7 @@ mod tests {
         let layer = FenceLayer {
             fence: fence.clone(),
             writes: prometheus_client::metrics::counter::Counter::default(),
+            timeout: Duration::from_secs(60),
         };
         let service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
             Ok::<_, std::convert::Infallible>("sent")
@@ -540,6 +562,28 @@ mod tests {
         let patch = service.clone().oneshot(request(http::Method::PATCH)).await;
         assert_eq!(patch.unwrap(), "sent");
         assert_eq!(layer.writes.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_never_answers_times_out_but_a_watch_waits() {
+        use tower::{Layer as _, ServiceExt as _};
+        let layer = FenceLayer {
+            fence: Fence::always_open(),
+            writes: prometheus_client::metrics::counter::Counter::default(),
+            timeout: Duration::from_secs(5),
+        };
+        let service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+            std::future::pending::<Result<&str, std::convert::Infallible>>().await
+        }));
+        let request = |uri: &str| http::Request::builder().uri(uri).body(()).unwrap();
+        let list = service.clone().oneshot(request("/api/v1/namespaces?"));
+        let error = list.await.unwrap_err();
+        assert!(error.is::<RequestTimedOut>(), "{error}");
+        let watch = service
+            .clone()
+            .oneshot(request("/api/v1/namespaces?&watch=true&timeoutSeconds=290"));
+        let waited = tokio::time::timeout(Duration::from_secs(600), watch).await;
+        assert!(waited.is_err(), "a watch is not cut by the request timeout");
     }
 
     #[test]
