@@ -561,7 +561,7 @@ where
         match write().await {
             Err(error) if attempt < WRITE_ATTEMPTS && is_transient(&error) => {
                 let base = Duration::from_millis(200 * 2u64.pow(attempt - 1));
-                tokio::time::sleep(base.mul_f64(0.5 + jitter_fraction())).await;
+                tokio::time::sleep(base.mul_f64(0.5 + crate::live::jitter::fraction())).await;
                 attempt += 1;
             }
             outcome => return outcome,
@@ -577,19 +577,6 @@ fn is_transient(error: &kube::Error) -> bool {
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
     }
-}
-
-/// A number in [0, 1) that differs between calls; good enough to spread retries.
-fn jitter_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    (hasher.finish() % 10_000) as f64 / 10_000.0
 }
 
 async fn apply_one(

@@ -487,16 +487,7 @@ pub fn refresh_interval(manifests: &Manifests, ceiling: Duration) -> Duration {
 
 /// ±10 %, so many replicas or CronJobs do not resync in lockstep.
 fn with_jitter(interval: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64,
-    );
-    let fraction = (hasher.finish() % 2001) as f64 / 10_000.0 - 0.1;
-    interval.mul_f64(1.0 + fraction)
+    interval.mul_f64(0.9 + crate::live::jitter::fraction() * 0.2)
 }
 
 async fn shutdown_signal() {

@@ -404,9 +404,7 @@ fn step_down(
 
 /// Up to 20 % more, so candidates do not try in lockstep.
 fn jittered(period: Duration) -> Duration {
-    let mut byte = [0u8; 1];
-    let _ = getrandom::fill(&mut byte);
-    period.mul_f64(1.0 + f64::from(byte[0]) / 255.0 * 0.2)
+    period.mul_f64(1.0 + crate::live::jitter::fraction() * 0.2)
 }
 
 fn now_micro() -> MicroTime {
