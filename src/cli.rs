@@ -158,6 +158,26 @@ pub struct LiveArgs {
     /// them. See README: Migrating from ESO.
     #[arg(long)]
     pub adopt_eso: bool,
+    /// Member clusters.
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
+}
+
+/// The clusters targets are written to, besides the one courier talks to (`in-cluster`).
+/// Manifests choose them with the annotation courier.dev/cluster-selector.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Member clusters from the Argo CD cluster Secrets (label
+    /// argocd.argoproj.io/secret-type=cluster) in this namespace of the hub; their labels
+    /// are what cluster selectors match.
+    #[arg(long, value_name = "NAMESPACE", env = "COURIER_CLUSTERS_FROM_SECRETS")]
+    pub clusters_from_secrets: Option<String>,
+    /// A member cluster from a kubeconfig context, named after it (repeatable).
+    #[arg(long = "member-context", value_name = "CONTEXT")]
+    pub member_contexts: Vec<String>,
+    /// Every kubeconfig context but the hub's own is a member cluster.
+    #[arg(long)]
+    pub all_contexts: bool,
 }
 
 /// `courier apply`.

@@ -7,6 +7,7 @@ use courier::core::load::load_paths;
 use courier::core::world::BlockList;
 use courier::live::apply::ApplyOptions;
 use courier::live::cluster::{self, ClientOptions};
+use courier::live::fleet::{Fleet, FleetOptions};
 use courier::live::reconcile::{ManifestSource, ReconcileError, reconcile_once};
 
 use super::report_errors;
@@ -54,6 +55,17 @@ pub fn block_list(args: &LiveArgs) -> BlockList {
     list
 }
 
+/// Where member clusters come from, from flags.
+pub fn fleet_options(args: &LiveArgs) -> FleetOptions {
+    FleetOptions {
+        cluster_secrets_namespace: args.clusters.clusters_from_secrets.clone(),
+        contexts: args.clusters.member_contexts.clone(),
+        all_contexts: args.clusters.all_contexts,
+        kubeconfig: args.client.kubeconfig.clone(),
+        hub_context: args.client.context.clone(),
+    }
+}
+
 /// Client options from flags.
 pub fn client_options(args: &ClientArgs) -> ClientOptions {
     ClientOptions {
@@ -66,6 +78,7 @@ pub fn client_options(args: &ClientArgs) -> ClientOptions {
 async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Result<ExitCode> {
     let (args, dry_run) = (&apply.live, apply.dry_run);
     let connection = cluster::connect(&client_options(&args.client)).await?;
+    let fleet = Fleet::new(connection, fleet_options(args));
     let options = ApplyOptions {
         instance: args.instance.clone(),
         dry_run,
@@ -73,8 +86,9 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         // indicatif draws only on a terminal; CI logs stay quiet even under a pseudo-terminal.
         progress: std::env::var_os("CI").is_none(),
         adopt_eso: args.adopt_eso,
+        hub: None,
     };
-    let outcome = match reconcile_once(&connection, source, &block_list(args), &options).await {
+    let outcome = match reconcile_once(&fleet, source, &block_list(args), &options).await {
         Ok(outcome) => outcome,
         Err(ReconcileError::Load(errors)) => {
             return Ok(report_errors(
@@ -86,6 +100,20 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
             return Ok(report_errors([e.to_string()], "nothing was applied"));
         }
     };
+    for warning in &outcome.warnings {
+        tracing::warn!("{warning}");
+    }
+    if fleet.is_multi() {
+        // One line per cluster, as the summary line: what happened where.
+        for cluster in &outcome.clusters {
+            eprintln!(
+                "apply: cluster {}: {}; {} API requests",
+                cluster.name,
+                cluster.summary,
+                fleet.requests_of(&cluster.name)
+            );
+        }
+    }
     let report = &outcome.report;
     for (what, targets) in [
         ("created", &report.created),
@@ -94,6 +122,12 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         ("deleted", &report.deleted),
     ] {
         for target in targets {
+            // Member targets are named cluster/namespace/name; the hub's get its name too.
+            let target = if fleet.is_multi() && target.matches('/').count() == 1 {
+                format!("{}/{target}", courier::core::clusters::HOME_CLUSTER)
+            } else {
+                target.clone()
+            };
             tracing::info!(target = target.as_str(), "{what}");
         }
     }
@@ -105,7 +139,7 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
     let summary = format!(
         "apply: {}; {} API requests{dry}",
         report.summary(),
-        connection.requests()
+        fleet.requests()
     );
     let errors = outcome.error_lines();
     if errors.is_empty() {

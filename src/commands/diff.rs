@@ -4,11 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use courier::core::load::load_paths;
-use courier::core::plan;
+use courier::live::apply::ApplyOptions;
 use courier::live::cluster;
 use courier::live::diff;
+use courier::live::fleet::Fleet;
+use courier::live::reconcile::plan_fleet;
 
-use super::apply::{block_list, client_options, manifest_source};
+use super::apply::{block_list, client_options, fleet_options, manifest_source};
 use super::{report_errors, write_stdout};
 use crate::cli::DiffArgs;
 
@@ -36,43 +38,59 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         .context("failed to start the async runtime")?;
     runtime.block_on(async {
         let connection = cluster::connect(&client_options(&live.client)).await?;
-        let mut snapshot =
-            match cluster::snapshot(&connection.client, &inputs.manifests, &block_list(live)).await
-            {
-                Ok(snapshot) => snapshot,
+        let fleet = Fleet::new(connection, fleet_options(live));
+        let options = ApplyOptions {
+            instance: live.instance.clone(),
+            adopt_eso: live.adopt_eso,
+            ..ApplyOptions::default()
+        };
+        let fleet_plan =
+            match plan_fleet(&fleet, &inputs.manifests, &block_list(live), &options).await {
+                Ok(plan) => plan,
                 Err(e) => return Ok(report_errors([e.to_string()], "nothing was compared")),
             };
-        let remote = plan::remote_requests(
-            &inputs.manifests,
-            &snapshot.world,
-            &courier::providers::Registry,
-        );
-        if !remote.stores.is_empty() {
-            courier::providers::prefetch(&remote, &mut snapshot.world, &connection.fetch).await;
+        for warning in &fleet_plan.warnings {
+            tracing::warn!("{warning}");
         }
-        let plan = plan::plan(
-            &inputs.manifests,
-            &snapshot.world,
-            &courier::providers::Registry,
-        );
-        let decisions = courier::live::apply::decide(
-            &connection.client,
-            &plan,
-            &snapshot,
-            &live.instance,
-            live.adopt_eso,
-        )
-        .await;
-        let (text, drift) = diff::render(&decisions, &snapshot, &live.instance);
+        let mut text = String::new();
+        let mut drift = diff::Drift::default();
+        let mut errors: Vec<String> = fleet_plan
+            .failures
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for cluster in &fleet_plan.clusters {
+            let decisions = courier::live::apply::decide(
+                &cluster.member.connection.client,
+                &cluster.plan,
+                &cluster.snapshot,
+                &cluster.options,
+            )
+            .await;
+            // With member clusters every change names its cluster.
+            let name = fleet
+                .is_multi()
+                .then_some(cluster.member.member.name.as_str());
+            let (cluster_text, cluster_drift) =
+                diff::render(&decisions, &cluster.snapshot, &live.instance, name);
+            text.push_str(&cluster_text);
+            drift.create += cluster_drift.create;
+            drift.update += cluster_drift.update;
+            drift.remove += cluster_drift.remove;
+            drift.unchanged += cluster_drift.unchanged;
+            let prefix = name.map(|n| format!("cluster {n}: ")).unwrap_or_default();
+            errors.extend(
+                super::located(&cluster.plan.errors)
+                    .into_iter()
+                    .chain(decisions.errors.iter().map(ToString::to_string))
+                    .map(|e| format!("{prefix}{e}")),
+            );
+        }
         write_stdout(&text).context("failed to write to stdout")?;
         let summary = format!(
             "diff: {} to create, {} to update, {} to remove, {} in sync",
             drift.create, drift.update, drift.remove, drift.unchanged
         );
-        let errors: Vec<String> = super::located(&plan.errors)
-            .into_iter()
-            .chain(decisions.errors.iter().map(ToString::to_string))
-            .collect();
         if !errors.is_empty() {
             let code = report_errors(errors, "the diff above leaves these out");
             eprintln!("{summary}");

@@ -9,7 +9,9 @@ use courier::live::cluster;
 use courier::live::controller::{self, RunOptions};
 use courier::live::leader::{self, LeaderConfig};
 
-use super::apply::{block_list, client_options, manifest_source};
+use courier::live::fleet::Fleet;
+
+use super::apply::{block_list, client_options, fleet_options, manifest_source};
 use crate::cli::{LeaderArgs, RunArgs};
 
 /// Runs until SIGTERM; manifests that do not load at start are an error, later ones are logged.
@@ -28,6 +30,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             // A controller logs; a bar would interleave with the log lines.
             progress: false,
             adopt_eso: args.live.adopt_eso,
+            hub: None,
         },
         block_list: block_list(&args.live),
         refresh: args.refresh,
@@ -45,7 +48,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             None => leader::Fence::always_open(),
         };
         let connection = cluster::connect_fenced(&client_options(&args.live.client), fence).await?;
-        controller::run(connection, options).await
+        let fleet = Fleet::new(connection, fleet_options(&args.live));
+        controller::run(fleet, options).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,3 +17,13 @@ pub const TEMPLATE_ENGINE_ANNOTATION: &str = "courier.dev/template-engine";
 pub const INSTANCE_LABEL: &str = "courier.dev/instance";
 /// Annotation recording `creationPolicy: Orphan`, so a pruned target is left behind.
 pub const CREATION_POLICY_ANNOTATION: &str = "courier.dev/creation-policy";
+/// Annotation on a ClusterExternalSecret or ExternalSecret choosing the clusters it
+/// writes to: a label selector over the clusters' labels. Without it, only the cluster
+/// courier talks to (its hub) receives the manifest's targets.
+pub const CLUSTER_SELECTOR_ANNOTATION: &str = "courier.dev/cluster-selector";
+/// Label every cluster member carries, set to its name, so a selector can name clusters.
+pub const CLUSTER_NAME_LABEL: &str = "courier.dev/cluster-name";
+/// Annotation on a target courier wrote into a cluster other than its hub: the hub's
+/// cluster ID (its `kube-system` namespace UID). Two hubs writing the same target tell
+/// their Secrets apart by it; the first to create a target owns it.
+pub const HUB_ANNOTATION: &str = "courier.dev/hub";

@@ -517,6 +517,7 @@ impl Loader {
                     "spec.externalSecretSpec.refreshInterval",
                     &spec.external_secret_spec.refresh_interval,
                 )?;
+                check_cluster_selector(origin, &display, &loaded.object.metadata.annotations)?;
                 self.inputs.manifests.cluster_external_secrets.push(loaded);
             }
             "ExternalSecret" => {
@@ -527,6 +528,7 @@ impl Loader {
                     "spec.refreshInterval",
                     &loaded.object.spec.refresh_interval,
                 )?;
+                check_cluster_selector(origin, &display, &loaded.object.metadata.annotations)?;
                 self.inputs.manifests.external_secrets.push(loaded);
             }
             _ => unreachable!("kind checked above"),
@@ -568,6 +570,21 @@ fn check_duration(
         }),
         _ => Ok(()),
     }
+}
+
+/// A cluster selector that does not parse would send the targets nowhere: refused at load.
+fn check_cluster_selector(
+    origin: &Origin,
+    display: &str,
+    annotations: &crate::core::model::StringMap,
+) -> Result<(), LoadError> {
+    crate::core::select::cluster_selector(annotations)
+        .map(drop)
+        .map_err(|message| LoadError {
+            origin: origin.clone(),
+            object: Some(display.to_owned()),
+            message,
+        })
 }
 
 fn typed_object<T: DeserializeOwned>(

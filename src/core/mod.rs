@@ -7,6 +7,7 @@
 //! decides the Secrets through the [`provider`] interface, [`template`] renders them and
 //! [`output`] prints them.
 
+pub mod clusters;
 pub mod duration;
 pub mod fieldline;
 pub mod gotemplate;

@@ -196,3 +196,21 @@ pub struct RemoteRequests {
     /// Per [`StoreProvider::remote_key`].
     pub stores: BTreeMap<String, StoreReads>,
 }
+
+impl RemoteRequests {
+    /// Adds `other`'s reads (another cluster's plan of the same manifests), so each
+    /// value is still fetched once.
+    pub fn merge(&mut self, other: RemoteRequests) {
+        for (key, reads) in other.stores {
+            match self.stores.entry(key) {
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(reads);
+                }
+                std::collections::btree_map::Entry::Occupied(mut entry) => {
+                    entry.get_mut().reads.extend(reads.reads);
+                    entry.get_mut().finds.extend(reads.finds);
+                }
+            }
+        }
+    }
+}

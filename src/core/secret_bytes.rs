@@ -54,6 +54,13 @@ impl From<&str> for SecretBytes {
     }
 }
 
+/// A JSON or YAML string read straight into secret bytes (credential fields of a config).
+impl<'de> serde::Deserialize<'de> for SecretBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::from)
+    }
+}
+
 impl Drop for SecretBytes {
     fn drop(&mut self) {
         self.0.zeroize();

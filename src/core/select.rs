@@ -159,6 +159,21 @@ impl fmt::Display for Selector {
     }
 }
 
+/// The parsed `courier.dev/cluster-selector` of a manifest; none without the annotation.
+pub fn cluster_selector(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<Selector>, String> {
+    use crate::core::labels::{CLUSTER_NAME_LABEL, CLUSTER_SELECTOR_ANNOTATION};
+    match annotations.get(CLUSTER_SELECTOR_ANNOTATION) {
+        None => Ok(None),
+        Some(text) => Selector::parse(text).map(Some).map_err(|e| {
+            format!(
+                "metadata.annotations[{CLUSTER_SELECTOR_ANNOTATION}]: {e}\nhint: write a label selector as kubectl -l takes it, e.g. \"env in (prod,staging)\" or \"{CLUSTER_NAME_LABEL}=in-cluster\""
+            )
+        }),
+    }
+}
+
 struct Parser<'a> {
     rest: &'a str,
 }

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::core::PartialObjectMeta;
 
-use crate::core::labels::{CREATION_POLICY_ANNOTATION, INSTANCE_LABEL};
+use crate::core::labels::{CREATION_POLICY_ANNOTATION, HUB_ANNOTATION, INSTANCE_LABEL};
 use crate::core::model::{CreationPolicy, DeletionPolicy};
 use crate::core::output;
 use crate::core::plan::{DesiredSecret, Plan};
@@ -36,6 +36,9 @@ pub struct ApplyOptions {
     /// Take over targets that External Secrets Operator made for the same ExternalSecret,
     /// once ESO has stopped reconciling them.
     pub adopt_eso: bool,
+    /// The hub's cluster ID when writing to a member cluster: targets carry it, and only
+    /// targets carrying it are this courier's. None on the hub itself.
+    pub hub: Option<String>,
 }
 
 impl Default for ApplyOptions {
@@ -46,6 +49,7 @@ impl Default for ApplyOptions {
             concurrency: 16,
             adopt_eso: false,
             progress: false,
+            hub: None,
         }
     }
 }
@@ -163,16 +167,20 @@ pub async fn decide<'p>(
     client: &Client,
     plan: &'p Plan,
     snapshot: &Snapshot,
-    instance: &str,
-    adopt_eso: bool,
+    options: &ApplyOptions,
 ) -> Decisions<'p> {
+    let (instance, adopt_eso) = (options.instance.as_str(), options.adopt_eso);
+    let hub = options.hub.as_deref();
     let mut decisions = Decisions {
         actions: Vec::new(),
         unchanged: 0,
         errors: Vec::new(),
         orphaned: Vec::new(),
     };
-    let ours = |existing: &ManagedSecret| existing.instance.as_deref() == Some(instance);
+    // First create wins: a target is this courier's only if this instance, from this hub, wrote it.
+    let ours = |existing: &ManagedSecret| {
+        existing.instance.as_deref() == Some(instance) && existing.hub.as_deref() == hub
+    };
     let failing_owners: BTreeSet<&str> = plan.errors.iter().map(|e| e.object.as_str()).collect();
     let desired: BTreeSet<(&str, &str)> = plan
         .secrets
@@ -189,10 +197,7 @@ pub async fn decide<'p>(
         {
             Some(existing) if !ours(existing) => decisions.errors.push(ApplyError {
                 target,
-                message: format!(
-                    "managed by courier instance {:?}, not {instance:?}; left untouched",
-                    existing.instance.as_deref().unwrap_or("<none>"),
-                ),
+                message: owner_conflict(existing, instance, hub),
             }),
             Some(existing) if is_current(existing, secret, instance) => decisions.unchanged += 1,
             Some(_) => decisions.actions.push(Action::Apply {
@@ -313,7 +318,7 @@ pub async fn reconcile(
     snapshot: &Snapshot,
     options: &ApplyOptions,
 ) -> Report {
-    let decisions = decide(client, plan, snapshot, &options.instance, options.adopt_eso).await;
+    let decisions = decide(client, plan, snapshot, options).await;
     let mut report = Report {
         unchanged: decisions.unchanged,
         errors: decisions.errors,
@@ -336,8 +341,7 @@ pub async fn reconcile(
             match action {
                 Action::Apply { secret, create } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
-                    let result =
-                        apply_one(client, secret, &options.instance, options.dry_run).await;
+                    let result = apply_one(client, secret, options).await;
                     (
                         target,
                         result.map(|()| if create { Done::Created } else { Done::Updated }),
@@ -354,7 +358,7 @@ pub async fn reconcile(
                             options.dry_run,
                         )
                         .await?;
-                        apply_one(client, secret, &options.instance, options.dry_run).await
+                        apply_one(client, secret, options).await
                     }
                     .await;
                     (target, result.map(|()| Done::Adopted))
@@ -425,6 +429,23 @@ enum Done {
     Updated,
     Deleted,
     Released,
+}
+
+/// Why a courier-managed target is not this courier's to write: another instance made
+/// it, or the same instance name from another hub. The first to create it keeps it.
+fn owner_conflict(existing: &ManagedSecret, instance: &str, hub: Option<&str>) -> String {
+    let owner = existing.instance.as_deref().unwrap_or("<none>");
+    let from = match existing.hub.as_deref() {
+        Some(id) => format!(" from the hub with cluster ID {id}"),
+        None => " from this cluster itself".to_owned(),
+    };
+    let ours = match hub {
+        Some(id) => format!("{instance:?} from the hub with cluster ID {id}"),
+        None => format!("{instance:?} on this cluster"),
+    };
+    format!(
+        "managed by courier instance {owner:?}{from}, not {ours}; left untouched (the first to create a target owns it)"
+    )
 }
 
 /// Whether the live Secret already holds what courier would write: its data, type and
@@ -582,15 +603,18 @@ fn is_transient(error: &kube::Error) -> bool {
 async fn apply_one(
     client: &Client,
     secret: &DesiredSecret,
-    instance: &str,
-    dry_run: bool,
+    options: &ApplyOptions,
 ) -> Result<(), ClusterError> {
     let api = Api::<Secret>::namespaced(client.clone(), &secret.namespace);
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
-    if dry_run {
+    if options.dry_run {
         params = params.dry_run();
     }
-    let manifest = Patch::Apply(applied_manifest(secret, instance));
+    let mut manifest = applied_manifest(secret, &options.instance);
+    if let Some(hub) = &options.hub {
+        manifest["metadata"]["annotations"][HUB_ANNOTATION] = serde_json::Value::from(hub.as_str());
+    }
+    let manifest = Patch::Apply(manifest);
     with_retries(|| api.patch(&secret.name, &params, &manifest))
         .await
         .map(drop)

@@ -10,8 +10,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::core::labels::{
-    CREATION_POLICY_ANNOTATION, INSTANCE_LABEL, LEGACY_DATA_HASH_ANNOTATION, MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE, ORIGIN_ANNOTATION,
+    CREATION_POLICY_ANNOTATION, HUB_ANNOTATION, INSTANCE_LABEL, LEGACY_DATA_HASH_ANNOTATION,
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION,
 };
 use crate::core::load::Manifests;
 use crate::core::model::ExternalSecretSpec;
@@ -165,6 +165,12 @@ pub async fn connect_fenced(
     if let Some(user) = &options.impersonate {
         config.auth_info.impersonate = Some(user.clone());
     }
+    connect_config(config, fence)
+}
+
+/// A connection for a client configuration: requests counted, writes fenced, every
+/// request but a watch bounded by [`REQUEST_TIMEOUT`].
+pub fn connect_config(config: Config, fence: Fence) -> Result<Connection, ClusterError> {
     let request_counter = prometheus_client::metrics::counter::Counter::<u64>::default();
     let counter = request_counter.clone();
     let count = tower::util::MapRequestLayer::new(move |request| {
@@ -203,6 +209,8 @@ pub struct ManagedSecret {
     pub instance: Option<String>,
     /// `courier.dev/origin`.
     pub origin: Option<String>,
+    /// `courier.dev/hub`: the hub that wrote it into this (member) cluster.
+    pub hub: Option<String>,
     /// Whether it was written with `creationPolicy: Orphan`.
     pub orphan: bool,
     /// Whether courier merged its keys into a Secret it did not create (`creationPolicy: Merge`).
@@ -235,6 +243,8 @@ pub struct Snapshot {
     pub world: World,
     /// `(namespace, name)` of every Secret labelled as courier's.
     pub managed: BTreeMap<(String, String), ManagedSecret>,
+    /// The cluster's ID: the UID of its `kube-system` namespace (none when that is not listed).
+    pub cluster_id: Option<String>,
 }
 
 fn specs(manifests: &Manifests) -> impl Iterator<Item = &ExternalSecretSpec> {
@@ -258,14 +268,7 @@ pub async fn snapshot(
         live: true,
         ..World::default()
     };
-    let namespaces = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| ClusterError::api("list namespaces", e))?;
-    for namespace in namespaces.items {
-        let name = namespace.metadata.name.unwrap_or_default();
-        world.add_namespace(&name, namespace.metadata.labels.unwrap_or_default());
-    }
+    let cluster_id = list_namespaces(client, &mut world).await?;
     for namespace in store_namespaces(manifests, &Registry, true) {
         let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
             .list(&ListParams::default())
@@ -317,7 +320,47 @@ pub async fn snapshot(
         }
     }
     let managed = list_managed(client).await?;
-    Ok(Snapshot { world, managed })
+    Ok(Snapshot {
+        world,
+        managed,
+        cluster_id,
+    })
+}
+
+/// Adds every namespace with its labels to `world`; answers the cluster's ID.
+async fn list_namespaces(
+    client: &Client,
+    world: &mut World,
+) -> Result<Option<String>, ClusterError> {
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| ClusterError::api("list namespaces", e))?;
+    let mut cluster_id = None;
+    for namespace in namespaces.items {
+        let name = namespace.metadata.name.unwrap_or_default();
+        if name == "kube-system" {
+            cluster_id = namespace.metadata.uid;
+        }
+        world.add_namespace(&name, namespace.metadata.labels.unwrap_or_default());
+    }
+    Ok(cluster_id)
+}
+
+/// What a member cluster adds to the hub's world: its namespaces (which its targets are
+/// selected from) and the Secrets courier manages there. Two LISTs; sources come from the hub.
+pub async fn member_snapshot(client: &Client) -> Result<Snapshot, ClusterError> {
+    let mut world = World {
+        live: true,
+        ..World::default()
+    };
+    let cluster_id = list_namespaces(client, &mut world).await?;
+    let managed = list_managed(client).await?;
+    Ok(Snapshot {
+        world,
+        managed,
+        cluster_id,
+    })
 }
 
 /// A Secret as `list_managed` reads it: only what reconciling needs. Skipping
@@ -382,6 +425,7 @@ pub async fn list_managed(
             let managed = ManagedSecret {
                 instance: labels.get(INSTANCE_LABEL).cloned(),
                 origin: annotations.get(ORIGIN_ANNOTATION).cloned(),
+                hub: annotations.get(HUB_ANNOTATION).cloned(),
                 orphan: annotations
                     .get(CREATION_POLICY_ANNOTATION)
                     .is_some_and(|p| p == "Orphan"),

@@ -20,8 +20,10 @@ use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
@@ -32,7 +34,7 @@ use crate::core::load::Manifests;
 use crate::core::plan::watched_namespaces;
 use crate::core::world::BlockList;
 use crate::live::apply::ApplyOptions;
-use crate::live::cluster::Connection;
+use crate::live::fleet::Fleet;
 use crate::live::leader::{self, LeaderConfig, Leadership};
 use crate::live::reconcile::{ManifestSource, ReconcileError, reconcile_once};
 use crate::providers::Registry as Providers;
@@ -80,6 +82,20 @@ pub struct Metrics {
     /// The API server's own `/readyz` failed at the last probe (etcd away, say, while
     /// watches still stream from its cache).
     probe_failed: Arc<AtomicBool>,
+    /// Per cluster: 1 when its last reconcile reached it, 0 when not.
+    cluster_ready: Family<ClusterLabel, Gauge>,
+    /// Per cluster: targets that failed in its last reconcile.
+    cluster_target_errors: Family<ClusterLabel, Gauge>,
+    /// Per cluster: requests sent to its API server.
+    cluster_api_requests: Family<ClusterLabel, Counter<u64>>,
+    /// Per cluster: whether it was reached, and if not why (for `/readyz/clusters`).
+    cluster_states: std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>,
+}
+
+/// The `cluster` label of per-cluster metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabel {
+    cluster: String,
 }
 
 /// How often `run` asks the API server whether it is ready.
@@ -142,6 +158,21 @@ impl Metrics {
             self.leader.clone(),
         );
         registry.register(
+            "cluster_ready",
+            "Per cluster: 1 when the last reconcile reached it",
+            self.cluster_ready.clone(),
+        );
+        registry.register(
+            "cluster_target_errors",
+            "Per cluster: targets that failed in the last reconcile",
+            self.cluster_target_errors.clone(),
+        );
+        registry.register(
+            "cluster_api_requests",
+            "Per cluster: requests sent to its Kubernetes API",
+            self.cluster_api_requests.clone(),
+        );
+        registry.register(
             "last_success_timestamp_seconds",
             "Unix time of the last reconcile without errors",
             self.last_success.clone(),
@@ -156,7 +187,8 @@ struct Served {
 }
 
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<()> {
+pub async fn run(fleet: Fleet, options: RunOptions) -> anyhow::Result<()> {
+    let connection = fleet.hub.clone();
     let metrics = Arc::new(Metrics {
         api_requests: connection.request_counter.clone(),
         api_writes: connection.write_counter.clone(),
@@ -170,6 +202,7 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         let router = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
+            .route("/readyz/clusters", get(readyz_clusters))
             .route("/metrics", get(metrics_text))
             .with_state(served);
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -229,6 +262,10 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
 
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut failures: u32 = 0;
+    // Members whose namespaces and targets are watched, by name.
+    let mut watched_members = std::collections::BTreeSet::new();
+    // Reconciles in a row in which some member cluster could not be reached.
+    let mut cluster_failures: u32 = 0;
     loop {
         if let Some(leadership) = leadership.as_mut()
             && !*leadership.leading.borrow_and_update()
@@ -244,15 +281,21 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
         // refused anyway, and a request hung on a broken connection would otherwise keep
         // this loop from ever noticing the lease coming back.
         let outcome = tokio::select! {
-            outcome = reconcile(&connection, &options, &metrics) => outcome,
+            outcome = reconcile(&fleet, &options, &metrics) => outcome,
             _ = until_lost(&mut leadership) => {
                 tracing::warn!("lost the lease during a reconcile; stopped it");
                 continue;
             }
         };
         let resync = match &outcome {
-            Ok(manifests) => {
+            Ok((manifests, reached)) => {
                 failures = 0;
+                // A member's namespaces and targets are watched from the first time it answers.
+                for (name, client) in reached {
+                    if watched_members.insert(name.clone()) {
+                        spawn_member_watches(name, client, &changed);
+                    }
+                }
                 for namespace in watched_namespaces(manifests, &Providers, true) {
                     if !watched_store_namespaces.contains(&namespace) {
                         let api = Api::<PartialObjectMeta<Secret>>::namespaced(
@@ -263,7 +306,23 @@ pub async fn run(connection: Connection, options: RunOptions) -> anyhow::Result<
                         watched_store_namespaces.push(namespace);
                     }
                 }
-                with_jitter(refresh_interval(manifests, options.refresh))
+                let resync = refresh_interval(manifests, options.refresh);
+                let unreached = metrics
+                    .cluster_states
+                    .lock()
+                    .map(|states| states.values().any(Option::is_some))
+                    .unwrap_or(false);
+                if unreached {
+                    // A member that did not answer is tried again with backoff: 1 s, 2 s ... 60 s;
+                    // the others are a no-op then (a few LISTs each).
+                    cluster_failures = cluster_failures.saturating_add(1);
+                    let backoff = Duration::from_secs(1u64 << cluster_failures.min(6))
+                        .min(Duration::from_secs(60));
+                    with_jitter(resync.min(backoff))
+                } else {
+                    cluster_failures = 0;
+                    with_jitter(resync)
+                }
             }
             Err(_) => {
                 failures = failures.saturating_add(1);
@@ -320,35 +379,32 @@ async fn until_lost(leadership: &mut Option<Leadership>) {
     }
 }
 
+/// Clusters a reconcile reached, by name, with their client (the hub's left out).
+type Reached = Vec<(String, kube::Client)>;
+
 async fn reconcile(
-    connection: &Connection,
+    fleet: &Fleet,
     options: &RunOptions,
     metrics: &Metrics,
-) -> Result<Manifests, ()> {
+) -> Result<(Manifests, Reached), ()> {
     metrics.reconciles.inc();
-    let outcome = match reconcile_once(
-        connection,
-        &options.source,
-        &options.block_list,
-        &options.apply,
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(ReconcileError::Load(errors)) => {
-            for error in &errors {
-                tracing::error!(%error, "cannot load manifests");
+    let outcome =
+        match reconcile_once(fleet, &options.source, &options.block_list, &options.apply).await {
+            Ok(outcome) => outcome,
+            Err(ReconcileError::Load(errors)) => {
+                for error in &errors {
+                    tracing::error!(%error, "cannot load manifests");
+                }
+                metrics.reconcile_failures.inc();
+                return Err(());
             }
-            metrics.reconcile_failures.inc();
-            return Err(());
-        }
-        Err(ReconcileError::Cluster(error)) => {
-            tracing::error!(%error, "cannot read the cluster");
-            metrics.reconcile_failures.inc();
-            metrics.ready.store(false, Ordering::Relaxed);
-            return Err(());
-        }
-    };
+            Err(ReconcileError::Cluster(error)) => {
+                tracing::error!(%error, "cannot read the cluster");
+                metrics.reconcile_failures.inc();
+                metrics.ready.store(false, Ordering::Relaxed);
+                return Err(());
+            }
+        };
     let errors = outcome.error_lines();
     for error in &errors {
         tracing::error!(%error, "reconcile error");
@@ -368,12 +424,75 @@ async fn reconcile(
     }
     metrics.ready.store(true, Ordering::Relaxed);
     metrics.api_unreachable.store(false, Ordering::Relaxed);
+    for warning in &outcome.warnings {
+        tracing::warn!(%warning, "cluster selector");
+    }
+    let mut states = std::collections::BTreeMap::new();
+    for cluster in &outcome.clusters {
+        let label = ClusterLabel {
+            cluster: cluster.name.clone(),
+        };
+        let failure = outcome.failures.iter().find(|f| f.cluster == cluster.name);
+        metrics
+            .cluster_ready
+            .get_or_create(&label)
+            .set(i64::from(failure.is_none()));
+        metrics
+            .cluster_target_errors
+            .get_or_create(&label)
+            .set(cluster.errors as i64);
+        let counter = metrics.cluster_api_requests.get_or_create(&label);
+        let sent = fleet.requests_of(&cluster.name);
+        counter.inc_by(sent.saturating_sub(counter.get()));
+        states.insert(cluster.name.clone(), failure.map(|f| f.message.clone()));
+        if fleet.is_multi() {
+            tracing::info!(
+                cluster = cluster.name.as_str(),
+                summary = cluster.summary.as_str(),
+                requests = sent,
+                "cluster reconciled"
+            );
+        }
+    }
+    if let Ok(mut current) = metrics.cluster_states.lock() {
+        *current = states;
+    }
     tracing::info!(
         summary = report.summary().as_str(),
-        requests = connection.requests(),
+        requests = fleet.requests(),
         "reconciled"
     );
-    Ok(outcome.manifests)
+    Ok((outcome.manifests, outcome.reached))
+}
+
+/// Watches a member's namespaces (a label change re-selects targets) and the Secrets
+/// courier manages there (drift), as the hub's are watched. A member's watch failing
+/// does not make courier unready: readiness is the hub's, members have `/readyz/clusters`.
+fn spawn_member_watches(name: &str, client: &kube::Client, changed: &Arc<Notify>) {
+    tracing::info!(
+        cluster = name,
+        "watching the member cluster's namespaces and targets"
+    );
+    let (unreachable, forbidden) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let watch = |what| Watch {
+        what,
+        changed: changed.clone(),
+        api_unreachable: unreachable.clone(),
+        forbidden_watches: forbidden.clone(),
+    };
+    spawn_watch(
+        watch("member namespaces"),
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    spawn_watch(
+        watch("member managed Secrets"),
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+    );
 }
 
 struct Watch {
@@ -527,6 +646,39 @@ async fn readyz(State(served): State<Arc<Served>>) -> (StatusCode, &'static str)
             "not ready: the last read of the cluster failed",
         )
     }
+}
+
+/// Each cluster's state: 200 when every cluster was reached by the last reconcile, 503
+/// (listing the ones that were not) otherwise. `/readyz` stays about the hub, so one
+/// member down does not take courier out of service for the others.
+async fn readyz_clusters(State(served): State<Arc<Served>>) -> (StatusCode, String) {
+    let states = served
+        .metrics
+        .cluster_states
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let mut body = String::new();
+    let mut all = true;
+    for (cluster, failure) in &states {
+        match failure {
+            None => body.push_str(&format!("{cluster}: ok\n")),
+            Some(message) => {
+                all = false;
+                let first = message.lines().next().unwrap_or_default();
+                body.push_str(&format!("{cluster}: not reached: {first}\n"));
+            }
+        }
+    }
+    if states.is_empty() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no reconcile yet\n".into());
+    }
+    let code = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
 }
 
 async fn metrics_text(State(served): State<Arc<Served>>) -> (StatusCode, String) {

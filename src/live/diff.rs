@@ -31,7 +31,13 @@ impl Drift {
 }
 
 /// The diff text and its counts.
-pub fn render(decisions: &Decisions<'_>, snapshot: &Snapshot, instance: &str) -> (String, Drift) {
+/// With `cluster`, every change names it: `+ Secret team-a/x in cluster prod-eu (create, ...)`.
+pub fn render(
+    decisions: &Decisions<'_>,
+    snapshot: &Snapshot,
+    instance: &str,
+    cluster: Option<&str>,
+) -> (String, Drift) {
     let mut out = String::new();
     let mut drift = Drift {
         unchanged: decisions.unchanged,
@@ -121,6 +127,9 @@ pub fn render(decisions: &Decisions<'_>, snapshot: &Snapshot, instance: &str) ->
                 );
             }
         }
+        if let Some(cluster) = cluster {
+            text = in_cluster(&text, cluster);
+        }
         let key = text
             .lines()
             .next()
@@ -135,12 +144,23 @@ pub fn render(decisions: &Decisions<'_>, snapshot: &Snapshot, instance: &str) ->
         out.push_str(&text);
     }
     for target in &decisions.orphaned {
-        let _ = writeln!(
-            out,
-            "  Secret {target} (left behind: creationPolicy Orphan)"
-        );
+        let line = format!("  Secret {target} (left behind: creationPolicy Orphan)\n");
+        match cluster {
+            Some(cluster) => out.push_str(&in_cluster(&line, cluster)),
+            None => out.push_str(&line),
+        }
     }
     (out, drift)
+}
+
+/// The entry with its first line naming the cluster after the target.
+fn in_cluster(text: &str, cluster: &str) -> String {
+    match text.split_once(" (") {
+        Some((head, rest)) if !head.contains('\n') => {
+            format!("{head} in cluster {cluster} ({rest}")
+        }
+        _ => text.to_owned(),
+    }
 }
 
 fn labels_of<'a>(secret: &'a DesiredSecret, instance: &'a str) -> BTreeMap<&'a str, &'a str> {

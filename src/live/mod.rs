@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod controller;
 pub mod diff;
 pub mod eso;
+pub mod fleet;
 pub mod jitter;
 pub mod leader;
 pub mod reconcile;

@@ -3,11 +3,14 @@
 
 use std::path::PathBuf;
 
+use crate::core::clusters::{self, HOME_CLUSTER, Member};
 use crate::core::load::{LoadError, Manifests, load_paths};
-use crate::core::plan::{self, Plan};
-use crate::core::world::BlockList;
+use crate::core::plan::{self, Plan, PlanError};
+use crate::core::provider::RemoteRequests;
+use crate::core::world::{BlockList, World};
 use crate::live::apply::{self, ApplyOptions, Report};
-use crate::live::cluster::{self, ClusterError, Connection};
+use crate::live::cluster::{self, ClusterError, Snapshot};
+use crate::live::fleet::{ClusterFailure, Fleet, MemberConnection};
 use crate::live::status;
 
 /// Where the manifests come from.
@@ -30,8 +33,8 @@ pub enum ReconcileError {
     Cluster(#[from] ClusterError),
 }
 
-/// What a reconcile did.
-#[derive(Debug)]
+/// What a reconcile did. With member clusters, `plan` and `report` hold every cluster's
+/// targets, those of members named `cluster/namespace/name` (namespace `cluster/namespace`).
 pub struct Outcome {
     /// The manifests it acted on.
     pub manifests: Manifests,
@@ -41,64 +44,424 @@ pub struct Outcome {
     pub report: Report,
     /// Status or Event writes that failed (`--from-cluster`).
     pub status_errors: Vec<ClusterError>,
+    /// Each cluster's share, the hub (`in-cluster`) first; one entry without members.
+    pub clusters: Vec<ClusterOutcome>,
+    /// Clusters that could not take part.
+    pub failures: Vec<ClusterFailure>,
+    /// Manifests whose cluster selector picks no cluster.
+    pub warnings: Vec<String>,
+    /// The member clusters that answered, by name, with their client (not the hub).
+    pub reached: Vec<(String, kube::Client)>,
+}
+
+/// One cluster's share of a reconcile.
+#[derive(Debug, Clone)]
+pub struct ClusterOutcome {
+    /// The cluster's name.
+    pub name: String,
+    /// What was written there.
+    pub summary: String,
+    /// Its targets that failed, planning or writing.
+    pub errors: usize,
 }
 
 impl Outcome {
     /// Every error, one line each.
     pub fn error_lines(&self) -> Vec<String> {
+        let failures = self.failures.iter().map(ToString::to_string);
         let plan = self.plan.errors.iter().map(ToString::to_string);
         let writes = self.report.errors.iter().map(ToString::to_string);
-        plan.chain(writes)
+        failures
+            .chain(plan)
+            .chain(writes)
             .chain(self.status_errors.iter().map(ToString::to_string))
             .collect()
     }
 }
 
-/// Reads, plans and writes once.
+/// One cluster ready to be written: its snapshot (namespaces and managed Secrets) and plan.
+pub struct ClusterPlan {
+    /// The cluster and its connection.
+    pub member: MemberConnection,
+    /// What courier manages there.
+    pub snapshot: Snapshot,
+    /// Its targets.
+    pub plan: Plan,
+    /// How to write there (`hub` set on members).
+    pub options: ApplyOptions,
+}
+
+/// Every cluster's plan, made from one read of the sources.
+pub struct FleetPlan {
+    /// The clusters that answered, the hub first.
+    pub clusters: Vec<ClusterPlan>,
+    /// The clusters that did not.
+    pub failures: Vec<ClusterFailure>,
+    /// Manifests whose cluster selector picks no cluster.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the sources once from the hub and plans every cluster: the hub's namespaces and
+/// sources (a handful of LISTs), each member's namespaces and managed Secrets (two LISTs
+/// each, concurrently), the remote reads of all clusters' plans fetched once.
+pub async fn plan_fleet(
+    fleet: &Fleet,
+    manifests: &Manifests,
+    block_list: &BlockList,
+    options: &ApplyOptions,
+) -> Result<FleetPlan, ClusterError> {
+    let hub = &fleet.hub;
+    let mut hub_snapshot = cluster::snapshot(&hub.client, manifests, block_list).await?;
+    if !fleet.is_multi() {
+        let remote =
+            plan::remote_requests(manifests, &hub_snapshot.world, &crate::providers::Registry);
+        if !remote.stores.is_empty() {
+            crate::providers::prefetch(&remote, &mut hub_snapshot.world, &hub.fetch).await;
+        }
+        let plan = plan::plan(manifests, &hub_snapshot.world, &crate::providers::Registry);
+        let member = MemberConnection {
+            member: Member::new(HOME_CLUSTER, Default::default()),
+            connection: hub.clone(),
+        };
+        return Ok(FleetPlan {
+            clusters: vec![ClusterPlan {
+                member,
+                snapshot: hub_snapshot,
+                plan,
+                options: options.clone(),
+            }],
+            failures: Vec::new(),
+            warnings: Vec::new(),
+        });
+    }
+
+    let hub_id = hub_snapshot.cluster_id.clone().ok_or_else(|| {
+        ClusterError::Config(
+            "the hub lists no kube-system namespace: courier names its hub by that namespace's UID on the targets it writes to member clusters".into(),
+        )
+    })?;
+    let inventory = fleet.inventory().await?;
+    let mut failures = inventory.failures;
+    let known: Vec<Member> = inventory.members.iter().map(|m| m.member.clone()).collect();
+    let warnings = clusters::selecting_nothing(manifests, &known)
+        .into_iter()
+        .map(|(object, selector)| {
+            let names: Vec<&str> = known.iter().map(|m| m.name.as_str()).collect();
+            format!(
+                "{object}: cluster selector {selector:?} picks none of the clusters ({}); nothing is written for it",
+                names.join(", ")
+            )
+        })
+        .collect();
+
+    // Members answer concurrently; one that does not fails alone.
+    let reads = inventory.members.into_iter().map(|member| async {
+        if member.member.is_home() {
+            return (member, None);
+        }
+        let read = cluster::member_snapshot(&member.connection.client).await;
+        (member, Some(read))
+    });
+    let mut members = Vec::new();
+    for (member, read) in futures::future::join_all(reads).await {
+        match read {
+            None => members.push((member, None)),
+            Some(Ok(snapshot)) if snapshot.cluster_id.as_deref() == Some(hub_id.as_str()) => {
+                failures.push(ClusterFailure {
+                    cluster: member.member.name.clone(),
+                    member: Some(member.member.clone()),
+                    message: format!(
+                        "is the hub itself (the same kube-system namespace UID); it is {HOME_CLUSTER} already\nhint: label Argo CD's in-cluster Secret (server {}) instead of declaring the hub twice",
+                        crate::core::clusters::IN_CLUSTER_SERVER
+                    ),
+                });
+            }
+            Some(Ok(snapshot)) => members.push((member, Some(snapshot))),
+            Some(Err(e)) => failures.push(ClusterFailure {
+                cluster: member.member.name.clone(),
+                member: Some(member.member.clone()),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    // Each cluster's plan is made against the hub's world with the cluster's namespaces in
+    // it (swapped in and out, not copied): the sources are the hub's, the targets theirs.
+    let mut remote = RemoteRequests::default();
+    let per_cluster: Vec<Manifests> = members
+        .iter()
+        .map(|(m, _)| clusters::manifests_for(manifests, &m.member))
+        .collect();
+    for ((_, snapshot), selected) in members.iter_mut().zip(&per_cluster) {
+        with_namespaces(&mut hub_snapshot.world, snapshot.as_mut(), |world| {
+            remote.merge(plan::remote_requests(
+                selected,
+                world,
+                &crate::providers::Registry,
+            ));
+        });
+    }
+    if !remote.stores.is_empty() {
+        crate::providers::prefetch(&remote, &mut hub_snapshot.world, &hub.fetch).await;
+    }
+    let mut planned = Vec::new();
+    for ((member, snapshot), selected) in members.into_iter().zip(per_cluster) {
+        let mut snapshot = snapshot;
+        let plan = with_namespaces(&mut hub_snapshot.world, snapshot.as_mut(), |world| {
+            let mut plan = plan::plan(&selected, world, &crate::providers::Registry);
+            if !member.member.is_home() {
+                missing_namespaces(&mut plan, world, &selected, &member.member.name);
+            }
+            plan
+        });
+        let mut member_options = options.clone();
+        if !member.member.is_home() {
+            member_options.hub = Some(hub_id.clone());
+        }
+        planned.push((member, snapshot, plan, member_options));
+    }
+    let clusters = planned
+        .into_iter()
+        .map(|(member, snapshot, plan, options)| ClusterPlan {
+            snapshot: snapshot.unwrap_or_else(|| std::mem::take(&mut hub_snapshot)),
+            member,
+            plan,
+            options,
+        })
+        .collect();
+    Ok(FleetPlan {
+        clusters,
+        failures,
+        warnings,
+    })
+}
+
+/// Runs `f` on the hub's world holding `member`'s namespaces (the hub's own for none).
+fn with_namespaces<T>(
+    hub_world: &mut World,
+    member: Option<&mut Snapshot>,
+    f: impl FnOnce(&World) -> T,
+) -> T {
+    match member {
+        None => f(hub_world),
+        Some(member) => {
+            std::mem::swap(&mut hub_world.namespaces, &mut member.world.namespaces);
+            let answer = f(hub_world);
+            std::mem::swap(&mut hub_world.namespaces, &mut member.world.namespaces);
+            answer
+        }
+    }
+}
+
+/// An ExternalSecret sent to a member whose namespace the member lacks: an error for that
+/// target, rather than a write the API server would refuse.
+fn missing_namespaces(plan: &mut Plan, world: &World, manifests: &Manifests, cluster: &str) {
+    let mut kept = Vec::with_capacity(plan.secrets.len());
+    for secret in std::mem::take(&mut plan.secrets) {
+        if world.namespaces.contains_key(&secret.namespace) {
+            kept.push(secret);
+            continue;
+        }
+        let origin = manifests
+            .external_secrets
+            .iter()
+            .find(|e| {
+                crate::core::load::object_display(
+                    "ExternalSecret",
+                    e.object.metadata.namespace.as_deref(),
+                    &e.object.metadata.name,
+                ) == *secret.owner
+            })
+            .map(|e| e.origin.clone())
+            .unwrap_or_else(|| crate::core::load::Origin {
+                file: "<cluster>".into(),
+                line: 0,
+            });
+        plan.errors.push(PlanError {
+            origin,
+            object: secret.owner.to_string(),
+            targets: vec![format!("{}/{}", secret.namespace, secret.name)],
+            key: None,
+            message: format!(
+                "namespace {} does not exist in cluster {cluster}\nhint: create it there, or narrow the ExternalSecret's courier.dev/cluster-selector",
+                secret.namespace
+            ),
+            source_missing: None,
+        });
+    }
+    plan.secrets = kept;
+}
+
+/// Reads, plans and writes once, in every cluster.
 pub async fn reconcile_once(
-    connection: &Connection,
+    fleet: &Fleet,
     source: &ManifestSource,
     block_list: &BlockList,
     options: &ApplyOptions,
 ) -> Result<Outcome, ReconcileError> {
+    let hub = &fleet.hub;
     let (inputs, objects) = match source {
         ManifestSource::Files(paths) => {
             (load_paths(paths).map_err(ReconcileError::Load)?, Vec::new())
         }
         ManifestSource::Cluster => {
             let (inputs, objects, errors) =
-                crate::live::eso::manifests_from_cluster(&connection.client).await?;
+                crate::live::eso::manifests_from_cluster(&hub.client).await?;
             if !errors.is_empty() {
                 return Err(ReconcileError::Load(errors));
             }
             (inputs, objects)
         }
     };
-    let mut snapshot = cluster::snapshot(&connection.client, &inputs.manifests, block_list).await?;
-    let remote = plan::remote_requests(
-        &inputs.manifests,
-        &snapshot.world,
-        &crate::providers::Registry,
-    );
-    if !remote.stores.is_empty() {
-        crate::providers::prefetch(&remote, &mut snapshot.world, &connection.fetch).await;
+    let fleet_plan = plan_fleet(fleet, &inputs.manifests, block_list, options).await?;
+    let writes = fleet_plan.clusters.iter().map(|cluster| {
+        apply::reconcile(
+            &cluster.member.connection.client,
+            &cluster.plan,
+            &cluster.snapshot,
+            &cluster.options,
+        )
+    });
+    let reports = futures::future::join_all(writes).await;
+    let multi = fleet.is_multi();
+    let mut plan = Plan::default();
+    let mut report = Report::default();
+    let mut clusters = Vec::new();
+    let reached = fleet_plan
+        .clusters
+        .iter()
+        .filter(|c| !c.member.member.is_home())
+        .map(|c| {
+            (
+                c.member.member.name.clone(),
+                c.member.connection.client.clone(),
+            )
+        })
+        .collect();
+    for (cluster, cluster_report) in fleet_plan.clusters.into_iter().zip(reports) {
+        let name = cluster.member.member.name.clone();
+        clusters.push(ClusterOutcome {
+            name: name.clone(),
+            summary: cluster_report.summary(),
+            errors: cluster.plan.errors.len() + cluster_report.errors.len(),
+        });
+        let prefix = (multi && !cluster.member.member.is_home()).then_some(name.as_str());
+        merge_plan(&mut plan, cluster.plan, prefix);
+        merge_report(&mut report, cluster_report, prefix);
     }
-    let plan = plan::plan(
-        &inputs.manifests,
-        &snapshot.world,
-        &crate::providers::Registry,
-    );
-    let report = apply::reconcile(&connection.client, &plan, &snapshot, options).await;
+    for failure in &fleet_plan.failures {
+        clusters.push(ClusterOutcome {
+            name: failure.cluster.clone(),
+            summary: "not reached".into(),
+            errors: 1,
+        });
+    }
     let status_errors = if objects.is_empty() || options.dry_run {
         Vec::new()
     } else {
-        let updates = status::desired_statuses(&objects, &plan, &report);
-        status::write(&connection.client, &objects, updates).await
+        let unreached = unreached_clusters(&inputs.manifests, &fleet_plan.failures);
+        let updates = status::desired_statuses(&objects, &plan, &report, &unreached);
+        status::write(&hub.client, &objects, updates).await
     };
     Ok(Outcome {
         manifests: inputs.manifests,
         plan,
         report,
         status_errors,
+        clusters,
+        failures: fleet_plan.failures,
+        warnings: fleet_plan.warnings,
+        reached,
     })
+}
+
+/// For each manifest, the clusters it selects that could not be reached, with why.
+fn unreached_clusters(
+    manifests: &Manifests,
+    failures: &[ClusterFailure],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut unreached = std::collections::BTreeMap::<String, Vec<String>>::new();
+    let objects = manifests
+        .cluster_external_secrets
+        .iter()
+        .map(|c| {
+            (
+                crate::core::load::object_display(
+                    "ClusterExternalSecret",
+                    None,
+                    &c.object.metadata.name,
+                ),
+                &c.object.metadata.annotations,
+            )
+        })
+        .chain(manifests.external_secrets.iter().map(|e| {
+            let meta = &e.object.metadata;
+            (
+                crate::core::load::object_display(
+                    "ExternalSecret",
+                    meta.namespace.as_deref(),
+                    &meta.name,
+                ),
+                &meta.annotations,
+            )
+        }));
+    for (display, annotations) in objects {
+        for failure in failures {
+            if failure
+                .member
+                .as_ref()
+                .is_some_and(|m| clusters::selects(annotations, m))
+            {
+                unreached
+                    .entry(display.clone())
+                    .or_default()
+                    .push(failure.to_string());
+            }
+        }
+    }
+    unreached
+}
+
+fn prefixed(prefix: Option<&str>, target: String) -> String {
+    match prefix {
+        Some(cluster) => format!("{cluster}/{target}"),
+        None => target,
+    }
+}
+
+fn merge_plan(into: &mut Plan, plan: Plan, prefix: Option<&str>) {
+    for mut secret in plan.secrets {
+        secret.namespace = prefixed(prefix, secret.namespace);
+        into.secrets.push(secret);
+    }
+    for mut error in plan.errors {
+        error.targets = error
+            .targets
+            .into_iter()
+            .map(|t| prefixed(prefix, t))
+            .collect();
+        if let (Some(cluster), true) = (prefix, error.targets.is_empty()) {
+            error.message = format!("in cluster {cluster}: {}", error.message);
+        }
+        into.errors.push(error);
+    }
+}
+
+fn merge_report(into: &mut Report, report: Report, prefix: Option<&str>) {
+    let lists = [
+        (&mut into.created, report.created),
+        (&mut into.updated, report.updated),
+        (&mut into.deleted, report.deleted),
+        (&mut into.orphaned, report.orphaned),
+        (&mut into.released, report.released),
+        (&mut into.adopted, report.adopted),
+    ];
+    for (into, from) in lists {
+        into.extend(from.into_iter().map(|t| prefixed(prefix, t)));
+    }
+    into.unchanged += report.unchanged;
+    into.errors.extend(report.errors.into_iter().map(|mut e| {
+        e.target = prefixed(prefix, e.target);
+        e
+    }));
 }

@@ -22,6 +22,7 @@ pub fn desired_statuses(
     objects: &[ClusterObject],
     plan: &Plan,
     report: &Report,
+    unreached: &BTreeMap<String, Vec<String>>,
 ) -> Vec<(usize, Value)> {
     let failed_writes: BTreeMap<&str, &str> = report
         .errors
@@ -51,6 +52,14 @@ pub fn desired_statuses(
                 }
             }
         }
+        // A member cluster that did not answer: the manifest is not Ready, and says which.
+        object_errors.extend(
+            unreached
+                .get(display.as_str())
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
         for error in plan.errors.iter().filter(|e| e.object == display) {
             let reason = match &error.key {
                 Some(key) => format!("{key}: {}", error.message),
@@ -60,7 +69,11 @@ pub fn desired_statuses(
                 object_errors.push(reason.clone());
             }
             for target in &error.targets {
-                let namespace = target.split('/').next().unwrap_or_default().to_owned();
+                // `namespace/name`, or `cluster/namespace/name` in a member cluster.
+                let namespace = target
+                    .rsplit_once('/')
+                    .map_or(target.as_str(), |(ns, _)| ns)
+                    .to_owned();
                 failed.insert(namespace, reason.clone());
             }
         }

@@ -15,7 +15,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 /// The token the admin identity (group `system:masters`) authenticates with.
-const ADMIN_TOKEN: &str = "courier-test-admin-token";
+pub const ADMIN_TOKEN: &str = "courier-test-admin-token";
 
 /// A running control plane, shared by every test of this binary.
 pub struct ControlPlane {
