@@ -224,3 +224,76 @@ async fn record_event(
         .map(drop)
         .map_err(|e| ClusterError::api(format!("record an Event for {}", object.display()), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::load::Origin;
+    use crate::core::model::{CreationPolicy, DeletionPolicy};
+    use crate::core::plan::{DesiredSecret, PlanError, SecretBody};
+
+    fn target(namespace: &str) -> DesiredSecret {
+        DesiredSecret {
+            namespace: namespace.into(),
+            name: "creds".into(),
+            owner: "ClusterExternalSecret/prod".into(),
+            body: Arc::new(SecretBody {
+                type_: "Opaque".into(),
+                labels: Default::default(),
+                annotations: Default::default(),
+                data: Default::default(),
+                immutable: false,
+                creation_policy: CreationPolicy::Owner,
+                deletion_policy: DeletionPolicy::Retain,
+            }),
+        }
+    }
+
+    #[test]
+    fn member_clusters_appear_in_the_status_and_an_unreached_one_fails_it() {
+        let objects = [ClusterObject {
+            kind: "ClusterExternalSecret".into(),
+            namespace: None,
+            name: "prod".into(),
+            uid: None,
+            status: Value::Null,
+        }];
+        let plan = Plan {
+            secrets: vec![target("member-a/team-a"), target("team-b")],
+            errors: vec![PlanError {
+                origin: Origin {
+                    file: "m.yaml".into(),
+                    line: 1,
+                },
+                object: "ClusterExternalSecret/prod".into(),
+                targets: vec!["member-b/team-c/creds".into()],
+                key: None,
+                message: "namespace team-c does not exist in cluster member-b".into(),
+                source_missing: None,
+            }],
+        };
+        let mut unreached = BTreeMap::new();
+        let reached = desired_statuses(&objects, &plan, &Report::default(), &unreached);
+        let status = &reached[0].1;
+        assert_eq!(
+            status["provisionedNamespaces"],
+            json!(["member-a/team-a", "team-b"])
+        );
+        assert_eq!(
+            status["failedNamespaces"][0]["namespace"],
+            "member-b/team-c"
+        );
+        unreached.insert(
+            "ClusterExternalSecret/prod".to_owned(),
+            vec!["cluster member-c: failed to list namespaces: connection refused".to_owned()],
+        );
+        let status = &desired_statuses(&objects, &plan, &Report::default(), &unreached)[0].1;
+        assert_eq!(status["conditions"][0]["status"], "False");
+        assert_eq!(
+            status["conditions"][0]["message"],
+            "cluster member-c: failed to list namespaces: connection refused"
+        );
+    }
+}

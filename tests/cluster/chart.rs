@@ -96,6 +96,10 @@ fn the_values_schema_refuses_what_courier_would_refuse() {
         ("replicas=0", "/replicas"),
         ("image.digest=latest", "/image/digest"),
         ("no.such=value", "additional properties"),
+        (
+            "clusters.fromSecretsNamespace=Argo_CD",
+            "/clusters/fromSecretsNamespace",
+        ),
     ] {
         let output = Command::new(helm())
             .args(["template", "x", "charts/courier", "--set", value])
@@ -140,6 +144,18 @@ fn each_mode_renders_what_it_needs_and_nothing_more() {
     assert!(
         !args.as_array().unwrap().contains(&"--leader-elect".into()),
         "{args}"
+    );
+    assert!(
+        !args.to_string().contains("--clusters-from-secrets"),
+        "{args}"
+    );
+    let fleet = render("courier", &["clusters.fromSecretsNamespace=argocd"]);
+    let cronjob_args = fleet.iter().find(|d| d["kind"] == "CronJob").unwrap()["spec"]
+        ["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .to_string();
+    assert!(
+        cronjob_args.contains(r#""--clusters-from-secrets","argocd""#),
+        "{cronjob_args}"
     );
 
     let ha = render(

@@ -522,4 +522,56 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
         !log.contains("third-value") && !log.contains(ADMIN_TOKEN),
         "{log}"
     );
+
+    // kubeconfig contexts as the inventory: every context but the hub's own is a member,
+    // named after it. The same targets, written from the same hub, are a no-op.
+    let contexts = tempfile::tempdir().unwrap();
+    let combined = contexts.path().join("kubeconfig");
+    let cluster = |name: &str, plane: &ControlPlane| {
+        let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
+        format!(
+            "- name: {name}\n  cluster: {{server: \"{}\", certificate-authority-data: {ca}}}\n",
+            plane.server()
+        )
+    };
+    std::fs::write(
+        &combined,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n- name: hub\n  context: {{cluster: hub, user: admin}}\n- name: member-b\n  context: {{cluster: member-b, user: admin}}\ncurrent-context: hub\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
+            cluster("hub", control_plane()),
+            cluster("member-b", &b)
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = courier(
+        "apply",
+        &path,
+        combined.to_str().unwrap(),
+        &["--instance", &instance, "--all-contexts"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("apply: cluster member-b: 0 created, 0 updated, 2 unchanged"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("cluster hub:"),
+        "the hub's context is not a member: {stderr}"
+    );
+    let (code, _, stderr) = courier(
+        "apply",
+        &path,
+        combined.to_str().unwrap(),
+        &[
+            "--instance",
+            &instance,
+            "--member-context",
+            "no-such-context",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cluster no-such-context: kubeconfig context \"no-such-context\""),
+        "{stderr}"
+    );
 }

@@ -57,6 +57,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - {{ .Values.logFormat }}
 - --log-level
 - {{ .Values.logLevel }}
+{{- with .Values.clusters.fromSecretsNamespace }}
+- --clusters-from-secrets
+- {{ . | quote }}
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
