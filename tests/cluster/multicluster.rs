@@ -575,3 +575,86 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
         "{stderr}"
     );
 }
+
+/// README's "Many clusters" block, command by command, in a user's shell: the hub is the
+/// shared control plane running the seed platform, `prod-eu` a private one.
+#[tokio::test]
+async fn the_readme_multi_cluster_example_runs() {
+    let member = tokio::task::spawn_blocking(ControlPlane::start_private)
+        .await
+        .unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tools = crate::walkthrough::tools_dir();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_courier"), tools.path().join("courier"))
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = home.path().join("kubeconfig");
+    let cluster = |name: &str, plane: &ControlPlane| {
+        let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
+        format!(
+            "- name: {name}\n  cluster: {{server: \"{}\", certificate-authority-data: {ca}}}\n",
+            plane.server()
+        )
+    };
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n- name: hub\n  context: {{cluster: hub, user: admin}}\n- name: prod-eu\n  context: {{cluster: prod-eu, user: admin}}\ncurrent-context: hub\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
+            cluster("hub", control_plane()),
+            cluster("prod-eu", &member)
+        ),
+    )
+    .unwrap();
+    let config = home.path().join("prod-eu-config.json");
+    std::fs::write(&config, token_config(&member).to_string()).unwrap();
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shell = |command: &str| {
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", command])
+            .current_dir(repo)
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", home.path())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PROD_EU_SERVER", member.server())
+            .env("PROD_EU_CONFIG", &config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{command} failed:\n{stderr}");
+        assert!(!stderr.contains(ADMIN_TOKEN), "{stderr}");
+        (String::from_utf8(output.stdout).unwrap(), stderr)
+    };
+    // What the hub already has: the seed platform's namespaces, master Secrets and reader.
+    shell(
+        "kubectl apply --server-side -f examples/platform/namespaces.yaml -f examples/platform/central-secret-store.yaml -f examples/in-cluster/store-reader.yaml",
+    );
+    let commands = crate::walkthrough::readme_commands("tests/cluster/multicluster.rs");
+    assert!(commands.len() >= 5, "{commands:?}");
+    let mut last = (String::new(), String::new());
+    for command in &commands {
+        last = shell(command);
+        if command.starts_with("courier apply") {
+            assert!(
+                last.1.contains("apply: cluster prod-eu: 7 created"),
+                "{}",
+                last.1
+            );
+            assert!(
+                last.1.contains("apply: cluster in-cluster: 0 created"),
+                "the hub gets nothing from a manifest that selects env=prod|staging: {}",
+                last.1
+            );
+        }
+    }
+    assert!(
+        last.0.contains("gh-docker-registry-creds")
+            && last.0.contains("kubernetes.io/dockerconfigjson"),
+        "{}",
+        last.0
+    );
+}

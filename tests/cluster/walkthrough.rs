@@ -39,14 +39,14 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// The commands of the README block that follows the walkthrough marker, with `\`
+/// The commands of the README block that follows `<!-- {test} runs this block`, with `\`
 /// continuations joined.
-fn readme_commands() -> Vec<String> {
+pub fn readme_commands(test: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let after = readme
-        .split("<!-- tests/cluster/walkthrough.rs runs this block")
+        .split(&format!("<!-- {test} runs this block"))
         .nth(1)
-        .expect("README marks the walkthrough block");
+        .unwrap_or_else(|| panic!("README marks the block {test} runs"));
     let block = after
         .split("```sh\n")
         .nth(1)
@@ -123,7 +123,7 @@ impl Drop for Registry {
 }
 
 /// A directory holding `kubectl` and `helm` as the test builds them, for PATH.
-fn tools_dir() -> tempfile::TempDir {
+pub fn tools_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let control_plane_bin =
         PathBuf::from(run(repo().join("testenv/build.sh").to_str().unwrap(), &[]).trim());
@@ -162,7 +162,7 @@ async fn the_readme_install_walkthrough_runs_and_the_secrets_appear() {
         tools.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let commands = readme_commands();
+    let commands = readme_commands("tests/cluster/walkthrough.rs");
     assert!(commands.len() >= 6, "{commands:?}");
     let mut played = false;
     let mut last_stdout = String::new();
