@@ -240,6 +240,18 @@ pub async fn run(fleet: Fleet, options: RunOptions) -> anyhow::Result<()> {
         managed,
     );
 
+    if let Some(namespace) = &fleet.options.cluster_secrets_namespace {
+        // A cluster added, relabelled or removed in Argo CD changes where targets go.
+        spawn_watch(
+            watch("Argo CD cluster Secrets"),
+            Api::<PartialObjectMeta<Secret>>::namespaced(connection.client.clone(), namespace),
+            watcher::Config::default().labels(&format!(
+                "{}=cluster",
+                crate::live::fleet::ARGOCD_SECRET_TYPE_LABEL
+            )),
+        );
+    }
+
     let mut leadership = match &options.leader {
         Some(config) => {
             tracing::info!(

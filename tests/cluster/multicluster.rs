@@ -511,6 +511,24 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
         http_get(port, "/readyz/clusters").0 == 200
     })
     .await;
+    // Relabelling a cluster in Argo CD moves targets at once (the cluster Secrets are watched).
+    cluster_secret(
+        &hub,
+        &argocd.name,
+        "member-b",
+        b.server(),
+        token_config(&b),
+        &[("env", "staging")],
+    )
+    .await;
+    within(
+        Duration::from_secs(10),
+        "member-b relabelled env=staging receiving prod-creds",
+        || async {
+            value(&b_client, &b_ns.name, "prod-creds").await.as_deref() == Some("third-value")
+        },
+    )
+    .await;
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
