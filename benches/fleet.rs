@@ -7,6 +7,9 @@
 //! `courier run`; and, as the peer measured in the same run, courier into one cluster:
 //! 10,000 other targets on the hub alone (first apply, propagation to 1,000 namespaces).
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "../tests/cluster/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -28,23 +31,6 @@ const CES: usize = 10;
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(bench());
-}
-
-fn courier(args: &[&str]) -> (Duration, String) {
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
-    let elapsed = started.elapsed();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        output.status.success(),
-        "courier {args:?} failed:\n{stderr}"
-    );
-    let summary: Vec<&str> = stderr.lines().filter(|l| l.starts_with("apply:")).collect();
-    (elapsed, summary.join("\n"))
 }
 
 async fn source(api: &Api<Secret>, name: &str, value: &str) {
@@ -244,9 +230,12 @@ async fn bench() {
     solo_apply.extend(base(&solo_dir, &solo_instance));
     let solo_apply: Vec<&str> = solo_apply.iter().map(String::as_str).collect();
 
-    let (solo_first, solo_summary) = courier(&solo_apply);
-    let (first, first_summary) = courier(&fleet_apply);
-    let (noop, noop_summary) = courier(&fleet_apply);
+    let (solo_first, solo_summary) = common::courier(&solo_apply);
+    let solo_summary = solo_summary.join("\n");
+    let (first, first_summary) = common::courier(&fleet_apply);
+    let first_summary = first_summary.join("\n");
+    let (noop, noop_summary) = common::courier(&fleet_apply);
+    let noop_summary = noop_summary.join("\n");
 
     let mut solo_run: Vec<&str> = solo_apply.clone();
     solo_run[0] = "run";

@@ -5,6 +5,9 @@
 //! the time for one source change to reach all 1,000 namespaces under `courier run`, and
 //! the peak RSS of `courier run` (VmHWM from /proc).
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "../tests/cluster/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -24,29 +27,6 @@ const CES: usize = 10;
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(bench());
-}
-
-fn courier(args: &[&str]) -> (Duration, String) {
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
-    let elapsed = started.elapsed();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        output.status.success(),
-        "courier {args:?} failed:\n{stderr}"
-    );
-    (
-        elapsed,
-        stderr
-            .lines()
-            .find(|l| l.starts_with("apply:"))
-            .unwrap_or_default()
-            .to_owned(),
-    )
 }
 
 async fn source(api: &Api<Secret>, index: usize, value: &str) {
@@ -130,8 +110,10 @@ async fn bench() {
         instance.as_str(),
     ];
 
-    let (first, first_summary) = courier(&apply);
-    let (noop, noop_summary) = courier(&apply);
+    let (first, first_summary) = common::courier(&apply);
+    let first_summary = first_summary.join("\n");
+    let (noop, noop_summary) = common::courier(&apply);
+    let noop_summary = noop_summary.join("\n");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -49,6 +49,26 @@ fn token_config(plane: &ControlPlane) -> serde_json::Value {
     serde_json::json!({"bearerToken": ADMIN_TOKEN, "tlsClientConfig": {"insecure": false, "caData": ca}})
 }
 
+/// A kubeconfig with two contexts of the admin: `hub` (current) and `member` for `plane`.
+fn write_kubeconfig(path: &std::path::Path, member: &str, plane: &ControlPlane) {
+    let cluster = |name: &str, plane: &ControlPlane| {
+        let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
+        format!(
+            "- name: {name}\n  cluster: {{server: \"{}\", certificate-authority-data: {ca}}}\n",
+            plane.server()
+        )
+    };
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n- name: hub\n  context: {{cluster: hub, user: admin}}\n- name: {member}\n  context: {{cluster: {member}, user: admin}}\ncurrent-context: hub\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
+            cluster("hub", control_plane()),
+            cluster(member, plane)
+        ),
+    )
+    .unwrap();
+}
+
 async fn labelled(client: &Client, prefix: &str, label: &str) -> TestNamespace {
     let namespace = TestNamespace::create(client, prefix).await;
     set_label(client, &namespace.name, label, Some("true")).await;
@@ -545,22 +565,7 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
     // named after it. The same targets, written from the same hub, are a no-op.
     let contexts = tempfile::tempdir().unwrap();
     let combined = contexts.path().join("kubeconfig");
-    let cluster = |name: &str, plane: &ControlPlane| {
-        let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
-        format!(
-            "- name: {name}\n  cluster: {{server: \"{}\", certificate-authority-data: {ca}}}\n",
-            plane.server()
-        )
-    };
-    std::fs::write(
-        &combined,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n- name: hub\n  context: {{cluster: hub, user: admin}}\n- name: member-b\n  context: {{cluster: member-b, user: admin}}\ncurrent-context: hub\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
-            cluster("hub", control_plane()),
-            cluster("member-b", &b)
-        ),
-    )
-    .unwrap();
+    write_kubeconfig(&combined, "member-b", &b);
     let (code, _, stderr) = courier(
         "apply",
         &path,
@@ -607,22 +612,7 @@ async fn the_readme_multi_cluster_example_runs() {
         .unwrap();
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = home.path().join("kubeconfig");
-    let cluster = |name: &str, plane: &ControlPlane| {
-        let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
-        format!(
-            "- name: {name}\n  cluster: {{server: \"{}\", certificate-authority-data: {ca}}}\n",
-            plane.server()
-        )
-    };
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n- name: hub\n  context: {{cluster: hub, user: admin}}\n- name: prod-eu\n  context: {{cluster: prod-eu, user: admin}}\ncurrent-context: hub\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
-            cluster("hub", control_plane()),
-            cluster("prod-eu", &member)
-        ),
-    )
-    .unwrap();
+    write_kubeconfig(&kubeconfig, "prod-eu", &member);
     let config = home.path().join("prod-eu-config.json");
     std::fs::write(&config, token_config(&member).to_string()).unwrap();
     let path = format!(
