@@ -20,7 +20,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -50,22 +49,14 @@ async fn source(api: &Api<Secret>, name: &str, value: &str) {
 
 /// 1,000 namespaces, each labelled for every ClusterExternalSecret.
 async fn namespaces(client: &Client, id: &str) {
-    let api = Api::<Namespace>::all(client.clone());
     let labels: BTreeMap<String, String> = (0..CES)
         .map(|c| (format!("bench-{id}/shared-{c:02}"), "true".to_owned()))
         .collect();
-    futures::stream::iter(0..NAMESPACES)
-        .map(|n| {
-            let api = api.clone();
-            let object: Namespace = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": format!("bench-{id}-{n:04}"), "labels": labels}
-            }))
-            .unwrap();
-            async move { api.create(&PostParams::default(), &object).await.unwrap() }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    common::create_namespaces(
+        client,
+        (0..NAMESPACES).map(|n| (format!("bench-{id}-{n:04}"), labels.clone())),
+    )
+    .await;
 }
 
 /// How many of `name` in every namespace hold `value`.

@@ -17,7 +17,6 @@ use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
@@ -70,20 +69,11 @@ async fn bench() {
         .map(|c| (format!("bench-{id}/shared-{c:02}"), "true".to_owned()))
         .collect();
     let started = Instant::now();
-    futures::stream::iter(0..NAMESPACES)
-        .map(|n| {
-            let namespaces = namespaces.clone();
-            let object = namespace(&format!("bench-{id}-{n:04}"), labels.clone());
-            async move {
-                namespaces
-                    .create(&PostParams::default(), &object)
-                    .await
-                    .unwrap()
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    common::create_namespaces(
+        &client,
+        (0..NAMESPACES).map(|n| (format!("bench-{id}-{n:04}"), labels.clone())),
+    )
+    .await;
     eprintln!(
         "setup: {NAMESPACES} namespaces created in {:.1}s",
         started.elapsed().as_secs_f64()

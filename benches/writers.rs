@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
@@ -87,29 +87,12 @@ async fn bench() {
     let client = support::admin_client().await;
     let id = format!("{:x}", std::process::id());
     let central = format!("writers-central-{id}");
-    let namespaces = Api::<Namespace>::all(client.clone());
     let label = format!("writers-{id}/wants");
-    let names = std::iter::once(central.clone())
-        .chain((0..NAMESPACES).map(|n| format!("writers-{id}-{n:04}")));
-    futures::stream::iter(names)
-        .map(|name| {
-            let namespaces = namespaces.clone();
-            // The central namespace holds the sources only; every other one wants the targets.
-            let wants = if name == central { "false" } else { "true" };
-            let object: Namespace = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "labels": {label.clone(): wants}}
-            }))
-            .unwrap();
-            async move {
-                namespaces
-                    .create(&PostParams::default(), &object)
-                    .await
-                    .unwrap()
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    // The central namespace holds the sources only; every other one wants the targets.
+    let labelled = |name: String, wants: &str| (name, [(label.clone(), wants.to_owned())].into());
+    let names = std::iter::once(labelled(central.clone(), "false"))
+        .chain((0..NAMESPACES).map(|n| labelled(format!("writers-{id}-{n:04}"), "true")));
+    common::create_namespaces(&client, names).await;
 
     let create = write_all(&client, &id, "posted", Verb::Create, "first").await;
     let replace = write_all(&client, &id, "posted", Verb::Replace, "second").await;

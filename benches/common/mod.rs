@@ -24,3 +24,28 @@ pub fn courier(args: &[&str]) -> (Duration, Vec<String>) {
         .collect();
     (elapsed, summary)
 }
+
+/// Creates namespaces with their labels, 32 requests in flight.
+pub async fn create_namespaces(
+    client: &kube::Client,
+    namespaces: impl IntoIterator<Item = (String, std::collections::BTreeMap<String, String>)>,
+) {
+    use futures::StreamExt as _;
+    let api = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    futures::stream::iter(namespaces)
+        .map(|(name, labels)| {
+            let api = api.clone();
+            let object = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": labels}
+            }))
+            .unwrap();
+            async move {
+                api.create(&kube::api::PostParams::default(), &object)
+                    .await
+                    .unwrap_or_else(|e| panic!("namespace {name}: {e}"));
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+}
