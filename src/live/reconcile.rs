@@ -112,35 +112,15 @@ pub async fn plan_fleet(
 ) -> Result<FleetPlan, ClusterError> {
     let hub = &fleet.hub;
     let mut hub_snapshot = cluster::snapshot(&hub.client, manifests, block_list).await?;
-    if !fleet.is_multi() {
-        let remote =
-            plan::remote_requests(manifests, &hub_snapshot.world, &crate::providers::Registry);
-        if !remote.stores.is_empty() {
-            crate::providers::prefetch(&remote, &mut hub_snapshot.world, &hub.fetch).await;
-        }
-        let plan = plan::plan(manifests, &hub_snapshot.world, &crate::providers::Registry);
-        let member = MemberConnection {
-            member: Member::new(HOME_CLUSTER, Default::default()),
-            connection: hub.clone(),
-        };
-        return Ok(FleetPlan {
-            clusters: vec![ClusterPlan {
-                member,
-                snapshot: hub_snapshot,
-                plan,
-                options: options.clone(),
-            }],
-            failures: Vec::new(),
-            warnings: Vec::new(),
-        });
-    }
-
-    let hub_id = hub_snapshot.cluster_id.clone().ok_or_else(|| {
-        ClusterError::Config(
-            "the hub lists no kube-system namespace: courier names its hub by that namespace's UID on the targets it writes to member clusters".into(),
-        )
-    })?;
+    // Without members the inventory is the hub alone, and no request is made for it.
     let inventory = fleet.inventory().await?;
+    let hub_id = match (&hub_snapshot.cluster_id, inventory.members.len()) {
+        (_, 1) => String::new(),
+        (Some(id), _) => id.clone(),
+        (None, _) => return Err(ClusterError::Config(
+            "the hub lists no kube-system namespace: courier names its hub by that namespace's UID on the targets it writes to member clusters".into(),
+        )),
+    };
     let mut failures = inventory.failures;
     let known: Vec<Member> = inventory.members.iter().map(|m| m.member.clone()).collect();
     let warnings = clusters::selecting_nothing(manifests, &known)

@@ -220,6 +220,20 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
         &argocd.name,
     ];
 
+    // Without an inventory only the hub is a cluster, with no labels but its name: a
+    // manifest whose selector does not pick it writes nothing, and says so.
+    let (code, _, stderr) = courier("apply", &path, &kubeconfig, &["--instance", &instance]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("ClusterExternalSecret/prod-{id}: cluster selector \"env in (prod,staging)\" picks none of the clusters (in-cluster)")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("apply: 1 created"),
+        "home-creds only: {stderr}"
+    );
+    assert!(secret(&hub, &hub_ns.name, "prod-creds").await.is_none());
+
     // Selection by cluster labels; the forbidden member fails alone, the others converge.
     let (code, _, stderr) = courier("apply", &path, &kubeconfig, &fleet_flags);
     assert_eq!(code, 1, "{stderr}");
