@@ -4,12 +4,15 @@
 # at once; two runs at once wait for each other (flock).
 #   testenv/tool.sh helm       helm.sh/helm/v4 (testenv/helm/go.mod): the chart's tests
 #   testenv/tool.sh registry   CNCF Distribution (testenv/registry/go.mod): the image push test
+#   testenv/tool.sh eso        External Secrets Operator's controller (testenv/eso/go.mod): the
+#                              peer of `cargo bench --bench eso` (cold: about 5 minutes)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-tool=${1:?usage: testenv/tool.sh helm|registry}
+tool=${1:?usage: testenv/tool.sh helm|registry|eso}
 case "$tool" in
   helm) module=helm.sh/helm/v4; package=helm.sh/helm/v4/cmd/helm ;;
   registry) module=github.com/distribution/distribution/v3; package=$module/cmd/registry ;;
+  eso) module=github.com/external-secrets/external-secrets; package=$module ;;
   *) echo "testenv: unknown tool $tool" >&2; exit 2 ;;
 esac
 command -v go >/dev/null 2>&1 || { echo "testenv: Go is needed to build $tool" >&2; exit 1; }

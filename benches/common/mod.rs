@@ -1,9 +1,11 @@
 //! What the live benches share.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Runs courier to completion (it must succeed): the wall time and its `apply:` lines.
+#[allow(dead_code)]
 pub fn courier(args: &[&str]) -> (Duration, Vec<String>) {
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_courier"))
@@ -26,6 +28,7 @@ pub fn courier(args: &[&str]) -> (Duration, Vec<String>) {
 }
 
 /// Creates namespaces with their labels, 32 requests in flight.
+#[allow(dead_code)]
 pub async fn create_namespaces(
     client: &kube::Client,
     namespaces: impl IntoIterator<Item = (String, std::collections::BTreeMap<String, String>)>,
@@ -48,4 +51,129 @@ pub async fn create_namespaces(
         .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
+}
+
+/// The API server's own count of the resource requests it has served
+/// (`apiserver_request_total`, summed over codes), keyed `VERB resource[/subresource]`.
+/// Requests to non-resource paths (`/metrics`, `/healthz`) are left out, so reading this
+/// does not count itself. Watches count when they end.
+#[allow(dead_code)]
+pub async fn apiserver_requests(client: &kube::Client) -> BTreeMap<String, f64> {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split("\",")
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let resource = label("resource");
+        if resource.is_empty() {
+            continue;
+        }
+        let subresource = label("subresource");
+        let key = if subresource.is_empty() {
+            format!("{} {resource}", label("verb"))
+        } else {
+            format!("{} {resource}/{subresource}", label("verb"))
+        };
+        *counts.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    counts
+}
+
+/// What the API server served between two [`apiserver_requests`] readings, leaving out
+/// `excluded` keys (the bench's own requests): the total and the non-zero keys, largest first.
+#[allow(dead_code)]
+pub fn requests_between(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    excluded: &[&str],
+) -> (u64, String) {
+    let mut rows: Vec<(String, u64)> = after
+        .iter()
+        .filter(|(key, _)| !excluded.contains(&key.as_str()))
+        .map(|(key, value)| {
+            (
+                key.clone(),
+                (value - before.get(key).unwrap_or(&0.0)) as u64,
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let total = rows.iter().map(|(_, n)| n).sum();
+    let shown: Vec<String> = rows
+        .iter()
+        .take(6)
+        .map(|(key, n)| format!("{n} {key}"))
+        .collect();
+    let more = if rows.len() > 6 { ", ..." } else { "" };
+    (total, format!("{}{more}", shown.join(", ")))
+}
+
+/// CPU seconds (user + system) and peak RSS (VmHWM, MiB) of a running process, from /proc.
+/// The kernel's clock tick is 100 Hz on Linux x86_64 and arm64.
+#[allow(dead_code)]
+pub fn process_usage(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Some((ticks / 100.0, peak_kib / 1024.0))
+}
+
+/// Runs a command to completion and measures it from /proc while it runs: wall time, CPU
+/// seconds and peak RSS (MiB). The CPU time is read off the exited process before it is
+/// reaped (a zombie keeps its counters); stderr is returned for the caller's summary.
+#[allow(dead_code)]
+pub fn measured(mut command: Command) -> (Duration, f64, f64, String) {
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let started = Instant::now();
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (mut cpu, mut peak) = (0.0, 0.0_f64);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if let Some((c, p)) = process_usage(pid) {
+            cpu = c;
+            peak = peak.max(p);
+        } else if let Some(fields) = state.rsplit_once(") ") {
+            let fields: Vec<&str> = fields.1.split(' ').collect();
+            if let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) {
+                cpu = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / 100.0;
+            }
+        }
+        if zombie || state.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    let elapsed = started.elapsed();
+    let stderr = std::fs::read_to_string(stderr.path()).unwrap();
+    assert!(status.success(), "{command:?} failed:\n{stderr}");
+    (elapsed, cpu, peak, stderr)
 }

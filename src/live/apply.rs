@@ -1,5 +1,14 @@
-//! Writing the plan: server-side apply with field manager `courier`, ownership checks,
-//! pruning of this instance's stale targets, bounded concurrency, no write for a no-op.
+//! Writing the plan: a create (POST) for a target that does not exist yet, server-side
+//! apply with field manager `courier` for every later change, ownership checks, pruning of
+//! this instance's stale targets, bounded concurrency, no write for a no-op.
+//!
+//! Why two verbs: the API server creates with POST about 1.4x as fast as with server-side
+//! apply (`cargo bench --bench writers`). A POST records courier's fields under
+//! (courier, Update), though, and server-side apply removes only what its own (courier,
+//! Apply) entry owns, so a key courier later stops writing would stay. Before the first
+//! server-side apply to a target courier created, one JSON patch turns that entry into
+//! (courier, Apply), guarded by the listed resourceVersion: from then on the target is
+//! owned exactly as if it had been applied from the start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -7,14 +16,14 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::PartialObjectMeta;
 
 use crate::core::labels::{CREATION_POLICY_ANNOTATION, HUB_ANNOTATION, INSTANCE_LABEL};
 use crate::core::model::{CreationPolicy, DeletionPolicy};
 use crate::core::output;
 use crate::core::plan::{DesiredSecret, Plan};
-use crate::live::cluster::{ClusterError, ManagedSecret, Snapshot};
+use crate::live::cluster::{ClusterError, CreatedFields, ManagedSecret, Snapshot};
 
 /// Fewer writes than this finish too fast for a progress bar to help.
 const PROGRESS_THRESHOLD: usize = 50;
@@ -339,13 +348,34 @@ pub async fn reconcile(
     let results: Vec<(String, Result<Done, ClusterError>)> = futures::stream::iter(actions)
         .map(|action| async move {
             match action {
-                Action::Apply { secret, create } => {
+                Action::Apply {
+                    secret,
+                    create: true,
+                } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
-                    let result = apply_one(client, secret, options).await;
-                    (
-                        target,
-                        result.map(|()| if create { Done::Created } else { Done::Updated }),
-                    )
+                    let result = create_one(client, secret, options).await;
+                    (target, result.map(|()| Done::Created))
+                }
+                Action::Apply {
+                    secret,
+                    create: false,
+                } => {
+                    let target = format!("{}/{}", secret.namespace, secret.name);
+                    let result = async {
+                        take_over_created_fields(
+                            client,
+                            &secret.namespace,
+                            &secret.name,
+                            snapshot
+                                .managed
+                                .get(&(secret.namespace.clone(), secret.name.clone())),
+                            options.dry_run,
+                        )
+                        .await?;
+                        apply_one(client, secret, options).await
+                    }
+                    .await;
+                    (target, result.map(|()| Done::Updated))
                 }
                 Action::Adopt { secret, existing } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
@@ -364,7 +394,18 @@ pub async fn reconcile(
                     (target, result.map(|()| Done::Adopted))
                 }
                 Action::Release { namespace, name } => {
-                    let result = release_one(client, &namespace, &name, options.dry_run).await;
+                    let result = async {
+                        take_over_created_fields(
+                            client,
+                            &namespace,
+                            &name,
+                            snapshot.managed.get(&(namespace.clone(), name.clone())),
+                            options.dry_run,
+                        )
+                        .await?;
+                        release_one(client, &namespace, &name, options.dry_run).await
+                    }
+                    .await;
                     (
                         format!("{namespace}/{name}"),
                         result.map(|()| Done::Released),
@@ -600,6 +641,168 @@ fn is_transient(error: &kube::Error) -> bool {
     }
 }
 
+/// The manifest courier writes for `secret`, with the hub's mark on a member cluster.
+fn written_manifest(secret: &DesiredSecret, options: &ApplyOptions) -> serde_json::Value {
+    let mut manifest = applied_manifest(secret, &options.instance);
+    if let Some(hub) = &options.hub {
+        manifest["metadata"]["annotations"][HUB_ANNOTATION] = serde_json::Value::from(hub.as_str());
+    }
+    manifest
+}
+
+/// Creates a target that does not exist yet (POST, field manager `courier`). A Secret of
+/// that name made by someone else since courier listed is a conflict (409), left alone.
+async fn create_one(
+    client: &Client,
+    secret: &DesiredSecret,
+    options: &ApplyOptions,
+) -> Result<(), ClusterError> {
+    let api = Api::<Secret>::namespaced(client.clone(), &secret.namespace);
+    let params = PostParams {
+        dry_run: options.dry_run,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let object: Secret =
+        serde_json::from_value(written_manifest(secret, options)).map_err(|e| {
+            ClusterError::Config(format!("the rendered Secret does not serialize: {e}"))
+        })?;
+    with_retries(|| api.create(&params, &object))
+        .await
+        .map(drop)
+        .map_err(|e| ClusterError::api("create", e))
+}
+
+/// Turns the (courier, Update) entry that courier's create left into (courier, Apply),
+/// so the server-side apply that follows owns, and can remove, every field courier wrote
+/// (see the module's comment). One JSON patch that changes no field, only who owns them,
+/// and only if the Secret is still at the version courier listed; nothing for a target
+/// that was applied from the start, and nothing in a dry run.
+async fn take_over_created_fields(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    existing: Option<&ManagedSecret>,
+    dry_run: bool,
+) -> Result<(), ClusterError> {
+    let Some((existing, created)) =
+        existing.and_then(|e| e.created_fields.as_ref().map(|c| (e, c)))
+    else {
+        return Ok(());
+    };
+    if dry_run {
+        return Ok(());
+    }
+    let Some(resource_version) = existing.resource_version.as_deref() else {
+        return Ok(());
+    };
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let operations = if created.beside_apply {
+        merged_fields_patch(&api, name, resource_version).await?
+    } else {
+        let CreatedFields { index, .. } = created;
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+            {"op": "test", "path": format!("/metadata/managedFields/{index}/manager"), "value": FIELD_MANAGER},
+            {"op": "test", "path": format!("/metadata/managedFields/{index}/operation"), "value": "Update"},
+            {"op": "replace", "path": format!("/metadata/managedFields/{index}/operation"), "value": "Apply"},
+        ])
+    };
+    let path = format!(
+        "/api/v1/namespaces/{}/secrets/{}",
+        utf8_path(namespace),
+        utf8_path(name)
+    );
+    let request = http::Request::patch(path)
+        .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+        .body(serde_json::to_vec(&operations).unwrap_or_default())
+        .map_err(|e| ClusterError::Config(e.to_string()))?;
+    with_retries(|| client.request::<PartialObjectMeta<Secret>>(request.clone()))
+        .await
+        .map(drop)
+        .map_err(|e| {
+            ClusterError::api(
+                "move courier's fields from its create to server-side apply (the Secret changed since it was listed: the next reconcile tries again)",
+                e,
+            )
+        })
+}
+
+/// The rare Secret with both a (courier, Update) and a (courier, Apply) entry: one Apply
+/// entry owning the union of both field sets replaces them.
+async fn merged_fields_patch(
+    api: &Api<Secret>,
+    name: &str,
+    listed_version: &str,
+) -> Result<serde_json::Value, ClusterError> {
+    let current = api
+        .get_metadata(name)
+        .await
+        .map_err(|e| ClusterError::api("read managedFields", e))?;
+    let entries = current.metadata.managed_fields.unwrap_or_default();
+    let courier = |entry: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.subresource.as_deref().unwrap_or("").is_empty()
+    };
+    let mut union = serde_json::Value::Object(Default::default());
+    let mut merged = None;
+    let mut kept = Vec::new();
+    for entry in entries {
+        if courier(&entry) && matches!(entry.operation.as_deref(), Some("Update" | "Apply")) {
+            if let Some(fields) = &entry.fields_v1 {
+                merge_field_sets(&mut union, &fields.0);
+            }
+            if entry.operation.as_deref() == Some("Apply") || merged.is_none() {
+                merged = Some(entry);
+            }
+        } else {
+            kept.push(entry);
+        }
+    }
+    if let Some(mut entry) = merged {
+        entry.operation = Some("Apply".into());
+        entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+            union,
+        ));
+        kept.push(entry);
+    }
+    let version = current
+        .metadata
+        .resource_version
+        .unwrap_or_else(|| listed_version.to_owned());
+    Ok(serde_json::json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": version},
+        {"op": "replace", "path": "/metadata/managedFields", "value": kept},
+    ]))
+}
+
+/// The union of two `fieldsV1` sets: both are tries of JSON objects.
+fn merge_field_sets(into: &mut serde_json::Value, from: &serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(into), serde_json::Value::Object(from)) => {
+            for (key, value) in from {
+                merge_field_sets(
+                    into.entry(key.clone())
+                        .or_insert_with(|| serde_json::Value::Object(Default::default())),
+                    value,
+                );
+            }
+        }
+        (into, from) => *into = from.clone(),
+    }
+}
+
+/// A path segment for an object name or namespace (DNS names need no escaping, but a
+/// name is never trusted to be one).
+fn utf8_path(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 async fn apply_one(
     client: &Client,
     secret: &DesiredSecret,
@@ -610,11 +813,7 @@ async fn apply_one(
     if options.dry_run {
         params = params.dry_run();
     }
-    let mut manifest = applied_manifest(secret, &options.instance);
-    if let Some(hub) = &options.hub {
-        manifest["metadata"]["annotations"][HUB_ANNOTATION] = serde_json::Value::from(hub.as_str());
-    }
-    let manifest = Patch::Apply(manifest);
+    let manifest = Patch::Apply(written_manifest(secret, options));
     with_retries(|| api.patch(&secret.name, &params, &manifest))
         .await
         .map(drop)
@@ -723,5 +922,27 @@ mod tests {
             assert!(outcome.is_err());
             assert_eq!(calls.get(), 1, "{code} is not retried");
         }
+    }
+
+    #[test]
+    fn field_sets_merge_as_the_union_of_their_tries() {
+        let mut into = serde_json::json!({"f:data": {"f:a": {}}, "f:type": {}});
+        let from =
+            serde_json::json!({"f:data": {"f:b": {}}, "f:metadata": {"f:labels": {"f:x": {}}}});
+        merge_field_sets(&mut into, &from);
+        assert_eq!(
+            into,
+            serde_json::json!({
+                "f:data": {"f:a": {}, "f:b": {}},
+                "f:metadata": {"f:labels": {"f:x": {}}},
+                "f:type": {}
+            })
+        );
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(utf8_path("team-a.b_c"), "team-a.b_c");
+        assert_eq!(utf8_path("a/b c"), "a%2Fb%20c");
     }
 }

@@ -227,6 +227,20 @@ pub struct ManagedSecret {
     pub data: BTreeMap<String, SecretBytes>,
     /// `immutable`.
     pub immutable: bool,
+    /// Where courier's create left its fields in `metadata.managedFields`: a create
+    /// (POST) records them under (courier, Update), which server-side apply does not
+    /// treat as its own. The index of that entry, and whether a (courier, Apply) entry
+    /// exists beside it. Moved to Apply before courier's next apply (see live::apply).
+    pub created_fields: Option<CreatedFields>,
+}
+
+/// The (courier, Update) entry a create left in `metadata.managedFields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedFields {
+    /// Its position in `metadata.managedFields` at `resource_version`.
+    pub index: usize,
+    /// Whether courier also has an Apply entry (then the two are merged into one).
+    pub beside_apply: bool,
 }
 
 impl ManagedSecret {
@@ -389,6 +403,33 @@ struct LeanMeta {
     labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
+    /// Who wrote which fields; only the entries' identity is read, not their field sets.
+    #[serde(default)]
+    managed_fields: Option<Vec<LeanFieldsEntry>>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+struct LeanFieldsEntry {
+    #[serde(default)]
+    manager: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    subresource: Option<String>,
+}
+
+/// Finds the (courier, Update) entry of the main resource a create left behind.
+fn created_fields(entries: &[LeanFieldsEntry]) -> Option<CreatedFields> {
+    let courier = |entry: &LeanFieldsEntry, operation: &str| {
+        entry.manager.as_deref() == Some(super::apply::FIELD_MANAGER)
+            && entry.operation.as_deref() == Some(operation)
+            && entry.subresource.as_deref().unwrap_or("").is_empty()
+    };
+    let index = entries.iter().position(|e| courier(e, "Update"))?;
+    Some(CreatedFields {
+        index,
+        beside_apply: entries.iter().any(|e| courier(e, "Apply")),
+    })
 }
 
 /// Every Secret labelled `app.kubernetes.io/managed-by=courier`, in every namespace.
@@ -438,6 +479,7 @@ pub async fn list_managed(
                 annotations,
                 data,
                 immutable: secret.immutable.unwrap_or(false),
+                created_fields: meta.managed_fields.as_deref().and_then(created_fields),
             };
             ((meta.namespace, meta.name), managed)
         })
@@ -459,5 +501,44 @@ fn source_secret(secret: Secret) -> SourceSecret {
         annotations: secret.metadata.annotations.unwrap_or_default(),
         type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
         data: decoded(secret.data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(manager: &str, operation: &str, subresource: Option<&str>) -> LeanFieldsEntry {
+        LeanFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            subresource: subresource.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_create_s_update_entry_is_found_and_others_are_not_taken_for_it() {
+        assert_eq!(created_fields(&[entry("courier", "Apply", None)]), None);
+        assert_eq!(
+            created_fields(&[
+                entry("kubectl", "Update", None),
+                entry("courier", "Update", Some("status")),
+                entry("courier", "Update", None),
+            ]),
+            Some(CreatedFields {
+                index: 2,
+                beside_apply: false
+            })
+        );
+        assert_eq!(
+            created_fields(&[
+                entry("courier", "Apply", None),
+                entry("courier", "Update", Some(""))
+            ]),
+            Some(CreatedFields {
+                index: 1,
+                beside_apply: true
+            })
+        );
     }
 }

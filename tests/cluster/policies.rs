@@ -193,3 +193,182 @@ async fn deletion_policy_decides_what_happens_when_the_source_disappears() {
         "Retain keeps the last value"
     );
 }
+
+/// A ClusterExternalSecret writing `keys` (each read from the same-named property of
+/// `source`) into `target`.
+fn ces_with_keys(
+    platform: &Platform,
+    target: &str,
+    source: &str,
+    keys: &[&str],
+    policies: &str,
+) -> String {
+    let data: String = keys
+        .iter()
+        .map(|k| format!("    - {{secretKey: {k}, remoteRef: {{key: {source}, property: {k}}}}}\n"))
+        .collect();
+    format!(
+        "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: keys-{id}}}\nspec:\n  namespaceSelectors:\n  - matchLabels: {{{label}: \"true\"}}\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n    target: {{name: {target}, {policies}}}\n    data:\n{data}",
+        id = platform.id,
+        label = platform.label
+    )
+}
+
+/// courier's (manager, operation) entries in a Secret's managedFields.
+async fn courier_entries(secrets: &Api<Secret>, name: &str) -> Vec<String> {
+    secrets
+        .get(name)
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f.manager.as_deref() == Some("courier"))
+        .map(|f| f.operation.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_target_courier_created_is_owned_as_if_applied_dropped_keys_go_and_others_stay() {
+    let platform = Platform::new("created").await;
+    let target = platform.target("created-t", true).await;
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    platform
+        .put_source("two-keys", &[("a", "first-a"), ("b", "first-b")])
+        .await;
+    let instance = format!("created-{}", platform.id);
+    let policies = "deletionPolicy: Merge";
+    write(
+        &platform,
+        &(store(&platform) + &ces_with_keys(&platform, "creds", "two-keys", &["a", "b"], policies)),
+    );
+    let created = platform.apply(&instance, &[]);
+    assert!(created.has("apply: 1 created"), "{}", created.stderr);
+    assert_eq!(
+        courier_entries(&secrets, "creds").await,
+        ["Update"],
+        "a create (POST) records courier's fields as an Update"
+    );
+
+    // Another writer adds a key of its own to the Secret courier created.
+    let theirs: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "creds"}, "data": {"theirs": "dGhlaXJz"}
+    }))
+    .unwrap();
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::apply("app-team"),
+            &Patch::Apply(theirs),
+        )
+        .await
+        .unwrap();
+
+    // The manifest stops writing key b and the source changes a: courier's next apply
+    // removes b (it is courier's, as if applied from the start), keeps theirs.
+    platform
+        .put_source("two-keys", &[("a", "second-a"), ("b", "first-b")])
+        .await;
+    write(
+        &platform,
+        &(store(&platform) + &ces_with_keys(&platform, "creds", "two-keys", &["a"], policies)),
+    );
+    let updated = platform.apply(&instance, &[]);
+    assert!(
+        updated.has("apply: 0 created, 1 updated"),
+        "{}",
+        updated.stderr
+    );
+    let data = secrets.get("creds").await.unwrap().data.unwrap_or_default();
+    assert_eq!(
+        data.keys().cloned().collect::<Vec<_>>(),
+        ["a", "theirs"],
+        "the dropped key is gone, the other writer's stays"
+    );
+    assert_eq!(
+        platform.value(&target.name, "creds", "a").await.as_deref(),
+        Some("second-a")
+    );
+    assert_eq!(
+        courier_entries(&secrets, "creds").await,
+        ["Apply"],
+        "ownership moved to server-side apply, with no Update entry left behind"
+    );
+    // The source disappears; deletionPolicy Merge takes back courier's keys and labels
+    // and leaves the Secret with the other writer's key.
+    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+        .delete("two-keys", &DeleteParams::default())
+        .await
+        .unwrap();
+    let released = platform.apply(&instance, &[]);
+    assert!(released.has("1 released"), "{}", released.stderr);
+    let after = secrets.get("creds").await.expect("Merge keeps the Secret");
+    assert_eq!(
+        after
+            .data
+            .unwrap_or_default()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["theirs"]
+    );
+    assert!(
+        !after
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("app.kubernetes.io/managed-by"),
+        "courier's labels went with its keys"
+    );
+}
+
+#[tokio::test]
+async fn a_created_target_released_before_any_update_loses_exactly_courier_s_keys() {
+    let platform = Platform::new("created-release").await;
+    let target = platform.target("created-r", true).await;
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    platform.put_source("one-key", &[("a", "value-a")]).await;
+    let instance = format!("created-release-{}", platform.id);
+    write(
+        &platform,
+        &(store(&platform)
+            + &ces_with_keys(
+                &platform,
+                "creds",
+                "one-key",
+                &["a"],
+                "deletionPolicy: Merge",
+            )),
+    );
+    assert!(platform.apply(&instance, &[]).has("apply: 1 created"));
+    let theirs: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "creds"}, "data": {"theirs": "dGhlaXJz"}
+    }))
+    .unwrap();
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::apply("app-team"),
+            &Patch::Apply(theirs),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+        .delete("one-key", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The release is the first server-side apply this target sees.
+    let released = platform.apply(&instance, &[]);
+    assert!(released.has("1 released"), "{}", released.stderr);
+    let after = secrets.get("creds").await.unwrap();
+    assert_eq!(
+        after
+            .data
+            .unwrap_or_default()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["theirs"]
+    );
+}

@@ -386,7 +386,7 @@ fn random_u32() -> u32 {
     hasher.finish() as u32
 }
 
-fn repo_root() -> &'static Path {
+pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
