@@ -28,8 +28,7 @@ use crate::live::cluster::{ClusterError, CreatedFields, ManagedSecret, Snapshot}
 /// Fewer writes than this finish too fast for a progress bar to help.
 const PROGRESS_THRESHOLD: usize = 50;
 
-/// The field manager courier writes as.
-pub const FIELD_MANAGER: &str = "courier";
+pub use crate::live::cluster::FIELD_MANAGER;
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -719,11 +718,13 @@ async fn take_over_created_fields(
     with_retries(|| client.request::<PartialObjectMeta<Secret>>(request.clone()))
         .await
         .map(drop)
-        .map_err(|e| {
-            ClusterError::api(
-                "move courier's fields from its create to server-side apply (the Secret changed since it was listed: the next reconcile tries again)",
+        .map_err(|e| match &e {
+            // The patch's tests failed: someone wrote the Secret after courier listed it.
+            kube::Error::Api(status) if matches!(status.code, 409 | 422) => ClusterError::api(
+                "apply (the Secret changed since courier listed it; the next reconcile decides again)",
                 e,
-            )
+            ),
+            _ => ClusterError::api("apply", e),
         })
 }
 

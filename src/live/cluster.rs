@@ -202,6 +202,9 @@ pub fn connect_config(config: Config, fence: Fence) -> Result<Connection, Cluste
     })
 }
 
+/// The field manager courier writes as.
+pub const FIELD_MANAGER: &str = "courier";
+
 /// A Secret courier manages, as listed.
 #[derive(Debug, Clone)]
 pub struct ManagedSecret {
@@ -421,7 +424,7 @@ struct LeanFieldsEntry {
 /// Finds the (courier, Update) entry of the main resource a create left behind.
 fn created_fields(entries: &[LeanFieldsEntry]) -> Option<CreatedFields> {
     let courier = |entry: &LeanFieldsEntry, operation: &str| {
-        entry.manager.as_deref() == Some(super::apply::FIELD_MANAGER)
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
             && entry.operation.as_deref() == Some(operation)
             && entry.subresource.as_deref().unwrap_or("").is_empty()
     };
