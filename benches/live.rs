@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 
 const NAMESPACES: usize = 1_000;
 const CES: usize = 10;
@@ -26,21 +26,6 @@ const CES: usize = 10;
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(bench());
-}
-
-async fn source(api: &Api<Secret>, index: usize, value: &str) {
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("source-{index:02}")},
-        "stringData": {"username": format!("user-{index}"), "password": value}
-    }))
-    .unwrap();
-    api.patch(
-        &format!("source-{index:02}"),
-        &PatchParams::apply("bench").force(),
-        &Patch::Apply(secret),
-    )
-    .await
-    .unwrap();
 }
 
 async fn bench() {
@@ -63,7 +48,7 @@ async fn bench() {
         .unwrap();
     let sources = Api::<Secret>::namespaced(client.clone(), &central);
     for index in 0..CES {
-        source(&sources, index, "initial-value").await;
+        common::source(&sources, index, "initial-value").await;
     }
     let labels: BTreeMap<String, String> = (0..CES)
         .map(|c| (format!("bench-{id}/shared-{c:02}"), "true".to_owned()))
@@ -129,7 +114,7 @@ async fn bench() {
     // The first reconcile of `run` is a no-op; wait for it before changing anything.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let changed_at = Instant::now();
-    source(&sources, 0, "rotated-value").await;
+    common::source(&sources, 0, "rotated-value").await;
     let managed = Api::<Secret>::all(client.clone());
     let selector = format!("courier.dev/instance={instance}");
     let propagated = loop {

@@ -177,3 +177,25 @@ pub fn measured(mut command: Command) -> (Duration, f64, f64, String) {
     assert!(status.success(), "{command:?} failed:\n{stderr}");
     (elapsed, cpu, peak, stderr)
 }
+
+/// Writes source Secret `source-NN` (username and password) as the bench's own manager.
+#[allow(dead_code)]
+pub async fn source(
+    api: &kube::Api<k8s_openapi::api::core::v1::Secret>,
+    index: usize,
+    value: &str,
+) {
+    use kube::api::{Patch, PatchParams};
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("source-{index:02}")},
+        "stringData": {"username": format!("user-{index}"), "password": value}
+    }))
+    .unwrap();
+    api.patch(
+        &format!("source-{index:02}"),
+        &PatchParams::apply("bench").force(),
+        &Patch::Apply(secret),
+    )
+    .await
+    .unwrap();
+}

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 
 use crate::{common, support};
@@ -56,7 +56,7 @@ impl World {
             .unwrap();
         let client = support::client_of(&plane).await;
         if with_eso_crds {
-            install_crds(&client, &eso_crds_dir()).await;
+            support::install_crds_from(&client, &eso_crds_dir()).await;
         }
         Api::<Namespace>::all(client.clone())
             .create(
@@ -68,7 +68,7 @@ impl World {
             .unwrap();
         let sources = Api::<Secret>::namespaced(client.clone(), CENTRAL);
         for c in 0..CES {
-            source(&sources, c, "initial-value").await;
+            common::source(&sources, c, "initial-value").await;
         }
         support::grant_reader(&client, CENTRAL).await;
         let labels: BTreeMap<String, String> = (0..CES)
@@ -160,12 +160,28 @@ impl World {
         }
     }
 
+    /// `courier apply` of the world's manifests, measured (see `common::measured`).
+    pub async fn measured_apply(&self) -> (Duration, f64, f64, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_courier"));
+        command
+            .args([
+                "apply",
+                self.manifest_dir(),
+                "--kubeconfig",
+                self.kubeconfig(),
+            ])
+            .env_remove("KUBECONFIG");
+        tokio::task::spawn_blocking(move || common::measured(command))
+            .await
+            .unwrap()
+    }
+
     pub async fn requests(&self) -> BTreeMap<String, f64> {
         common::apiserver_requests(&self.client).await
     }
 
     pub async fn rotate_source(&self) {
-        source(
+        common::source(
             &Api::<Secret>::namespaced(self.client.clone(), CENTRAL),
             0,
             std::str::from_utf8(ROTATED).unwrap(),
@@ -211,21 +227,6 @@ async fn observe(client: Client, targets: Arc<Mutex<Targets>>) {
     }
 }
 
-pub async fn source(api: &Api<Secret>, index: usize, value: &str) {
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("source-{index:02}")},
-        "stringData": {"username": format!("user-{index}"), "password": value}
-    }))
-    .unwrap();
-    api.patch(
-        &format!("source-{index:02}"),
-        &PatchParams::apply("bench").force(),
-        &Patch::Apply(secret),
-    )
-    .await
-    .unwrap();
-}
-
 /// ESO's own CRDs of the pinned release (the module's config/crds/bases).
 pub fn eso_crds_dir() -> PathBuf {
     let output = Command::new("go")
@@ -247,42 +248,6 @@ pub fn eso_crds_dir() -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim()).join("config/crds/bases")
-}
-
-pub async fn install_crds(client: &Client, dir: &std::path::Path) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        if !text.contains("kind: CustomResourceDefinition") {
-            continue;
-        }
-        for definition in serde_saphyr::from_multiple::<CustomResourceDefinition>(&text).unwrap() {
-            names.push(definition.metadata.name.clone().unwrap());
-            api.create(&PostParams::default(), &definition)
-                .await
-                .unwrap();
-        }
-    }
-    for name in names {
-        loop {
-            let established = api
-                .get(&name)
-                .await
-                .unwrap()
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 pub fn free_port() -> u16 {
@@ -322,19 +287,7 @@ impl FirstSync {
 
 pub async fn courier_first_sync(world: &World) -> (FirstSync, String) {
     let before = world.requests().await;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_courier"));
-    command
-        .args([
-            "apply",
-            world.manifest_dir(),
-            "--kubeconfig",
-            world.kubeconfig(),
-        ])
-        .env_remove("KUBECONFIG");
-    let (elapsed, cpu, peak_mib, stderr) =
-        tokio::task::spawn_blocking(move || common::measured(command))
-            .await
-            .unwrap();
+    let (elapsed, cpu, peak_mib, stderr) = world.measured_apply().await;
     world
         .wait(Duration::from_secs(30), |w| w.present() == w.total())
         .await
@@ -377,19 +330,7 @@ pub struct CourierSteady {
 
 pub async fn courier_steady(world: &World, steady: Duration) -> CourierSteady {
     let before = world.requests().await;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_courier"));
-    command
-        .args([
-            "apply",
-            world.manifest_dir(),
-            "--kubeconfig",
-            world.kubeconfig(),
-        ])
-        .env_remove("KUBECONFIG");
-    let (noop_wall, _, noop_peak_mib, _) =
-        tokio::task::spawn_blocking(move || common::measured(command))
-            .await
-            .unwrap();
+    let (noop_wall, _, noop_peak_mib, _) = world.measured_apply().await;
     let (noop_requests, noop_detail) =
         common::requests_between(&before, &world.requests().await, &[]);
 

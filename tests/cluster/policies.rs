@@ -214,6 +214,18 @@ fn ces_with_keys(
     )
 }
 
+/// Another writer (field manager `app-team`) adds a key of its own to Secret `name`.
+async fn add_their_key(secrets: &Api<Secret>, name: &str) {
+    let theirs: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name}, "data": {"theirs": "dGhlaXJz"}
+    }))
+    .unwrap();
+    secrets
+        .patch(name, &PatchParams::apply("app-team"), &Patch::Apply(theirs))
+        .await
+        .unwrap();
+}
+
 /// courier's (manager, operation) entries in a Secret's managedFields.
 async fn courier_entries(secrets: &Api<Secret>, name: &str) -> Vec<String> {
     secrets
@@ -252,18 +264,7 @@ async fn a_target_courier_created_is_owned_as_if_applied_dropped_keys_go_and_oth
     );
 
     // Another writer adds a key of its own to the Secret courier created.
-    let theirs: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "creds"}, "data": {"theirs": "dGhlaXJz"}
-    }))
-    .unwrap();
-    secrets
-        .patch(
-            "creds",
-            &PatchParams::apply("app-team"),
-            &Patch::Apply(theirs),
-        )
-        .await
-        .unwrap();
+    add_their_key(&secrets, "creds").await;
 
     // The manifest stops writing key b and the source changes a: courier's next apply
     // removes b (it is courier's, as if applied from the start), keeps theirs.
@@ -342,18 +343,7 @@ async fn a_created_target_released_before_any_update_loses_exactly_courier_s_key
             )),
     );
     assert!(platform.apply(&instance, &[]).has("apply: 1 created"));
-    let theirs: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "creds"}, "data": {"theirs": "dGhlaXJz"}
-    }))
-    .unwrap();
-    secrets
-        .patch(
-            "creds",
-            &PatchParams::apply("app-team"),
-            &Patch::Apply(theirs),
-        )
-        .await
-        .unwrap();
+    add_their_key(&secrets, "creds").await;
     Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
         .delete("one-key", &DeleteParams::default())
         .await

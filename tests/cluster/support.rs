@@ -269,11 +269,19 @@ pub async fn client_as(user: Option<&str>) -> Client {
 /// the server validates and defaults ESO objects as it does under ESO (idempotent), and
 /// waits until the API server serves them.
 pub async fn install_eso_crds(client: &Client) {
+    install_crds_from(client, &repo_root().join("charts/courier/files/eso-crds")).await;
+}
+
+/// Creates every CustomResourceDefinition in the YAML files of `dir` (others are skipped;
+/// one that exists already is kept) and waits until the API server serves them all.
+pub async fn install_crds_from(client: &Client, dir: &Path) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let mut definitions: Vec<CustomResourceDefinition> = Vec::new();
-    let dir = repo_root().join("charts/courier/files/eso-crds");
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        if !text.contains("kind: CustomResourceDefinition") {
+            continue;
+        }
         definitions.extend(serde_saphyr::from_multiple::<CustomResourceDefinition>(&text).unwrap());
     }
     let api = Api::<CustomResourceDefinition>::all(client.clone());
