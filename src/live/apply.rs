@@ -6,9 +6,12 @@
 //! apply (`cargo bench --bench writers`). A POST records courier's fields under
 //! (courier, Update), though, and server-side apply removes only what its own (courier,
 //! Apply) entry owns, so a key courier later stops writing would stay. Before the first
-//! server-side apply to a target courier created, one JSON patch turns that entry into
-//! (courier, Apply), guarded by the listed resourceVersion: from then on the target is
-//! owned exactly as if it had been applied from the start.
+//! server-side apply that could remove a field from a target courier created (one that
+//! leaves out a field the target has, and every release), one JSON patch turns that entry
+//! into (courier, Apply), guarded by the listed resourceVersion: from then on the target
+//! is owned exactly as if it had been applied from the start. An apply that only changes
+//! values removes nothing and needs no move, so a change reaching 10,000 targets is
+//! 10,000 writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -207,7 +210,7 @@ pub async fn decide<'p>(
                 target,
                 message: owner_conflict(existing, instance, hub),
             }),
-            Some(existing) if is_current(existing, secret, instance) => decisions.unchanged += 1,
+            Some(existing) if existing.current => decisions.unchanged += 1,
             Some(_) => decisions.actions.push(Action::Apply {
                 secret,
                 create: false,
@@ -361,17 +364,21 @@ pub async fn reconcile(
                 } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     let result = async {
-                        take_over_created_fields(
-                            client,
-                            &secret.namespace,
-                            &secret.name,
-                            snapshot
-                                .managed
-                                .get(&(secret.namespace.clone(), secret.name.clone())),
-                            options.dry_run,
-                        )
-                        .await?;
-                        apply_one(client, secret, options).await
+                        let manifest = written_manifest(secret, options);
+                        let existing = snapshot
+                            .managed
+                            .get(&(secret.namespace.clone(), secret.name.clone()));
+                        if existing.is_some_and(|e| leaves_out_a_field(e, &manifest)) {
+                            take_over_created_fields(
+                                client,
+                                &secret.namespace,
+                                &secret.name,
+                                existing,
+                                options.dry_run,
+                            )
+                            .await?;
+                        }
+                        apply_one(client, secret, manifest, options).await
                     }
                     .await;
                     (target, result.map(|()| Done::Updated))
@@ -387,7 +394,7 @@ pub async fn reconcile(
                             options.dry_run,
                         )
                         .await?;
-                        apply_one(client, secret, options).await
+                        apply_one(client, secret, written_manifest(secret, options), options).await
                     }
                     .await;
                     (target, result.map(|()| Done::Adopted))
@@ -491,29 +498,58 @@ fn owner_conflict(existing: &ManagedSecret, instance: &str, hub: Option<&str>) -
 /// Whether the live Secret already holds what courier would write: its data, type and
 /// courier's labels and annotations. A target still carrying the value digest earlier
 /// versions wrote is not current: rewriting it takes the digest off.
-fn is_current(existing: &ManagedSecret, desired: &DesiredSecret, instance: &str) -> bool {
+/// Whether a listed Secret holds what courier would write there now. Asked while the
+/// managed Secrets are listed (`cluster::list_managed`), so only those that are not current
+/// keep their content.
+pub fn is_current(existing: &ManagedSecret, desired: &DesiredSecret, instance: &str) -> bool {
+    let Some(content) = existing.content.as_deref() else {
+        return existing.current;
+    };
     let body = &desired.body;
     let data_current = if body.creation_policy == CreationPolicy::Merge {
         // Merged into someone's Secret: only courier's keys are courier's to compare.
         body.data
             .iter()
-            .all(|(k, v)| existing.data.get(k) == Some(v))
+            .all(|(k, v)| content.data.get(k) == Some(v))
     } else {
-        existing.type_ == body.type_
-            && existing.immutable == body.immutable
-            && existing.data == body.data
+        content.type_ == body.type_
+            && content.immutable == body.immutable
+            && content.data == body.data
     };
-    !existing.has_legacy_digest()
+    !content.has_legacy_digest()
         && data_current
-        && existing.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(instance)
+        && content.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(instance)
         && body
             .labels
             .iter()
-            .all(|(k, v)| existing.labels.get(k) == Some(v))
+            .all(|(k, v)| content.labels.get(k) == Some(v))
         && body
             .annotations
             .iter()
-            .all(|(k, v)| existing.annotations.get(k) == Some(v))
+            .all(|(k, v)| content.annotations.get(k) == Some(v))
+}
+
+/// Whether applying `manifest` leaves out a field the live Secret has. Only then can the
+/// apply have a field to remove that courier's create wrote and its (courier, Update)
+/// entry still owns, so only then is that entry moved to Apply first: an apply that writes
+/// every field the Secret has removes nothing, whoever owns what. Conservative: a key
+/// another manager added also counts (the move is then made once, needlessly).
+fn leaves_out_a_field(existing: &ManagedSecret, manifest: &serde_json::Value) -> bool {
+    let Some(content) = existing.content.as_deref() else {
+        return true;
+    };
+    fn missing<'k, V: 'k>(
+        live: impl IntoIterator<Item = (&'k String, V)>,
+        written: &serde_json::Value,
+    ) -> bool {
+        live.into_iter().any(|(key, _)| written.get(key).is_none())
+    }
+    let metadata = &manifest["metadata"];
+    missing(&content.data, &manifest["data"])
+        || missing(&content.labels, &metadata["labels"])
+        || missing(&content.annotations, &metadata["annotations"])
+        || manifest.get("type").is_none()
+        || (content.immutable && manifest.get("immutable").is_none())
 }
 
 /// Targets that exist without courier's label, with what their metadata says about
@@ -807,6 +843,7 @@ fn utf8_path(segment: &str) -> String {
 async fn apply_one(
     client: &Client,
     secret: &DesiredSecret,
+    manifest: serde_json::Value,
     options: &ApplyOptions,
 ) -> Result<(), ClusterError> {
     let api = Api::<Secret>::namespaced(client.clone(), &secret.namespace);
@@ -814,7 +851,7 @@ async fn apply_one(
     if options.dry_run {
         params = params.dry_run();
     }
-    let manifest = Patch::Apply(written_manifest(secret, options));
+    let manifest = Patch::Apply(manifest);
     with_retries(|| api.patch(&secret.name, &params, &manifest))
         .await
         .map(drop)

@@ -220,6 +220,22 @@ pub struct ManagedSecret {
     pub merged: bool,
     /// For delete preconditions.
     pub resource_version: Option<String>,
+    /// Where courier's create left its fields in `metadata.managedFields`: a create
+    /// (POST) records them under (courier, Update), which server-side apply does not
+    /// treat as its own. The index of that entry, and whether a (courier, Apply) entry
+    /// exists beside it. Moved to Apply before an apply that needs it (see live::apply).
+    pub created_fields: Option<CreatedFields>,
+    /// What it holds; `None` when the listing found it to hold what courier writes
+    /// (`current`). A reconcile keeps the content only of the Secrets it may write, so
+    /// 100,000 targets in sync cost their identities alone.
+    pub content: Option<Box<SecretContent>>,
+    /// Found, when listed, to hold exactly what courier would write there now.
+    pub current: bool,
+}
+
+/// A managed Secret's type, metadata and values, as listed.
+#[derive(Debug, Clone)]
+pub struct SecretContent {
     /// Type.
     pub type_: String,
     /// Labels.
@@ -230,11 +246,6 @@ pub struct ManagedSecret {
     pub data: BTreeMap<String, SecretBytes>,
     /// `immutable`.
     pub immutable: bool,
-    /// Where courier's create left its fields in `metadata.managedFields`: a create
-    /// (POST) records them under (courier, Update), which server-side apply does not
-    /// treat as its own. The index of that entry, and whether a (courier, Apply) entry
-    /// exists beside it. Moved to Apply before courier's next apply (see live::apply).
-    pub created_fields: Option<CreatedFields>,
 }
 
 /// The (courier, Update) entry a create left in `metadata.managedFields`.
@@ -246,7 +257,7 @@ pub struct CreatedFields {
     pub beside_apply: bool,
 }
 
-impl ManagedSecret {
+impl SecretContent {
     /// Whether it still carries the value digest earlier versions wrote.
     pub fn has_legacy_digest(&self) -> bool {
         self.annotations.contains_key(LEGACY_DATA_HASH_ANNOTATION)
@@ -258,7 +269,8 @@ impl ManagedSecret {
 pub struct Snapshot {
     /// Namespaces, source Secrets and (when templates need them) ConfigMaps.
     pub world: World,
-    /// `(namespace, name)` of every Secret labelled as courier's.
+    /// `(namespace, name)` of every Secret labelled as courier's: filled by
+    /// [`list_managed`] once the plan is known (see `live::reconcile::plan_fleet`).
     pub managed: BTreeMap<(String, String), ManagedSecret>,
     /// The cluster's ID: the UID of its `kube-system` namespace (none when that is not listed).
     pub cluster_id: Option<String>,
@@ -272,9 +284,9 @@ fn specs(manifests: &Manifests) -> impl Iterator<Item = &ExternalSecretSpec> {
         .chain(manifests.external_secrets.iter().map(|e| &e.object.spec))
 }
 
-/// Reads what a reconcile needs: one LIST of namespaces, one LIST of Secrets per store
-/// namespace, one LIST of courier-managed Secrets, and ConfigMaps only when a template
-/// reads them. No per-target GET.
+/// Reads what planning needs: one LIST of namespaces, one LIST of Secrets per store
+/// namespace, and ConfigMaps only when a template reads them. No per-target GET. The
+/// Secrets courier manages are listed after planning ([`list_managed`]).
 pub async fn snapshot(
     client: &Client,
     manifests: &Manifests,
@@ -336,10 +348,9 @@ pub async fn snapshot(
             }
         }
     }
-    let managed = list_managed(client).await?;
     Ok(Snapshot {
         world,
-        managed,
+        managed: BTreeMap::new(),
         cluster_id,
     })
 }
@@ -365,17 +376,17 @@ async fn list_namespaces(
 }
 
 /// What a member cluster adds to the hub's world: its namespaces (which its targets are
-/// selected from) and the Secrets courier manages there. Two LISTs; sources come from the hub.
+/// selected from). One LIST; sources come from the hub, managed Secrets are listed after
+/// planning.
 pub async fn member_snapshot(client: &Client) -> Result<Snapshot, ClusterError> {
     let mut world = World {
         live: true,
         ..World::default()
     };
     let cluster_id = list_namespaces(client, &mut world).await?;
-    let managed = list_managed(client).await?;
     Ok(Snapshot {
         world,
-        managed,
+        managed: BTreeMap::new(),
         cluster_id,
     })
 }
@@ -435,58 +446,101 @@ fn created_fields(entries: &[LeanFieldsEntry]) -> Option<CreatedFields> {
     })
 }
 
-/// Every Secret labelled `app.kubernetes.io/managed-by=courier`, in every namespace.
+/// Managed Secrets per LIST page. A page's response body is held whole while it is
+/// decoded (about 2 KB per Secret with its managedFields), so this bounds that memory to
+/// some 20 MB at any scale, and 10,000 targets are still listed in one request.
+const MANAGED_PAGE: u32 = 10_000;
+
+/// Every Secret labelled `app.kubernetes.io/managed-by=courier`, in every namespace,
+/// listed in pages. `is_current` is asked of each as it is decoded; the content of those
+/// it answers true for is not kept (see [`ManagedSecret::content`]).
 pub async fn list_managed(
     client: &Client,
+    is_current: impl Fn(&str, &str, &ManagedSecret) -> bool,
+) -> Result<BTreeMap<(String, String), ManagedSecret>, ClusterError> {
+    list_managed_in_pages(client, MANAGED_PAGE, is_current).await
+}
+
+/// [`list_managed`] with pages of `page` Secrets (the tests page by a few).
+pub async fn list_managed_in_pages(
+    client: &Client,
+    page: u32,
+    is_current: impl Fn(&str, &str, &ManagedSecret) -> bool,
 ) -> Result<BTreeMap<(String, String), ManagedSecret>, ClusterError> {
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
-    let request = kube::core::Request::new("/api/v1/secrets")
-        .list(&ListParams::default().labels(&selector))
-        .map_err(|e| ClusterError::Config(e.to_string()))?;
-    let listed: kube::core::ObjectList<LeanSecret> = client
-        .request(request)
-        .await
-        .map_err(|e| ClusterError::api("list courier-managed Secrets", e))?;
+    let first_page = ListParams::default().labels(&selector).limit(page);
+    let mut managed = BTreeMap::new();
+    let mut params = first_page.clone();
+    let mut restarted = false;
+    loop {
+        let request = kube::core::Request::new("/api/v1/secrets")
+            .list(&params)
+            .map_err(|e| ClusterError::Config(e.to_string()))?;
+        let page: kube::core::ObjectList<LeanSecret> = match client.request(request).await {
+            Ok(page) => page,
+            // The continue token outlived the API server's history (410 Gone): one
+            // fresh listing from the first page, so every page is of one version.
+            Err(kube::Error::Api(status))
+                if status.code == 410 && params.continue_token.is_some() && !restarted =>
+            {
+                restarted = true;
+                managed.clear();
+                params = first_page.clone();
+                continue;
+            }
+            Err(e) => return Err(ClusterError::api("list courier-managed Secrets", e)),
+        };
+        for secret in page.items {
+            let (key, mut listed) = managed_secret(secret);
+            listed.current = is_current(&key.0, &key.1, &listed);
+            if listed.current {
+                listed.content = None;
+            }
+            managed.insert(key, listed);
+        }
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(managed),
+        }
+    }
+}
+
+/// One listed Secret as courier keeps it, with its content.
+fn managed_secret(secret: LeanSecret) -> ((String, String), ManagedSecret) {
     let engine = &base64::engine::general_purpose::STANDARD;
-    Ok(listed
-        .items
+    let meta = secret.metadata;
+    let labels = meta.labels.unwrap_or_default();
+    let annotations = meta.annotations.unwrap_or_default();
+    let data = secret
+        .data
+        .unwrap_or_default()
         .into_iter()
-        .map(|secret| {
-            let meta = secret.metadata;
-            let labels = meta.labels.unwrap_or_default();
-            let annotations = meta.annotations.unwrap_or_default();
-            let data = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        SecretBytes::new(base64::Engine::decode(engine, v).unwrap_or_default()),
-                    )
-                })
-                .collect();
-            let managed = ManagedSecret {
-                instance: labels.get(INSTANCE_LABEL).cloned(),
-                origin: annotations.get(ORIGIN_ANNOTATION).cloned(),
-                hub: annotations.get(HUB_ANNOTATION).cloned(),
-                orphan: annotations
-                    .get(CREATION_POLICY_ANNOTATION)
-                    .is_some_and(|p| p == "Orphan"),
-                merged: annotations
-                    .get(CREATION_POLICY_ANNOTATION)
-                    .is_some_and(|p| p == "Merge"),
-                resource_version: meta.resource_version,
-                type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
-                labels,
-                annotations,
-                data,
-                immutable: secret.immutable.unwrap_or(false),
-                created_fields: meta.managed_fields.as_deref().and_then(created_fields),
-            };
-            ((meta.namespace, meta.name), managed)
+        .map(|(k, v)| {
+            (
+                k,
+                SecretBytes::new(base64::Engine::decode(engine, v).unwrap_or_default()),
+            )
         })
-        .collect())
+        .collect();
+    let creation_policy = annotations.get(CREATION_POLICY_ANNOTATION);
+    let managed = ManagedSecret {
+        instance: labels.get(INSTANCE_LABEL).cloned(),
+        origin: annotations.get(ORIGIN_ANNOTATION).cloned(),
+        hub: annotations.get(HUB_ANNOTATION).cloned(),
+        orphan: creation_policy.is_some_and(|p| p == "Orphan"),
+        merged: creation_policy.is_some_and(|p| p == "Merge"),
+        resource_version: meta.resource_version,
+        created_fields: meta.managed_fields.as_deref().and_then(created_fields),
+        content: Some(Box::new(SecretContent {
+            type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
+            labels,
+            annotations,
+            data,
+            immutable: secret.immutable.unwrap_or(false),
+        })),
+        current: false,
+    };
+    ((meta.namespace, meta.name), managed)
 }
 
 fn decoded(

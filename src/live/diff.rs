@@ -8,7 +8,7 @@ use crate::core::labels::{INSTANCE_LABEL, LEGACY_DATA_HASH_ANNOTATION};
 use crate::core::plan::DesiredSecret;
 use crate::core::redact::REDACTED;
 use crate::live::apply::{Action, Decisions};
-use crate::live::cluster::{ManagedSecret, Snapshot};
+use crate::live::cluster::{SecretContent, Snapshot};
 
 /// Counts of a diff.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn render(
                     "~ Secret {}/{} (update, from {})",
                     secret.namespace, secret.name, secret.owner
                 );
-                match existing {
+                match existing.and_then(|e| e.content.as_deref()) {
                     Some(existing) => update_lines(&mut text, existing, secret, instance),
                     None => {
                         let _ = writeln!(
@@ -176,7 +176,7 @@ fn labels_of<'a>(secret: &'a DesiredSecret, instance: &'a str) -> BTreeMap<&'a s
 
 fn update_lines(
     text: &mut String,
-    existing: &ManagedSecret,
+    existing: &SecretContent,
     secret: &DesiredSecret,
     instance: &str,
 ) {

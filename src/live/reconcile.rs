@@ -1,11 +1,12 @@
 //! One reconcile, shared by `apply` and `run`: manifests (files or cluster), the live
 //! world, the plan, the writes, and (for manifests read from the cluster) their status.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::core::clusters::{self, HOME_CLUSTER, Member};
 use crate::core::load::{LoadError, Manifests, load_paths};
-use crate::core::plan::{self, Plan, PlanError};
+use crate::core::plan::{self, DesiredSecret, Plan, PlanError};
 use crate::core::provider::RemoteRequests;
 use crate::core::world::{BlockList, World};
 use crate::live::apply::{self, ApplyOptions, Report};
@@ -102,8 +103,9 @@ pub struct FleetPlan {
 }
 
 /// Reads the sources once from the hub and plans every cluster: the hub's namespaces and
-/// sources (a handful of LISTs), each member's namespaces and managed Secrets (two LISTs
-/// each, concurrently), the remote reads of all clusters' plans fetched once.
+/// sources (a handful of LISTs), each member's namespaces (one LIST each, concurrently),
+/// the remote reads of all clusters' plans fetched once; then every cluster's managed
+/// Secrets (one paged LIST each, concurrently), measured against its plan as they are read.
 pub async fn plan_fleet(
     fleet: &Fleet,
     manifests: &Manifests,
@@ -200,15 +202,47 @@ pub async fn plan_fleet(
         }
         planned.push((member, snapshot, plan, member_options));
     }
-    let clusters = planned
-        .into_iter()
-        .map(|(member, snapshot, plan, options)| ClusterPlan {
-            snapshot: snapshot.unwrap_or_else(|| std::mem::take(&mut hub_snapshot)),
+
+    // What courier manages is listed once each cluster's plan is known, so a target that
+    // is current keeps only its identity (see `cluster::list_managed`). Concurrently; a
+    // member that does not answer fails alone, the hub fails the reconcile.
+    let listings = planned.iter().map(|(member, _, plan, options)| async move {
+        let targets: HashMap<(&str, &str), &DesiredSecret> = plan
+            .secrets
+            .iter()
+            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+            .collect();
+        cluster::list_managed(&member.connection.client, |namespace, name, listed| {
+            targets
+                .get(&(namespace, name))
+                .is_some_and(|desired| apply::is_current(listed, desired, &options.instance))
+        })
+        .await
+    });
+    let listed = futures::future::join_all(listings).await;
+    let mut clusters = Vec::new();
+    for ((member, snapshot, plan, options), managed) in planned.into_iter().zip(listed) {
+        let managed = match managed {
+            Ok(managed) => managed,
+            Err(e) if member.member.is_home() => return Err(e),
+            Err(e) => {
+                failures.push(ClusterFailure {
+                    cluster: member.member.name.clone(),
+                    member: Some(member.member.clone()),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let mut snapshot = snapshot.unwrap_or_else(|| std::mem::take(&mut hub_snapshot));
+        snapshot.managed = managed;
+        clusters.push(ClusterPlan {
+            snapshot,
             member,
             plan,
             options,
-        })
-        .collect();
+        });
+    }
     Ok(FleetPlan {
         clusters,
         failures,

@@ -635,3 +635,54 @@ fn readyz(port: u16) -> u16 {
 pub fn run_apply_at(path: &str, instance: &str) -> Outcome {
     courier_apply(path, instance, &[])
 }
+
+/// The managed listing reads every page, and keeps the content only of Secrets it is
+/// told are not current: what lets 100,000 targets in sync cost their identities alone.
+#[tokio::test]
+async fn the_managed_listing_reads_every_page_and_drops_the_content_of_current_targets() {
+    let client = admin_client().await;
+    let namespace = TestNamespace::create(&client, "listing").await;
+    let secrets = Api::<Secret>::namespaced(client.clone(), &namespace.name);
+    for n in 0..5 {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("listed-{n}"),
+                "labels": {"app.kubernetes.io/managed-by": "courier", "courier.dev/instance": "listing"},
+            },
+            "stringData": {"key": format!("value-{n}")},
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    // Pages of two: every other test's managed Secrets are listed too, in many pages.
+    let listed = courier::live::cluster::list_managed_in_pages(&client, 2, |ns, name, _| {
+        ns == namespace.name && name != "listed-3"
+    })
+    .await
+    .unwrap();
+    let ours: Vec<_> = listed
+        .iter()
+        .filter(|((ns, _), _)| *ns == namespace.name)
+        .map(|((_, name), secret)| {
+            let keys = secret
+                .content
+                .as_ref()
+                .map(|c| c.data.keys().cloned().collect::<Vec<_>>());
+            (name.as_str(), secret.current, keys)
+        })
+        .collect();
+    let kept = Some(vec!["key".to_owned()]);
+    assert_eq!(
+        ours,
+        [
+            ("listed-0", true, None),
+            ("listed-1", true, None),
+            ("listed-2", true, None),
+            ("listed-3", false, kept),
+            ("listed-4", true, None),
+        ]
+    );
+}

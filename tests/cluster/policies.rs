@@ -325,6 +325,78 @@ async fn a_target_courier_created_is_owned_as_if_applied_dropped_keys_go_and_oth
 }
 
 #[tokio::test]
+async fn a_value_change_to_a_created_target_moves_no_ownership_and_a_later_dropped_key_still_goes()
+{
+    let platform = Platform::new("created-later").await;
+    let target = platform.target("created-l", true).await;
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    platform
+        .put_source("two-keys", &[("a", "first-a"), ("b", "first-b")])
+        .await;
+    let instance = format!("created-later-{}", platform.id);
+    let manifest = |keys: &[&str]| {
+        store(&platform)
+            + &ces_with_keys(
+                &platform,
+                "creds",
+                "two-keys",
+                keys,
+                "deletionPolicy: Merge",
+            )
+    };
+    write(&platform, &manifest(&["a", "b"]));
+    let created = platform.apply(&instance, &[]);
+    assert!(created.has("apply: 1 created"), "{}", created.stderr);
+
+    // Only a value changes: the apply writes every field the Secret has, so it removes
+    // nothing and the create's Update entry is left as it is (no extra write).
+    platform
+        .put_source("two-keys", &[("a", "second-a"), ("b", "first-b")])
+        .await;
+    let changed = platform.apply(&instance, &[]);
+    assert!(changed.has("0 created, 1 updated"), "{}", changed.stderr);
+    assert_eq!(
+        platform.value(&target.name, "creds", "a").await.as_deref(),
+        Some("second-a")
+    );
+    let mut entries = courier_entries(&secrets, "creds").await;
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["Apply", "Update"],
+        "a value change needs no ownership move"
+    );
+
+    // Now the manifest stops writing b: that apply leaves out a field, so the two entries
+    // become one Apply entry first, and b goes.
+    write(&platform, &manifest(&["a"]));
+    let dropped = platform.apply(&instance, &[]);
+    assert!(dropped.has("0 created, 1 updated"), "{}", dropped.stderr);
+    let data = secrets.get("creds").await.unwrap().data.unwrap_or_default();
+    assert_eq!(data.keys().cloned().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(courier_entries(&secrets, "creds").await, ["Apply"]);
+
+    // And a release after all this still takes back exactly courier's keys and labels.
+    add_their_key(&secrets, "creds").await;
+    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+        .delete("two-keys", &DeleteParams::default())
+        .await
+        .unwrap();
+    let released = platform.apply(&instance, &[]);
+    assert!(released.has("1 released"), "{}", released.stderr);
+    let after = secrets.get("creds").await.expect("Merge keeps the Secret");
+    assert_eq!(
+        after
+            .data
+            .unwrap_or_default()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["theirs"]
+    );
+}
+
+#[tokio::test]
 async fn a_created_target_released_before_any_update_loses_exactly_courier_s_keys() {
     let platform = Platform::new("created-release").await;
     let target = platform.target("created-r", true).await;
