@@ -3,8 +3,10 @@
 //! writer in Rust (kube's client, no client-side rate limit, 64 writes in flight) writes
 //! 10,000 Secrets (1,000 namespaces x 10) into the real kube-apiserver the tests build:
 //! POST create, PUT replace, server-side apply create and server-side apply update; then
-//! `courier apply --concurrency 64` creates 10,000 targets of the same size in the same
-//! run, and its rate is given as a ratio of each verb's.
+//! `courier apply --concurrency 64` creates 10,000 targets in the same run, and its rate
+//! is given as a ratio of each verb's. The writer writes courier's own Secrets (from
+//! `courier render --world cluster`: the same labels, annotations and values), into
+//! namespaces of their own, so both sides put the same bytes into etcd.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 
 const NAMESPACES: usize = 1_000;
 const PER_NAMESPACE: usize = 10;
@@ -30,11 +32,11 @@ fn main() {
     runtime.block_on(bench());
 }
 
-fn secret(namespace: &str, name: &str, value: &str) -> Secret {
+fn source(namespace: &str, name: &str) -> Secret {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace},
-        "stringData": {"username": "bench", "password": value}
+        "stringData": {"username": "bench", "password": "first"}
     }))
     .unwrap()
 }
@@ -46,39 +48,61 @@ enum Verb {
     Apply,
 }
 
-/// Writes one Secret per (namespace, index) with `verb`, `IN_FLIGHT` at a time.
-async fn write_all(client: &Client, id: &str, prefix: &str, verb: Verb, value: &str) -> Duration {
+/// Writes every object with `verb`, `IN_FLIGHT` at a time, under `suffix`ed names. Raw
+/// requests whose answers are checked but not decoded: as tight as a client gets.
+async fn write_all(client: &Client, objects: &[Secret], verb: Verb, suffix: &str) -> Duration {
     let started = Instant::now();
-    let writes = (0..NAMESPACES).flat_map(|n| (0..PER_NAMESPACE).map(move |c| (n, c)));
-    futures::stream::iter(writes)
-        .map(|(n, c)| {
-            let namespace = format!("writers-{id}-{n:04}");
-            let name = format!("{prefix}-{c:02}");
-            let api = Api::<Secret>::namespaced(client.clone(), &namespace);
-            let object = secret(&namespace, &name, value);
+    futures::stream::iter(objects)
+        .map(|object| {
+            let mut object = object.clone();
+            let namespace = object.metadata.namespace.clone().unwrap();
+            let name = format!("{}{suffix}", object.metadata.name.as_deref().unwrap());
+            object.metadata.name = Some(name.clone());
+            let collection = format!("/api/v1/namespaces/{namespace}/secrets");
+            let (method, uri, content_type) = match verb {
+                Verb::Create => (http::Method::POST, collection, "application/json"),
+                Verb::Replace => (
+                    http::Method::PUT,
+                    format!("{collection}/{name}"),
+                    "application/json",
+                ),
+                Verb::Apply => (
+                    http::Method::PATCH,
+                    format!("{collection}/{name}?fieldManager=writers&force=true"),
+                    "application/apply-patch+yaml",
+                ),
+            };
+            let request = http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(serde_json::to_vec(&object).unwrap())
+                .unwrap();
             async move {
-                match verb {
-                    Verb::Create => api.create(&PostParams::default(), &object).await.map(drop),
-                    Verb::Replace => api
-                        .replace(&name, &PostParams::default(), &object)
-                        .await
-                        .map(drop),
-                    Verb::Apply => api
-                        .patch(
-                            &name,
-                            &PatchParams::apply("writers").force(),
-                            &Patch::Apply(&object),
-                        )
-                        .await
-                        .map(drop),
-                }
-                .unwrap_or_else(|e| panic!("{namespace}/{name}: {e}"))
+                client
+                    .request_text(request)
+                    .await
+                    .unwrap_or_else(|e| panic!("{namespace}/{name}: {e}"));
             }
         })
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<()>>()
         .await;
     started.elapsed()
+}
+
+/// The same Secrets with every value changed (the same length), for the update verbs.
+fn changed(objects: &[Secret]) -> Vec<Secret> {
+    objects
+        .iter()
+        .cloned()
+        .map(|mut object| {
+            for value in object.data.iter_mut().flat_map(|d| d.values_mut()) {
+                value.0.iter_mut().for_each(|b| *b = b'x');
+            }
+            object
+        })
+        .collect()
 }
 
 async fn bench() {
@@ -88,18 +112,14 @@ async fn bench() {
     let id = format!("{:x}", std::process::id());
     let central = format!("writers-central-{id}");
     let label = format!("writers-{id}/wants");
-    // The central namespace holds the sources only; every other one wants the targets.
+    // courier's namespaces want the targets; the writer's twins (same names, "w" for "c")
+    // and the central namespace do not.
     let labelled = |name: String, wants: &str| (name, [(label.clone(), wants.to_owned())].into());
     let names = std::iter::once(labelled(central.clone(), "false"))
-        .chain((0..NAMESPACES).map(|n| labelled(format!("writers-{id}-{n:04}"), "true")));
+        .chain((0..NAMESPACES).map(|n| labelled(format!("writers-{id}-c{n:04}"), "true")))
+        .chain((0..NAMESPACES).map(|n| labelled(format!("writers-{id}-w{n:04}"), "false")));
     common::create_namespaces(&client, names).await;
 
-    let create = write_all(&client, &id, "posted", Verb::Create, "first").await;
-    let replace = write_all(&client, &id, "posted", Verb::Replace, "second").await;
-    let apply_create = write_all(&client, &id, "applied", Verb::Apply, "first").await;
-    let apply_update = write_all(&client, &id, "applied", Verb::Apply, "second").await;
-
-    // courier's first apply: the same count and size of Secrets, created from sources.
     support::grant_reader(&client, &central).await;
     let sources = Api::<Secret>::namespaced(client.clone(), &central);
     let mut text = support::reader_store(&format!("writers-{id}"), &central);
@@ -107,7 +127,7 @@ async fn bench() {
         sources
             .create(
                 &PostParams::default(),
-                &secret(&central, &format!("source-{c:02}"), "first"),
+                &source(&central, &format!("source-{c:02}")),
             )
             .await
             .unwrap();
@@ -120,6 +140,45 @@ async fn bench() {
     std::fs::write(manifests.path().join("m.yaml"), &text).unwrap();
     let dir = manifests.path().to_str().unwrap().to_owned();
     let instance = format!("writers-{id}");
+
+    // What courier will write, rendered from the same cluster, moved to the writer's
+    // namespaces. Its managed-by label reads "writers" (as long as "courier"), so courier's
+    // listing of what it manages does not see them.
+    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["render", &dir, "--world", "cluster", "--output", "json"])
+        .args(["--kubeconfig", &kubeconfig, "--instance", &instance])
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&rendered.stdout).unwrap();
+    let objects: Vec<Secret> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let mut object: Secret = serde_json::from_value(item.clone()).unwrap();
+            let namespace = object.metadata.namespace.as_deref().unwrap();
+            object.metadata.namespace =
+                Some(namespace.replacen(&format!("-{id}-c"), &format!("-{id}-w"), 1));
+            let labels = object.metadata.labels.as_mut().unwrap();
+            assert_eq!(
+                labels
+                    .insert("app.kubernetes.io/managed-by".into(), "writers".into())
+                    .as_deref(),
+                Some("courier")
+            );
+            object
+        })
+        .collect();
+    assert_eq!(objects.len(), NAMESPACES * PER_NAMESPACE);
+
+    // courier runs right after the POST writer, so both create into an etcd of the same
+    // size (the update verbs after them write 30,000 more).
+    let create = write_all(&client, &objects, Verb::Create, "").await;
     let (courier, summary) = common::courier(&[
         "apply",
         &dir,
@@ -130,7 +189,41 @@ async fn bench() {
         "--concurrency",
         "64",
     ]);
-
+    let replace = write_all(&client, &changed(&objects), Verb::Replace, "").await;
+    let apply_create = write_all(&client, &objects, Verb::Apply, "-a").await;
+    let apply_update = write_all(&client, &changed(&objects), Verb::Apply, "-a").await;
+    // The writer wrote what courier wrote: the same metadata keys and values' sizes.
+    let written = Api::<Secret>::namespaced(client.clone(), &format!("writers-{id}-c0000"))
+        .get("courier-00")
+        .await
+        .unwrap();
+    let twin = Api::<Secret>::namespaced(client.clone(), &format!("writers-{id}-w0000"))
+        .get("courier-00")
+        .await
+        .unwrap();
+    let shape = |s: &Secret| {
+        (
+            s.metadata
+                .labels
+                .as_ref()
+                .map(|l| l.keys().cloned().collect::<Vec<_>>()),
+            s.metadata
+                .annotations
+                .as_ref()
+                .map(|a| a.keys().cloned().collect::<Vec<_>>()),
+            s.data.as_ref().map(|d| {
+                d.iter()
+                    .map(|(k, v)| (k.clone(), v.0.len()))
+                    .collect::<Vec<_>>()
+            }),
+            s.type_.clone(),
+        )
+    };
+    assert_eq!(
+        shape(&written),
+        shape(&twin),
+        "the writer's Secrets are courier's"
+    );
     let total = NAMESPACES * PER_NAMESPACE;
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
     let courier_rate = rate(courier);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 pub fn courier(args: &[&str]) -> (Duration, Vec<String>) {
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+    let output = courier_command()
         .args(args)
         .env_remove("KUBECONFIG")
         .output()
@@ -25,6 +25,21 @@ pub fn courier(args: &[&str]) -> (Duration, Vec<String>) {
         .map(str::to_owned)
         .collect();
     (elapsed, summary)
+}
+
+/// The courier binary, or, with `COURIER_BENCH_PERF=<file>`, `perf record` of it into that
+/// file (call graphs at 999 Hz), to see where a bench's courier spends its CPU.
+#[allow(dead_code)]
+pub fn courier_command() -> Command {
+    let courier = env!("CARGO_BIN_EXE_courier");
+    match std::env::var("COURIER_BENCH_PERF") {
+        Ok(file) if !file.is_empty() => {
+            let mut command = Command::new("perf");
+            command.args(["record", "-F", "999", "-g", "-o", &file, "--", courier]);
+            command
+        }
+        _ => Command::new(courier),
+    }
 }
 
 /// Creates namespaces with their labels, 32 requests in flight.

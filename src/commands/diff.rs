@@ -65,6 +65,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
                 &cluster.plan,
                 &cluster.snapshot,
                 &cluster.options,
+                courier::live::apply::TakenNames::Listed,
             )
             .await;
             // With member clusters every change names its cluster.

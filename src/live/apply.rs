@@ -170,15 +170,30 @@ pub enum Action<'p> {
     },
 }
 
+/// How [`decide`] learns whether a target to create is taken by a Secret courier does not
+/// manage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakenNames {
+    /// One metadata-only LIST of every Secret before deciding (in pages), so a preview
+    /// (`courier diff`) names every conflict.
+    Listed,
+    /// By the create itself: POST never replaces a Secret, it answers 409, and only then
+    /// is that one Secret read to say whose it is. No LIST of every Secret in the cluster
+    /// (at 100,000 Secrets, a hundred MB of metadata) when a namespace appears. Targets
+    /// merged into existing Secrets, and adopting ESO's, still need the LIST.
+    AtCreate,
+}
+
 /// Decides every change. Creating needs to know which target names are taken by Secrets
-/// courier does not manage: one metadata-only LIST, made only when something is to be
-/// created. A failing manifest's existing targets are neither updated nor pruned, unless
-/// its source is gone and its `deletionPolicy` says Delete or Merge.
+/// courier does not manage (see [`TakenNames`]). A failing manifest's existing targets are
+/// neither updated nor pruned, unless its source is gone and its `deletionPolicy` says
+/// Delete or Merge.
 pub async fn decide<'p>(
     client: &Client,
     plan: &'p Plan,
     snapshot: &Snapshot,
     options: &ApplyOptions,
+    taken: TakenNames,
 ) -> Decisions<'p> {
     let (instance, adopt_eso) = (options.instance.as_str(), options.adopt_eso);
     let hub = options.hub.as_deref();
@@ -217,6 +232,20 @@ pub async fn decide<'p>(
             }),
             None => to_create.push(secret),
         }
+    }
+    let listing_needed = taken == TakenNames::Listed
+        || adopt_eso
+        || to_create
+            .iter()
+            .any(|s| s.body.creation_policy == CreationPolicy::Merge);
+    if !listing_needed {
+        let creates = to_create.drain(..);
+        decisions
+            .actions
+            .extend(creates.map(|secret| Action::Apply {
+                secret,
+                create: true,
+            }));
     }
     if !to_create.is_empty() {
         match unmanaged_names(client, &to_create).await {
@@ -329,7 +358,7 @@ pub async fn reconcile(
     snapshot: &Snapshot,
     options: &ApplyOptions,
 ) -> Report {
-    let decisions = decide(client, plan, snapshot, options).await;
+    let decisions = decide(client, plan, snapshot, options, TakenNames::AtCreate).await;
     let mut report = Report {
         unchanged: decisions.unchanged,
         errors: decisions.errors,
@@ -347,7 +376,7 @@ pub async fn reconcile(
         );
         bar
     });
-    let results: Vec<(String, Result<Done, ClusterError>)> = futures::stream::iter(actions)
+    let results: Vec<(String, Result<Done, String>)> = futures::stream::iter(actions)
         .map(|action| async move {
             match action {
                 Action::Apply {
@@ -355,8 +384,11 @@ pub async fn reconcile(
                     create: true,
                 } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
-                    let result = create_one(client, secret, options).await;
-                    (target, result.map(|()| Done::Created))
+                    let result = match create_one(client, secret, options).await {
+                        Err(e) if e.is_status(409) => Err(taken_by(client, secret).await),
+                        created => created.map(|()| Done::Created).map_err(|e| e.to_string()),
+                    };
+                    (target, result)
                 }
                 Action::Apply {
                     secret,
@@ -381,7 +413,10 @@ pub async fn reconcile(
                         apply_one(client, secret, manifest, options).await
                     }
                     .await;
-                    (target, result.map(|()| Done::Updated))
+                    (
+                        target,
+                        result.map(|()| Done::Updated).map_err(|e| e.to_string()),
+                    )
                 }
                 Action::Adopt { secret, existing } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
@@ -397,7 +432,10 @@ pub async fn reconcile(
                         apply_one(client, secret, written_manifest(secret, options), options).await
                     }
                     .await;
-                    (target, result.map(|()| Done::Adopted))
+                    (
+                        target,
+                        result.map(|()| Done::Adopted).map_err(|e| e.to_string()),
+                    )
                 }
                 Action::Release { namespace, name } => {
                     let result = async {
@@ -414,7 +452,7 @@ pub async fn reconcile(
                     .await;
                     (
                         format!("{namespace}/{name}"),
-                        result.map(|()| Done::Released),
+                        result.map(|()| Done::Released).map_err(|e| e.to_string()),
                     )
                 }
                 Action::Delete {
@@ -427,7 +465,7 @@ pub async fn reconcile(
                             .await;
                     (
                         format!("{namespace}/{name}"),
-                        result.map(|()| Done::Deleted),
+                        result.map(|()| Done::Deleted).map_err(|e| e.to_string()),
                     )
                 }
             }
@@ -450,10 +488,7 @@ pub async fn reconcile(
             Ok(Done::Deleted) => report.deleted.push(target),
             Ok(Done::Released) => report.released.push(target),
             Ok(Done::Adopted) => report.adopted.push(target),
-            Err(e) => report.errors.push(ApplyError {
-                target,
-                message: e.to_string(),
-            }),
+            Err(message) => report.errors.push(ApplyError { target, message }),
         }
     }
     for list in [
@@ -552,8 +587,38 @@ fn leaves_out_a_field(existing: &ManagedSecret, manifest: &serde_json::Value) ->
         || (content.immutable && manifest.get("immutable").is_none())
 }
 
+/// Why a create found its name taken (POST answered 409): the Secret's metadata, read
+/// now, says whose it is, in the words the up-front listing would have used.
+async fn taken_by(client: &Client, secret: &DesiredSecret) -> String {
+    let api = Api::<Secret>::namespaced(client.clone(), &secret.namespace);
+    match api.get_metadata_opt(&secret.name).await {
+        Ok(Some(meta)) if is_courier_s(&meta.metadata) => {
+            "was created by another courier writer since this one listed; the next reconcile decides again".into()
+        }
+        Ok(Some(meta)) => {
+            let existing = super::adopt::Existing::from_metadata(&meta.metadata);
+            // Not asked to adopt, so this names why the Secret is not courier's to take.
+            eso_takeover(secret, &existing, false, &Ok(BTreeMap::new()))
+                .err()
+                .unwrap_or_else(|| NOT_OURS.into())
+        }
+        Ok(None) => "was created and deleted by another writer while courier created it; the next reconcile decides again".into(),
+        Err(e) => ClusterError::api("read the Secret that holds the name", e).to_string(),
+    }
+}
+
+fn is_courier_s(meta: &kube::api::ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(crate::core::labels::MANAGED_BY_LABEL))
+        .is_some_and(|v| v == crate::core::labels::MANAGED_BY_VALUE)
+}
+
+/// Secrets listed per page by [`unmanaged_names`]: metadata only, a few hundred bytes each.
+const NAMES_PAGE: u32 = 10_000;
+
 /// Targets that exist without courier's label, with what their metadata says about
-/// ESO: one metadata-only LIST (no values), only when there is something to create.
+/// ESO: one metadata-only LIST (no values, in pages), only when there is something to create.
 async fn unmanaged_names(
     client: &Client,
     targets: &[&DesiredSecret],
@@ -562,25 +627,36 @@ async fn unmanaged_names(
         .iter()
         .map(|s| (s.namespace.clone(), s.name.clone()))
         .collect();
-    let listed = Api::<Secret>::all(client.clone())
-        .list_metadata(&ListParams::default())
-        .await
-        .map_err(|e| ClusterError::api("list Secret names (to protect unmanaged Secrets)", e))?;
-    Ok(listed
-        .items
-        .into_iter()
-        .filter_map(|meta: PartialObjectMeta<Secret>| {
-            let key = (
-                meta.metadata.namespace.clone()?,
-                meta.metadata.name.clone()?,
-            );
-            wanted.contains(&key).then(|| {
-                let existing = super::adopt::Existing::from_metadata(&meta.metadata);
-                (key, existing)
-            })
-        })
-        .collect())
+    let api = Api::<Secret>::all(client.clone());
+    let mut params = ListParams::default().limit(NAMES_PAGE);
+    let mut taken = BTreeMap::new();
+    loop {
+        let page = api.list_metadata(&params).await.map_err(|e| {
+            ClusterError::api("list Secret names (to protect unmanaged Secrets)", e)
+        })?;
+        taken.extend(
+            page.items
+                .into_iter()
+                .filter_map(|meta: PartialObjectMeta<Secret>| {
+                    let key = (
+                        meta.metadata.namespace.clone()?,
+                        meta.metadata.name.clone()?,
+                    );
+                    wanted.contains(&key).then(|| {
+                        let existing = super::adopt::Existing::from_metadata(&meta.metadata);
+                        (key, existing)
+                    })
+                }),
+        );
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(taken),
+        }
+    }
 }
+
+const NOT_OURS: &str =
+    "exists and is not managed by courier; left untouched (delete it or rename the target)";
 
 /// Whether courier may take over an existing Secret it did not create: only one ESO made
 /// for the same ExternalSecret, only when asked, and only once ESO has stopped.
@@ -590,10 +666,8 @@ fn eso_takeover(
     adopt_eso: bool,
     activity: &Result<BTreeMap<(String, String), String>, ClusterError>,
 ) -> Result<(), String> {
-    let not_ours =
-        "exists and is not managed by courier; left untouched (delete it or rename the target)";
     let Some(owner) = existing.eso_owner.as_deref() else {
-        return Err(not_ours.into());
+        return Err(NOT_OURS.into());
     };
     let expected = super::adopt::expected_external_secret(&secret.owner);
     if expected != Some(owner) {
