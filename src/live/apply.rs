@@ -770,19 +770,14 @@ async fn create_one(
         "{}?fieldManager={FIELD_MANAGER}",
         secrets_path(&secret.namespace)
     );
-    let body = serde_json::to_vec(&written_manifest(secret, options)).map_err(|e| {
-        ClusterError::Config(format!("the rendered Secret does not serialize: {e}"))
-    })?;
-    write_unread(
-        client,
-        http::Method::POST,
-        &path,
-        "application/json",
-        body,
-        options.dry_run,
-    )
-    .await
-    .map_err(|e| ClusterError::api("create", e))
+    let manifest = written_manifest(secret, options);
+    let write = Write {
+        method: http::Method::POST,
+        path_and_query: &path,
+        content_type: "application/json",
+        action: "create",
+    };
+    write.send_unread(client, &manifest, options.dry_run).await
 }
 
 /// `/api/v1/namespaces/{namespace}/secrets`.
@@ -790,31 +785,44 @@ fn secrets_path(namespace: &str) -> String {
     format!("/api/v1/namespaces/{}/secrets", utf8_path(namespace))
 }
 
-/// Sends one write (with retries) and reads only whether it succeeded: the Secret the API
-/// server answers with (values and managedFields) is not decoded, which at 10,000 writes
-/// is CPU the API server, on the same cores, can use.
-async fn write_unread(
-    client: &Client,
+/// One write courier sends with its manifest as the body.
+struct Write<'a> {
     method: http::Method,
-    path_and_query: &str,
-    content_type: &str,
-    body: Vec<u8>,
-    dry_run: bool,
-) -> Result<(), kube::Error> {
-    let uri = if dry_run {
-        format!("{path_and_query}&dryRun=All")
-    } else {
-        path_and_query.to_owned()
-    };
-    let request = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(body)
-        .map_err(kube::Error::HttpError)?;
-    with_retries(|| client.request_text(request.clone()))
-        .await
-        .map(drop)
+    path_and_query: &'a str,
+    content_type: &'static str,
+    /// What courier was doing, for the error.
+    action: &'static str,
+}
+
+impl Write<'_> {
+    /// Sends it (with retries) and reads only whether it succeeded: the Secret the API
+    /// server answers with (values and managedFields) is not decoded, which at 10,000
+    /// writes is CPU the API server, on the same cores, can use.
+    async fn send_unread(
+        &self,
+        client: &Client,
+        manifest: &serde_json::Value,
+        dry_run: bool,
+    ) -> Result<(), ClusterError> {
+        let body = serde_json::to_vec(manifest).map_err(|e| {
+            ClusterError::Config(format!("the rendered Secret does not serialize: {e}"))
+        })?;
+        let uri = if dry_run {
+            format!("{}&dryRun=All", self.path_and_query)
+        } else {
+            self.path_and_query.to_owned()
+        };
+        let request = http::Request::builder()
+            .method(self.method.clone())
+            .uri(uri)
+            .header(http::header::CONTENT_TYPE, self.content_type)
+            .body(body)
+            .map_err(|e| ClusterError::Config(e.to_string()))?;
+        with_retries(|| client.request_text(request.clone()))
+            .await
+            .map(drop)
+            .map_err(|e| ClusterError::api(self.action, e))
+    }
 }
 
 /// Turns the (courier, Update) entry that courier's create left into (courier, Apply),
@@ -957,19 +965,13 @@ async fn apply_one(
         secrets_path(&secret.namespace),
         utf8_path(&secret.name)
     );
-    let body = serde_json::to_vec(&manifest).map_err(|e| {
-        ClusterError::Config(format!("the rendered Secret does not serialize: {e}"))
-    })?;
-    write_unread(
-        client,
-        http::Method::PATCH,
-        &path,
-        "application/apply-patch+yaml",
-        body,
-        options.dry_run,
-    )
-    .await
-    .map_err(|e| ClusterError::api("apply", e))
+    let write = Write {
+        method: http::Method::PATCH,
+        path_and_query: &path,
+        content_type: "application/apply-patch+yaml",
+        action: "apply",
+    };
+    write.send_unread(client, &manifest, options.dry_run).await
 }
 
 /// Applies an empty configuration as `courier`: server-side apply then removes every

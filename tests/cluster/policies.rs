@@ -241,6 +241,25 @@ async fn courier_entries(secrets: &Api<Secret>, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Deletes the source `two-keys`: deletionPolicy Merge then takes back courier's keys.
+/// Answers the Secret after that apply, which must have kept only the other writer's key.
+async fn release_by_deleting_the_source(
+    platform: &Platform,
+    secrets: &Api<Secret>,
+    instance: &str,
+) -> Secret {
+    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+        .delete("two-keys", &DeleteParams::default())
+        .await
+        .unwrap();
+    let released = platform.apply(instance, &[]);
+    assert!(released.has("1 released"), "{}", released.stderr);
+    let after = secrets.get("creds").await.expect("Merge keeps the Secret");
+    let keys: Vec<String> = after.data.iter().flat_map(|d| d.keys().cloned()).collect();
+    assert_eq!(keys, ["theirs"]);
+    after
+}
+
 #[tokio::test]
 async fn a_target_courier_created_is_owned_as_if_applied_dropped_keys_go_and_others_stay() {
     let platform = Platform::new("created").await;
@@ -298,22 +317,7 @@ async fn a_target_courier_created_is_owned_as_if_applied_dropped_keys_go_and_oth
     );
     // The source disappears; deletionPolicy Merge takes back courier's keys and labels
     // and leaves the Secret with the other writer's key.
-    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
-        .delete("two-keys", &DeleteParams::default())
-        .await
-        .unwrap();
-    let released = platform.apply(&instance, &[]);
-    assert!(released.has("1 released"), "{}", released.stderr);
-    let after = secrets.get("creds").await.expect("Merge keeps the Secret");
-    assert_eq!(
-        after
-            .data
-            .unwrap_or_default()
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
-        ["theirs"]
-    );
+    let after = release_by_deleting_the_source(&platform, &secrets, &instance).await;
     assert!(
         !after
             .metadata
@@ -378,22 +382,7 @@ async fn a_value_change_to_a_created_target_moves_no_ownership_and_a_later_dropp
 
     // And a release after all this still takes back exactly courier's keys and labels.
     add_their_key(&secrets, "creds").await;
-    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
-        .delete("two-keys", &DeleteParams::default())
-        .await
-        .unwrap();
-    let released = platform.apply(&instance, &[]);
-    assert!(released.has("1 released"), "{}", released.stderr);
-    let after = secrets.get("creds").await.expect("Merge keeps the Secret");
-    assert_eq!(
-        after
-            .data
-            .unwrap_or_default()
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
-        ["theirs"]
-    );
+    release_by_deleting_the_source(&platform, &secrets, &instance).await;
 }
 
 #[tokio::test]
