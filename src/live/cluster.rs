@@ -285,31 +285,14 @@ fn specs(manifests: &Manifests) -> impl Iterator<Item = &ExternalSecretSpec> {
 }
 
 /// Reads what planning needs: one LIST of namespaces, one LIST of Secrets per store
-/// namespace, and ConfigMaps only when a template reads them. No per-target GET. The
-/// Secrets courier manages are listed after planning ([`list_managed`]).
+/// namespace, and ConfigMaps only when a template reads them, all at once (none depends
+/// on another). No per-target GET. The Secrets courier manages are listed after planning
+/// ([`list_managed`]).
 pub async fn snapshot(
     client: &Client,
     manifests: &Manifests,
     block_list: &BlockList,
 ) -> Result<Snapshot, ClusterError> {
-    let mut world = World {
-        block_list: block_list.clone(),
-        live: true,
-        ..World::default()
-    };
-    let cluster_id = list_namespaces(client, &mut world).await?;
-    for namespace in store_namespaces(manifests, &Registry, true) {
-        let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| {
-                ClusterError::api(format!("list Secrets in store namespace {namespace}"), e)
-            })?;
-        for secret in secrets.items {
-            let name = secret.metadata.name.clone().unwrap_or_default();
-            world.add_secret(&namespace, &name, source_secret(secret));
-        }
-    }
     let templates = specs(manifests)
         .filter_map(|s| s.target.template.as_ref())
         .flat_map(|t| &t.template_from);
@@ -318,34 +301,72 @@ pub async fn snapshot(
         wants_config_maps |= from.config_map.is_some();
         wants_secrets |= from.secret.is_some();
     }
-    if wants_config_maps {
-        let config_maps = Api::<ConfigMap>::all(client.clone())
+    let store_secrets = store_namespaces(manifests, &Registry, true)
+        .into_iter()
+        .map(|namespace| async move {
+            let listed = Api::<Secret>::namespaced(client.clone(), &namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| {
+                    ClusterError::api(format!("list Secrets in store namespace {namespace}"), e)
+                })?;
+            Ok::<_, ClusterError>((namespace, listed.items))
+        });
+    let config_maps = async {
+        if !wants_config_maps {
+            return Ok(Vec::new());
+        }
+        Api::<ConfigMap>::all(client.clone())
             .list(&ListParams::default())
             .await
-            .map_err(|e| ClusterError::api("list ConfigMaps (for templateFrom)", e))?;
-        for config_map in config_maps.items {
-            let meta = config_map.metadata;
-            world
-                .config_maps
-                .entry(meta.namespace.unwrap_or_default())
-                .or_default()
-                .insert(
-                    meta.name.unwrap_or_default(),
-                    config_map.data.unwrap_or_default(),
-                );
+            .map(|list| list.items)
+            .map_err(|e| ClusterError::api("list ConfigMaps (for templateFrom)", e))
+    };
+    let template_secrets = async {
+        if !wants_secrets {
+            return Ok(Vec::new());
+        }
+        Api::<Secret>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|list| list.items)
+            .map_err(|e| ClusterError::api("list Secrets (for templateFrom)", e))
+    };
+    let (namespaces, store_secrets, config_maps, template_secrets) = futures::try_join!(
+        list_namespaces(client),
+        futures::future::try_join_all(store_secrets),
+        config_maps,
+        template_secrets,
+    )?;
+
+    let mut world = World {
+        block_list: block_list.clone(),
+        live: true,
+        ..World::default()
+    };
+    let cluster_id = add_namespaces(&mut world, namespaces);
+    for (namespace, secrets) in store_secrets {
+        for secret in secrets {
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            world.add_secret(&namespace, &name, source_secret(secret));
         }
     }
-    if wants_secrets {
-        let secrets = Api::<Secret>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| ClusterError::api("list Secrets (for templateFrom)", e))?;
-        for secret in secrets.items {
-            let namespace = secret.metadata.namespace.clone().unwrap_or_default();
-            let name = secret.metadata.name.clone().unwrap_or_default();
-            if world.secret(&namespace, &name).is_none() {
-                world.add_secret(&namespace, &name, source_secret(secret));
-            }
+    for config_map in config_maps {
+        let meta = config_map.metadata;
+        world
+            .config_maps
+            .entry(meta.namespace.unwrap_or_default())
+            .or_default()
+            .insert(
+                meta.name.unwrap_or_default(),
+                config_map.data.unwrap_or_default(),
+            );
+    }
+    for secret in template_secrets {
+        let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        if world.secret(&namespace, &name).is_none() {
+            world.add_secret(&namespace, &name, source_secret(secret));
         }
     }
     Ok(Snapshot {
@@ -355,24 +376,25 @@ pub async fn snapshot(
     })
 }
 
-/// Adds every namespace with its labels to `world`; answers the cluster's ID.
-async fn list_namespaces(
-    client: &Client,
-    world: &mut World,
-) -> Result<Option<String>, ClusterError> {
-    let namespaces = Api::<Namespace>::all(client.clone())
+async fn list_namespaces(client: &Client) -> Result<Vec<Namespace>, ClusterError> {
+    Api::<Namespace>::all(client.clone())
         .list(&ListParams::default())
         .await
-        .map_err(|e| ClusterError::api("list namespaces", e))?;
+        .map(|list| list.items)
+        .map_err(|e| ClusterError::api("list namespaces", e))
+}
+
+/// Adds every namespace with its labels to `world`; answers the cluster's ID.
+fn add_namespaces(world: &mut World, namespaces: Vec<Namespace>) -> Option<String> {
     let mut cluster_id = None;
-    for namespace in namespaces.items {
+    for namespace in namespaces {
         let name = namespace.metadata.name.unwrap_or_default();
         if name == "kube-system" {
             cluster_id = namespace.metadata.uid;
         }
         world.add_namespace(&name, namespace.metadata.labels.unwrap_or_default());
     }
-    Ok(cluster_id)
+    cluster_id
 }
 
 /// What a member cluster adds to the hub's world: its namespaces (which its targets are
@@ -383,7 +405,7 @@ pub async fn member_snapshot(client: &Client) -> Result<Snapshot, ClusterError> 
         live: true,
         ..World::default()
     };
-    let cluster_id = list_namespaces(client, &mut world).await?;
+    let cluster_id = add_namespaces(&mut world, list_namespaces(client).await?);
     Ok(Snapshot {
         world,
         managed: BTreeMap::new(),

@@ -113,9 +113,12 @@ pub async fn plan_fleet(
     options: &ApplyOptions,
 ) -> Result<FleetPlan, ClusterError> {
     let hub = &fleet.hub;
-    let mut hub_snapshot = cluster::snapshot(&hub.client, manifests, block_list).await?;
-    // Without members the inventory is the hub alone, and no request is made for it.
-    let inventory = fleet.inventory().await?;
+    // The hub's sources and the inventory of clusters are read at once. Without members
+    // the inventory is the hub alone, and no request is made for it.
+    let (mut hub_snapshot, inventory) = futures::try_join!(
+        cluster::snapshot(&hub.client, manifests, block_list),
+        fleet.inventory()
+    )?;
     let hub_id = match (&hub_snapshot.cluster_id, inventory.members.len()) {
         (_, 1) => String::new(),
         (Some(id), _) => id.clone(),
