@@ -4,7 +4,8 @@
 //! 10,000 Secrets (1,000 namespaces x 10) into the real kube-apiserver the tests build:
 //! POST create, PUT replace, server-side apply create and server-side apply update; then
 //! `courier apply --concurrency 64` creates 10,000 targets in the same run, and its rate
-//! is given as a ratio of each verb's. The writer writes courier's own Secrets (from
+//! is given as a ratio of each verb's. POST and courier create in alternating order over
+//! several rounds (`COURIER_BENCH_ROUNDS`, default 5), and their medians are compared. The writer writes courier's own Secrets (from
 //! `courier render --world cluster`: the same labels, annotations and values), into
 //! namespaces of their own, so both sides put the same bytes into etcd.
 
@@ -19,9 +20,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 
 const NAMESPACES: usize = 1_000;
 const PER_NAMESPACE: usize = 10;
@@ -89,6 +90,53 @@ async fn write_all(client: &Client, objects: &[Secret], verb: Verb, suffix: &str
         .collect::<Vec<()>>()
         .await;
     started.elapsed()
+}
+
+/// How many alternating POST/courier rounds: `COURIER_BENCH_ROUNDS`, 5 by default.
+fn rounds() -> usize {
+    std::env::var("COURIER_BENCH_ROUNDS")
+        .ok()
+        .map(|n| {
+            n.parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .expect("COURIER_BENCH_ROUNDS is a count of rounds, 1 or more")
+        })
+        .unwrap_or(5)
+}
+
+fn median(durations: &[Duration]) -> Duration {
+    let mut sorted = durations.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+/// Deletes every Secret in the namespaces whose names start with `prefix` (both sides'),
+/// one DELETE collection per namespace, `IN_FLIGHT` at a time.
+async fn delete_secrets(client: &Client, prefix: &str) {
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let ours: Vec<String> = namespaces
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .filter(|n| n.starts_with(prefix) && !n.contains("-central-"))
+        .collect();
+    futures::stream::iter(ours)
+        .map(|namespace| async move {
+            let request = http::Request::delete(format!("/api/v1/namespaces/{namespace}/secrets"))
+                .body(Vec::new())
+                .unwrap();
+            client
+                .request_text(request)
+                .await
+                .unwrap_or_else(|e| panic!("delete Secrets in {namespace}: {e}"));
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// The same Secrets with every value changed (the same length), for the update verbs.
@@ -176,19 +224,52 @@ async fn bench() {
         .collect();
     assert_eq!(objects.len(), NAMESPACES * PER_NAMESPACE);
 
-    // courier runs right after the POST writer, so both create into an etcd of the same
-    // size (the update verbs after them write 30,000 more).
-    let create = write_all(&client, &objects, Verb::Create, "").await;
-    let (courier, summary) = common::courier(&[
-        "apply",
-        &dir,
-        "--kubeconfig",
-        &kubeconfig,
-        "--instance",
-        &instance,
-        "--concurrency",
-        "64",
-    ]);
+    // POST and courier create in alternating order, round after round, into an etcd that
+    // grows alike for both; between rounds both sides' Secrets are deleted, so each of
+    // courier's runs is a first apply. The median of each side is reported.
+    let rounds = rounds();
+    let (mut creates, mut couriers) = (Vec::new(), Vec::new());
+    let mut summary = Vec::new();
+    for round in 0..rounds {
+        if round > 0 {
+            delete_secrets(&client, &format!("writers-{id}-")).await;
+        }
+        let courier_first = round % 2 == 1;
+        if !courier_first {
+            creates.push(write_all(&client, &objects, Verb::Create, "").await);
+        }
+        let (took, said) = common::courier(&[
+            "apply",
+            &dir,
+            "--kubeconfig",
+            &kubeconfig,
+            "--instance",
+            &instance,
+            "--concurrency",
+            "64",
+        ]);
+        couriers.push(took);
+        summary = said;
+        if courier_first {
+            creates.push(write_all(&client, &objects, Verb::Create, "").await);
+        }
+        println!(
+            "  round {}: POST create {:.2} s, courier {:.2} s ({} first): {:.2}x",
+            round + 1,
+            creates[round].as_secs_f64(),
+            couriers[round].as_secs_f64(),
+            if courier_first { "courier" } else { "POST" },
+            creates[round].as_secs_f64() / couriers[round].as_secs_f64(),
+        );
+    }
+    let create = median(&creates);
+    let courier = median(&couriers);
+    let mut ratios: Vec<f64> = creates
+        .iter()
+        .zip(&couriers)
+        .map(|(post, courier)| post.as_secs_f64() / courier.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
     let replace = write_all(&client, &changed(&objects), Verb::Replace, "").await;
     let apply_create = write_all(&client, &objects, Verb::Apply, "-a").await;
     let apply_update = write_all(&client, &changed(&objects), Verb::Apply, "-a").await;
@@ -228,11 +309,11 @@ async fn bench() {
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
     let courier_rate = rate(courier);
     println!(
-        "writers: {total} Secrets ({NAMESPACES} namespaces x {PER_NAMESPACE}), {IN_FLIGHT} in flight, kube-apiserver {}",
+        "writers: {total} Secrets ({NAMESPACES} namespaces x {PER_NAMESPACE}), {IN_FLIGHT} in flight, kube-apiserver {}; POST create and courier: median of {rounds} rounds, the update verbs once",
         plane.expected_version.as_deref().unwrap_or("?")
     );
     for (verb, took) in [
-        ("POST create", create),
+        ("POST create (median)", create),
         ("PUT replace", replace),
         ("server-side apply, create", apply_create),
         ("server-side apply, update", apply_update),
@@ -245,9 +326,18 @@ async fn bench() {
         );
     }
     println!(
-        "  courier apply (first)       {:>6.2} s  {:>6.0}/s   ({})",
+        "  courier apply (first, median) {:>4.2} s  {:>6.0}/s   ({})",
         courier.as_secs_f64(),
         courier_rate,
         summary.join("; ")
+    );
+    println!(
+        "  courier / POST create per round: {} (median {:.2}x)",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        ratios[ratios.len() / 2]
     );
 }
