@@ -36,11 +36,11 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 
 use world::{CES, FirstSync, World, courier_first_sync, courier_steady, free_port, stop};
 
-const STEADY: Duration = Duration::from_secs(60);
-
 fn main() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bench());
+    common::main("eso", |scale| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(bench(scale));
+    });
 }
 
 /// The ESO controller, started on `world`'s control plane with `flags`.
@@ -106,7 +106,13 @@ struct EsoSteady {
     propagation_note: String,
 }
 
-async fn eso_steady(world: &World, flags: &[&str]) -> EsoSteady {
+/// `warmup`: how long ESO runs before the steady state is counted; `steady`: how long it is.
+async fn eso_steady(
+    world: &World,
+    flags: &[&str],
+    warmup: Duration,
+    steady: Duration,
+) -> EsoSteady {
     let first = eso_first_sync(world, "ESO tuned", flags, Duration::from_secs(1_200)).await;
     assert!(
         first.complete,
@@ -114,12 +120,12 @@ async fn eso_steady(world: &World, flags: &[&str]) -> EsoSteady {
         world.total()
     );
     // eso_first_sync stopped ESO; start it again for the steady state (its informers
-    // list once at start, which is left out: the steady state starts 20 s later).
+    // list once at start, which is left out: the steady state starts `warmup` later).
     let log = world.manifests.path().join("eso-steady.log");
     let eso = start_eso(world, flags, &log);
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::sleep(warmup).await;
     let before = world.requests().await;
-    tokio::time::sleep(STEADY).await;
+    tokio::time::sleep(steady).await;
     let (steady_requests, steady_detail) =
         common::requests_between(&before, &world.requests().await, &[]);
 
@@ -225,14 +231,14 @@ fn rfc3339(time: std::time::SystemTime) -> String {
     )
 }
 
-fn window() -> Duration {
+fn window(default: u64) -> Duration {
     let seconds = std::env::var("COURIER_BENCH_ESO_WINDOW")
         .ok()
         .map(|v| {
             v.parse::<u64>()
                 .expect("COURIER_BENCH_ESO_WINDOW is whole seconds")
         })
-        .unwrap_or(120);
+        .unwrap_or(default);
     if seconds == 0 {
         Duration::from_secs(3_600)
     } else {
@@ -249,46 +255,50 @@ const TUNED: &[&str] = &[
     "10000",
 ];
 
-async fn bench() {
+async fn bench(scale: common::Scale) {
     // Build (or find) ESO before any clock starts.
     let eso_binary = tokio::task::spawn_blocking(|| support::go_tool("eso"))
         .await
         .unwrap();
     eprintln!("eso: {}", eso_binary.display());
-    let window = window();
-    const NAMESPACES: usize = 1_000;
-    const SMALL: usize = 100;
+    // `cargo test` runs the same steps on 10 and 5 namespaces with short windows.
+    let window = window(scale.pick(120, 300));
+    let namespace_count = scale.pick(1_000, 10);
+    let small = scale.pick(100, 5);
+    let steady_window = scale.pick(Duration::from_secs(60), Duration::from_secs(5));
+    let idle = scale.pick(Duration::from_secs(30), Duration::from_secs(3));
+    let warmup = scale.pick(Duration::from_secs(20), Duration::from_secs(5));
 
-    eprintln!("courier: {NAMESPACES} namespaces x {CES} ClusterExternalSecrets");
-    let world = World::new(NAMESPACES, true).await;
+    eprintln!("courier: {namespace_count} namespaces x {CES} ClusterExternalSecrets");
+    let world = World::new(namespace_count, true).await;
     let version = world.plane.expected_version.clone().unwrap_or_default();
     // What the API server does on its own (its identity lease), for the steady states.
     let before = world.requests().await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(idle).await;
     let (idle_requests, idle_detail) =
         common::requests_between(&before, &world.requests().await, &[]);
     let (courier, courier_summary) = courier_first_sync(&world).await;
-    let steady = courier_steady(&world, STEADY).await;
+    let steady = courier_steady(&world, steady_window).await;
     drop(world);
 
     eprintln!("ESO at its defaults, {} s window", window.as_secs());
-    let world = World::new(NAMESPACES, true).await;
+    let world = World::new(namespace_count, true).await;
     let eso_default = eso_first_sync(&world, "ESO defaults", &[], window).await;
     drop(world);
 
     eprintln!("ESO tuned, to the end (at most 900 s)");
-    let world = World::new(NAMESPACES, true).await;
+    let world = World::new(namespace_count, true).await;
     let eso_tuned = eso_first_sync(&world, "ESO tuned", TUNED, Duration::from_secs(900)).await;
     drop(world);
 
-    eprintln!("ESO tuned on {SMALL} namespaces, to the end");
-    let world = World::new(SMALL, true).await;
-    let eso_small = eso_steady(&world, TUNED).await;
+    eprintln!("ESO tuned on {small} namespaces, to the end");
+    let world = World::new(small, true).await;
+    let eso_small = eso_steady(&world, TUNED, warmup, steady_window).await;
     drop(world);
 
-    let total = NAMESPACES * CES;
+    let total = namespace_count * CES;
     println!(
-        "eso: {NAMESPACES} namespaces x {CES} ClusterExternalSecrets = {total} targets; kube-apiserver {version}; ESO v0.20.4 (testenv/eso); one control plane per row"
+        "eso: {namespace_count} namespaces x {CES} ClusterExternalSecrets = {total} targets; kube-apiserver {version}; ESO v0.20.4 (testenv/eso); one control plane per row"
     );
     println!("  first sync of {total} targets:");
     println!(
@@ -346,7 +356,7 @@ async fn bench() {
         steady.noop_wall.as_secs_f64(),
         steady.noop_detail
     );
-    let small_total = SMALL * CES;
+    let small_total = small * CES;
     println!(
         "    ESO tuned, one periodic refresh of {small_total} ExternalSecrets: {} requests in {:.1} s ({}) = {:.2} per target, ~{:.0} for {total}",
         eso_small.refresh_requests,
@@ -355,9 +365,13 @@ async fn bench() {
         per(eso_small.refresh_requests, small_total),
         per(eso_small.refresh_requests, small_total) * total as f64
     );
-    println!("  steady state, {} s, nothing changing:", STEADY.as_secs());
     println!(
-        "    the API server alone, 30 s idle before courier: {idle_requests} requests ({idle_detail})"
+        "  steady state, {} s, nothing changing:",
+        steady_window.as_secs()
+    );
+    println!(
+        "    the API server alone, {} s idle before courier: {idle_requests} requests ({idle_detail})",
+        idle.as_secs()
     );
     println!(
         "    courier run, {total} targets: {} requests{}",
@@ -379,7 +393,7 @@ async fn bench() {
     );
     println!("  one source change reaching its namespaces:");
     println!(
-        "    courier run: {NAMESPACES} namespaces in {:.1} s; run peak RSS {:.0} MiB",
+        "    courier run: {namespace_count} namespaces in {:.1} s; run peak RSS {:.0} MiB",
         steady.propagation.as_secs_f64(),
         steady.run_peak_mib
     );

@@ -9,6 +9,11 @@
 //! - SIGTERM of the leader -> the standby leads; reference: the retry period (the standby's
 //!   next try after the Lease was released).
 //! - The image: archive size against the stripped binary inside it (the floor).
+//!
+//! `cargo test` runs one round (see `common::main`).
+
+#[path = "common/mod.rs"]
+mod common;
 
 #[path = "../tests/cluster/support.rs"]
 #[allow(dead_code)]
@@ -22,13 +27,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-const ROUNDS: usize = 3;
 const LEASE: Duration = Duration::from_secs(15);
 const RETRY: Duration = Duration::from_secs(2);
 
 fn main() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bench());
+    common::main("failover", |scale| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(bench(scale.pick(3, 1)));
+    });
 }
 
 struct Replica {
@@ -106,7 +112,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values[values.len() / 2]
 }
 
-async fn bench() {
+async fn bench(rounds: usize) {
     let client = support::admin_client().await;
     let id = format!("{:x}", std::process::id());
     let central = format!("failover-central-{id}");
@@ -154,7 +160,7 @@ async fn bench() {
     let mut handovers = Vec::new();
     let mut leader = Replica::start(manifests.path(), &central, &id);
     until(Duration::from_secs(30), async || leader.leading()).await;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let mut standby = Replica::start(manifests.path(), &central, &id);
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!standby.leading());
@@ -191,7 +197,7 @@ async fn bench() {
         median(handovers.clone()),
     );
     println!(
-        "leader election, {ROUNDS} rounds, lease {LEASE:?}, renew deadline 10s, retry {RETRY:?}:"
+        "leader election, {rounds} rounds, lease {LEASE:?}, renew deadline 10s, retry {RETRY:?}:"
     );
     println!(
         "  SIGKILL -> standby leads:  median {:.2} s ({:.2}x the lease duration) {:?}",

@@ -6,6 +6,7 @@
 //! re-apply (requests per cluster), one source change reaching all 3,000 namespaces under
 //! `courier run`; and, as the peer measured in the same run, courier into one cluster:
 //! 10,000 other targets on the hub alone (first apply, propagation to 1,000 namespaces).
+//! `cargo test` runs it on 10 namespaces per cluster (see `common::main`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -24,12 +25,13 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
-const NAMESPACES: usize = 1_000;
 const CES: usize = 10;
 
 fn main() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bench());
+    common::main("fleet", |scale| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(bench(scale.pick(1_000, 10)));
+    });
 }
 
 async fn source(api: &Api<Secret>, name: &str, value: &str) {
@@ -47,14 +49,14 @@ async fn source(api: &Api<Secret>, name: &str, value: &str) {
     .unwrap();
 }
 
-/// 1,000 namespaces, each labelled for every ClusterExternalSecret.
-async fn namespaces(client: &Client, id: &str) {
+/// `count` namespaces, each labelled for every ClusterExternalSecret.
+async fn namespaces(client: &Client, id: &str, count: usize) {
     let labels: BTreeMap<String, String> = (0..CES)
         .map(|c| (format!("bench-{id}/shared-{c:02}"), "true".to_owned()))
         .collect();
     common::create_namespaces(
         client,
-        (0..NAMESPACES).map(|n| (format!("bench-{id}-{n:04}"), labels.clone())),
+        (0..count).map(|n| (format!("bench-{id}-{n:04}"), labels.clone())),
     )
     .await;
 }
@@ -77,8 +79,9 @@ async fn holding(client: &Client, name: &str, value: &str) -> usize {
 }
 
 /// Starts `courier run`, changes `source`, and waits until `target` holds the new value in
-/// every namespace of every client.
+/// each of the `per_cluster` namespaces of every client.
 async fn propagation(
+    per_cluster: usize,
     run_args: &[&str],
     sources: &Api<Secret>,
     source_name: &str,
@@ -96,7 +99,7 @@ async fn propagation(
     tokio::time::sleep(Duration::from_secs(5)).await;
     let changed_at = Instant::now();
     source(sources, source_name, "rotated-value").await;
-    let expected = NAMESPACES * clients.len();
+    let expected = per_cluster * clients.len();
     let took = loop {
         let mut rotated = 0;
         for client in clients {
@@ -118,7 +121,7 @@ async fn propagation(
     took
 }
 
-async fn bench() {
+async fn bench(namespace_count: usize) {
     let members: Vec<support::ControlPlane> = {
         let (a, b) = tokio::join!(
             tokio::task::spawn_blocking(support::ControlPlane::start_private),
@@ -151,10 +154,10 @@ async fn bench() {
     }
     let started = Instant::now();
     for client in &clients {
-        namespaces(client, &id).await;
+        namespaces(client, &id, namespace_count).await;
     }
     eprintln!(
-        "setup: 3 x {NAMESPACES} namespaces created in {:.1}s",
+        "setup: 3 x {namespace_count} namespaces created in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     // Argo CD's inventory: the hub labelled through its in-cluster Secret, two members.
@@ -231,6 +234,7 @@ async fn bench() {
     let mut solo_run: Vec<&str> = solo_apply.clone();
     solo_run[0] = "run";
     let solo_propagated = propagation(
+        namespace_count,
         &solo_run,
         &sources,
         "solo-source-00",
@@ -240,18 +244,26 @@ async fn bench() {
     .await;
     let mut fleet_run: Vec<&str> = fleet_apply.clone();
     fleet_run[0] = "run";
-    let propagated = propagation(&fleet_run, &sources, "source-00", "shared-00", &clients).await;
+    let propagated = propagation(
+        namespace_count,
+        &fleet_run,
+        &sources,
+        "source-00",
+        "shared-00",
+        &clients,
+    )
+    .await;
 
-    let targets = NAMESPACES * CES;
+    let targets = namespace_count * CES;
     let solo_rate = targets as f64 / solo_first.as_secs_f64();
     let fleet_rate = (3 * targets) as f64 / first.as_secs_f64();
     println!(
-        "fleet: 3 clusters x {NAMESPACES} namespaces x {CES} ClusterExternalSecrets = {} Secrets, kube-apiserver {} (x3, 2 cores shared)",
+        "fleet: 3 clusters x {namespace_count} namespaces x {CES} ClusterExternalSecrets = {} Secrets, kube-apiserver {} (x3, 2 cores shared)",
         3 * targets,
         plane.expected_version.as_deref().unwrap_or("?")
     );
     println!(
-        "  peer, one cluster:   first apply {:.1} s ({solo_rate:.0} Secrets/s); one change to {NAMESPACES} namespaces under `run` {:.2} s",
+        "  peer, one cluster:   first apply {:.1} s ({solo_rate:.0} Secrets/s); one change to {namespace_count} namespaces under `run` {:.2} s",
         solo_first.as_secs_f64(),
         solo_propagated.as_secs_f64()
     );
@@ -267,7 +279,7 @@ async fn bench() {
     println!("{}", indent(&noop_summary));
     println!(
         "  one source change reaching all {} namespaces of 3 clusters under `run`: {:.2} s ({:.2}x one cluster's {:.2} s)",
-        3 * NAMESPACES,
+        3 * namespace_count,
         propagated.as_secs_f64(),
         propagated.as_secs_f64() / solo_propagated.as_secs_f64(),
         solo_propagated.as_secs_f64()

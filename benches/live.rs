@@ -3,7 +3,8 @@
 //!
 //! Reports: the first `courier apply` (wall, requests), a no-op re-apply (wall, requests),
 //! the time for one source change to reach all 1,000 namespaces under `courier run`, and
-//! the peak RSS of `courier run` (VmHWM from /proc).
+//! the peak RSS of `courier run` (VmHWM from /proc). `cargo test` runs it on 10 namespaces
+//! (see `common::main`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -20,15 +21,16 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams, PostParams};
 
-const NAMESPACES: usize = 1_000;
 const CES: usize = 10;
 
 fn main() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bench());
+    common::main("live", |scale| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(bench(scale.pick(1_000, 10)));
+    });
 }
 
-async fn bench() {
+async fn bench(namespace_count: usize) {
     let plane = support::control_plane();
     let kubeconfig = plane.kubeconfig.to_str().unwrap().to_owned();
     let client = support::admin_client().await;
@@ -56,11 +58,11 @@ async fn bench() {
     let started = Instant::now();
     common::create_namespaces(
         &client,
-        (0..NAMESPACES).map(|n| (format!("bench-{id}-{n:04}"), labels.clone())),
+        (0..namespace_count).map(|n| (format!("bench-{id}-{n:04}"), labels.clone())),
     )
     .await;
     eprintln!(
-        "setup: {NAMESPACES} namespaces created in {:.1}s",
+        "setup: {namespace_count} namespaces created in {:.1}s",
         started.elapsed().as_secs_f64()
     );
 
@@ -133,12 +135,12 @@ async fn bench() {
                     .is_some_and(|v| v.0 == b"rotated-value")
             })
             .count();
-        if rotated == NAMESPACES {
+        if rotated == namespace_count {
             break changed_at.elapsed();
         }
         assert!(
             changed_at.elapsed() < Duration::from_secs(120),
-            "only {rotated} of {NAMESPACES} rotated"
+            "only {rotated} of {namespace_count} rotated"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -155,8 +157,8 @@ async fn bench() {
     let _ = run.wait();
 
     println!(
-        "live: {NAMESPACES} namespaces x {CES} ClusterExternalSecrets = {} Secrets, kube-apiserver {}",
-        NAMESPACES * CES,
+        "live: {namespace_count} namespaces x {CES} ClusterExternalSecrets = {} Secrets, kube-apiserver {}",
+        namespace_count * CES,
         plane.expected_version.as_deref().unwrap_or("?")
     );
     println!(
@@ -168,7 +170,7 @@ async fn bench() {
         noop.as_secs_f64()
     );
     println!(
-        "  one source change reaching all {NAMESPACES} namespaces under `run`: {:.1} s",
+        "  one source change reaching all {namespace_count} namespaces under `run`: {:.1} s",
         propagated.as_secs_f64()
     );
     println!("  `run` peak RSS (VmHWM): {peak_rss}");

@@ -1,6 +1,10 @@
 //! `cargo bench --bench openbao`: 1,000 targets (100 namespaces x 10 ClusterExternalSecrets)
 //! drawing on 100 OpenBao secrets. Reports how many reads courier made and how many the
 //! server's audit log received (each must be exactly 100), and the wall time of a render.
+//! `cargo test` runs it on 5 namespaces (see `common::main`).
+
+#[path = "common/mod.rs"]
+mod common;
 
 #[path = "../tests/common/openbao.rs"]
 #[allow(dead_code)]
@@ -10,15 +14,18 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Instant;
 
-const NAMESPACES: usize = 100;
 const CES: usize = 10;
 const SECRETS_PER_CES: usize = 10;
 
 fn main() {
-    tokio::runtime::Runtime::new().unwrap().block_on(bench());
+    common::main("openbao", |scale| {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(bench(scale.pick(100, 5)))
+    });
 }
 
-async fn bench() {
+async fn bench(namespaces: usize) {
     let bao = openbao::OpenBao::start().await;
     for index in 0..CES * SECRETS_PER_CES {
         bao.put(
@@ -34,7 +41,7 @@ async fn bench() {
         openbao::ROOT_TOKEN,
         bao.address
     );
-    for n in 0..NAMESPACES {
+    for n in 0..namespaces {
         let _ = write!(
             text,
             "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: team-{n:03}, labels: {{bench: \"yes\"}}}}\n"
@@ -79,12 +86,13 @@ async fn bench() {
         .to_owned();
     let server_reads = bao.secret_reads() - before;
     println!(
-        "openbao: {secrets} target Secrets ({NAMESPACES} namespaces x {CES} ClusterExternalSecrets) from {} OpenBao secrets",
+        "openbao: {secrets} target Secrets ({namespaces} namespaces x {CES} ClusterExternalSecrets) from {} OpenBao secrets",
         CES * SECRETS_PER_CES
     );
     println!(
         "  reads by courier: {courier_reads}; reads received by OpenBao (audit log): {server_reads}"
     );
     println!("  render wall: {:.0} ms", wall.as_secs_f64() * 1000.0);
+    assert_eq!(secrets, namespaces * CES, "every target rendered");
     assert_eq!(server_reads, CES * SECRETS_PER_CES, "one read per secret");
 }

@@ -3,22 +3,30 @@
 //!
 //! Wall time is the `courier render DIR > /dev/null` binary end to end (median of runs);
 //! peak RSS is the same pipeline run in this process, read from /proc/self/status.
+//! `cargo test` runs it once on 10 namespaces (see `common::main`).
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const NAMESPACES: usize = 1_000;
 const CLUSTER_EXTERNAL_SECRETS: usize = 20;
-const RUNS: usize = 7;
 
 fn main() {
+    common::main("render", bench);
+}
+
+fn bench(scale: common::Scale) {
+    let namespaces = scale.pick(1_000, 10);
+    let runs = scale.pick(7, 1);
     let dir = tempfile::tempdir().expect("temp dir");
-    write_world(dir.path());
+    write_world(dir.path(), namespaces);
     let binary = env!("CARGO_BIN_EXE_courier");
 
-    let mut walls: Vec<Duration> = (0..RUNS)
+    let mut walls: Vec<Duration> = (0..runs)
         .map(|_| {
             let started = Instant::now();
             let status = Command::new(binary)
@@ -40,21 +48,21 @@ fn main() {
     let plan = courier::core::plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
     let planned = started.elapsed();
     assert!(plan.errors.is_empty(), "{:?}", plan.errors.first());
-    assert_eq!(plan.secrets.len(), NAMESPACES * CLUSTER_EXTERNAL_SECRETS);
+    assert_eq!(plan.secrets.len(), namespaces * CLUSTER_EXTERNAL_SECRETS);
     let yaml = courier::core::output::to_yaml(&plan.secrets, courier::core::output::Values::Reveal);
     let rendered = started.elapsed();
     let rss_after = peak_rss_kib();
 
     println!(
-        "render: {NAMESPACES} namespaces x {CLUSTER_EXTERNAL_SECRETS} ClusterExternalSecrets = {} Secrets, {} MiB of YAML",
+        "render: {namespaces} namespaces x {CLUSTER_EXTERNAL_SECRETS} ClusterExternalSecrets = {} Secrets, {} MiB of YAML",
         plan.secrets.len(),
         yaml.len() >> 20
     );
     println!(
-        "  binary wall (courier render DIR > /dev/null, {RUNS} runs): median {:.0} ms, min {:.0} ms, max {:.0} ms",
-        ms(walls[RUNS / 2]),
+        "  binary wall (courier render DIR > /dev/null, {runs} runs): median {:.0} ms, min {:.0} ms, max {:.0} ms",
+        ms(walls[runs / 2]),
         ms(walls[0]),
-        ms(walls[RUNS - 1])
+        ms(walls[runs - 1])
     );
     println!(
         "  in-process stages: load {:.0} ms, plan {:.0} ms, YAML {:.0} ms",
@@ -82,9 +90,9 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn write_world(dir: &Path) {
+fn write_world(dir: &Path, count: usize) {
     let mut namespaces = String::new();
-    for n in 0..NAMESPACES {
+    for n in 0..count {
         let _ = write!(
             namespaces,
             "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-{n:04}\n  labels:\n"

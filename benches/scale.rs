@@ -6,7 +6,8 @@
 //! For each size: the first `courier apply` (wall, CPU, peak RSS, the API server's own
 //! request count), a no-op re-apply, and under `courier run`: the time to ready, 20 s of
 //! steady state, one source change reaching every namespace, and run's peak RSS.
-//! `COURIER_BENCH_SCALE=100,1000` picks other namespace counts.
+//! `COURIER_BENCH_SCALE=100,1000` picks other namespace counts. `cargo test` runs it on 10
+//! namespaces with 3 s of steady state (see `common::main`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -23,11 +24,11 @@ use std::time::Duration;
 
 use world::{CES, World};
 
-const STEADY: Duration = Duration::from_secs(20);
-
 fn main() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bench());
+    common::main("scale", |scale| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(bench(scale));
+    });
 }
 
 struct Row {
@@ -37,7 +38,8 @@ struct Row {
     steady: world::CourierSteady,
 }
 
-async fn bench() {
+async fn bench(scale: common::Scale) {
+    let steady_window = scale.pick(Duration::from_secs(20), Duration::from_secs(3));
     let sizes: Vec<usize> = std::env::var("COURIER_BENCH_SCALE")
         .ok()
         .map(|v| {
@@ -49,7 +51,7 @@ async fn bench() {
                 })
                 .collect()
         })
-        .unwrap_or_else(|| vec![100, 1_000, 10_000]);
+        .unwrap_or_else(|| scale.pick(vec![100, 1_000, 10_000], vec![10]));
     let mut rows = Vec::new();
     let mut version = String::new();
     for namespaces in sizes {
@@ -57,7 +59,7 @@ async fn bench() {
         let world = World::new(namespaces, false).await;
         version = world.plane.expected_version.clone().unwrap_or_default();
         let (first, summary) = world::courier_first_sync(&world).await;
-        let steady = world::courier_steady(&world, STEADY).await;
+        let steady = world::courier_steady(&world, steady_window).await;
         rows.push(Row {
             namespaces,
             first,

@@ -5,7 +5,8 @@
 //! POST create, PUT replace, server-side apply create and server-side apply update; then
 //! `courier apply --concurrency 64` creates 10,000 targets in the same run, and its rate
 //! is given as a ratio of each verb's. POST and courier create in alternating order over
-//! several rounds (`COURIER_BENCH_ROUNDS`, default 5), and their medians are compared. The writer writes courier's own Secrets (from
+//! several rounds (`COURIER_BENCH_ROUNDS`, default 5), and their medians are compared.
+//! `cargo test` runs 2 rounds on 10 namespaces (see `common::main`). The writer writes courier's own Secrets (from
 //! `courier render --world cluster`: the same labels, annotations and values), into
 //! namespaces of their own, so both sides put the same bytes into etcd.
 
@@ -24,13 +25,14 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 
-const NAMESPACES: usize = 1_000;
 const PER_NAMESPACE: usize = 10;
 const IN_FLIGHT: usize = 64;
 
 fn main() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bench());
+    common::main("writers", |scale| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(bench(scale.pick(1_000, 10), rounds(scale.pick(5, 2))));
+    });
 }
 
 fn source(namespace: &str, name: &str) -> Secret {
@@ -92,8 +94,8 @@ async fn write_all(client: &Client, objects: &[Secret], verb: Verb, suffix: &str
     started.elapsed()
 }
 
-/// How many alternating POST/courier rounds: `COURIER_BENCH_ROUNDS`, 5 by default.
-fn rounds() -> usize {
+/// How many alternating POST/courier rounds: `COURIER_BENCH_ROUNDS`, or `default`.
+fn rounds(default: usize) -> usize {
     std::env::var("COURIER_BENCH_ROUNDS")
         .ok()
         .map(|n| {
@@ -102,7 +104,7 @@ fn rounds() -> usize {
                 .filter(|&n| n > 0)
                 .expect("COURIER_BENCH_ROUNDS is a count of rounds, 1 or more")
         })
-        .unwrap_or(5)
+        .unwrap_or(default)
 }
 
 fn median(durations: &[Duration]) -> Duration {
@@ -153,7 +155,7 @@ fn changed(objects: &[Secret]) -> Vec<Secret> {
         .collect()
 }
 
-async fn bench() {
+async fn bench(namespace_count: usize, rounds: usize) {
     let plane = support::control_plane();
     let kubeconfig = plane.kubeconfig.to_str().unwrap().to_owned();
     let client = support::admin_client().await;
@@ -164,8 +166,8 @@ async fn bench() {
     // and the central namespace do not.
     let labelled = |name: String, wants: &str| (name, [(label.clone(), wants.to_owned())].into());
     let names = std::iter::once(labelled(central.clone(), "false"))
-        .chain((0..NAMESPACES).map(|n| labelled(format!("writers-{id}-c{n:04}"), "true")))
-        .chain((0..NAMESPACES).map(|n| labelled(format!("writers-{id}-w{n:04}"), "false")));
+        .chain((0..namespace_count).map(|n| labelled(format!("writers-{id}-c{n:04}"), "true")))
+        .chain((0..namespace_count).map(|n| labelled(format!("writers-{id}-w{n:04}"), "false")));
     common::create_namespaces(&client, names).await;
 
     support::grant_reader(&client, &central).await;
@@ -222,12 +224,11 @@ async fn bench() {
             object
         })
         .collect();
-    assert_eq!(objects.len(), NAMESPACES * PER_NAMESPACE);
+    assert_eq!(objects.len(), namespace_count * PER_NAMESPACE);
 
     // POST and courier create in alternating order, round after round, into an etcd that
     // grows alike for both; between rounds both sides' Secrets are deleted, so each of
     // courier's runs is a first apply. The median of each side is reported.
-    let rounds = rounds();
     let (mut creates, mut couriers) = (Vec::new(), Vec::new());
     let mut summary = Vec::new();
     for round in 0..rounds {
@@ -249,6 +250,12 @@ async fn bench() {
             "64",
         ]);
         couriers.push(took);
+        let created = format!("apply: {} created,", objects.len());
+        assert!(
+            said.iter().any(|line| line.starts_with(&created)),
+            "round {}: courier's first apply creates every target: {said:?}",
+            round + 1
+        );
         summary = said;
         if courier_first {
             creates.push(write_all(&client, &objects, Verb::Create, "").await);
@@ -305,11 +312,11 @@ async fn bench() {
         shape(&twin),
         "the writer's Secrets are courier's"
     );
-    let total = NAMESPACES * PER_NAMESPACE;
+    let total = namespace_count * PER_NAMESPACE;
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
     let courier_rate = rate(courier);
     println!(
-        "writers: {total} Secrets ({NAMESPACES} namespaces x {PER_NAMESPACE}), {IN_FLIGHT} in flight, kube-apiserver {}; POST create and courier: median of {rounds} rounds, the update verbs once",
+        "writers: {total} Secrets ({namespace_count} namespaces x {PER_NAMESPACE}), {IN_FLIGHT} in flight, kube-apiserver {}; POST create and courier: median of {rounds} rounds, the update verbs once",
         plane.expected_version.as_deref().unwrap_or("?")
     );
     for (verb, took) in [

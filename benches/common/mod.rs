@@ -1,8 +1,92 @@
-//! What the live benches share.
+//! What the benches share.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// How big a bench runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(dead_code)]
+pub enum Scale {
+    /// `cargo bench`: the measurement BENCHMARKS.md reports.
+    Full,
+    /// `cargo test`: the same code once at a small size, as a test.
+    Smoke,
+}
+
+impl Scale {
+    /// `full` under `cargo bench`, `smoke` under `cargo test`.
+    #[allow(dead_code)]
+    pub fn pick<T>(self, full: T, smoke: T) -> T {
+        match self {
+            Scale::Full => full,
+            Scale::Smoke => smoke,
+        }
+    }
+}
+
+/// A bench's `main`. `cargo bench` passes `--bench`: the full measurement. `cargo test`
+/// runs every bench too (`test = true` in Cargo.toml), once and small, as a test named
+/// `bench::<name>`, so the README's bench commands are exercised by its test command: it
+/// honours cargo test's name filters, `--skip`, `--exact` and `--list`, and says how it
+/// went in libtest's words, which CI's count of tests reads.
+pub fn main(name: &str, bench: impl FnOnce(Scale)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--bench") {
+        return bench(Scale::Full);
+    }
+    let test = format!("bench::{name}");
+    if args.iter().any(|a| a == "--list") {
+        println!("{test}: test");
+        return;
+    }
+    // libtest's options that take a value; the rest of the words are name filters.
+    const WITH_VALUE: &[&str] = &[
+        "--skip",
+        "--test-threads",
+        "--format",
+        "--color",
+        "--logfile",
+        "-Z",
+    ];
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        if WITH_VALUE.contains(&word.as_str()) {
+            let value = words.next();
+            if word == "--skip" {
+                skips.extend(value);
+            }
+        } else if !word.starts_with('-') {
+            filters.push(word);
+        }
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let matches = |filter: &&String| {
+        if exact {
+            test == **filter
+        } else {
+            test.contains(filter.as_str())
+        }
+    };
+    let selected = !args.iter().any(|a| a == "--ignored")
+        && (filters.is_empty() || filters.iter().any(matches))
+        && !skips.iter().any(matches);
+    println!("\nrunning 1 test");
+    if !selected {
+        println!(
+            "\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n"
+        );
+        return;
+    }
+    let started = Instant::now();
+    bench(Scale::Smoke);
+    println!("test {test} ... ok");
+    println!(
+        "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
+        started.elapsed().as_secs_f64()
+    );
+}
 
 /// Runs courier to completion (it must succeed): the wall time and its `apply:` lines.
 #[allow(dead_code)]
