@@ -253,3 +253,67 @@ async fn a_server_that_is_down_fails_clearly_and_works_when_back() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(decoded(&stdout, "b", "x"), "hook-value-db");
 }
+
+/// A server that answers `/gate/{key}` only once a request for another key has arrived
+/// too, within 3 s (else 504): two stores pass only if their fetches are in flight at once.
+async fn serve_gate() -> String {
+    type Arrived = Arc<Mutex<std::collections::BTreeSet<String>>>;
+    async fn gate(State(arrived): State<Arrived>, Path(key): Path<String>) -> (StatusCode, String) {
+        arrived.lock().unwrap().insert(key.clone());
+        let started = std::time::Instant::now();
+        while arrived.lock().unwrap().iter().all(|k| *k == key) {
+            if started.elapsed() > std::time::Duration::from_secs(3) {
+                return (StatusCode::GATEWAY_TIMEOUT, json!({}).to_string());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        (
+            StatusCode::OK,
+            json!({"value": format!("through-{key}")}).to_string(),
+        )
+    }
+    let app = Router::new()
+        .route("/gate/{key}", get(gate))
+        .with_state(Arrived::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stores_are_fetched_at_once() {
+    let base = serve_gate().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned();
+    for store in ["one", "two"] {
+        text.push_str(&format!(
+            "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: {store}}}\nspec:\n  provider:\n    webhook:\n      url: \"{base}/gate/{{{{ .remoteRef.key }}}}\"\n      timeout: 10s\n      result: {{jsonPath: \"$.value\"}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: from-{store}, namespace: a}}\nspec:\n  secretStoreRef: {{kind: ClusterSecretStore, name: {store}}}\n  data: [{{secretKey: value, remoteRef: {{key: {store}}}}}]\n"
+        ));
+    }
+    std::fs::write(dir.path().join("world.yaml"), text).unwrap();
+    let (code, stdout, stderr) = render(dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    use base64::Engine as _;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&stdout).unwrap();
+    let mut values: Vec<(String, String)> = documents
+        .iter()
+        .map(|d| {
+            let value = base64::engine::general_purpose::STANDARD
+                .decode(d["data"]["value"].as_str().unwrap())
+                .unwrap();
+            (
+                d["metadata"]["name"].as_str().unwrap().to_owned(),
+                String::from_utf8(value).unwrap(),
+            )
+        })
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            ("from-one".to_owned(), "through-one".to_owned()),
+            ("from-two".to_owned(), "through-two".to_owned())
+        ]
+    );
+}

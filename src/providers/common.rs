@@ -12,6 +12,8 @@ use crate::core::redact::scrub_serde_message;
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::world::{RemoteError, World};
 
+use super::provider::Fetched;
+
 /// A store's `spec.provider.<name>`, typed; the error names the field, never a value.
 pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     config: &Value,
@@ -46,19 +48,19 @@ pub(crate) fn key_reads(
 }
 
 /// Records `message` as the answer to every read and find of one store.
-pub(crate) fn fail_all(world: &mut World, store: &str, wanted: &StoreReads, message: &str) {
+pub(crate) fn fail_all(fetched: &mut Fetched, store: &str, wanted: &StoreReads, message: &str) {
     let error = RemoteError {
         message: format!("{store}: {message}"),
         not_found: false,
     };
     for (path, version) in &wanted.reads {
-        world.remote_reads.insert(
+        fetched.remote_reads.insert(
             (store.to_owned(), path.clone(), version.clone()),
             Err(error.clone()),
         );
     }
     for pattern in &wanted.finds {
-        world
+        fetched
             .remote_finds
             .insert((store.to_owned(), pattern.clone()), Err(error.clone()));
     }

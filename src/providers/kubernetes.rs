@@ -27,7 +27,7 @@ use super::common::{go_json_of_text_map, json_path, json_result_bytes, parse_con
 use super::kubernetes_identity::{
     CaProvider, Credential, CredentialRef, Server, api_message, identity_client, status_of,
 };
-use super::provider::{FetchContext, FetchStats, Provider};
+use super::provider::{FetchContext, FetchStats, Fetched, Provider};
 use crate::core::load::StoreKind;
 use crate::core::model::{
     FindRef, LabelSelector, MetadataPolicy, RemoteRef, SecretKeySelector, ServiceAccountSelector,
@@ -70,12 +70,13 @@ impl Provider for Kubernetes {
     fn prefetch<'a>(
         &'a self,
         wanted: &'a StoreReads,
-        world: &'a mut World,
+        world: &'a World,
         context: &'a FetchContext,
+        fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             match wanted.store.as_any().downcast_ref::<KubernetesStore>() {
-                Some(store) => prefetch(store, wanted, world, context).await,
+                Some(store) => prefetch(store, wanted, world, context, fetched).await,
                 None => FetchStats::default(),
             }
         })
@@ -662,13 +663,14 @@ impl KubernetesStore {
 async fn prefetch(
     store: &KubernetesStore,
     wanted: &StoreReads,
-    world: &mut World,
+    world: &World,
     context: &FetchContext,
+    fetched: &mut Fetched,
 ) -> FetchStats {
     let mut stats = FetchStats::default();
     let names: BTreeSet<&str> = wanted.reads.iter().map(|(name, _)| name.as_str()).collect();
     let read = read_secrets(store, wanted, &names, world, context, &mut stats).await;
-    world
+    fetched
         .store_secrets
         .insert(store.identity_key(&wanted.namespace), read);
     stats

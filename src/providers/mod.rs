@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use provider::{FetchContext, FetchStats, Provider, TokenCache};
+use futures::StreamExt as _;
+
+pub use provider::{FetchContext, FetchStats, Fetched, Provider, TokenCache};
 
 use crate::core::provider::{
     ProviderError, ProviderRegistry, RemoteRequests, StoreInfo, StoreProvider,
@@ -60,19 +62,40 @@ impl ProviderRegistry for Registry {
     }
 }
 
-/// Fetches everything `requests` names into the world, store by store; the planner then
-/// reads it there.
+/// How many stores are fetched at once: each is a login or TokenRequest and a LIST or a
+/// few reads of its own (a Vault store also runs its reads 16 at a time).
+const STORES_AT_ONCE: usize = 8;
+
+/// Fetches everything `requests` names into the world, `STORES_AT_ONCE` stores at a
+/// time (none depends on another); the planner then reads it there.
 pub async fn prefetch(
     requests: &RemoteRequests,
     world: &mut World,
     context: &FetchContext,
 ) -> FetchStats {
+    let shared: &World = world;
+    let fetches: Vec<(FetchStats, Fetched)> = futures::stream::iter(requests.stores.values())
+        .filter_map(|wanted| async move {
+            let name = wanted.store.provider_name();
+            PROVIDERS
+                .iter()
+                .find(|p| p.name() == name)
+                .map(|provider| (provider, wanted))
+        })
+        .map(|(provider, wanted)| async move {
+            let mut fetched = Fetched::default();
+            let stats = provider
+                .prefetch(wanted, shared, context, &mut fetched)
+                .await;
+            (stats, fetched)
+        })
+        .buffer_unordered(STORES_AT_ONCE)
+        .collect()
+        .await;
     let mut stats = FetchStats::default();
-    for wanted in requests.stores.values() {
-        let name = wanted.store.provider_name();
-        if let Some(provider) = PROVIDERS.iter().find(|p| p.name() == name) {
-            stats += provider.prefetch(wanted, world, context).await;
-        }
+    for (store_stats, fetched) in fetches {
+        stats += store_stats;
+        fetched.into_world(world);
     }
     tracing::info!(
         reads = stats.reads,

@@ -2,7 +2,7 @@
 //! half, [`StoreProvider`], is what the planner sees) and fetch what a plan needs of it,
 //! once per reconcile.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::AddAssign;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::core::provider::{StoreInfo, StoreProvider, StoreReads};
 use crate::core::secret_bytes::SecretBytes;
-use crate::core::world::World;
+use crate::core::world::{RemoteError, StoreSecrets, World};
 
 /// One ESO provider.
 pub trait Provider: Sync {
@@ -27,18 +27,41 @@ pub trait Provider: Sync {
         store: &StoreInfo<'_>,
     ) -> Result<Arc<dyn StoreProvider>, String>;
 
-    /// Fetches the reads a plan needs of one of this provider's stores into
-    /// `world.remote_reads` / `remote_finds`, each once. Only asked for stores with a
+    /// Fetches the reads a plan needs of one of this provider's stores, each once, into
+    /// `fetched` (merged into the world's `remote_reads` / `remote_finds` /
+    /// `store_secrets` afterwards). `world` is read only (credential Secrets, the block
+    /// list), so every store's fetch can run at once. Only asked for stores with a
     /// [`StoreProvider::remote_key`]; providers that read the world's own Secrets fetch
     /// nothing here.
     fn prefetch<'a>(
         &'a self,
         reads: &'a StoreReads,
-        world: &'a mut World,
+        world: &'a World,
         context: &'a FetchContext,
+        fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, FetchStats> {
-        let _ = (reads, world, context);
+        let _ = (reads, world, context, fetched);
         Box::pin(async { FetchStats::default() })
+    }
+}
+
+/// What one store's fetch found, for the world (see [`World`]'s fields of the same names).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// `(store, path, version)` to the value, or why there is none.
+    pub remote_reads: BTreeMap<(String, String, Option<String>), Result<SecretBytes, RemoteError>>,
+    /// `(store, pattern)` to the matching paths.
+    pub remote_finds: BTreeMap<(String, String), Result<Vec<String>, RemoteError>>,
+    /// Source Secrets read with a store's own identity, by its remote key.
+    pub store_secrets: BTreeMap<String, StoreSecrets>,
+}
+
+impl Fetched {
+    /// Moves what was fetched into `world`.
+    pub fn into_world(self, world: &mut World) {
+        world.remote_reads.extend(self.remote_reads);
+        world.remote_finds.extend(self.remote_finds);
+        world.store_secrets.extend(self.store_secrets);
     }
 }
 

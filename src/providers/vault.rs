@@ -17,7 +17,7 @@ use tokio::sync::RwLock;
 use super::common::{key_reads, parse_config, 
     fail_all, json_path, json_result_bytes, prefetched, remote_value_bytes, sorted_json,
 };
-use super::provider::{FetchContext, FetchStats, Provider};
+use super::provider::{FetchContext, FetchStats, Fetched, Provider};
 use crate::core::model::{
     ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, ServiceAccountSelector,
 };
@@ -102,12 +102,13 @@ impl Provider for Vault {
     fn prefetch<'a>(
         &'a self,
         wanted: &'a StoreReads,
-        world: &'a mut World,
+        world: &'a World,
         context: &'a FetchContext,
+        fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             match wanted.store.as_any().downcast_ref::<VaultStore>() {
-                Some(store) => prefetch(store, wanted, world, context.client()).await,
+                Some(store) => prefetch(store, wanted, world, context.client(), fetched).await,
                 None => FetchStats::default(),
             }
         })
@@ -170,26 +171,27 @@ impl StoreProvider for VaultStore {
     }
 }
 
-/// Fetches every read and find of one store into the world.
+/// Fetches every read and find of one store into `fetched`.
 async fn prefetch(
     vault: &VaultStore,
     wanted: &StoreReads,
-    world: &mut World,
+    world: &World,
     cluster: Option<&kube::Client>,
+    fetched: &mut Fetched,
 ) -> FetchStats {
     let store = &vault.store;
     let counters = Counters::default();
     let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(http) => http,
         Err(e) => {
-            fail_all(world, store, wanted, &format!("cannot build an HTTP client: {e}"));
+            fail_all(fetched, store, wanted, &format!("cannot build an HTTP client: {e}"));
             return FetchStats::default();
         }
     };
     let session = match Session::open(&http, vault, world, cluster, &counters).await {
         Ok(session) => session,
         Err(message) => {
-            fail_all(world, store, wanted, &message);
+            fail_all(fetched, store, wanted, &message);
             return counters.stats();
         }
     };
@@ -199,7 +201,7 @@ async fn prefetch(
         if let Ok(paths) = &found {
             reads.extend(paths.iter().map(|p| (p.clone(), None)));
         }
-        world
+        fetched
             .remote_finds
             .insert((store.clone(), pattern.clone()), found);
     }
@@ -216,7 +218,7 @@ async fn prefetch(
             .collect()
             .await;
     for ((path, version), result) in results {
-        world
+        fetched
             .remote_reads
             .insert((store.clone(), path, version), result);
     }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{key_reads, parse_config, fail_all, json_result_bytes, prefetched, remote_value_bytes};
-use super::provider::{FetchContext, FetchStats, Provider};
+use super::provider::{FetchContext, FetchStats, Fetched, Provider};
 use crate::core::duration::parse_go_duration;
 use crate::core::model::{ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, null_default};
 use crate::core::provider::{
@@ -91,12 +91,13 @@ impl Provider for Webhook {
     fn prefetch<'a>(
         &'a self,
         wanted: &'a StoreReads,
-        world: &'a mut World,
+        world: &'a World,
         _: &'a FetchContext,
+        fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             let webhook_requests = match wanted.store.as_any().downcast_ref::<WebhookStore>() {
-                Some(store) => prefetch(store, wanted, world).await,
+                Some(store) => prefetch(store, wanted, world, fetched).await,
                 None => 0,
             };
             FetchStats {
@@ -159,12 +160,17 @@ fn read_key(key: &str, property: Option<&str>) -> String {
 }
 
 /// Sends every request one store's reads need; returns how many HTTP requests were sent.
-async fn prefetch(webhook: &WebhookStore, wanted: &StoreReads, world: &mut World) -> u64 {
+async fn prefetch(
+    webhook: &WebhookStore,
+    wanted: &StoreReads,
+    world: &World,
+    fetched: &mut Fetched,
+) -> u64 {
     let (store, config, engine) = (&webhook.store, &webhook.config, webhook.engine);
     let credentials = match credentials(config, &webhook.credentials_namespace, world) {
         Ok(credentials) => credentials,
         Err(message) => {
-            fail_all(world, store, wanted, &message);
+            fail_all(fetched, store, wanted, &message);
             return 0;
         }
     };
@@ -176,7 +182,7 @@ async fn prefetch(webhook: &WebhookStore, wanted: &StoreReads, world: &mut World
     let http = match reqwest::Client::builder().timeout(timeout).build() {
         Ok(http) => http,
         Err(e) => {
-            fail_all(world, store, wanted, &format!("cannot build an HTTP client: {e}"));
+            fail_all(fetched, store, wanted, &format!("cannot build an HTTP client: {e}"));
             return 0;
         }
     };
@@ -206,7 +212,7 @@ async fn prefetch(webhook: &WebhookStore, wanted: &StoreReads, world: &mut World
     let mut sent = 0;
     for ((read, result), attempts) in results {
         sent += attempts;
-        world
+        fetched
             .remote_reads
             .insert((store.clone(), read.0, read.1), result);
     }
@@ -215,7 +221,7 @@ async fn prefetch(webhook: &WebhookStore, wanted: &StoreReads, world: &mut World
             message: format!("{store}: find is not supported by the webhook provider"),
             not_found: false,
         };
-        world
+        fetched
             .remote_finds
             .insert((store.clone(), pattern.clone()), Err(error));
     }
