@@ -21,9 +21,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 
 const PER_NAMESPACE: usize = 10;
 const IN_FLIGHT: usize = 64;
@@ -113,20 +113,10 @@ fn median(durations: &[Duration]) -> Duration {
     sorted[sorted.len() / 2]
 }
 
-/// Deletes every Secret in the namespaces whose names start with `prefix` (both sides'),
-/// one DELETE collection per namespace, `IN_FLIGHT` at a time.
-async fn delete_secrets(client: &Client, prefix: &str) {
-    let namespaces = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    let ours: Vec<String> = namespaces
-        .items
-        .into_iter()
-        .filter_map(|n| n.metadata.name)
-        .filter(|n| n.starts_with(prefix) && !n.contains("-central-"))
-        .collect();
-    futures::stream::iter(ours)
+/// Deletes every Secret in `namespaces`, one DELETE collection per namespace,
+/// `IN_FLIGHT` at a time.
+async fn delete_secrets(client: &Client, namespaces: &[String]) {
+    futures::stream::iter(namespaces)
         .map(|namespace| async move {
             let request = http::Request::delete(format!("/api/v1/namespaces/{namespace}/secrets"))
                 .body(Vec::new())
@@ -169,6 +159,14 @@ async fn bench(namespace_count: usize, rounds: usize) {
         .chain((0..namespace_count).map(|n| labelled(format!("writers-{id}-c{n:04}"), "true")))
         .chain((0..namespace_count).map(|n| labelled(format!("writers-{id}-w{n:04}"), "false")));
     common::create_namespaces(&client, names).await;
+    let both_sides: Vec<String> = (0..namespace_count)
+        .flat_map(|n| {
+            [
+                format!("writers-{id}-c{n:04}"),
+                format!("writers-{id}-w{n:04}"),
+            ]
+        })
+        .collect();
 
     support::grant_reader(&client, &central).await;
     let sources = Api::<Secret>::namespaced(client.clone(), &central);
@@ -233,7 +231,7 @@ async fn bench(namespace_count: usize, rounds: usize) {
     let mut summary = Vec::new();
     for round in 0..rounds {
         if round > 0 {
-            delete_secrets(&client, &format!("writers-{id}-")).await;
+            delete_secrets(&client, &both_sides).await;
         }
         let courier_first = round % 2 == 1;
         if !courier_first {

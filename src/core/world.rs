@@ -62,6 +62,12 @@ impl BlockList {
     }
 }
 
+/// Values read from remote stores: `(store, path, version)` to the value, or why not.
+pub type RemoteReads = BTreeMap<(String, String, Option<String>), Result<SecretBytes, RemoteError>>;
+
+/// Paths found in remote stores: `(store, pattern)` to the matching paths, or why not.
+pub type RemoteFinds = BTreeMap<(String, String), Result<Vec<String>, RemoteError>>;
+
 /// A snapshot of everything a plan may read.
 #[derive(Debug, Clone, Default)]
 pub struct World {
@@ -77,9 +83,9 @@ pub struct World {
     pub block_list: BlockList,
     /// Secrets prefetched from remote stores: `(store, path, version)` to the secret's
     /// data as a JSON object, or why it could not be read.
-    pub remote_reads: BTreeMap<(String, String, Option<String>), Result<SecretBytes, RemoteError>>,
+    pub remote_reads: RemoteReads,
     /// `(store, find.name.regexp)` to the matching secret paths.
-    pub remote_finds: BTreeMap<(String, String), Result<Vec<String>, RemoteError>>,
+    pub remote_finds: RemoteFinds,
     /// Source Secrets a store read with its own identity (the Kubernetes provider on a
     /// live cluster), by the store's remote key.
     pub store_secrets: BTreeMap<String, StoreSecrets>,

@@ -75,18 +75,17 @@ pub async fn prefetch(
 ) -> FetchStats {
     let shared: &World = world;
     let fetches: Vec<(FetchStats, Fetched)> = futures::stream::iter(requests.stores.values())
-        .filter_map(|wanted| async move {
-            let name = wanted.store.provider_name();
-            PROVIDERS
-                .iter()
-                .find(|p| p.name() == name)
-                .map(|provider| (provider, wanted))
-        })
-        .map(|(provider, wanted)| async move {
+        .map(|wanted| async move {
             let mut fetched = Fetched::default();
-            let stats = provider
-                .prefetch(wanted, shared, context, &mut fetched)
-                .await;
+            let name = wanted.store.provider_name();
+            let stats = match PROVIDERS.iter().find(|p| p.name() == name) {
+                Some(provider) => {
+                    provider
+                        .prefetch(wanted, shared, context, &mut fetched)
+                        .await
+                }
+                None => FetchStats::default(),
+            };
             (stats, fetched)
         })
         .buffer_unordered(STORES_AT_ONCE)

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::core::provider::{StoreInfo, StoreProvider, StoreReads};
 use crate::core::secret_bytes::SecretBytes;
-use crate::core::world::{RemoteError, StoreSecrets, World};
+use crate::core::world::{RemoteFinds, RemoteReads, StoreSecrets, World};
 
 /// One ESO provider.
 pub trait Provider: Sync {
@@ -48,10 +48,10 @@ pub trait Provider: Sync {
 /// What one store's fetch found, for the world (see [`World`]'s fields of the same names).
 #[derive(Debug, Default)]
 pub struct Fetched {
-    /// `(store, path, version)` to the value, or why there is none.
-    pub remote_reads: BTreeMap<(String, String, Option<String>), Result<SecretBytes, RemoteError>>,
-    /// `(store, pattern)` to the matching paths.
-    pub remote_finds: BTreeMap<(String, String), Result<Vec<String>, RemoteError>>,
+    /// Values read, by `(store, path, version)`.
+    pub remote_reads: RemoteReads,
+    /// Paths found, by `(store, pattern)`.
+    pub remote_finds: RemoteFinds,
     /// Source Secrets read with a store's own identity, by its remote key.
     pub store_secrets: BTreeMap<String, StoreSecrets>,
 }
