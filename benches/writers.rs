@@ -5,7 +5,13 @@
 //! POST create, PUT replace, server-side apply create and server-side apply update; then
 //! `courier apply --concurrency 64` creates 10,000 targets in the same run, and its rate
 //! is given as a ratio of each verb's. POST and courier create in alternating order over
-//! several rounds (`COURIER_BENCH_ROUNDS`, default 5), and their medians are compared.
+//! several rounds (`COURIER_BENCH_ROUNDS`, default 6: each side goes first as often as the
+//! other), and their medians are compared. Every write phase starts after a pause
+//! (`SETTLE`), so the API server has done with the last one's aftermath (its watch cache
+//! catching up on 10,000 events, the deletes) and the side that goes second is not charged
+//! for the first.
+//! Each side's client CPU is reported beside its time: on 2 cores, a client's CPU is
+//! taken from the API server it waits for.
 //! `cargo test` runs 2 rounds on 10 namespaces (see `common::main`). The writer writes courier's own Secrets (from
 //! `courier render --world cluster`: the same labels, annotations and values), into
 //! namespaces of their own, so both sides put the same bytes into etcd.
@@ -27,11 +33,17 @@ use kube::api::{Api, PostParams};
 
 const PER_NAMESPACE: usize = 10;
 const IN_FLIGHT: usize = 64;
+/// The pause before each write phase.
+const SETTLE: Duration = Duration::from_secs(3);
 
 fn main() {
     common::main("writers", |scale| {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(bench(scale.pick(1_000, 10), rounds(scale.pick(5, 2))));
+        runtime.block_on(bench(
+            scale.pick(1_000, 10),
+            rounds(scale.pick(6, 2)),
+            scale.pick(SETTLE, Duration::from_millis(100)),
+        ));
     });
 }
 
@@ -51,10 +63,59 @@ enum Verb {
     Apply,
 }
 
-/// Writes every object with `verb`, `IN_FLIGHT` at a time, under `suffix`ed names. Raw
-/// requests whose answers are checked but not decoded: as tight as a client gets.
-async fn write_all(client: &Client, objects: &[Secret], verb: Verb, suffix: &str) -> Duration {
+/// What one side of the comparison took: wall time and its client's CPU seconds.
+#[derive(Clone, Copy)]
+struct Took {
+    wall: Duration,
+    cpu: f64,
+}
+
+/// CPU seconds (user + system) so far of the bench process itself, and of its children
+/// that have exited and been waited for (courier's runs; the control plane's processes
+/// are not waited for until the bench ends).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name, which is in parentheses and may hold spaces; the
+    // kernel's clock tick is 100 Hz on Linux x86_64 and arm64.
+    let fields: Vec<f64> = stat
+        .rsplit_once(") ")
+        .expect("/proc/self/stat")
+        .1
+        .split(' ')
+        .map(|field| field.parse().unwrap_or(0.0))
+        .collect();
+    (
+        (fields[11] + fields[12]) / 100.0,
+        (fields[13] + fields[14]) / 100.0,
+    )
+}
+
+fn own_cpu() -> f64 {
+    cpu_seconds().0
+}
+
+/// Runs courier to completion (it must succeed), timed from spawn to exit: its wall time,
+/// its CPU, and its stderr.
+fn courier_run(mut command: std::process::Command) -> (Took, String) {
+    let children_before = cpu_seconds().1;
     let started = Instant::now();
+    let output = command
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let wall = started.elapsed();
+    let cpu = cpu_seconds().1 - children_before;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{command:?} failed:\n{stderr}");
+    (Took { wall, cpu }, stderr)
+}
+
+/// Writes every object with `verb`, `IN_FLIGHT` at a time, under `suffix`ed names. Raw
+/// requests whose answers are checked but not decoded: as tight as a client gets. The
+/// CPU is the bench process's, which does nothing else meanwhile.
+async fn write_all(client: &Client, objects: &[Secret], verb: Verb, suffix: &str) -> Took {
+    let started = Instant::now();
+    let cpu = own_cpu();
     futures::stream::iter(objects)
         .map(|object| {
             let mut object = object.clone();
@@ -91,7 +152,10 @@ async fn write_all(client: &Client, objects: &[Secret], verb: Verb, suffix: &str
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<()>>()
         .await;
-    started.elapsed()
+    Took {
+        wall: started.elapsed(),
+        cpu: own_cpu() - cpu,
+    }
 }
 
 /// How many alternating POST/courier rounds: `COURIER_BENCH_ROUNDS`, or `default`.
@@ -107,10 +171,20 @@ fn rounds(default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn median(durations: &[Duration]) -> Duration {
-    let mut sorted = durations.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
+/// The median by wall time; of an even count, the mean of the middle two.
+fn median(rounds: &[Took]) -> Took {
+    let mut sorted = rounds.to_vec();
+    sorted.sort_by_key(|took| took.wall);
+    let (low, high) = (sorted[(sorted.len() - 1) / 2], sorted[sorted.len() / 2]);
+    Took {
+        wall: (low.wall + high.wall) / 2,
+        cpu: (low.cpu + high.cpu) / 2.0,
+    }
+}
+
+/// The median of sorted ratios; of an even count, the mean of the middle two.
+fn median_ratio(sorted: &[f64]) -> f64 {
+    (sorted[(sorted.len() - 1) / 2] + sorted[sorted.len() / 2]) / 2.0
 }
 
 /// Deletes every Secret in `namespaces`, one DELETE collection per namespace,
@@ -145,7 +219,7 @@ fn changed(objects: &[Secret]) -> Vec<Secret> {
         .collect()
 }
 
-async fn bench(namespace_count: usize, rounds: usize) {
+async fn bench(namespace_count: usize, rounds: usize, settle: Duration) {
     let plane = support::control_plane();
     let kubeconfig = plane.kubeconfig.to_str().unwrap().to_owned();
     let client = support::admin_client().await;
@@ -235,36 +309,41 @@ async fn bench(namespace_count: usize, rounds: usize) {
         }
         let courier_first = round % 2 == 1;
         if !courier_first {
+            tokio::time::sleep(settle).await;
             creates.push(write_all(&client, &objects, Verb::Create, "").await);
         }
-        let (took, said) = common::courier(&[
-            "apply",
-            &dir,
-            "--kubeconfig",
-            &kubeconfig,
-            "--instance",
-            &instance,
-            "--concurrency",
-            "64",
-        ]);
+        tokio::time::sleep(settle).await;
+        let mut command = common::courier_command();
+        command
+            .args(["apply", &dir, "--kubeconfig", &kubeconfig])
+            .args(["--instance", &instance, "--concurrency", "64"])
+            .env_remove("KUBECONFIG");
+        let (took, stderr) = courier_run(command);
         couriers.push(took);
         let created = format!("apply: {} created,", objects.len());
+        summary = stderr
+            .lines()
+            .filter(|line| line.starts_with("apply:"))
+            .map(str::to_owned)
+            .collect();
         assert!(
-            said.iter().any(|line| line.starts_with(&created)),
-            "round {}: courier's first apply creates every target: {said:?}",
+            summary.iter().any(|line| line.starts_with(&created)),
+            "round {}: courier's first apply creates every target: {summary:?}",
             round + 1
         );
-        summary = said;
         if courier_first {
+            tokio::time::sleep(settle).await;
             creates.push(write_all(&client, &objects, Verb::Create, "").await);
         }
         println!(
-            "  round {}: POST create {:.2} s, courier {:.2} s ({} first): {:.2}x",
+            "  round {}: POST create {:.2} s ({:.2} s CPU), courier {:.2} s ({:.2} s CPU), {} first: {:.2}x",
             round + 1,
-            creates[round].as_secs_f64(),
-            couriers[round].as_secs_f64(),
+            creates[round].wall.as_secs_f64(),
+            creates[round].cpu,
+            couriers[round].wall.as_secs_f64(),
+            couriers[round].cpu,
             if courier_first { "courier" } else { "POST" },
-            creates[round].as_secs_f64() / couriers[round].as_secs_f64(),
+            creates[round].wall.as_secs_f64() / couriers[round].wall.as_secs_f64(),
         );
     }
     let create = median(&creates);
@@ -272,11 +351,14 @@ async fn bench(namespace_count: usize, rounds: usize) {
     let mut ratios: Vec<f64> = creates
         .iter()
         .zip(&couriers)
-        .map(|(post, courier)| post.as_secs_f64() / courier.as_secs_f64())
+        .map(|(post, courier)| post.wall.as_secs_f64() / courier.wall.as_secs_f64())
         .collect();
     ratios.sort_by(f64::total_cmp);
+    tokio::time::sleep(settle).await;
     let replace = write_all(&client, &changed(&objects), Verb::Replace, "").await;
+    tokio::time::sleep(settle).await;
     let apply_create = write_all(&client, &objects, Verb::Apply, "-a").await;
+    tokio::time::sleep(settle).await;
     let apply_update = write_all(&client, &changed(&objects), Verb::Apply, "-a").await;
     // The writer wrote what courier wrote: the same metadata keys and values' sizes.
     let written = Api::<Secret>::namespaced(client.clone(), &format!("writers-{id}-c0000"))
@@ -311,7 +393,7 @@ async fn bench(namespace_count: usize, rounds: usize) {
         "the writer's Secrets are courier's"
     );
     let total = namespace_count * PER_NAMESPACE;
-    let rate = |d: Duration| total as f64 / d.as_secs_f64();
+    let rate = |took: Took| total as f64 / took.wall.as_secs_f64();
     let courier_rate = rate(courier);
     println!(
         "writers: {total} Secrets ({namespace_count} namespaces x {PER_NAMESPACE}), {IN_FLIGHT} in flight, kube-apiserver {}; POST create and courier: median of {rounds} rounds, the update verbs once",
@@ -324,16 +406,18 @@ async fn bench(namespace_count: usize, rounds: usize) {
         ("server-side apply, update", apply_update),
     ] {
         println!(
-            "  {verb:<27} {:>6.2} s  {:>6.0}/s   courier's first apply is {:.2}x this rate",
-            took.as_secs_f64(),
+            "  {verb:<27} {:>6.2} s  {:>6.0}/s  {:>4.0} us CPU/write   courier's first apply is {:.2}x this rate",
+            took.wall.as_secs_f64(),
             rate(took),
+            took.cpu * 1e6 / total as f64,
             courier_rate / rate(took)
         );
     }
     println!(
-        "  courier apply (first, median) {:>4.2} s  {:>6.0}/s   ({})",
-        courier.as_secs_f64(),
+        "  courier apply (first, median) {:>4.2} s  {:>6.0}/s  {:>4.0} us CPU/target   ({})",
+        courier.wall.as_secs_f64(),
         courier_rate,
+        courier.cpu * 1e6 / total as f64,
         summary.join("; ")
     );
     println!(
@@ -343,6 +427,6 @@ async fn bench(namespace_count: usize, rounds: usize) {
             .map(|r| format!("{r:.2}x"))
             .collect::<Vec<_>>()
             .join(", "),
-        ratios[ratios.len() / 2]
+        median_ratio(&ratios)
     );
 }
