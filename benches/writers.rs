@@ -4,17 +4,22 @@
 //! 10,000 Secrets (1,000 namespaces x 10) into the real kube-apiserver the tests build:
 //! POST create, PUT replace, server-side apply create and server-side apply update; then
 //! `courier apply --concurrency 64` creates 10,000 targets in the same run, and its rate
-//! is given as a ratio of each verb's. POST and courier create in alternating order over
-//! several rounds (`COURIER_BENCH_ROUNDS`, default 6: each side goes first as often as the
-//! other), and their medians are compared. Every write phase starts after a pause
-//! (`SETTLE`), so the API server has done with the last one's aftermath (its watch cache
-//! catching up on 10,000 events, the deletes) and the side that goes second is not charged
-//! for the first.
-//! Each side's client CPU is reported beside its time: on 2 cores, a client's CPU is
-//! taken from the API server it waits for.
-//! `cargo test` runs 2 rounds on 10 namespaces (see `common::main`). The writer writes courier's own Secrets (from
-//! `courier render --world cluster`: the same labels, annotations and values), into
-//! namespaces of their own, so both sides put the same bytes into etcd.
+//! is given as a ratio of each verb's.
+//!
+//! POST and courier create in alternating order over several rounds
+//! (`COURIER_BENCH_ROUNDS`, default 6: each side goes first as often as the other), and
+//! their medians are compared. Every write phase starts after a pause (`SETTLE`), so the
+//! API server is done with the last one's aftermath (its watch cache catching up on 10,000
+//! events, the deletes) and the side that goes second is not charged for the first. Then,
+//! 3 times, both create at the same moment into their own namespaces ("side by side"):
+//! the machine's noise slows both alike, and what separates them is their cost per write
+//! and courier's start-up. Each side's client CPU is reported beside its time: on 2
+//! cores, a client's CPU is taken from the API server it waits for.
+//!
+//! `cargo test` runs 2 rounds and 1 side by side on 10 namespaces (see `common::main`).
+//! The writer writes courier's own Secrets (from `courier render --world cluster`: the
+//! same labels, annotations and values), into namespaces of their own, so both sides put
+//! the same bytes into etcd.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -42,6 +47,7 @@ fn main() {
         runtime.block_on(bench(
             scale.pick(1_000, 10),
             rounds(scale.pick(6, 2)),
+            scale.pick(3, 1),
             scale.pick(SETTLE, Duration::from_millis(100)),
         ));
     });
@@ -171,6 +177,33 @@ fn rounds(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// `courier apply --concurrency 64`, which must create all `expected` targets: what it
+/// took and its `apply:` lines.
+fn courier_apply(
+    dir: &str,
+    kubeconfig: &str,
+    instance: &str,
+    expected: usize,
+) -> (Took, Vec<String>) {
+    let mut command = common::courier_command();
+    command
+        .args(["apply", dir, "--kubeconfig", kubeconfig])
+        .args(["--instance", instance, "--concurrency", "64"])
+        .env_remove("KUBECONFIG");
+    let (took, stderr) = courier_run(command);
+    let said: Vec<String> = stderr
+        .lines()
+        .filter(|line| line.starts_with("apply:"))
+        .map(str::to_owned)
+        .collect();
+    let created = format!("apply: {expected} created,");
+    assert!(
+        said.iter().any(|line| line.starts_with(&created)),
+        "courier's first apply creates every target: {said:?}"
+    );
+    (took, said)
+}
+
 /// The median by wall time; of an even count, the mean of the middle two.
 fn median(rounds: &[Took]) -> Took {
     let mut sorted = rounds.to_vec();
@@ -219,7 +252,7 @@ fn changed(objects: &[Secret]) -> Vec<Secret> {
         .collect()
 }
 
-async fn bench(namespace_count: usize, rounds: usize, settle: Duration) {
+async fn bench(namespace_count: usize, rounds: usize, side_by_side: usize, settle: Duration) {
     let plane = support::control_plane();
     let kubeconfig = plane.kubeconfig.to_str().unwrap().to_owned();
     let client = support::admin_client().await;
@@ -313,24 +346,9 @@ async fn bench(namespace_count: usize, rounds: usize, settle: Duration) {
             creates.push(write_all(&client, &objects, Verb::Create, "").await);
         }
         tokio::time::sleep(settle).await;
-        let mut command = common::courier_command();
-        command
-            .args(["apply", &dir, "--kubeconfig", &kubeconfig])
-            .args(["--instance", &instance, "--concurrency", "64"])
-            .env_remove("KUBECONFIG");
-        let (took, stderr) = courier_run(command);
+        let (took, said) = courier_apply(&dir, &kubeconfig, &instance, objects.len());
         couriers.push(took);
-        let created = format!("apply: {} created,", objects.len());
-        summary = stderr
-            .lines()
-            .filter(|line| line.starts_with("apply:"))
-            .map(str::to_owned)
-            .collect();
-        assert!(
-            summary.iter().any(|line| line.starts_with(&created)),
-            "round {}: courier's first apply creates every target: {summary:?}",
-            round + 1
-        );
+        summary = said;
         if courier_first {
             tokio::time::sleep(settle).await;
             creates.push(write_all(&client, &objects, Verb::Create, "").await);
@@ -354,6 +372,33 @@ async fn bench(namespace_count: usize, rounds: usize, settle: Duration) {
         .map(|(post, courier)| post.wall.as_secs_f64() / courier.wall.as_secs_f64())
         .collect();
     ratios.sort_by(f64::total_cmp);
+
+    // Side by side: courier and the writer create at the same moment, 64 in flight each,
+    // into their own namespaces, so whatever else the machine does meanwhile slows both
+    // alike. At equal cost per write they finish together; courier's start-up (a new
+    // process, its reads and its plan) is what it finishes later by.
+    let mut together = Vec::new();
+    for round in 0..side_by_side {
+        delete_secrets(&client, &both_sides).await;
+        tokio::time::sleep(settle).await;
+        let courier = tokio::task::spawn_blocking({
+            let (dir, kubeconfig, instance) = (dir.clone(), kubeconfig.clone(), instance.clone());
+            let expected = objects.len();
+            move || courier_apply(&dir, &kubeconfig, &instance, expected).0
+        });
+        let post = write_all(&client, &objects, Verb::Create, "").await;
+        let courier = courier.await.unwrap();
+        println!(
+            "  side by side {}: POST create {:.2} s, courier {:.2} s: {:.2}x",
+            round + 1,
+            post.wall.as_secs_f64(),
+            courier.wall.as_secs_f64(),
+            post.wall.as_secs_f64() / courier.wall.as_secs_f64(),
+        );
+        together.push(post.wall.as_secs_f64() / courier.wall.as_secs_f64());
+    }
+    together.sort_by(f64::total_cmp);
+
     tokio::time::sleep(settle).await;
     let replace = write_all(&client, &changed(&objects), Verb::Replace, "").await;
     tokio::time::sleep(settle).await;
@@ -428,5 +473,14 @@ async fn bench(namespace_count: usize, rounds: usize, settle: Duration) {
             .collect::<Vec<_>>()
             .join(", "),
         median_ratio(&ratios)
+    );
+    println!(
+        "  courier / POST create side by side: {} (median {:.2}x)",
+        together
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        median_ratio(&together)
     );
 }
