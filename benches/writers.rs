@@ -215,9 +215,11 @@ fn median(rounds: &[Took]) -> Took {
     }
 }
 
-/// The median of sorted ratios; of an even count, the mean of the middle two.
-fn median_ratio(sorted: &[f64]) -> f64 {
-    (sorted[(sorted.len() - 1) / 2] + sorted[sorted.len() / 2]) / 2.0
+/// Sorted ratios, listed, and their median (of an even count, the mean of the middle two).
+fn listed_with_median(sorted: &[f64]) -> String {
+    let listed: Vec<String> = sorted.iter().map(|r| format!("{r:.2}x")).collect();
+    let median = (sorted[(sorted.len() - 1) / 2] + sorted[sorted.len() / 2]) / 2.0;
+    format!("{} (median {median:.2}x)", listed.join(", "))
 }
 
 /// Deletes every Secret in `namespaces`, one DELETE collection per namespace,
@@ -466,21 +468,11 @@ async fn bench(namespace_count: usize, rounds: usize, side_by_side: usize, settl
         summary.join("; ")
     );
     println!(
-        "  courier / POST create per round: {} (median {:.2}x)",
-        ratios
-            .iter()
-            .map(|r| format!("{r:.2}x"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        median_ratio(&ratios)
+        "  courier / POST create per round: {}",
+        listed_with_median(&ratios)
     );
     println!(
-        "  courier / POST create side by side: {} (median {:.2}x)",
-        together
-            .iter()
-            .map(|r| format!("{r:.2}x"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        median_ratio(&together)
+        "  courier / POST create side by side: {}",
+        listed_with_median(&together)
     );
 }
