@@ -9,14 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "image: '$1' is required: $2" >&2; exit 1; }
-}
-need buildah "apt-get install buildah (builds the image without a daemon)"
-need skopeo "apt-get install skopeo (reads the image's digest)"
-need musl-gcc "apt-get install musl-tools (ring's C code for the static musl binary)"
+# buildah, skopeo, umoci, musl-gcc and the musl target: installed when missing (as root).
+testenv/image-tools.sh
 target=x86_64-unknown-linux-musl
-rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" >&2
 
 out=target/image
 mkdir -p "$out"

@@ -33,7 +33,7 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Apply, then keep applying: on changes (watched) and every refresh interval (Deployment).
     Run(RunArgs),
-    /// What `apply` would change in the live cluster, values redacted; exit 0 in sync, 2 on drift, 1 on error (CI).
+    /// What `apply` would change in the live cluster, values redacted; exit 0 in sync, 1 on drift, 2 on error, as `kubectl diff` (CI).
     Diff(DiffArgs),
     /// Argo CD's discover rule: print the first manifest holding an ESO object, or nothing.
     Discover(DiscoverArgs),
@@ -147,7 +147,7 @@ pub struct LiveArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// This deployment's name: it only prunes Secrets it labelled with the same instance.
-    #[arg(long, default_value = "default", env = "COURIER_INSTANCE")]
+    #[arg(long, default_value = "default", env = "COURIER_INSTANCE", value_parser = parse_instance)]
     pub instance: String,
     /// Secret names never read or written, in addition to ServiceAccount tokens and Secrets
     /// labelled argocd.argoproj.io/secret-type=cluster (default: argocd-secret, argocd-initial-admin-secret).
@@ -158,9 +158,27 @@ pub struct LiveArgs {
     /// them. See README: Migrating from ESO.
     #[arg(long)]
     pub adopt_eso: bool,
+    /// Most targets one reconcile may remove in one cluster (a number, or `unlimited`).
+    /// Above it none is removed and the run fails, so an empty input, a selector typo or a
+    /// missing manifest cannot delete what it should keep. An input with no
+    /// ExternalSecret or ClusterExternalSecret never removes anything.
+    #[arg(long, value_name = "N", default_value = "10", env = "COURIER_MAX_DELETIONS", value_parser = parse_max_deletions)]
+    pub max_deletions: MaxDeletions,
     /// Member clusters.
     #[command(flatten)]
     pub clusters: ClusterArgs,
+}
+
+fn parse_instance(text: &str) -> Result<String, String> {
+    courier::core::labels::validate_instance(text).map(|()| text.to_owned())
+}
+
+/// `--max-deletions`: `None` is no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxDeletions(pub Option<usize>);
+
+fn parse_max_deletions(text: &str) -> Result<MaxDeletions, String> {
+    courier::live::prune::parse_max_deletions(text).map(MaxDeletions)
 }
 
 /// The clusters targets are written to, besides the one courier talks to (`in-cluster`).
@@ -234,7 +252,7 @@ pub struct RenderArgs {
     #[arg(long)]
     pub passthrough: bool,
     /// Label the Secrets `courier.dev/instance=NAME`, as `apply --instance` does.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_instance)]
     pub instance: Option<String>,
     /// Namespace for namespaced objects that name none.
     #[arg(short = 'n', long)]

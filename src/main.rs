@@ -25,7 +25,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            match cli.command {
+                // diff's 1 means drift (as kubectl diff's); its errors are above 1.
+                Command::Diff(_) => ExitCode::from(commands::diff::DIFF_FAILED),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

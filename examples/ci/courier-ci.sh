@@ -5,7 +5,8 @@
 # 2. courier render --redact: the Secrets with every value redacted, safe for a PR comment
 #    (skipped when the repo holds no source Secrets to render from).
 # 3. courier diff --live, when a kubeconfig is available: what apply would change.
-#    Drift (exit 2) is reported, not fatal; errors (exit 1) fail the build.
+#    Exit codes as kubectl diff's: drift (1) is reported, not fatal; errors (2 and above,
+#    usage errors among them) fail the build.
 set -euo pipefail
 manifests=${1:?usage: courier-ci.sh MANIFEST_DIR [OUT_DIR]}
 out=${2:-courier-ci-out}
@@ -28,7 +29,7 @@ if [ -n "${KUBECONFIG:-}" ]; then
   cat "$out/diff.txt"
   case $status in
     0) echo "in sync" ;;
-    2) echo "drift: the next apply changes the Secrets above" ;;
+    1) echo "drift: the next apply changes the Secrets above" ;;
     *) exit "$status" ;;
   esac
 fi

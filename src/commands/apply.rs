@@ -8,6 +8,7 @@ use courier::core::world::BlockList;
 use courier::live::apply::ApplyOptions;
 use courier::live::cluster::{self, ClientOptions};
 use courier::live::fleet::{Fleet, FleetOptions};
+use courier::live::prune::PruneGuard;
 use courier::live::reconcile::{ManifestSource, ReconcileError, reconcile_once};
 
 use super::report_errors;
@@ -45,9 +46,10 @@ pub fn manifest_source(args: &LiveArgs) -> Result<ManifestSource, ExitCode> {
     })?;
     let ignored = inputs.namespaces.len() + inputs.secrets.len() + inputs.config_maps.len();
     if ignored > 0 {
-        tracing::info!(
-            ignored,
-            "Namespaces, Secrets and ConfigMaps in the input are ignored: live mode reads them from the cluster"
+        // At the default level: a user who points apply at a files world (the seed
+        // directory, say) expects those objects to count.
+        tracing::warn!(
+            "{ignored} Namespaces, Secrets and ConfigMaps in the input are ignored: live mode reads them from the cluster (render reads them from the files)"
         );
     }
     Ok(ManifestSource::Files(args.paths.clone()))
@@ -58,6 +60,15 @@ pub fn block_list(args: &LiveArgs) -> BlockList {
     let mut list = BlockList::default();
     list.names.extend(args.deny_secrets.iter().cloned());
     list
+}
+
+/// The prune guard from flags; the manifests are filled in at each reconcile.
+pub fn prune_guard(args: &LiveArgs) -> PruneGuard {
+    PruneGuard {
+        max_deletions: args.max_deletions.0,
+        manifests: None,
+        here: None,
+    }
 }
 
 /// Where member clusters come from, from flags.
@@ -92,6 +103,7 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         progress: std::env::var_os("CI").is_none(),
         adopt_eso: args.adopt_eso,
         hub: None,
+        prune: prune_guard(args),
     };
     let outcome = match reconcile_once(&fleet, source, &block_list(args), &options).await {
         Ok(outcome) => outcome,
@@ -141,12 +153,12 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
     } else {
         ""
     };
+    let errors = outcome.error_lines();
     let summary = format!(
         "apply: {}; {} API requests{dry}",
-        report.summary(),
+        report.summary_with_errors(errors.len()),
         fleet.requests()
     );
-    let errors = outcome.error_lines();
     if errors.is_empty() {
         eprintln!("{summary}");
         Ok(ExitCode::SUCCESS)

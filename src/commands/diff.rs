@@ -1,4 +1,5 @@
-//! `courier diff --live`: exit 0 when the cluster matches, 2 on drift, 1 on error.
+//! `courier diff --live`: exit 0 when the cluster matches, 1 on drift, 2 on error, as
+//! `kubectl diff` does (so a usage error, which clap exits with 2, never reads as drift).
 
 use std::process::ExitCode;
 
@@ -14,22 +15,35 @@ use super::apply::{block_list, client_options, fleet_options, manifest_source};
 use super::{report_errors, write_stdout};
 use crate::cli::DiffArgs;
 
+/// Prints the errors as every command does; the code is diff's own.
+fn failed(errors: impl IntoIterator<Item = String>, consequence: &str) -> ExitCode {
+    report_errors(errors, consequence);
+    ExitCode::from(DIFF_FAILED)
+}
+
+/// The exit code of a diff that could not be made in full (`kubectl diff`'s "above 1").
+pub const DIFF_FAILED: u8 = 2;
+/// The exit code of a diff that found changes.
+const DRIFT: u8 = 1;
+
 /// Prints the changes on stdout (values redacted) and a summary on stderr.
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let live = &args.live;
-    if live.from_cluster {
-        return Ok(report_errors(["diff compares manifest files with the cluster; --from-cluster has no files to compare".to_owned()], "nothing was compared"));
-    }
-    if let Err(code) = manifest_source(live) {
-        return Ok(code);
-    }
-    let inputs = match load_paths(&live.paths) {
-        Ok(inputs) => inputs,
-        Err(errors) => {
-            return Ok(report_errors(
-                errors.iter().map(ToString::to_string),
-                "nothing was compared",
-            ));
+    // With --from-cluster the manifests are the cluster's ESO objects, read below.
+    let from_files = if live.from_cluster {
+        None
+    } else {
+        if manifest_source(live).is_err() {
+            return Ok(ExitCode::from(DIFF_FAILED));
+        }
+        match load_paths(&live.paths) {
+            Ok(inputs) => Some(inputs),
+            Err(errors) => {
+                return Ok(failed(
+                    errors.iter().map(ToString::to_string),
+                    "nothing was compared",
+                ));
+            }
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -38,16 +52,30 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         .context("failed to start the async runtime")?;
     runtime.block_on(async {
         let connection = cluster::connect(&client_options(&live.client)).await?;
+        let inputs = match from_files {
+            Some(inputs) => inputs,
+            None => match courier::live::eso::manifests_from_cluster(&connection.client).await {
+                Ok((inputs, _, errors)) if errors.is_empty() => inputs,
+                Ok((_, _, errors)) => {
+                    return Ok(failed(
+                        errors.iter().map(ToString::to_string),
+                        "nothing was compared",
+                    ));
+                }
+                Err(e) => return Ok(failed([e.to_string()], "nothing was compared")),
+            },
+        };
         let fleet = Fleet::new(connection, fleet_options(live));
         let options = ApplyOptions {
             instance: live.instance.clone(),
             adopt_eso: live.adopt_eso,
+            prune: super::apply::prune_guard(live),
             ..ApplyOptions::default()
         };
         let fleet_plan =
             match plan_fleet(&fleet, &inputs.manifests, &block_list(live), &options).await {
                 Ok(plan) => plan,
-                Err(e) => return Ok(report_errors([e.to_string()], "nothing was compared")),
+                Err(e) => return Ok(failed([e.to_string()], "nothing was compared")),
             };
         for warning in &fleet_plan.warnings {
             tracing::warn!("{warning}");
@@ -72,6 +100,9 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             let name = fleet
                 .is_multi()
                 .then_some(cluster.member.member.name.as_str());
+            for warning in &decisions.warnings {
+                tracing::warn!("{}{warning}", name.map(|n| format!("cluster {n}: ")).unwrap_or_default());
+            }
             let (cluster_text, cluster_drift) =
                 diff::render(&decisions, &cluster.snapshot, &live.instance, name);
             text.push_str(&cluster_text);
@@ -84,6 +115,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
                 super::located(&cluster.plan.errors)
                     .into_iter()
                     .chain(decisions.errors.iter().map(ToString::to_string))
+                    .chain(decisions.blocked.iter().cloned())
                     .map(|e| format!("{prefix}{e}")),
             );
         }
@@ -93,13 +125,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             drift.create, drift.update, drift.remove, drift.unchanged
         );
         if !errors.is_empty() {
-            let code = report_errors(errors, "the diff above leaves these out");
+            let code = failed(errors, "the diff above leaves these out");
             eprintln!("{summary}");
             return Ok(code);
         }
         eprintln!("{summary}");
         Ok(if drift.any() {
-            ExitCode::from(2)
+            ExitCode::from(DRIFT)
         } else {
             ExitCode::SUCCESS
         })

@@ -194,7 +194,10 @@ fn settings(args: &RenderArgs) -> Result<Settings, String> {
         return Ok(settings);
     }
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    settings.instance = settings.instance.or_else(|| env("ARGOCD_APP_NAME"));
+    // An app name can be longer than a label value: derived, see `instance_for_app`.
+    settings.instance = settings.instance.or_else(|| {
+        env("ARGOCD_APP_NAME").map(|app| courier::core::labels::instance_for_app(&app))
+    });
     settings.namespace = settings.namespace.or_else(|| env("ARGOCD_APP_NAMESPACE"));
     let mut apply = |name: &str, value: &str, from: &str| -> Result<(), String> {
         let flag = || match value {

@@ -170,7 +170,8 @@ pub fn load_paths_partial_with(
         FileInput::Path(path) => {
             read_paths.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
         }
-        FileInput::Stdin => true,
+        // `-` twice is stdin once.
+        FileInput::Stdin => read_paths.insert(PathBuf::from("-")),
     });
     for file in files {
         let (name, text) = match file.read() {
@@ -214,17 +215,33 @@ enum FileInput {
     Path(PathBuf),
 }
 
+/// stdin as read the first time, for the life of the process. A command may load its
+/// inputs more than once (`apply` validates them before its reconcile reads them again,
+/// `run` re-reads them at every reconcile); a second read of the stream would find it
+/// empty, and an empty input would prune every target. So stdin is read once.
+static STDIN: std::sync::OnceLock<Result<Arc<[u8]>, (std::io::ErrorKind, String)>> =
+    std::sync::OnceLock::new();
+
+fn stdin_bytes() -> std::io::Result<Vec<u8>> {
+    let read = STDIN.get_or_init(|| {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map(|_| Arc::from(bytes))
+            .map_err(|e| (e.kind(), e.to_string()))
+    });
+    match read {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err((kind, message)) => Err(std::io::Error::new(*kind, message.clone())),
+    }
+}
+
 impl FileInput {
     fn read(&self) -> Result<(Arc<str>, String), LoadError> {
         let (name, bytes): (Arc<str>, _) = match self {
-            FileInput::Stdin => {
-                let mut bytes = Vec::new();
-                let result = std::io::stdin()
-                    .lock()
-                    .take(MAX_INPUT_BYTES + 1)
-                    .read_to_end(&mut bytes);
-                ("<stdin>".into(), result.map(|_| bytes))
-            }
+            FileInput::Stdin => ("<stdin>".into(), stdin_bytes()),
             FileInput::Path(path) => {
                 let name: Arc<str> = path.display().to_string().into();
                 let result = std::fs::File::open(path).and_then(|file| {

@@ -50,6 +50,8 @@ pub struct ApplyOptions {
     /// The hub's cluster ID when writing to a member cluster: targets carry it, and only
     /// targets carrying it are this courier's. None on the hub itself.
     pub hub: Option<String>,
+    /// What one reconcile may remove (see [`crate::live::prune`]).
+    pub prune: crate::live::prune::PruneGuard,
 }
 
 impl Default for ApplyOptions {
@@ -61,6 +63,7 @@ impl Default for ApplyOptions {
             adopt_eso: false,
             progress: false,
             hub: None,
+            prune: crate::live::prune::PruneGuard::default(),
         }
     }
 }
@@ -84,6 +87,10 @@ pub struct Report {
     pub adopted: Vec<String>,
     /// Per-target failures; the other targets were still reconciled.
     pub errors: Vec<ApplyError>,
+    /// Removals the prune guard refused, each with why and how to allow it.
+    pub blocked: Vec<String>,
+    /// Manifests whose targets all go (see [`crate::live::prune`]).
+    pub warnings: Vec<String>,
 }
 
 /// A target that could not be written. Messages come from the API server or name
@@ -105,6 +112,12 @@ impl std::fmt::Display for ApplyError {
 impl Report {
     /// One line for logs.
     pub fn summary(&self) -> String {
+        self.summary_with_errors(self.errors.len() + self.blocked.len())
+    }
+
+    /// [`Report::summary`] counting `errors` errors: a reconcile's, whose manifests and
+    /// clusters can fail as well as its writes.
+    pub fn summary_with_errors(&self, errors: usize) -> String {
         let adopted = if self.adopted.is_empty() {
             String::new()
         } else {
@@ -118,7 +131,7 @@ impl Report {
             self.deleted.len(),
             self.released.len(),
             self.orphaned.len(),
-            self.errors.len()
+            errors
         )
     }
 }
@@ -134,6 +147,10 @@ pub struct Decisions<'p> {
     pub errors: Vec<ApplyError>,
     /// Stale targets left behind (`creationPolicy: Orphan`).
     pub orphaned: Vec<String>,
+    /// Removals the prune guard refused, each with why and how to allow it.
+    pub blocked: Vec<String>,
+    /// Manifests whose targets all go.
+    pub warnings: Vec<String>,
 }
 
 /// One change to the cluster.
@@ -202,6 +219,8 @@ pub async fn decide<'p>(
         unchanged: 0,
         errors: Vec::new(),
         orphaned: Vec::new(),
+        blocked: Vec::new(),
+        warnings: Vec::new(),
     };
     // First create wins: a target is this courier's only if this instance, from this hub, wrote it.
     let ours = |existing: &ManagedSecret| {
@@ -348,6 +367,7 @@ pub async fn decide<'p>(
             });
         }
     }
+    crate::live::prune::guard(&mut decisions, plan, snapshot, &options.prune, instance);
     decisions
 }
 
@@ -363,6 +383,8 @@ pub async fn reconcile(
         unchanged: decisions.unchanged,
         errors: decisions.errors,
         orphaned: decisions.orphaned,
+        blocked: decisions.blocked,
+        warnings: decisions.warnings,
         ..Report::default()
     };
     let actions = decisions.actions;
@@ -525,9 +547,17 @@ fn owner_conflict(existing: &ManagedSecret, instance: &str, hub: Option<&str>) -
         Some(id) => format!("{instance:?} from the hub with cluster ID {id}"),
         None => format!("{instance:?} on this cluster"),
     };
-    format!(
+    let mut message = format!(
         "managed by courier instance {owner:?}{from}, not {ours}; left untouched (the first to create a target owns it)"
-    )
+    );
+    if existing.hub.as_deref() == hub && existing.instance.is_some() {
+        // Another instance on the same hub: a rename (a first `apply`, then the chart) is
+        // the usual cause, and one relabel hands every target over.
+        message.push_str(&format!(
+            "\nhint: if instance {owner:?} is retired, hand its targets over: kubectl label secrets -A -l courier.dev/instance={owner} courier.dev/instance={instance} --overwrite"
+        ));
+    }
+    message
 }
 
 /// Whether the live Secret already holds what courier would write: its data, type and

@@ -53,7 +53,7 @@ impl ClusterError {
             other => (other.to_string(), None),
         };
         let hint = if code == Some(403) {
-            "\nhint: courier's identity lacks an RBAC permission; the ClusterRole in charts/courier/templates/rbac.yaml (rendered in templates/install/) lists what it needs".to_owned()
+            "\nhint: the identity courier runs as lacks this RBAC permission; in a cluster, the ClusterRole in charts/courier/templates/rbac.yaml (rendered in templates/install/) lists what apply and run need; for a CI diff, README.md's CI one-shot section does".to_owned()
         } else {
             String::new()
         };
@@ -114,6 +114,19 @@ fn nothing_configured() -> Option<String> {
     let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
     let from_env = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty());
     let default = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config"));
+    if let Some(paths) = &from_env {
+        // kube's own message quotes the path twice and gives no way forward.
+        let missing: Vec<String> = std::env::split_paths(paths)
+            .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Some(format!(
+                "KUBECONFIG names {}, which does not exist\nhint: point KUBECONFIG (or --kubeconfig) at a kubeconfig file, or unset it to use ~/.kube/config or the pod's ServiceAccount",
+                missing.join(", ")
+            ));
+        }
+    }
     if in_pod || from_env.is_some() || default.as_ref().is_some_and(|p| p.exists()) {
         return None;
     }

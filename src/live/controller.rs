@@ -437,7 +437,7 @@ async fn reconcile(
     metrics.ready.store(true, Ordering::Relaxed);
     metrics.api_unreachable.store(false, Ordering::Relaxed);
     for warning in &outcome.warnings {
-        tracing::warn!(%warning, "cluster selector");
+        tracing::warn!("{warning}");
     }
     let mut states = std::collections::BTreeMap::new();
     for cluster in &outcome.clusters {

@@ -181,6 +181,18 @@ pub struct FencedService<S> {
     layer: FenceLayer,
 }
 
+/// Whether a request that is not a read changes what the API server stores. A
+/// TokenRequest (`POST .../serviceaccounts/NAME/token`) or an access review is a POST that
+/// stores nothing: a no-op reconcile that asks for a store's token writes nothing.
+fn stores_something<B>(request: &http::Request<B>) -> bool {
+    let path = request.uri().path();
+    let asks = path.contains("/serviceaccounts/") && path.ends_with("/token")
+        || path.ends_with("accessreviews")
+        || path.ends_with("/tokenreviews")
+        || path.ends_with("rulesreviews");
+    !(request.method() == http::Method::POST && asks)
+}
+
 impl<S, B> tower::Service<http::Request<B>> for FencedService<S>
 where
     S: tower::Service<http::Request<B>>,
@@ -208,7 +220,9 @@ where
             if !self.layer.fence.is_open() {
                 return Box::pin(std::future::ready(Err(NotLeader.into())));
             }
-            self.layer.writes.inc();
+            if stores_something(&request) {
+                self.layer.writes.inc();
+            }
         }
         let is_watch = request
             .uri()
@@ -528,6 +542,30 @@ mod tests {
         fence.close();
         assert!(!fence.is_open());
         assert!(Fence::always_open().is_open());
+    }
+
+    #[test]
+    fn token_requests_and_reviews_are_not_counted_as_writes() {
+        let post = |path: &str| {
+            http::Request::builder()
+                .method(http::Method::POST)
+                .uri(path)
+                .body(())
+                .unwrap()
+        };
+        assert!(!stores_something(&post(
+            "/api/v1/namespaces/central/serviceaccounts/reader/token"
+        )));
+        assert!(!stores_something(&post(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        )));
+        assert!(stores_something(&post("/api/v1/namespaces/team-a/secrets")));
+        let patch = http::Request::builder()
+            .method(http::Method::PATCH)
+            .uri("/api/v1/namespaces/team-a/secrets/creds")
+            .body(())
+            .unwrap();
+        assert!(stores_something(&patch));
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //!
 //! [`cluster`] connects and reads the world with a handful of LISTs; [`eso`] reads ESO's
 //! own objects for `--from-cluster`; [`reconcile`] runs one load -> fetch -> plan ->
-//! write pass; [`apply`] decides and performs server-side applies, releases and prunes;
+//! write pass; [`apply`] decides and performs server-side applies, releases and prunes, within the
+//! limits of [`prune`];
 //! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
 //! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics;
 //! [`leader`] elects one writer among `run` replicas and fences the others' writes.
@@ -16,5 +17,6 @@ pub mod eso;
 pub mod fleet;
 pub mod jitter;
 pub mod leader;
+pub mod prune;
 pub mod reconcile;
 pub mod status;

@@ -75,6 +75,7 @@ impl Outcome {
         failures
             .chain(plan)
             .chain(writes)
+            .chain(self.report.blocked.iter().cloned())
             .chain(self.status_errors.iter().map(ToString::to_string))
             .collect()
     }
@@ -127,6 +128,7 @@ pub async fn plan_fleet(
         )),
     };
     let mut failures = inventory.failures;
+    let manifest_names = crate::live::prune::manifest_names(manifests);
     let known: Vec<Member> = inventory.members.iter().map(|m| m.member.clone()).collect();
     let warnings = clusters::selecting_nothing(manifests, &known)
         .into_iter()
@@ -200,6 +202,8 @@ pub async fn plan_fleet(
             plan
         });
         let mut member_options = options.clone();
+        member_options.prune.manifests = Some(manifest_names.clone());
+        member_options.prune.here = Some(crate::live::prune::manifest_names(&selected));
         if !member.member.is_home() {
             member_options.hub = Some(hub_id.clone());
         }
@@ -380,6 +384,7 @@ pub async fn reconcile_once(
         let updates = status::desired_statuses(&objects, &plan, &report, &unreached);
         status::write(&hub.client, &objects, updates).await
     };
+    let report_warnings = std::mem::take(&mut report.warnings);
     Ok(Outcome {
         manifests: inputs.manifests,
         plan,
@@ -387,7 +392,11 @@ pub async fn reconcile_once(
         status_errors,
         clusters,
         failures: fleet_plan.failures,
-        warnings: fleet_plan.warnings,
+        warnings: fleet_plan
+            .warnings
+            .into_iter()
+            .chain(report_warnings)
+            .collect(),
         reached,
     })
 }
@@ -477,6 +486,12 @@ fn merge_report(into: &mut Report, report: Report, prefix: Option<&str>) {
         into.extend(from.into_iter().map(|t| prefixed(prefix, t)));
     }
     into.unchanged += report.unchanged;
+    let cluster = |line: String| match prefix {
+        Some(name) => format!("cluster {name}: {line}"),
+        None => line,
+    };
+    into.blocked.extend(report.blocked.into_iter().map(cluster));
+    into.warnings.extend(report.warnings.into_iter().map(cluster));
     into.errors.extend(report.errors.into_iter().map(|mut e| {
         e.target = prefixed(prefix, e.target);
         e

@@ -552,7 +552,7 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
         denied.stderr
     );
     assert!(
-        denied.has("hint: courier's identity lacks an RBAC permission"),
+        denied.has("hint: the identity courier runs as lacks this RBAC permission"),
         "{}",
         denied.stderr
     );

@@ -1,4 +1,5 @@
-//! `courier diff --live` on the real API server: 0 in sync, 2 on drift, 1 on error, and
+//! `courier diff --live` on the real API server: 0 in sync, 1 on drift, 2 on error (as
+//! `kubectl diff`), and
 //! never a value.
 
 use std::process::Command;
@@ -40,7 +41,7 @@ async fn diff_reports_drift_with_redacted_values_and_exit_codes() {
     let instance = format!("diff-{}", platform.id);
 
     let (code, stdout, stderr) = diff(&platform, &instance);
-    assert_eq!(code, 2, "nothing applied yet is drift: {stderr}");
+    assert_eq!(code, 1, "nothing applied yet is drift: {stderr}");
     assert!(
         stdout.contains(&format!(
             "+ Secret {}/creds (create, Opaque, from ClusterExternalSecret/creds-{})",
@@ -77,7 +78,7 @@ async fn diff_reports_drift_with_redacted_values_and_exit_codes() {
         )
         .await;
     let (code, stdout, _) = diff(&platform, &instance);
-    assert_eq!(code, 2);
+    assert_eq!(code, 1);
     assert!(
         stdout.contains(&format!("~ Secret {}/creds (update", target.name)),
         "{stdout}"
@@ -92,18 +93,39 @@ async fn diff_reports_drift_with_redacted_values_and_exit_codes() {
     );
     assert!(!stdout.contains("data-hash"), "{stdout}");
 
+    // Its only namespace unlabelled, the manifest selects nothing: more often a typo
+    // than an intent, so apply would keep the target, and diff says so as an error.
     platform.set_label(&target.name, None).await;
-    let (code, stdout, _) = diff(&platform, &instance);
-    assert_eq!(code, 2);
+    let (code, stdout, stderr) = diff(&platform, &instance);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(!stdout.contains("(delete)"), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "ClusterExternalSecret/creds-{} selects no namespace now: its 1 target is kept ({}/creds)",
+            platform.id, target.name
+        )),
+        "{stderr}"
+    );
+    // Retired by taking it out of the input: the removal is shown, and named.
+    platform.write_manifests(&[("shared", "other")]);
+    let (code, stdout, stderr) = diff(&platform, &instance);
+    assert_eq!(code, 1, "{stderr}");
     assert!(
         stdout.contains(&format!("- Secret {}/creds (delete)", target.name)),
         "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "ClusterExternalSecret/creds-{} is not in the input any more: its 1 target is removed",
+            platform.id
+        )),
+        "{stderr}"
     );
 
     platform.write_manifests(&[("no-such-source", "creds")]);
     platform.set_label(&target.name, Some("true")).await;
     let (code, _, stderr) = diff(&platform, &instance);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("source Secret"), "{stderr}");
 }
 
@@ -137,7 +159,7 @@ async fn a_value_digest_left_by_an_earlier_version_is_shown_without_its_value_an
         .unwrap();
 
     let (code, stdout, _) = diff(&platform, &instance);
-    assert_eq!(code, 2, "{stdout}");
+    assert_eq!(code, 1, "{stdout}");
     assert!(
         stdout.contains("    - annotation courier.dev/data-hash (a digest of the values courier no longer writes)"),
         "{stdout}"

@@ -91,6 +91,28 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
         Some("first-value")
     );
 
+    // diff --from-cluster (the README's migration runs it): the same manifests compared;
+    // the applied target is in sync, the broken ExternalSecret an error (exit 2).
+    let diff = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["diff", "--from-cluster", "--instance", &instance])
+        .args(["--kubeconfig", control_plane().kubeconfig.to_str().unwrap()])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let (diff_out, diff_err) = (
+        String::from_utf8(diff.stdout).unwrap(),
+        String::from_utf8(diff.stderr).unwrap(),
+    );
+    assert_eq!(diff.status.code(), Some(2), "{diff_out}{diff_err}");
+    assert!(
+        diff_err.contains(&format!("ExternalSecret/{}/broken", target.name)),
+        "{diff_err}"
+    );
+    assert!(
+        !diff_out.contains(&format!("Secret {}/creds", target.name)),
+        "the applied target is in sync: {diff_out}"
+    );
+
     let cluster_external_secrets = Api::<DynamicObject>::all_with(
         platform.client.clone(),
         &eso("ClusterExternalSecret", "clusterexternalsecrets"),

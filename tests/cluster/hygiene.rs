@@ -79,7 +79,7 @@ async fn no_command_prints_a_value_outside_rendered_secret_data() {
     ];
 
     let diff = courier(&[&["diff", manifests.as_str(), "--live"][..], &live[..]].concat());
-    assert_eq!(diff.status.code(), Some(2));
+    assert_eq!(diff.status.code(), Some(1), "drift");
     assert_clean("diff stdout", &diff.stdout);
     assert_no_digest("diff stdout", &diff.stdout);
     assert_clean("diff stderr (trace)", &diff.stderr);

@@ -13,6 +13,7 @@ mod hygiene;
 mod identity;
 mod leader;
 mod multicluster;
+mod nothing_lost;
 mod openbao_apply;
 mod openbao_kubernetes_auth;
 mod policies;

@@ -48,9 +48,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* courier.dev/instance on every target: `default`, as the CLI's, so a target first
+written by `courier apply` is the chart's too. */}}
+{{- define "courier.instance" -}}
+{{- default "default" .Values.instance -}}
+{{- end -}}
+
 {{- define "courier.commonArgs" -}}
 - --instance
-- {{ default .Release.Name .Values.instance | quote }}
+- {{ include "courier.instance" . | quote }}
+- --max-deletions
+- {{ .Values.maxDeletions | quote }}
 - --concurrency
 - {{ .Values.concurrency | quote }}
 - --log-format
