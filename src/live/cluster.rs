@@ -52,7 +52,9 @@ impl ClusterError {
             ),
             other => (other.to_string(), None),
         };
-        let hint = if code == Some(403) {
+        // A namespace being deleted answers 403 too; that is no missing permission.
+        let terminating = message.contains("because it is being terminated");
+        let hint = if code == Some(403) && !terminating {
             "\nhint: the identity courier runs as lacks this RBAC permission; in a cluster, the ClusterRole in charts/courier/templates/rbac.yaml (rendered in templates/install/) lists what apply and run need; for a CI diff, README.md's CI one-shot section does".to_owned()
         } else {
             String::new()

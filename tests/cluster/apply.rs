@@ -352,20 +352,19 @@ async fn two_instances_never_prune_each_other() {
     );
     assert_eq!(y.code, 0, "{}", y.stderr);
 
-    // y's manifests go away: y prunes its own Secret and leaves x's.
-    let store_only = std::fs::read_to_string(other.path().join("m.yaml")).unwrap();
-    std::fs::write(
-        other.path().join("m.yaml"),
-        store_only.split("---").next().unwrap(),
-    )
-    .unwrap();
+    // y's manifest goes away (another takes its place: an input without any manifest
+    // removes nothing): y prunes its own Secret and leaves x's.
+    let replaced = std::fs::read_to_string(other.path().join("m.yaml"))
+        .unwrap()
+        .replace("from-y", "from-z");
+    std::fs::write(other.path().join("m.yaml"), replaced).unwrap();
     let pruned = courier_apply(
         other.path().to_str().unwrap(),
         &format!("y-{}", platform.id),
         &[],
     );
     assert!(
-        pruned.has("apply: 0 created, 0 updated, 0 unchanged, 1 deleted"),
+        pruned.has("apply: 1 created, 0 updated, 0 unchanged, 1 deleted"),
         "{}",
         pruned.stderr
     );

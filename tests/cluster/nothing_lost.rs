@@ -193,10 +193,12 @@ async fn an_empty_input_or_a_selector_typo_prunes_nothing_and_says_why() {
 async fn a_removal_above_max_deletions_removes_none_until_allowed() {
     let platform = Platform::new("maxdel").await;
     let instance = format!("maxdel-{}", platform.id);
+    let mut namespaces = Vec::new();
     for prefix in ["maxdel-a", "maxdel-b", "maxdel-c"] {
-        platform.target(prefix, true).await;
+        namespaces.push(platform.target(prefix, true).await);
     }
-    assert!(platform.apply(&instance, &[]).has("apply: 3 created"));
+    let first = platform.apply(&instance, &[]);
+    assert!(first.has("apply: 3 created"), "{}", first.stderr);
 
     // The manifest renamed (as a file missing from a ConfigMap would do): three to go,
     // three to create. The cap stops the removals, not the creates.
