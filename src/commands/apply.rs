@@ -92,6 +92,7 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         progress: std::env::var_os("CI").is_none(),
         adopt_eso: args.adopt_eso,
         hub: None,
+        ..ApplyOptions::default()
     };
     let outcome = match reconcile_once(&fleet, source, &block_list(args), &options).await {
         Ok(outcome) => outcome,

@@ -42,6 +42,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         let options = ApplyOptions {
             instance: live.instance.clone(),
             adopt_eso: live.adopt_eso,
+            // A due refresh of a target whose template varies is a rotation, not drift.
+            refresh_when_due: false,
             ..ApplyOptions::default()
         };
         let fleet_plan =

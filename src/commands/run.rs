@@ -31,6 +31,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             progress: false,
             adopt_eso: args.live.adopt_eso,
             hub: None,
+            ..ApplyOptions::default()
         },
         block_list: block_list(&args.live),
         refresh: args.refresh,

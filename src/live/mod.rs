@@ -5,7 +5,9 @@
 //! write pass; [`apply`] decides and performs server-side applies, releases and prunes;
 //! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
 //! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics;
-//! [`leader`] elects one writer among `run` replicas and fences the others' writes.
+//! [`leader`] elects one writer among `run` replicas and fences the others' writes;
+//! [`varying`] decides when a target whose template renders differently every time is
+//! written again.
 
 pub mod adopt;
 pub mod apply;
@@ -18,3 +20,4 @@ pub mod jitter;
 pub mod leader;
 pub mod reconcile;
 pub mod status;
+pub mod varying;

@@ -16,6 +16,7 @@ mod multicluster;
 mod openbao_apply;
 mod openbao_kubernetes_auth;
 mod policies;
+mod random_templates;
 mod run;
 mod support;
 mod walkthrough;
