@@ -18,7 +18,7 @@ const ZERO_TIME: i64 = -62_135_596_800;
 
 /// The clock: whatever reads it renders differently later.
 fn now() -> i64 {
-    super::varies();
+    super::varying::varies();
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

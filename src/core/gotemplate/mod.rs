@@ -24,11 +24,11 @@ mod random;
 mod semver;
 pub mod sprig;
 mod url;
+mod varying;
 mod yaml;
 
 pub use yaml::keys_and_values;
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
@@ -104,7 +104,7 @@ static FUNCTIONS: LazyLock<FuncMap> = LazyLock::new(|| {
     for name in VARYING {
         if let Some(f) = functions.get(*name).cloned() {
             let marked: gotmpl::ValueFunc = Arc::new(move |args: &[Value]| {
-                varies();
+                varying::varies();
                 f(args)
             });
             functions.insert((*name).to_owned(), marked);
@@ -147,16 +147,6 @@ pub const VARYING: &[&str] = &[
     "genSignedCertWithKey",
 ];
 
-thread_local! {
-    /// Set while a template executes on this thread when its output varies.
-    static VARIED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the template executing on this thread as one whose output varies.
-pub(crate) fn varies() {
-    VARIED.with(|v| v.set(true));
-}
-
 fn template(name: &str) -> Template {
     Template::new(name)
         .missing_key(MissingKey::Error)
@@ -190,11 +180,11 @@ pub fn render_once(
     values: &BTreeMap<String, SecretBytes>,
 ) -> Result<(String, bool), GoTemplateError> {
     let parsed = template(name).parse(source).map_err(|e| parse_error(&e))?;
-    VARIED.with(|v| v.set(false));
+    varying::reset();
     let output = parsed
         .execute_to_string(&data(values))
         .map_err(|e| scrubbed(&e));
-    let varied = VARIED.with(|v| v.replace(false));
+    let varied = varying::reset();
     output.map(|text| (text, varied))
 }
 
@@ -324,6 +314,38 @@ mod tests {
                 varies,
                 "{source} reads the clock and is not marked as varying"
             );
+        }
+    }
+
+    #[test]
+    fn pkcs12_files_carry_random_salts_and_vary() {
+        const FIXTURES: &str = include_str!("../../../tests/go_templates/fixtures.yaml");
+        let fixture = |name: &str| {
+            use base64::Engine as _;
+            let line = FIXTURES
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap();
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(line)
+                .unwrap();
+            SecretBytes::from(pem)
+        };
+        let values: BTreeMap<String, SecretBytes> = [
+            ("crt".to_owned(), fixture("leaf_crt")),
+            ("key".to_owned(), fixture("leaf_key")),
+        ]
+        .into();
+        for source in [
+            "{{ pemToPkcs12 .crt .key }}",
+            r#"{{ pemToPkcs12Pass .crt .key "pw" }}"#,
+            "{{ fullPemToPkcs12 .crt .key }}",
+            "{{ pemTruststoreToPKCS12 .crt }}",
+        ] {
+            let (first, varies) = render_once("t", source, &values).unwrap();
+            assert!(varies, "{source} is not marked as varying");
+            let (second, _) = render_once("t", source, &values).unwrap();
+            assert_ne!(first, second, "{source} rendered the same twice");
         }
     }
 
