@@ -150,6 +150,7 @@ async fn run_writes_an_htpasswd_target_once_and_again_only_when_its_source_chang
     let updates_before = updates(port);
 
     let writes = writes_during(&platform, &target.name, Duration::from_secs(20)).await;
+    eprintln!("htpasswd target writes in the 20 s after the first apply: {writes}");
     let log_text = std::fs::read_to_string(log.path()).unwrap();
     assert!(
         writes <= 1,
@@ -262,6 +263,39 @@ async fn diff_reports_a_random_template_in_sync_and_apply_rotates_it_when_due() 
             .await
             .as_deref(),
         Some("ops")
+    );
+}
+
+/// Under `run`, a `refreshInterval` rotates the target about once per interval: not at
+/// every reconcile, and not never.
+#[tokio::test]
+async fn run_rotates_a_random_template_once_per_refresh_interval() {
+    let platform = Platform::new("random-rotate").await;
+    let target = platform.target("random-r", true).await;
+    write_htpasswd_manifests(&platform, "    refreshInterval: 6s\n");
+    let instance = format!("random-rotate-{}", platform.id);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let guard = scopeguard(start_run(&platform, &instance, port, log.path()));
+    within(Duration::from_secs(15), "the first apply", || async {
+        platform
+            .value(&target.name, "htpasswd", "auth")
+            .await
+            .is_some()
+    })
+    .await;
+    let writes = writes_during(&platform, &target.name, Duration::from_secs(20)).await;
+    eprintln!("htpasswd target writes in 20 s with refreshInterval 6s: {writes}");
+    drop(guard);
+    // Due every 6 s, seen at resyncs every 6 s ±10 %: a write every 6 to 13 s.
+    assert!(
+        (1..=4).contains(&writes),
+        "{writes} writes in 20 s with refreshInterval 6s\n{}",
+        tail(&std::fs::read_to_string(log.path()).unwrap())
     );
 }
 
