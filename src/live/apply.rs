@@ -26,7 +26,6 @@ use crate::core::labels::{CREATION_POLICY_ANNOTATION, HUB_ANNOTATION, INSTANCE_L
 use crate::core::model::{CreationPolicy, DeletionPolicy};
 use crate::core::output;
 use crate::core::plan::{DesiredSecret, Plan};
-use crate::core::secret_bytes::SecretBytes;
 use crate::live::cluster::{ClusterError, CreatedFields, ManagedSecret, Snapshot};
 
 /// Fewer writes than this finish too fast for a progress bar to help.
@@ -564,12 +563,6 @@ pub fn is_current(
     };
     let body = &desired.body;
     let varying = body.varying.as_deref();
-    // Equal, or both there and varying: (equal, present).
-    let compare = |live: Option<&SecretBytes>, wanted: &SecretBytes, varies: bool| match live {
-        Some(live) if live == wanted => (true, true),
-        Some(_) => (false, varies),
-        None => (false, false),
-    };
     let mut exact = true;
     let mut present = true;
     let mut tally = |(equal, there): (bool, bool)| {
@@ -591,18 +584,13 @@ pub fn is_current(
             tally(compare(content.data.get(k), v, data_varies(k)));
         }
     }
-    let text = |live: Option<&String>, wanted: &String, varies: bool| match live {
-        Some(live) if live == wanted => (true, true),
-        Some(_) => (false, varies),
-        None => (false, false),
-    };
     for (k, v) in &body.labels {
         let varies = varying.is_some_and(|m| m.labels.contains(k));
-        tally(text(content.labels.get(k), v, varies));
+        tally(compare(content.labels.get(k), v, varies));
     }
     for (k, v) in &body.annotations {
         let varies = varying.is_some_and(|m| m.annotations.contains(k));
-        tally(text(content.annotations.get(k), v, varies));
+        tally(compare(content.annotations.get(k), v, varies));
     }
     let ours = !content.has_legacy_digest()
         && content.labels.get(INSTANCE_LABEL).map(String::as_str)
@@ -623,6 +611,16 @@ pub fn is_current(
             options.refresh_when_due,
         )
     })
+}
+
+/// Whether a live field holds what courier would write, and whether it is there at all
+/// with a value courier may leave (one a template renders differently every time).
+fn compare<T: PartialEq + ?Sized>(live: Option<&T>, wanted: &T, varies: bool) -> (bool, bool) {
+    match live {
+        Some(live) if live == wanted => (true, true),
+        Some(_) => (false, varies),
+        None => (false, false),
+    }
 }
 
 /// Whether applying `manifest` leaves out a field the live Secret has. Only then can the
