@@ -104,6 +104,7 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         adopt_eso: args.adopt_eso,
         hub: None,
         prune: prune_guard(args),
+        ..ApplyOptions::default()
     };
     let outcome = match reconcile_once(&fleet, source, &block_list(args), &options).await {
         Ok(outcome) => outcome,

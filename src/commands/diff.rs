@@ -70,6 +70,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             instance: live.instance.clone(),
             adopt_eso: live.adopt_eso,
             prune: super::apply::prune_guard(live),
+            // A due refresh of a target whose template varies is a rotation, not drift.
+            refresh_when_due: false,
             ..ApplyOptions::default()
         };
         let fleet_plan =

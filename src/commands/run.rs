@@ -32,6 +32,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             adopt_eso: args.live.adopt_eso,
             hub: None,
             prune: super::apply::prune_guard(&args.live),
+            ..ApplyOptions::default()
         },
         block_list: block_list(&args.live),
         refresh: args.refresh,

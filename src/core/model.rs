@@ -255,6 +255,9 @@ pub struct ExternalSecretSpec {
     /// How often to refresh.
     #[serde(default)]
     pub refresh_interval: Option<String>,
+    /// When to refresh (ESO v2.9): Periodic (the default), CreatedOnce or OnChange.
+    #[serde(default)]
+    pub refresh_policy: Option<RefreshPolicy>,
     /// Single values.
     #[serde(default, deserialize_with = "null_default")]
     pub data: Vec<ExternalSecretData>,
@@ -294,6 +297,21 @@ pub struct ExternalSecretTarget {
     /// Write the Secret as immutable.
     #[serde(default)]
     pub immutable: bool,
+}
+
+/// `refreshPolicy`: when ESO renders the target again. courier writes a change of the
+/// sources at once whatever it says; it matters for a target whose template renders
+/// differently every time (`htpasswd`, `randAlphaNum`), which is rewritten only when
+/// this allows (see `live::apply::is_current`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum RefreshPolicy {
+    /// Every `refreshInterval` (never when it is 0).
+    #[default]
+    Periodic,
+    /// Never after the Secret is created.
+    CreatedOnce,
+    /// When the manifest changes.
+    OnChange,
 }
 
 /// `target.creationPolicy`.

@@ -52,6 +52,13 @@ pub struct ApplyOptions {
     pub hub: Option<String>,
     /// What one reconcile may remove (see [`crate::live::prune`]).
     pub prune: crate::live::prune::PruneGuard,
+    /// Rewrite a target whose template varies (`htpasswd`, `randAlphaNum`) once its
+    /// `refreshInterval` has passed since courier's last write (`apply`, `run`). `diff`
+    /// leaves it out: a due refresh is a rotation, not drift (see [`super::varying`]).
+    pub refresh_when_due: bool,
+    /// `run`: what this process last wrote for targets whose template varies, so a change
+    /// of their inputs is written at once and nothing else is (see [`super::varying`]).
+    pub written: Option<super::varying::Written>,
 }
 
 impl Default for ApplyOptions {
@@ -64,6 +71,8 @@ impl Default for ApplyOptions {
             progress: false,
             hub: None,
             prune: crate::live::prune::PruneGuard::default(),
+            refresh_when_due: true,
+            written: None,
         }
     }
 }
@@ -410,6 +419,7 @@ pub async fn reconcile(
                         Err(e) if e.is_status(409) => Err(taken_by(client, secret).await),
                         created => created.map(|()| Done::Created).map_err(|e| e.to_string()),
                     };
+                    remember(options, secret, &result);
                     (target, result)
                 }
                 Action::Apply {
@@ -435,10 +445,9 @@ pub async fn reconcile(
                         apply_one(client, secret, manifest, options).await
                     }
                     .await;
-                    (
-                        target,
-                        result.map(|()| Done::Updated).map_err(|e| e.to_string()),
-                    )
+                    let result = result.map(|()| Done::Updated).map_err(|e| e.to_string());
+                    remember(options, secret, &result);
+                    (target, result)
                 }
                 Action::Adopt { secret, existing } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
@@ -454,10 +463,9 @@ pub async fn reconcile(
                         apply_one(client, secret, written_manifest(secret, options), options).await
                     }
                     .await;
-                    (
-                        target,
-                        result.map(|()| Done::Adopted).map_err(|e| e.to_string()),
-                    )
+                    let result = result.map(|()| Done::Adopted).map_err(|e| e.to_string());
+                    remember(options, secret, &result);
+                    (target, result)
                 }
                 Action::Release { namespace, name } => {
                     let result = async {
@@ -527,6 +535,14 @@ pub async fn reconcile(
     report
 }
 
+/// After a write of a target whose template varies, `run` remembers what it was
+/// rendered from (see [`super::varying`]); a failed write is tried again.
+fn remember(options: &ApplyOptions, secret: &DesiredSecret, result: &Result<Done, String>) {
+    if let (Some(written), Ok(_), false) = (&options.written, result, options.dry_run) {
+        written.record(secret);
+    }
+}
+
 enum Done {
     Adopted,
     Created,
@@ -560,38 +576,81 @@ fn owner_conflict(existing: &ManagedSecret, instance: &str, hub: Option<&str>) -
     message
 }
 
-/// Whether the live Secret already holds what courier would write: its data, type and
-/// courier's labels and annotations. A target still carrying the value digest earlier
-/// versions wrote is not current: rewriting it takes the digest off.
-/// Whether a listed Secret holds what courier would write there now. Asked while the
-/// managed Secrets are listed (`cluster::list_managed`), so only those that are not current
-/// keep their content.
-pub fn is_current(existing: &ManagedSecret, desired: &DesiredSecret, instance: &str) -> bool {
+/// Whether a listed Secret holds what courier would write there now: its data, type and
+/// courier's labels and annotations. Asked while the managed Secrets are listed
+/// (`cluster::list_managed`), so only those that are not current keep their content. A
+/// target still carrying the value digest earlier versions wrote is not current:
+/// rewriting it takes the digest off. Values that a template renders differently every
+/// time (see [`super::varying`]) need only be present, unless the target is due for a
+/// rewrite.
+pub fn is_current(
+    existing: &ManagedSecret,
+    desired: &DesiredSecret,
+    options: &ApplyOptions,
+) -> bool {
     let Some(content) = existing.content.as_deref() else {
         return existing.current;
     };
     let body = &desired.body;
-    let data_current = if body.creation_policy == CreationPolicy::Merge {
-        // Merged into someone's Secret: only courier's keys are courier's to compare.
-        body.data
-            .iter()
-            .all(|(k, v)| content.data.get(k) == Some(v))
-    } else {
-        content.type_ == body.type_
-            && content.immutable == body.immutable
-            && content.data == body.data
+    let varying = body.varying.as_deref();
+    let mut exact = true;
+    let mut present = true;
+    let mut tally = |(equal, there): (bool, bool)| {
+        exact &= equal;
+        present &= there;
     };
-    !content.has_legacy_digest()
-        && data_current
-        && content.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(instance)
-        && body
-            .labels
-            .iter()
-            .all(|(k, v)| content.labels.get(k) == Some(v))
-        && body
-            .annotations
-            .iter()
-            .all(|(k, v)| content.annotations.get(k) == Some(v))
+    let data_varies = |k: &String| varying.is_some_and(|v| v.data.contains(k));
+    if body.creation_policy == CreationPolicy::Merge {
+        // Merged into someone's Secret: only courier's keys are courier's to compare.
+        for (k, v) in &body.data {
+            tally(compare(content.data.get(k), v, data_varies(k)));
+        }
+    } else {
+        let shape = content.type_ == body.type_
+            && content.immutable == body.immutable
+            && content.data.len() == body.data.len();
+        tally((shape, shape));
+        for (k, v) in &body.data {
+            tally(compare(content.data.get(k), v, data_varies(k)));
+        }
+    }
+    for (k, v) in &body.labels {
+        let varies = varying.is_some_and(|m| m.labels.contains(k));
+        tally(compare(content.labels.get(k), v, varies));
+    }
+    for (k, v) in &body.annotations {
+        let varies = varying.is_some_and(|m| m.annotations.contains(k));
+        tally(compare(content.annotations.get(k), v, varies));
+    }
+    let ours = !content.has_legacy_digest()
+        && content.labels.get(INSTANCE_LABEL).map(String::as_str)
+            == Some(options.instance.as_str());
+    if !ours || !present {
+        return false;
+    }
+    if exact {
+        return true;
+    }
+    // Only values that vary differ: rewritten when its inputs changed or its refresh is due.
+    varying.is_some_and(|varying| {
+        !super::varying::rewrite_due(
+            existing,
+            desired,
+            varying,
+            options.written.as_ref(),
+            options.refresh_when_due,
+        )
+    })
+}
+
+/// Whether a live field holds what courier would write, and whether it is there at all
+/// with a value courier may leave (one a template renders differently every time).
+fn compare<T: PartialEq + ?Sized>(live: Option<&T>, wanted: &T, varies: bool) -> (bool, bool) {
+    match live {
+        Some(live) if live == wanted => (true, true),
+        Some(_) => (false, varies),
+        None => (false, false),
+    }
 }
 
 /// Whether applying `manifest` leaves out a field the live Secret has. Only then can the

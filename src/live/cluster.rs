@@ -246,6 +246,11 @@ pub struct ManagedSecret {
     pub content: Option<Box<SecretContent>>,
     /// Found, when listed, to hold exactly what courier would write there now.
     pub current: bool,
+    /// When courier last changed a field of it: the latest `time` of courier's
+    /// `metadata.managedFields` entries (the API server moves it when a write changes
+    /// what the manager owns, not on a no-op). Tells when a target whose template
+    /// varies is due for its refresh.
+    pub written_at: Option<jiff::Timestamp>,
 }
 
 /// A managed Secret's type, metadata and values, as listed.
@@ -467,6 +472,20 @@ struct LeanFieldsEntry {
     operation: Option<String>,
     #[serde(default)]
     subresource: Option<String>,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+/// The latest time courier's field manager wrote the main resource.
+fn written_at(entries: &[LeanFieldsEntry]) -> Option<jiff::Timestamp> {
+    entries
+        .iter()
+        .filter(|e| {
+            e.manager.as_deref() == Some(FIELD_MANAGER)
+                && e.subresource.as_deref().unwrap_or("").is_empty()
+        })
+        .filter_map(|e| e.time.as_deref()?.parse::<jiff::Timestamp>().ok())
+        .max()
 }
 
 /// Finds the (courier, Update) entry of the main resource a create left behind.
@@ -568,6 +587,7 @@ fn managed_secret(secret: LeanSecret) -> ((String, String), ManagedSecret) {
         merged: creation_policy.is_some_and(|p| p == "Merge"),
         resource_version: meta.resource_version,
         created_fields: meta.managed_fields.as_deref().and_then(created_fields),
+        written_at: meta.managed_fields.as_deref().and_then(written_at),
         content: Some(Box::new(SecretContent {
             type_: secret.type_.unwrap_or_else(|| "Opaque".into()),
             labels,
@@ -607,7 +627,24 @@ mod tests {
             manager: Some(manager.into()),
             operation: Some(operation.into()),
             subresource: subresource.map(str::to_owned),
+            time: None,
         }
+    }
+
+    #[test]
+    fn courier_s_last_write_is_its_latest_entry_of_the_main_resource() {
+        let at = |manager: &str, subresource: Option<&str>, time: &str| LeanFieldsEntry {
+            time: Some(time.into()),
+            ..entry(manager, "Apply", subresource)
+        };
+        let written = written_at(&[
+            at("courier", None, "2026-01-01T10:00:00Z"),
+            at("courier", None, "2026-01-01T11:00:00Z"),
+            at("kubectl", None, "2026-01-01T12:00:00Z"),
+            at("courier", Some("status"), "2026-01-01T13:00:00Z"),
+        ]);
+        assert_eq!(written, "2026-01-01T11:00:00Z".parse().ok());
+        assert_eq!(written_at(&[entry("courier", "Update", None)]), None);
     }
 
     #[test]

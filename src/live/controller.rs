@@ -187,7 +187,13 @@ struct Served {
 }
 
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(fleet: Fleet, options: RunOptions) -> anyhow::Result<()> {
+pub async fn run(fleet: Fleet, mut options: RunOptions) -> anyhow::Result<()> {
+    // What this process writes for targets whose template varies, so that its own write
+    // (which wakes the next reconcile) does not make it write again (live::varying).
+    options
+        .apply
+        .written
+        .get_or_insert_with(crate::live::varying::Written::default);
     let connection = fleet.hub.clone();
     let metrics = Arc::new(Metrics {
         api_requests: connection.request_counter.clone(),

@@ -6,7 +6,9 @@
 //! limits of [`prune`];
 //! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
 //! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics;
-//! [`leader`] elects one writer among `run` replicas and fences the others' writes.
+//! [`leader`] elects one writer among `run` replicas and fences the others' writes;
+//! [`varying`] decides when a target whose template renders differently every time is
+//! written again.
 
 pub mod adopt;
 pub mod apply;
@@ -20,3 +22,4 @@ pub mod leader;
 pub mod prune;
 pub mod reconcile;
 pub mod status;
+pub mod varying;

@@ -207,6 +207,10 @@ pub async fn plan_fleet(
         if !member.member.is_home() {
             member_options.hub = Some(hub_id.clone());
         }
+        member_options.written = options
+            .written
+            .as_ref()
+            .map(|w| w.in_cluster(&member.member.name));
         planned.push((member, snapshot, plan, member_options));
     }
 
@@ -222,7 +226,7 @@ pub async fn plan_fleet(
         cluster::list_managed(&member.connection.client, |namespace, name, listed| {
             targets
                 .get(&(namespace, name))
-                .is_some_and(|desired| apply::is_current(listed, desired, &options.instance))
+                .is_some_and(|desired| apply::is_current(listed, desired, options))
         })
         .await
     });

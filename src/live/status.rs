@@ -247,6 +247,7 @@ mod tests {
                 immutable: false,
                 creation_policy: CreationPolicy::Owner,
                 deletion_policy: DeletionPolicy::Retain,
+                varying: None,
             }),
         }
     }

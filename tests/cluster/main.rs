@@ -17,6 +17,7 @@ mod nothing_lost;
 mod openbao_apply;
 mod openbao_kubernetes_auth;
 mod policies;
+mod random_templates;
 mod run;
 mod support;
 mod walkthrough;

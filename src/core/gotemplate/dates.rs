@@ -16,7 +16,9 @@ type Result<T> = std::result::Result<T, TemplateError>;
 /// Seconds of the zero time (0001-01-01 UTC), what Go's failed parse returns.
 const ZERO_TIME: i64 = -62_135_596_800;
 
+/// The clock: whatever reads it renders differently later.
 fn now() -> i64 {
+    super::varying::varies();
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -8,6 +8,11 @@
 //!
 //! Not here (a template using one fails with a clear error, never silently): sprig's
 //! certificate generators (`genCA`, ...), and `getHostByName`.
+//!
+//! [`render_once`] also says whether the output *varies*: whether a function ran whose
+//! result differs from one call to the next (a random draw, a random salt or IV, the
+//! clock). Such a target is not rewritten at every reconcile only because its values
+//! differ from the last ones written (see `live::apply::is_current`).
 
 pub mod binary;
 mod dates;
@@ -19,6 +24,7 @@ mod random;
 mod semver;
 pub mod sprig;
 mod url;
+mod varying;
 mod yaml;
 
 pub use yaml::keys_and_values;
@@ -94,8 +100,52 @@ static FUNCTIONS: LazyLock<FuncMap> = LazyLock::new(|| {
         functions.insert("mustHas".to_owned(), checked);
     }
     functions.extend(eso::functions());
+    // Whatever runs one of these renders differently next time: say so.
+    for name in VARYING {
+        if let Some(f) = functions.get(*name).cloned() {
+            let marked: gotmpl::ValueFunc = Arc::new(move |args: &[Value]| {
+                varying::varies();
+                f(args)
+            });
+            functions.insert((*name).to_owned(), marked);
+        }
+    }
     functions
 });
+
+/// The functions whose output differs from call to call with the same arguments, in
+/// ESO v2.9's engine and here: random draws (`randAlphaNum`, `uuidv4`, `shuffle`, ...),
+/// random salts (`bcrypt`, `htpasswd`; the PKCS#12 encoders, whose MAC and encryption
+/// salts are random), `encryptAES`'s random IV, and sprig's key and certificate
+/// generators (refused here, listed for when they are not). The clock (`now`, `ago`,
+/// `date` of something not a time) is marked where dates read it.
+/// `derivePassword` is deterministic and not listed.
+pub const VARYING: &[&str] = &[
+    "randAlpha",
+    "randAlphaNum",
+    "randAscii",
+    "randBytes",
+    "randInt",
+    "randNumeric",
+    "shuffle",
+    "uuidv4",
+    "bcrypt",
+    "htpasswd",
+    "encryptAES",
+    "pemToPkcs12",
+    "pemToPkcs12Pass",
+    "fullPemToPkcs12",
+    "fullPemToPkcs12Pass",
+    "pemTruststoreToPKCS12",
+    "pemTruststoreToPKCS12Pass",
+    "genPrivateKey",
+    "genCA",
+    "genCAWithKey",
+    "genSelfSignedCert",
+    "genSelfSignedCertWithKey",
+    "genSignedCert",
+    "genSignedCertWithKey",
+];
 
 fn template(name: &str) -> Template {
     Template::new(name)
@@ -118,10 +168,24 @@ pub fn render(
     source: &str,
     values: &BTreeMap<String, SecretBytes>,
 ) -> Result<String, GoTemplateError> {
+    render_once(name, source, values).map(|(text, _)| text)
+}
+
+/// [`render`], and whether the output varies from one rendering to the next: true when
+/// this execution ran a function of [`VARYING`] or read the clock. Decided as it runs,
+/// so `{{ if .rotate }}{{ randAlphaNum 8 }}{{ end }}` varies only when `.rotate` is set.
+pub fn render_once(
+    name: &str,
+    source: &str,
+    values: &BTreeMap<String, SecretBytes>,
+) -> Result<(String, bool), GoTemplateError> {
     let parsed = template(name).parse(source).map_err(|e| parse_error(&e))?;
-    parsed
+    varying::reset();
+    let output = parsed
         .execute_to_string(&data(values))
-        .map_err(|e| scrubbed(&e))
+        .map_err(|e| scrubbed(&e));
+    let varied = varying::reset();
+    output.map(|text| (text, varied))
 }
 
 /// Renders `source` over maps of strings (`{{ .remoteRef.key }}`, `{{ .auth.token }}`),
@@ -216,6 +280,99 @@ mod tests {
             out,
             r#"{"auths":{"ghcr.io":{"username":"bot","password":"t0k","auth":"Ym90OnQwaw=="}}}"#
         );
+    }
+
+    #[test]
+    fn random_functions_and_the_clock_make_the_output_vary() {
+        let token = values(&[("token", "t0k"), ("user", "bot")]);
+        for source in [
+            r#"{{ htpasswd "user" .token }}"#,
+            r#"{{ .token | bcrypt }}"#,
+            "{{ randAlphaNum 16 }}",
+            "{{ randAlpha 16 }}",
+            "{{ randNumeric 16 }}",
+            "{{ randAscii 16 }}",
+            "{{ randBytes 16 }}",
+            "{{ randInt 0 1000000000 }}",
+            "{{ uuidv4 }}",
+            r#"{{ encryptAES "key" .token }}"#,
+            "{{ shuffle \"abcdefghijklmnopqrstuvwxyz\" }}",
+        ] {
+            let (first, varies) = render_once("t", source, &token).unwrap();
+            assert!(varies, "{source} is not marked as varying");
+            let (second, _) = render_once("t", source, &token).unwrap();
+            assert_ne!(first, second, "{source} rendered the same twice");
+        }
+        for source in [
+            "{{ now }}",
+            "{{ now | date \"2006\" }}",
+            "{{ ago 0 }}",
+            "{{ date \"2006\" \"x\" }}",
+        ] {
+            let (_, varies) = render_once("t", source, &token).unwrap();
+            assert!(
+                varies,
+                "{source} reads the clock and is not marked as varying"
+            );
+        }
+    }
+
+    #[test]
+    fn pkcs12_files_carry_random_salts_and_vary() {
+        const FIXTURES: &str = include_str!("../../../tests/go_templates/fixtures.yaml");
+        let fixture = |name: &str| {
+            use base64::Engine as _;
+            let line = FIXTURES
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap();
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(line)
+                .unwrap();
+            SecretBytes::from(pem)
+        };
+        let values: BTreeMap<String, SecretBytes> = [
+            ("crt".to_owned(), fixture("leaf_crt")),
+            ("key".to_owned(), fixture("leaf_key")),
+        ]
+        .into();
+        for source in [
+            "{{ pemToPkcs12 .crt .key }}",
+            r#"{{ pemToPkcs12Pass .crt .key "pw" }}"#,
+            "{{ fullPemToPkcs12 .crt .key }}",
+            "{{ pemTruststoreToPKCS12 .crt }}",
+        ] {
+            let (first, varies) = render_once("t", source, &values).unwrap();
+            assert!(varies, "{source} is not marked as varying");
+            let (second, _) = render_once("t", source, &values).unwrap();
+            assert_ne!(first, second, "{source} rendered the same twice");
+        }
+    }
+
+    #[test]
+    fn deterministic_templates_do_not_vary() {
+        let token = values(&[("token", "t0k"), ("user", "bot")]);
+        for source in [
+            "{{ .token }}",
+            r#"{{ printf "%s:%s" .user .token | b64enc }}"#,
+            "{{ .token | sha256sum }}",
+            r#"{{ derivePassword 1 "long" .token .user "example.com" }}"#,
+            r#"{{ date "2006" 0 }}"#,
+            r#"{{ if eq .user "nobody" }}{{ randAlphaNum 8 }}{{ end }}"#,
+        ] {
+            let (_, varies) = render_once("t", source, &token).unwrap();
+            assert!(!varies, "{source} is marked as varying");
+        }
+        // A failed render leaves no mark on the next one.
+        assert!(render_once("t", "{{ randAlphaNum 8 }}{{ .nope }}", &token).is_err());
+        assert!(!render_once("t", "{{ .user }}", &token).unwrap().1);
+    }
+
+    #[test]
+    fn every_varying_function_is_registered() {
+        for name in VARYING {
+            assert!(FUNCTIONS.contains_key(*name), "{name}");
+        }
     }
 
     #[test]

@@ -78,17 +78,20 @@ impl<'a> Renderer<'a> {
     }
 
     /// `name` is what ESO names the template (the key), so Go's positions read
-    /// `template: <key>:1:3`.
+    /// `template: <key>:1:3`. Also says whether the output varies from one rendering to
+    /// the next (see [`gotemplate::render_once`]); courier's minijinja dialect has no
+    /// random or clock function, so its output never does.
     pub(super) fn render(
         &self,
         name: &str,
         source: &str,
         field: String,
-    ) -> Result<String, Failure> {
+    ) -> Result<(String, bool), Failure> {
         match (&self.engine, &self.context) {
             (Engine::Minijinja, Some(context)) => template::render(self.env, source, context)
+                .map(|text| (text, false))
                 .map_err(|e| Failure::new(field, e.message)),
-            _ => gotemplate::render(name, source, self.values).map_err(|e| {
+            _ => gotemplate::render_once(name, source, self.values).map_err(|e| {
                 let message = with_keys(e.message, self.values);
                 Failure::new(field, with_hint(self.env, source, message))
             }),

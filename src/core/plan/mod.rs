@@ -28,4 +28,7 @@ pub use fetch::{convert_keys, decode};
 pub use planner::{check, plan};
 pub use remote::remote_requests;
 pub use stores::{store_namespaces, watched_namespaces};
-pub use types::{CheckReport, DesiredSecret, Plan, PlanError, PlannedTarget, SecretBody};
+pub use types::{
+    CheckReport, DesiredSecret, Fingerprint, Plan, PlanError, PlannedTarget, Refresh, SecretBody,
+    Varying,
+};

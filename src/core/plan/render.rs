@@ -3,18 +3,23 @@
 //! annotations. No digest of the values is written anywhere: it would let whoever sees
 //! the metadata confirm a guessed value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use minijinja::Environment;
 
 use super::engine::{Engine, Renderer};
 use super::fetch::fetch_values;
 use super::targets::{Instance, Planner};
-use super::types::{Failure, SecretBody};
+use super::types::{Failure, Fingerprinter, Refresh, SecretBody, Varying};
 use super::validate::SECRET_KEY;
+use crate::core::duration::parse_go_duration;
 use crate::core::gotemplate;
 use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
-use crate::core::model::{MergePolicy, SecretTemplate, StringMap, TemplateScope, TemplateTarget};
+use crate::core::model::{
+    ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate, StringMap, TemplateScope,
+    TemplateTarget,
+};
 use crate::core::provider::{SecretMap, SecretsClient};
 use crate::core::secret_bytes::SecretBytes;
 
@@ -27,12 +32,13 @@ pub(super) fn render_body(
     let spec = instance.spec;
     let engine = planner.owners[instance.owner_index].engine.clone()?;
     let provider = fetch_values(client, spec)?;
-    let (type_, mut labels, mut annotations, data) = match &spec.target.template {
+    let (type_, mut labels, mut annotations, data, varying) = match &spec.target.template {
         None => (
             "Opaque".to_owned(),
             instance.metadata_labels.clone(),
             instance.metadata_annotations.clone(),
             provider,
+            None,
         ),
         Some(template) => render_template(env, engine, planner, instance, template, provider)?,
     };
@@ -57,10 +63,73 @@ pub(super) fn render_body(
         immutable: spec.target.immutable,
         creation_policy: spec.target.creation_policy.unwrap_or_default(),
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
+        varying: varying.map(|marks| Arc::new(marks.finish(spec))),
     })
 }
 
-type Rendered = (String, StringMap, StringMap, BTreeMap<String, SecretBytes>);
+type Rendered = (
+    String,
+    StringMap,
+    StringMap,
+    BTreeMap<String, SecretBytes>,
+    Option<Marks>,
+);
+
+/// What a rendering found to vary, until the body is complete.
+struct Marks {
+    data: BTreeSet<String>,
+    labels: BTreeSet<String>,
+    annotations: BTreeSet<String>,
+    templates: Fingerprinter,
+    provider: SecretMap,
+}
+
+impl Marks {
+    fn finish(self, spec: &ExternalSecretSpec) -> Varying {
+        let templates = self.templates.finish();
+        let mut inputs = Fingerprinter::new();
+        inputs.part(templates.bytes());
+        for (key, value) in &self.provider {
+            inputs.part(key.as_bytes());
+            inputs.part(value.expose());
+        }
+        Varying {
+            data: self.data,
+            labels: self.labels,
+            annotations: self.annotations,
+            refresh: refresh_of(spec),
+            templates,
+            inputs: inputs.finish(),
+        }
+    }
+}
+
+/// ESO's `refreshPolicy` and `refreshInterval` (default 1h, 0 never).
+fn refresh_of(spec: &ExternalSecretSpec) -> Refresh {
+    match spec.refresh_policy.unwrap_or_default() {
+        RefreshPolicy::CreatedOnce => Refresh::CreatedOnce,
+        RefreshPolicy::OnChange => Refresh::OnChange,
+        RefreshPolicy::Periodic => {
+            let interval = spec
+                .refresh_interval
+                .as_deref()
+                .map_or(
+                    Some(std::time::Duration::from_secs(3600)),
+                    parse_go_duration,
+                )
+                .filter(|d| !d.is_zero());
+            Refresh::Periodic(interval)
+        }
+    }
+}
+
+/// Which sink a rendering went to, for the marks.
+#[derive(Clone, Copy)]
+enum Sink {
+    Data,
+    Labels,
+    Annotations,
+}
 
 fn render_template(
     env: &Environment<'_>,
@@ -71,16 +140,41 @@ fn render_template(
     provider: SecretMap,
 ) -> Result<Rendered, Failure> {
     let renderer = Renderer::new(engine, env, &provider);
-    let render = |name: &str, source: &str, field: String| renderer.render(name, source, field);
+    // Every template text is fingerprinted as it is rendered (cheap beside rendering);
+    // the fingerprint is kept only when something varies.
+    let templates = std::cell::RefCell::new(Fingerprinter::new());
+    let any_varies = std::cell::Cell::new(false);
+    let render = |name: &str, source: &str, field: String| {
+        {
+            let mut templates = templates.borrow_mut();
+            templates.part(field.as_bytes());
+            templates.part(source.as_bytes());
+        }
+        let (text, varies) = renderer.render(name, source, field)?;
+        any_varies.set(any_varies.get() || varies);
+        Ok::<_, Failure>((text, varies))
+    };
     let mut data: BTreeMap<String, String> = BTreeMap::new();
     let mut labels = StringMap::new();
     let mut annotations = StringMap::new();
+    let mut marked: [BTreeSet<String>; 3] = Default::default();
+    // A key rendered again later takes the later rendering's mark.
+    let mut mark = |sink: Sink, keys: Vec<String>, varies: bool| {
+        let set = &mut marked[sink as usize];
+        for key in keys {
+            if varies {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+        }
+    };
     for (index, from) in template.template_from.iter().enumerate() {
         let at = format!("template.templateFrom[{index}]");
-        let sink = match from.target.unwrap_or_default() {
-            TemplateTarget::Data => &mut data,
-            TemplateTarget::Labels => &mut labels,
-            TemplateTarget::Annotations => &mut annotations,
+        let (sink, which) = match from.target.unwrap_or_default() {
+            TemplateTarget::Data => (&mut data, Sink::Data),
+            TemplateTarget::Labels => (&mut labels, Sink::Labels),
+            TemplateTarget::Annotations => (&mut annotations, Sink::Annotations),
         };
         // ConfigMap and Secret items work alike: each key holds a template.
         let sources = [
@@ -124,40 +218,40 @@ fn render_template(
                         Failure::new(field.clone(), format!("key not found in {object}"))
                     })?
                     .ok_or_else(|| Failure::new(field.clone(), "template is not UTF-8 text"))?;
-                let output = render(&item.key, source, field.clone())?;
-                add_rendered(
+                let (output, varies) = render(&item.key, source, field.clone())?;
+                let keys = add_rendered(
                     sink,
                     &item.key,
                     item.template_as.unwrap_or_default(),
                     output,
                     &field,
                 )?;
+                mark(which, keys, varies);
             }
         }
         if let Some(literal) = &from.literal {
             let field = format!("{at}.literal");
             // ESO names a KeysAndValues template after its own text.
-            let output = render(literal, literal, field.clone())?;
-            add_rendered(sink, "", TemplateScope::KeysAndValues, output, &field)?;
+            let (output, varies) = render(literal, literal, field.clone())?;
+            let keys = add_rendered(sink, "", TemplateScope::KeysAndValues, output, &field)?;
+            mark(which, keys, varies);
         }
     }
     for (key, source) in &template.data {
-        data.insert(
-            key.clone(),
-            render(key, source, format!("template.data[{key}]"))?,
-        );
+        let (output, varies) = render(key, source, format!("template.data[{key}]"))?;
+        data.insert(key.clone(), output);
+        mark(Sink::Data, vec![key.clone()], varies);
     }
     for (key, source) in &template.metadata.labels {
-        labels.insert(
-            key.clone(),
-            render(key, source, format!("template.metadata.labels[{key}]"))?,
-        );
+        let (output, varies) = render(key, source, format!("template.metadata.labels[{key}]"))?;
+        labels.insert(key.clone(), output);
+        mark(Sink::Labels, vec![key.clone()], varies);
     }
     for (key, source) in &template.metadata.annotations {
-        annotations.insert(
-            key.clone(),
-            render(key, source, format!("template.metadata.annotations[{key}]"))?,
-        );
+        let (output, varies) =
+            render(key, source, format!("template.metadata.annotations[{key}]"))?;
+        annotations.insert(key.clone(), output);
+        mark(Sink::Annotations, vec![key.clone()], varies);
     }
     let templated: BTreeMap<String, SecretBytes> = data
         .into_iter()
@@ -167,6 +261,10 @@ fn render_template(
         })
         .collect();
     let has_template_data = !template.data.is_empty() || !template.template_from.is_empty();
+    let varies = any_varies.get();
+    let [data_marks, label_marks, annotation_marks] = marked;
+    // The values the templates read, kept for the fingerprint only when something varies.
+    let inputs = varies.then(|| provider.clone());
     let merged = match (template.merge_policy.unwrap_or_default(), has_template_data) {
         (MergePolicy::Replace, true) => templated,
         (MergePolicy::Replace, false) => provider,
@@ -176,11 +274,25 @@ fn render_template(
             merged
         }
     };
+    // Something varied but every varying key was rendered again deterministically: the
+    // body is as fixed as any other.
+    let marks = inputs
+        .filter(|_| {
+            !(data_marks.is_empty() && label_marks.is_empty() && annotation_marks.is_empty())
+        })
+        .map(|provider| Marks {
+            data: data_marks,
+            labels: label_marks,
+            annotations: annotation_marks,
+            templates: templates.into_inner(),
+            provider,
+        });
     Ok((
         template.type_.clone().unwrap_or_else(|| "Opaque".into()),
         labels,
         annotations,
         merged,
+        marks,
     ))
 }
 
@@ -195,23 +307,120 @@ fn without_values(message: &str) -> String {
 }
 
 /// `Values`: the output is the value of `key`. `KeysAndValues`: the output is a YAML map.
+/// Returns the keys written.
 fn add_rendered(
     sink: &mut StringMap,
     key: &str,
     scope: TemplateScope,
     output: String,
     field: &str,
-) -> Result<(), Failure> {
+) -> Result<Vec<String>, Failure> {
     match scope {
         TemplateScope::Values => {
             sink.insert(key.to_owned(), output);
+            Ok(vec![key.to_owned()])
         }
         TemplateScope::KeysAndValues => {
             // As ESO reads it: YAML 1.1 into a map of strings (`yes` is "true").
             let members = gotemplate::keys_and_values(&output)
                 .map_err(|e| Failure::new(field.to_owned(), without_values(&e)))?;
+            let keys = members.keys().cloned().collect();
             sink.extend(members);
+            Ok(keys)
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::load::load_str;
+    use crate::core::plan::{Plan, Refresh, SecretBody, plan};
+    use crate::core::world::World;
+
+    fn planned(spec_extra: &str, template: &str, password: &str) -> Plan {
+        let yaml = format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: src, namespace: app}}\nstringData: {{user: bot, password: {password}}}\n---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: local, namespace: app}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: app}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: web, namespace: app}}\nspec:\n{spec_extra}  secretStoreRef: {{name: local}}\n  target:\n    template:\n{template}  dataFrom:\n  - extract: {{key: src}}\n"
+        );
+        let inputs = load_str("w.yaml", &yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        let world = World::from_inputs(&inputs).unwrap_or_else(|e| panic!("{e:?}"));
+        plan(&inputs.manifests, &world, &crate::providers::Registry)
+    }
+
+    fn body(plan: &Plan) -> &SecretBody {
+        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+        &plan.secrets[0].body
+    }
+
+    const HTPASSWD: &str = "      data:\n        auth: '{{ htpasswd \"user\" .password }}'\n        user: '{{ .user }}'\n      metadata:\n        annotations: {rotated: '{{ now }}', fixed: 'x'}\n";
+
+    #[test]
+    fn a_random_template_marks_its_keys_and_only_those() {
+        let first = planned("", HTPASSWD, "one");
+        let varying = body(&first).varying.as_deref().expect("marked as varying");
+        assert_eq!(varying.data.iter().collect::<Vec<_>>(), ["auth"]);
+        assert!(varying.labels.is_empty());
+        assert_eq!(varying.annotations.iter().collect::<Vec<_>>(), ["rotated"]);
+        assert_eq!(
+            varying.refresh,
+            Refresh::Periodic(Some(std::time::Duration::from_secs(3600)))
+        );
+        // Same inputs, same fingerprints, though the values differ.
+        let again = planned("", HTPASSWD, "one");
+        let again_varying = body(&again).varying.as_deref().unwrap();
+        assert_ne!(body(&first).data["auth"], body(&again).data["auth"]);
+        assert_eq!(varying.inputs, again_varying.inputs);
+        assert_eq!(varying.templates, again_varying.templates);
+        // A source value changed: the inputs differ, the templates do not.
+        let changed = planned("", HTPASSWD, "two");
+        let changed_varying = body(&changed).varying.as_deref().unwrap();
+        assert_ne!(varying.inputs, changed_varying.inputs);
+        assert_eq!(varying.templates, changed_varying.templates);
+        // A template changed: both differ.
+        let edited = planned("", &HTPASSWD.replace("\"user\"", "\"admin\""), "one");
+        let edited_varying = body(&edited).varying.as_deref().unwrap();
+        assert_ne!(varying.templates, edited_varying.templates);
+        assert_ne!(varying.inputs, edited_varying.inputs);
+        // The fingerprint shows nothing in Debug.
+        assert_eq!(format!("{:?}", varying.inputs), "Fingerprint(..)");
+    }
+
+    #[test]
+    fn a_deterministic_template_is_not_marked() {
+        let template =
+            "      data:\n        auth: '{{ printf \"%s:%s\" .user .password | b64enc }}'\n";
+        assert_eq!(body(&planned("", template, "one")).varying, None);
+        // A random key rendered again by a later, fixed template is not marked either.
+        let overridden = "      templateFrom:\n      - literal: 'auth: {{ randAlphaNum 8 }}'\n      data:\n        auth: '{{ .password }}'\n";
+        assert_eq!(body(&planned("", overridden, "one")).varying, None);
+    }
+
+    #[test]
+    fn keys_and_values_from_a_random_template_are_all_marked() {
+        let template =
+            "      templateFrom:\n      - literal: \"a: {{ randAlphaNum 8 }}\\nb: {{ .user }}\"\n";
+        let planned = planned("", template, "one");
+        let varying = body(&planned).varying.as_deref().unwrap();
+        assert_eq!(varying.data.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn refresh_policy_and_interval_are_eso_s() {
+        let refresh = |extra: &str| {
+            body(&planned(extra, HTPASSWD, "one"))
+                .varying
+                .as_deref()
+                .unwrap()
+                .refresh
+        };
+        assert_eq!(
+            refresh("  refreshInterval: 15m\n"),
+            Refresh::Periodic(Some(std::time::Duration::from_secs(900)))
+        );
+        assert_eq!(refresh("  refreshInterval: 0s\n"), Refresh::Periodic(None));
+        assert_eq!(
+            refresh("  refreshPolicy: CreatedOnce\n"),
+            Refresh::CreatedOnce
+        );
+        assert_eq!(refresh("  refreshPolicy: OnChange\n"), Refresh::OnChange);
+    }
 }

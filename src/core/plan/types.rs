@@ -1,8 +1,9 @@
 //! What the planner produces: desired Secrets, per-target errors, and `check`'s report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use crate::core::load::Origin;
 use crate::core::model::{CreationPolicy, DeletionPolicy, StringMap};
@@ -26,6 +27,99 @@ pub struct SecretBody {
     pub creation_policy: CreationPolicy,
     /// `target.deletionPolicy`.
     pub deletion_policy: DeletionPolicy,
+    /// Set when a template rendered something that differs at every rendering (a
+    /// random draw, a random salt or IV, the clock): which fields those are, and when
+    /// the target is rewritten anyway. None for a body that renders the same every time.
+    pub varying: Option<Arc<Varying>>,
+}
+
+/// What of a body varies from one rendering to the next, and when a target holding an
+/// earlier rendering is rewritten. The rest of the body (type, keys, the other values
+/// and metadata) is compared as usual.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Varying {
+    /// Data keys whose value varies.
+    pub data: BTreeSet<String>,
+    /// Labels whose value varies.
+    pub labels: BTreeSet<String>,
+    /// Annotations whose value varies.
+    pub annotations: BTreeSet<String>,
+    /// `refreshPolicy` with `refreshInterval`.
+    pub refresh: Refresh,
+    /// The template texts that rendered the body (ESO's OnChange: the manifest changed).
+    pub templates: Fingerprint,
+    /// The template texts and the values they were given (a source changed).
+    pub inputs: Fingerprint,
+}
+
+/// When a target whose values vary is rendered again although nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// `refreshPolicy: Periodic` (the default) every `refreshInterval`; None for 0, never.
+    Periodic(Option<Duration>),
+    /// `refreshPolicy: CreatedOnce`: never after the create.
+    CreatedOnce,
+    /// `refreshPolicy: OnChange`: when the manifest changes.
+    OnChange,
+}
+
+/// A keyed digest (HMAC-SHA256) of a target's inputs, under a key drawn at random when
+/// the process starts and never written out: it tells this process that an input
+/// changed, and nobody else anything. Kept in memory only; never logged (`Debug` shows
+/// no bytes), never written to the cluster.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fingerprint(..)")
+    }
+}
+
+/// The process's key for [`Fingerprint`]s.
+static FINGERPRINT_KEY: LazyLock<[u8; 32]> = LazyLock::new(|| {
+    let mut key = [0u8; 32];
+    // Without an OS random source the key is the clock's nanoseconds: still unknown
+    // outside the process, and the digest never leaves it.
+    if getrandom::fill(&mut key).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        key[..16].copy_from_slice(&nanos.to_le_bytes());
+    }
+    key
+});
+
+/// Builds a [`Fingerprint`] from length-prefixed parts.
+pub(super) struct Fingerprinter(hmac::Hmac<sha2::Sha256>);
+
+impl Fingerprinter {
+    pub(super) fn new() -> Self {
+        use hmac::KeyInit as _;
+        Self(
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(&*FINGERPRINT_KEY)
+                .expect("HMAC takes a key of any length"),
+        )
+    }
+
+    pub(super) fn part(&mut self, bytes: &[u8]) {
+        use hmac::Mac as _;
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    pub(super) fn finish(self) -> Fingerprint {
+        use hmac::Mac as _;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.0.finalize().into_bytes());
+        Fingerprint(out)
+    }
 }
 
 /// One Secret to write.
