@@ -164,6 +164,10 @@ pub struct LiveArgs {
     /// ExternalSecret or ClusterExternalSecret never removes anything.
     #[arg(long, value_name = "N", default_value = "10", env = "COURIER_MAX_DELETIONS", value_parser = parse_max_deletions)]
     pub max_deletions: MaxDeletions,
+    /// Let an input that holds no ExternalSecret or ClusterExternalSecret remove targets
+    /// (every manifest retired on purpose); still within --max-deletions.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Member clusters.
     #[command(flatten)]
     pub clusters: ClusterArgs,

@@ -68,6 +68,7 @@ pub fn prune_guard(args: &LiveArgs) -> PruneGuard {
         max_deletions: args.max_deletions.0,
         manifests: None,
         here: None,
+        allow_empty: args.allow_empty,
     }
 }
 

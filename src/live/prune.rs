@@ -33,6 +33,8 @@ pub struct PruneGuard {
     pub manifests: Option<Arc<BTreeSet<String>>>,
     /// Those of them whose cluster selector picks this cluster (all, with one cluster).
     pub here: Option<Arc<BTreeSet<String>>>,
+    /// Whether an input without any manifest may remove targets (`--allow-empty`).
+    pub allow_empty: bool,
 }
 
 impl Default for PruneGuard {
@@ -41,6 +43,7 @@ impl Default for PruneGuard {
             max_deletions: Some(DEFAULT_MAX_DELETIONS),
             manifests: None,
             here: None,
+            allow_empty: false,
         }
     }
 }
@@ -84,16 +87,23 @@ pub fn guard(
     let count = removals.len();
     let listed = listing(&removals);
     if let Some(manifests) = guard.manifests.as_deref() {
-        if manifests.is_empty() {
+        if manifests.is_empty() && !guard.allow_empty {
             drop_removals(decisions);
             decisions.blocked.push(format!(
-                "refused to remove {count} {}: the input holds no ExternalSecret or ClusterExternalSecret ({listed})\nhint: an empty file, a wrong path or a ConfigMap without its manifests reads the same; to remove every target of instance {instance} on purpose: kubectl delete secrets -A -l courier.dev/instance={instance}",
+                "refused to remove {count} {}: the input holds no ExternalSecret or ClusterExternalSecret ({listed})\nhint: an empty file, a wrong path or a ConfigMap without its manifests reads the same; if every manifest of instance {instance} was retired on purpose, run again with --allow-empty",
                 targets(count)
             ));
             return;
         }
         // Which manifests are gone from the input, and which select nothing now.
-        let planned: BTreeSet<&str> = plan.secrets.iter().map(|s| &*s.owner).collect();
+        // A manifest with a target, or with an error (its source gone, say: deletionPolicy
+        // decides then), selects something.
+        let planned: BTreeSet<&str> = plan
+            .secrets
+            .iter()
+            .map(|s| &*s.owner)
+            .chain(plan.errors.iter().map(|e| e.object.as_str()))
+            .collect();
         let mut by_origin: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         for (namespace, name) in &removals {
             let origin = snapshot

@@ -114,8 +114,13 @@ async fn merge_adds_courier_keys_to_an_existing_secret_and_takes_back_only_its_o
         again.stderr
     );
 
+    // Every manifest retired: an input without one removes nothing unless told so.
     write(&platform, &store(&platform));
-    let released = platform.apply(&instance, &[]);
+    let kept = platform.apply(&instance, &[]);
+    assert_eq!(kept.code, 1, "{}", kept.stderr);
+    assert!(kept.has("0 deleted, 0 released"), "{}", kept.stderr);
+    assert!(kept.has("run again with --allow-empty"), "{}", kept.stderr);
+    let released = platform.apply(&instance, &["--allow-empty"]);
     assert!(released.has("0 deleted, 1 released"), "{}", released.stderr);
     let after = secrets
         .get("app-config")
