@@ -145,6 +145,13 @@ fn seed_platform() -> &'static Path {
                 )
                 .await;
                 sidecar::apply_yaml(&client, &sidecar::shipped_rbac(&[])).await;
+                // What a platform with a bearer-token store would add (the README's note):
+                // the sidecar may get github-pat. A tenant's store must still not send it.
+                sidecar::apply_yaml(
+                    &client,
+                    "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: courier-argocd-plugin-token, namespace: central-secret-store}\nrules: [{apiGroups: [\"\"], resources: [secrets], resourceNames: [github-pat], verbs: [get]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: courier-argocd-plugin-token, namespace: central-secret-store}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: courier-argocd-plugin-token}\nsubjects: [{kind: ServiceAccount, name: argocd-repo-server, namespace: argocd}]\n",
+                )
+                .await;
                 let dir = tempfile::tempdir().unwrap();
                 let kubeconfig =
                     sidecar::kubeconfig_as(&client, dir.path(), "argocd", "argocd-repo-server")
@@ -331,13 +338,13 @@ fn a_tenant_app_cannot_choose_the_identity_nor_where_credentials_go() {
         "github-pat",
     );
     let (result, connections) = tenant_app(&sending, &listener);
-    assert!(result["manifests"].is_null(), "{result}");
+    assert_eq!(connections, 0, "a connection reached the tenant's URL");
+    assert!(result["manifests"].is_null(), "a Secret was rendered");
     let error = result["error"].as_str().expect("generate fails");
     assert!(
         error.contains("ClusterSecretStore/tenant-exfil: refused: in the cluster world stores are read from the cluster"),
         "{error}"
     );
-    assert_eq!(connections, 0, "no connection reached the tenant's URL");
 }
 
 #[test]

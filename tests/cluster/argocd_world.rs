@@ -124,6 +124,16 @@ async fn the_plugin_reads_stores_from_the_cluster_and_refuses_the_tenants_own() 
     platform
         .put_source("github-pat", &[("token", "ghp_central")])
         .await;
+    // As a platform whose own bearer-token store reads it would grant (the README's
+    // note): the sidecar may get that Secret. The tenant's store must still not send it.
+    sidecar::apply_yaml(
+        &client,
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: {role}-token, namespace: {central}}}\nrules: [{{apiGroups: [\"\"], resources: [secrets], resourceNames: [github-pat], verbs: [get]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {role}-token, namespace: {central}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {role}-token}}\nsubjects: [{{kind: ServiceAccount, name: argocd-repo-server, namespace: {sidecar}}}]\n",
+            sidecar = sidecar_namespace.name
+        ),
+    )
+    .await;
     let sending = tenant::app_sending_a_token_to(
         &listener.url(),
         &control_plane().ca_pem(),
@@ -131,17 +141,17 @@ async fn the_plugin_reads_stores_from_the_cluster_and_refuses_the_tenants_own() 
         "github-pat",
     );
     let output = generate(&[("app.yaml", &sending)], &kubeconfig, &target.name);
+    assert_eq!(
+        listener.connections(),
+        0,
+        "a connection reached the tenant's URL"
+    );
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(!output.status.success());
     assert!(output.stdout.is_empty());
     assert!(
         stderr.contains("ClusterSecretStore/tenant-exfil: refused"),
         "{stderr}"
-    );
-    assert_eq!(
-        listener.connections(),
-        0,
-        "nothing reached the tenant's URL"
     );
 
     // An ExternalSecret in another namespace, even with the platform's store: refused.
