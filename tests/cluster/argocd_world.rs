@@ -106,6 +106,41 @@ async fn the_plugin_reads_stores_from_the_cluster_and_refuses_the_tenants_own() 
         "the live source's value, read by the cluster store's identity"
     );
 
+    // A platform store whose conditions leave the app's namespace out: refused, as
+    // under ESO.
+    let limited = platform
+        .store()
+        .replace(
+            &format!("name: store-{}", platform.id),
+            &format!("name: limited-{}", platform.id),
+        )
+        .replace(
+            "spec: {provider:",
+            &format!("spec: {{conditions: [{{namespaces: [{central}]}}], provider:"),
+        );
+    sidecar::apply_yaml(&client, &limited).await;
+    let output = generate(
+        &[(
+            "app.yaml",
+            &app.replace(
+                &format!("store-{}", platform.id),
+                &format!("limited-{}", platform.id),
+            ),
+        )],
+        &kubeconfig,
+        &target.name,
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains(&format!(
+            "spec.conditions do not allow namespace {}",
+            target.name
+        )),
+        "{stderr}"
+    );
+
     // A tenant's own store naming the platform's reader: refused, nothing read.
     let listener = tenant::Listener::start();
     let naming = tenant::app_naming_the_platform_reader(&central, READER);
