@@ -527,10 +527,6 @@ fn yaml_that_is_not_kubernetes_objects_is_skipped_as_argo_cd_skips_it() {
         ("values.yaml", "replicas: 2\nimage: {tag: v1}\n"),
         ("mkdocs.yml", "site_name: web\nnav:\n  - index.md\n"),
         (
-            "docs/package.json",
-            "{\"name\": \"docs\", \"private\": true}",
-        ),
-        (
             "overlay/kustomization.yaml",
             "resources: [../deployment.yaml]\n",
         ),

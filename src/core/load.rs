@@ -316,11 +316,12 @@ pub fn manifest_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), LoadEr
 }
 
 /// Whether a file of an app holds Kubernetes objects, by Argo CD's rule for directory
-/// sources: a file whose documents are not all objects (a mapping with `apiVersion` and
-/// `kind`), or that does not parse, is skipped unless its text has the three lines of a
-/// manifest (`apiVersion:`, `kind:` and `metadata:`), when it is read and its error
-/// reported. Kustomize files (`kustomization.yaml`, anywhere in the app) are never
-/// objects of the cluster and are skipped too.
+/// sources: a YAML file whose documents are not all objects (a mapping with `apiVersion`
+/// and `kind`), or that does not parse, is skipped unless its text has the three lines of
+/// a manifest (`apiVersion:`, `kind:` and `metadata:`), when it is read and its error
+/// reported; a JSON file is always read, as Argo CD reads it. Kustomize files
+/// (`kustomization.yaml`, anywhere in the app) are never objects of the cluster and are
+/// skipped too.
 pub fn is_manifest_text(name: &str, text: &str) -> bool {
     let base = Path::new(name)
         .file_name()
@@ -332,12 +333,10 @@ pub fn is_manifest_text(name: &str, text: &str) -> bool {
     ) {
         return false;
     }
-    let name: Arc<str> = Arc::from(name);
-    let documents = if name.ends_with(".json") {
-        parse_json(&name, text)
-    } else {
-        parse_yaml(&name, text)
-    };
+    if name.ends_with(".json") {
+        return true;
+    }
+    let documents = parse_yaml(&Arc::from(name), text);
     let is_object = |value: &Value| {
         ["apiVersion", "kind"].iter().all(|field| {
             value
