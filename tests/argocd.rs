@@ -4,6 +4,8 @@
 
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/tenant.rs"]
+mod tenant;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -63,6 +65,15 @@ const ARGO_ENV: [(&str, &str); 4] = [
     ("ARGOCD_APP_NAMESPACE", "team-a"),
     ("ARGOCD_APP_SOURCE_PATH", "apps/web"),
     ("ARGOCD_APP_REVISION", "0123456789abcdef"),
+];
+
+/// [`ARGO_ENV`] with the files world chosen (the plugin's default is the cluster world).
+const FILES_ENV: [(&str, &str); 5] = [
+    ("ARGOCD_APP_NAME", "web"),
+    ("ARGOCD_APP_NAMESPACE", "team-a"),
+    ("ARGOCD_APP_SOURCE_PATH", "apps/web"),
+    ("ARGOCD_APP_REVISION", "0123456789abcdef"),
+    ("ARGOCD_ENV_COURIER_WORLD", "files"),
 ];
 
 fn full_app() -> tempfile::TempDir {
@@ -181,7 +192,13 @@ fn generate_prints_secrets_and_every_other_manifest_with_a_clean_stderr() {
         Some(r#"[{"name":"world","string":"files"}]"#),
     ] {
         let dir = full_app();
-        let mut env = ARGO_ENV.to_vec();
+        // The files world's namespaces: `argocd`, `default`, `kube-system` among them.
+        std::fs::copy(
+            repo().join("examples/platform/namespaces.yaml"),
+            dir.path().join("namespaces.yaml"),
+        )
+        .unwrap();
+        let mut env = FILES_ENV.to_vec();
         if let Some(parameters) = parameters {
             env.push(("ARGOCD_APP_PARAMETERS", parameters));
         }
@@ -207,6 +224,15 @@ fn generate_prints_secrets_and_every_other_manifest_with_a_clean_stderr() {
                 "ESO objects are replaced"
             );
         }
+        let kinds: Vec<&str> = objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["Deployment", "Secret"],
+            "the app's own manifest and its rendered Secret; never the files world's Namespaces or master Secrets"
+        );
         let deployment = objects
             .iter()
             .find(|o| o["kind"] == "Deployment")
@@ -247,7 +273,7 @@ fn errors_are_one_line_without_values_and_nothing_on_stdout() {
         "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: broken}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central-secret-store}\n  target:\n    template:\n      data: {x: '{{ token | b64dec }}'}\n  data:\n  - {secretKey: token, remoteRef: {key: github-pat, property: token}}\n",
     )
     .unwrap();
-    let output = run(&generate, dir.path(), &ARGO_ENV);
+    let output = run(&generate, dir.path(), &FILES_ENV);
     assert!(!output.status.success());
     assert!(
         output.stdout.is_empty(),
@@ -271,13 +297,13 @@ fn empty_output_fails_unless_allowed() {
         "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: disabled}\nspec:\n  target: {creationPolicy: None}\n",
     )
     .unwrap();
-    let empty = run(&generate, dir.path(), &ARGO_ENV);
+    let empty = run(&generate, dir.path(), &FILES_ENV);
     assert!(!empty.status.success());
     let stderr = String::from_utf8(empty.stderr).unwrap();
     assert!(stderr.contains("nothing to print"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1);
 
-    let mut env = ARGO_ENV.to_vec();
+    let mut env = FILES_ENV.to_vec();
     env.push(("ARGOCD_ENV_COURIER_ALLOW_EMPTY", "true"));
     let allowed = run(&generate, dir.path(), &env);
     assert!(
@@ -287,7 +313,7 @@ fn empty_output_fails_unless_allowed() {
     );
     assert!(allowed.stdout.is_empty());
 
-    let mut env = ARGO_ENV.to_vec();
+    let mut env = FILES_ENV.to_vec();
     env.push((
         "ARGOCD_APP_PARAMETERS",
         r#"[{"name":"allow-empty","string":"yes"}]"#,
@@ -346,5 +372,199 @@ fn pipes_pass_the_apps_objects_through_but_never_the_master_secrets() {
             .iter()
             .any(|o| o["kind"] == "Secret" && o["metadata"]["namespace"] == "team-a"),
         "the app's rendered Secret: {kinds:?}"
+    );
+}
+
+/// A kubeconfig whose API server is `listener`: any request courier makes is counted.
+fn kubeconfig_at(dir: &Path, listener: &tenant::Listener) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"{}\", insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: sidecar}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n",
+            listener.url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The plugin's generate command in the cluster world (its default) for an app of one
+/// file, with the API server and the tenant's server both at `listener`.
+fn generate_in_cluster_world(
+    app_text: &str,
+    listener: &tenant::Listener,
+) -> (String, String, bool) {
+    let generate = command_of(&plugin()["spec"]["generate"]);
+    let dir = app_of(&[("app.yaml", app_text)]);
+    let config = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_at(config.path(), listener);
+    let mut env = ARGO_ENV.to_vec();
+    env.push(("KUBECONFIG", kubeconfig.to_str().unwrap()));
+    let output = run(&generate, dir.path(), &env);
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+        output.status.success(),
+    )
+}
+
+#[test]
+fn a_tenant_app_cannot_bring_a_store_that_names_the_platform_identity() {
+    let listener = tenant::Listener::start();
+    let app = tenant::app_naming_the_platform_reader("central-secret-store", "external-secrets");
+    let (stdout, stderr, ok) = generate_in_cluster_world(&app, &listener);
+    assert!(!ok);
+    assert!(stdout.is_empty(), "a Secret reached Argo CD");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("ClusterSecretStore/tenant-reader: refused: in the cluster world stores are read from the cluster, never from the app's files"),
+        "{stderr}"
+    );
+    assert_eq!(
+        listener.connections(),
+        0,
+        "refused before courier even reaches the API server"
+    );
+}
+
+#[test]
+fn a_tenant_app_cannot_send_a_platform_credential_to_its_own_server() {
+    let listener = tenant::Listener::start();
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIBtenant\n-----END CERTIFICATE-----\n";
+    let app =
+        tenant::app_sending_a_token_to(&listener.url(), ca, "central-secret-store", "github-pat");
+    let (stdout, stderr, ok) = generate_in_cluster_world(&app, &listener);
+    assert!(!ok);
+    assert!(stdout.is_empty(), "a Secret reached Argo CD");
+    assert!(
+        stderr.contains("ClusterSecretStore/tenant-exfil: refused: in the cluster world stores are read from the cluster"),
+        "{stderr}"
+    );
+    assert_eq!(
+        listener.connections(),
+        0,
+        "nothing reaches the tenant's server"
+    );
+}
+
+#[test]
+fn an_app_writes_only_its_own_namespace_in_the_cluster_world() {
+    let listener = tenant::Listener::start();
+    let elsewhere = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: theirs, namespace: team-b}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central-secret-store}\n  dataFrom: [{extract: {key: github-pat}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: everywhere}\nspec:\n  namespaceSelectors: [{matchLabels: {}}]\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: central-secret-store}\n    dataFrom: [{extract: {key: github-pat}}]\n";
+    let (stdout, stderr, ok) = generate_in_cluster_world(elsewhere, &listener);
+    assert!(!ok);
+    assert!(stdout.is_empty(), "a Secret reached Argo CD");
+    assert!(
+        stderr.contains("ExternalSecret/team-b/theirs: refused: the app writes namespace team-a (ARGOCD_APP_NAMESPACE)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ClusterExternalSecret/everywhere: refused: a ClusterExternalSecret writes into every namespace it selects"),
+        "{stderr}"
+    );
+    assert_eq!(listener.connections(), 0);
+}
+
+#[test]
+fn the_plugin_defaults_to_the_cluster_world() {
+    // No world chosen, no cluster reachable: the render goes to the cluster (the listener)
+    // and fails there, where the files world would have rendered the app's own files.
+    let listener = tenant::Listener::start();
+    let app =
+        std::fs::read_to_string(repo().join("examples/argocd-app/external-secret.yaml")).unwrap();
+    let (stdout, stderr, ok) = generate_in_cluster_world(&app, &listener);
+    assert!(!ok, "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("list ClusterSecretStores"), "{stderr}");
+    assert!(listener.connections() > 0);
+}
+
+#[test]
+fn unknown_settings_are_errors_with_the_closest_name() {
+    let generate = command_of(&plugin()["spec"]["generate"]);
+    let dir = full_app();
+    let mut env = FILES_ENV.to_vec();
+    env.push((
+        "ARGOCD_APP_PARAMETERS",
+        r#"[{"name":"wrld","string":"cluster"}]"#,
+    ));
+    let output = run(&generate, dir.path(), &env);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        stderr.trim(),
+        "courier: 1 error: ARGOCD_APP_PARAMETERS: unknown setting \"wrld\"; did you mean world? (courier's are world, allow-empty, passthrough)"
+    );
+    let mut env = FILES_ENV.to_vec();
+    env.push(("ARGOCD_ENV_COURIER_PASTHROUGH", "false"));
+    let output = run(&generate, dir.path(), &env);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("ARGOCD_ENV_COURIER_PASTHROUGH: unknown setting \"pasthrough\"; did you mean passthrough?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn yaml_that_is_not_kubernetes_objects_is_skipped_as_argo_cd_skips_it() {
+    let external_secret =
+        std::fs::read_to_string(repo().join("examples/argocd-app/external-secret.yaml")).unwrap();
+    let deployment =
+        std::fs::read_to_string(repo().join("examples/argocd-app/deployment.yaml")).unwrap();
+    let store = std::fs::read_to_string(repo().join("examples/platform/cluster-secret-store.yaml"))
+        .unwrap();
+    let central =
+        std::fs::read_to_string(repo().join("examples/platform/central-secret-store.yaml"))
+            .unwrap();
+    let files = [
+        ("external-secret.yaml", external_secret.as_str()),
+        ("deployment.yaml", deployment.as_str()),
+        ("world/store.yaml", store.as_str()),
+        ("world/central.yaml", central.as_str()),
+        ("values.yaml", "replicas: 2\nimage: {tag: v1}\n"),
+        ("mkdocs.yml", "site_name: web\nnav:\n  - index.md\n"),
+        (
+            "overlay/kustomization.yaml",
+            "resources: [../deployment.yaml]\n",
+        ),
+        (
+            "overlay/kustomization.yml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n",
+        ),
+    ];
+    let dir = app_of(&files);
+    assert_eq!(discover(dir.path()), "external-secret.yaml", "claimed");
+    let generate = command_of(&plugin()["spec"]["generate"]);
+    let output = run(&generate, dir.path(), &FILES_ENV);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr, "");
+    let objects: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(std::str::from_utf8(&output.stdout).unwrap()).unwrap();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Deployment", "Secret"]);
+
+    // A file that looks like a manifest but is broken is still reported, as Argo CD does.
+    let broken = app_of(&[
+        ("external-secret.yaml", external_secret.as_str()),
+        ("world/store.yaml", store.as_str()),
+        ("world/central.yaml", central.as_str()),
+        (
+            "configmap.yaml",
+            "apiVersion: v1\nmetadata: {name: settings}\ndata: {a: b}\n# kind: forgotten\n",
+        ),
+    ]);
+    let output = run(&generate, broken.path(), &FILES_ENV);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("configmap.yaml:1: missing required field `kind`"),
+        "{stderr}"
     );
 }

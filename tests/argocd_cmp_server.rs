@@ -4,9 +4,22 @@
 //! sockets with the repository tarball, CheckPluginConfiguration,
 //! GetParametersAnnouncement, GenerateManifest. The server's PATH holds courier and
 //! nothing else, as the image does: no shell, no grep.
+//!
+//! The plugin's cluster world (its default) runs against the real kube-apiserver of
+//! tests/cluster/support.rs, holding the seed platform (its namespaces, master Secrets,
+//! the store's reader and the ClusterSecretStore, as cluster objects), with the server
+//! authenticated as the repo-server's ServiceAccount bound by the shipped RBAC
+//! (templates/argocd/plugin-rbac.yaml) and nothing else.
 
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/sidecar.rs"]
+mod sidecar;
+#[allow(dead_code)]
+#[path = "cluster/support.rs"]
+mod support;
+#[path = "common/tenant.rs"]
+mod tenant;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,6 +72,7 @@ impl Server {
             .args(["--config-dir-path", config.to_str().unwrap()])
             .env_clear()
             .env("PATH", &bin)
+            .env("KUBECONFIG", seed_platform())
             .env("TMPDIR", &tmp)
             .env("ARGOCD_PLUGINSOCKFILEPATH", &sockets)
             .stdout(Stdio::null())
@@ -101,16 +115,74 @@ impl Drop for Server {
     }
 }
 
+/// The seed platform in the test control plane, once: ESO's CRDs, the namespaces, the
+/// master Secrets, the store's reader (`external-secrets`, with a Role on the central
+/// namespace), the ClusterSecretStore, the CA ConfigMap its caProvider names (which a
+/// kube-controller-manager would publish), `team-a`, and the shipped plugin RBAC. Answers
+/// the kubeconfig of the sidecar's ServiceAccount, argocd/argocd-repo-server.
+fn seed_platform() -> &'static Path {
+    static KUBECONFIG: OnceLock<(PathBuf, tempfile::TempDir)> = OnceLock::new();
+    &KUBECONFIG
+        .get_or_init(|| {
+            support::control_plane();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let client = support::admin_client().await;
+                support::install_eso_crds(&client).await;
+                for name in ["namespaces", "central-secret-store", "cluster-secret-store"] {
+                    sidecar::apply_yaml(&client, &read(&format!("examples/platform/{name}.yaml")))
+                        .await;
+                }
+                let ca = support::control_plane().ca_pem().replace('\n', "\\n");
+                sidecar::apply_yaml(
+                    &client,
+                    &format!(
+                        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: team-a}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: external-secrets, namespace: central-secret-store}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: external-secrets, namespace: central-secret-store}}\nrules: [{{apiGroups: [\"\"], resources: [secrets], verbs: [get, list]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: external-secrets, namespace: central-secret-store}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: external-secrets}}\nsubjects: [{{kind: ServiceAccount, name: external-secrets, namespace: central-secret-store}}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kube-root-ca.crt, namespace: central-secret-store}}\ndata: {{ca.crt: \"{ca}\"}}\n"
+                    ),
+                )
+                .await;
+                sidecar::apply_yaml(&client, &sidecar::shipped_rbac(&[])).await;
+                // What a platform with a bearer-token store would add (the README's note):
+                // the sidecar may get github-pat. A tenant's store must still not send it.
+                sidecar::apply_yaml(
+                    &client,
+                    "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: courier-argocd-plugin-token, namespace: central-secret-store}\nrules: [{apiGroups: [\"\"], resources: [secrets], resourceNames: [github-pat], verbs: [get]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: courier-argocd-plugin-token, namespace: central-secret-store}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: courier-argocd-plugin-token}\nsubjects: [{kind: ServiceAccount, name: argocd-repo-server, namespace: argocd}]\n",
+                )
+                .await;
+                let dir = tempfile::tempdir().unwrap();
+                let kubeconfig =
+                    sidecar::kubeconfig_as(&client, dir.path(), "argocd", "argocd-repo-server")
+                        .await;
+                (kubeconfig, dir)
+            })
+        })
+        .0
+}
+
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(Server::start)
 }
 
-/// Argo CD's build environment and the Application's plugin env (ARGOCD_ENV_*).
+/// Argo CD's build environment and the Application's plugin env (ARGOCD_ENV_*): a
+/// tenant's app, whose destination namespace is `team-a`.
 const ENV: [&str; 4] = [
     "ARGOCD_APP_NAME=web",
     "ARGOCD_APP_NAMESPACE=team-a",
     "ARGOCD_APP_SOURCE_PATH=apps/web",
+    "ARGOCD_APP_REVISION=0123456789abcdef",
+];
+
+/// The platform's app: no destination namespace (its ClusterExternalSecrets write into
+/// the namespaces they select), which an AppProject limited to a tenant's namespaces
+/// does not allow.
+const PLATFORM_ENV: [&str; 4] = [
+    "ARGOCD_APP_NAME=platform",
+    "ARGOCD_APP_NAMESPACE=",
+    "ARGOCD_APP_SOURCE_PATH=platform",
     "ARGOCD_APP_REVISION=0123456789abcdef",
 ];
 
@@ -136,32 +208,17 @@ fn kinds(result: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn the_seed_platform_renders_its_secrets_and_never_its_master_secrets() {
-    let mut files = Vec::new();
-    for name in [
-        "namespaces.yaml",
-        "central-secret-store.yaml",
-        "cluster-secret-store.yaml",
-        "cluster-external-secrets.yaml",
-    ] {
-        files.push((
-            format!("platform/{name}"),
-            read(&format!("examples/platform/{name}")),
-        ));
-    }
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    let checkout = checkout(&files);
-    let result = server().drive(checkout.path(), "platform", &ENV);
+    // The stores, namespaces and master Secrets are the cluster's; the app holds the
+    // ClusterExternalSecrets.
+    let checkout = checkout(&[(
+        "platform/cluster-external-secrets.yaml",
+        &read("examples/platform/cluster-external-secrets.yaml"),
+    )]);
+    let result = server().drive(checkout.path(), "platform", &PLATFORM_ENV);
     assert_eq!(result["claimed"], true, "{result}");
     assert!(result["error"].is_null(), "{result}");
     let kinds = kinds(&result);
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "Secret").count(),
-        17,
-        "{kinds:?}"
-    );
+    assert_eq!(kinds, vec!["Secret"; 17], "only the rendered Secrets");
     let text = result["manifests"].to_string();
     assert!(
         !text.contains("central-secret-store\\n"),
@@ -186,14 +243,6 @@ fn an_app_with_external_secrets_and_deployments_gets_both() {
         (
             "apps/web/external-secret.yaml",
             &read("examples/argocd-app/external-secret.yaml"),
-        ),
-        (
-            "apps/web/store.yaml",
-            &read("examples/platform/cluster-secret-store.yaml"),
-        ),
-        (
-            "apps/web/central.yaml",
-            &read("examples/platform/central-secret-store.yaml"),
         ),
     ]);
     let result = server().drive(checkout.path(), "apps/web", &ENV);
@@ -243,17 +292,7 @@ fn helm_charts_kustomize_apps_and_plain_apps_are_left_to_argo_cd() {
 #[test]
 fn an_app_with_an_error_gets_one_line_without_a_value() {
     let broken = read("examples/argocd-app/external-secret.yaml").replace("key: ", "key: no-such-");
-    let checkout = checkout(&[
-        ("app/external-secret.yaml", &broken),
-        (
-            "app/store.yaml",
-            &read("examples/platform/cluster-secret-store.yaml"),
-        ),
-        (
-            "app/central.yaml",
-            &read("examples/platform/central-secret-store.yaml"),
-        ),
-    ]);
+    let checkout = checkout(&[("app/external-secret.yaml", &broken)]);
     let result = server().drive(checkout.path(), "app", &ENV);
     assert_eq!(result["claimed"], true, "{result}");
     let error = result["error"].as_str().expect("generate fails");
@@ -263,4 +302,63 @@ fn an_app_with_an_error_gets_one_line_without_a_value() {
         "{error}"
     );
     assert!(result["manifests"].is_null(), "{result}");
+}
+
+/// What a tenant's app gets, and whether anything reached the listener.
+fn tenant_app(text: &str, listener: &tenant::Listener) -> (serde_json::Value, usize) {
+    let checkout = checkout(&[("apps/web/app.yaml", text)]);
+    let result = server().drive(checkout.path(), "apps/web", &ENV);
+    (result, listener.connections())
+}
+
+#[test]
+fn a_tenant_app_cannot_choose_the_identity_nor_where_credentials_go() {
+    let listener = tenant::Listener::start();
+    let naming = tenant::app_naming_the_platform_reader("central-secret-store", "external-secrets");
+    let (result, _) = tenant_app(&naming, &listener);
+    assert_eq!(result["claimed"], true, "{result}");
+    assert!(
+        result["manifests"].is_null(),
+        "no Secret is rendered: {result}"
+    );
+    let error = result["error"].as_str().expect("generate fails");
+    assert!(
+        error.contains("ClusterSecretStore/tenant-reader: refused: in the cluster world stores are read from the cluster, never from the app's files"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("ghp_") && !error.contains("platform-bot"),
+        "{error}"
+    );
+
+    let sending = tenant::app_sending_a_token_to(
+        &listener.url(),
+        &support::control_plane().ca_pem(),
+        "central-secret-store",
+        "github-pat",
+    );
+    let (result, connections) = tenant_app(&sending, &listener);
+    assert_eq!(connections, 0, "a connection reached the tenant's URL");
+    assert!(result["manifests"].is_null(), "a Secret was rendered");
+    let error = result["error"].as_str().expect("generate fails");
+    assert!(
+        error.contains("ClusterSecretStore/tenant-exfil: refused: in the cluster world stores are read from the cluster"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_misspelt_parameter_is_an_error() {
+    let checkout = checkout(&[(
+        "apps/web/external-secret.yaml",
+        &read("examples/argocd-app/external-secret.yaml"),
+    )]);
+    let mut env = ENV.to_vec();
+    env.push(r#"ARGOCD_APP_PARAMETERS=[{"name":"wrld","string":"cluster"}]"#);
+    let result = server().drive(checkout.path(), "apps/web", &env);
+    let error = result["error"].as_str().expect("generate fails");
+    assert!(
+        error.contains("unknown setting \"wrld\"; did you mean world?"),
+        "{error}"
+    );
 }

@@ -60,9 +60,10 @@ fn first_eso_manifest(root: &Path, dir: &Path) -> Option<String> {
 }
 
 /// Whether a file holds an `external-secrets.io` ExternalSecret or ClusterExternalSecret.
-/// A file that does not parse is claimed when an unindented line names such a kind:
-/// rendering it then reports the parse error to the user, where skipping it would leave
-/// the app silently without its Secrets.
+/// A file that does not parse is claimed when an unindented line names such a kind and it
+/// looks like a manifest (`core::load::is_manifest_text`, the rule `render --argocd` reads
+/// an app by): rendering it then reports the parse error to the user, where skipping it
+/// would leave the app silently without its Secrets.
 fn holds_eso_object(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
@@ -87,8 +88,11 @@ fn holds_eso_object(path: &Path) -> bool {
                     .as_array()
                     .is_some_and(|items| items.iter().any(is_eso))
         }),
-        Err(_) => text
-            .lines()
-            .any(|line| line.starts_with("kind:") && line.contains("ExternalSecret")),
+        Err(_) => {
+            courier::core::load::is_manifest_text(&path.display().to_string(), &text)
+                && text
+                    .lines()
+                    .any(|line| line.starts_with("kind:") && line.contains("ExternalSecret"))
+        }
     }
 }

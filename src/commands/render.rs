@@ -6,9 +6,14 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::core::load::{LoadOptions, load_paths_partial_with};
+use std::path::PathBuf;
+
+use courier::core::load::{
+    Inputs, LoadError, LoadOptions, load_paths_partial_with, manifest_files, object_display,
+};
 use courier::core::output::{self, Document, Values};
 use courier::core::plan;
+use courier::core::suggest::did_you_mean;
 use courier::core::world::{BlockList, World};
 use courier::live::cluster;
 use courier::providers::FetchContext;
@@ -25,6 +30,9 @@ struct Settings {
     allow_empty: bool,
     world: WorldSource,
     one_line_errors: bool,
+    /// Under `--argocd`, the namespace the app may write (`ARGOCD_APP_NAMESPACE`); none
+    /// for an app without a destination namespace.
+    app_namespace: Option<String>,
 }
 
 /// Prints every object, or nothing at all when anything fails.
@@ -46,8 +54,18 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
     let options = LoadOptions {
         default_namespace: settings.namespace.clone(),
     };
-    let (inputs, mut errors) = load_paths_partial_with(&args.input.paths, &options);
-    let mut errors: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
+    // Argo CD's directory source skips YAML that is not Kubernetes objects (values.yaml,
+    // mkdocs.yml); the plugin reads an app the same way, so discover and render agree.
+    let paths = if args.argocd {
+        app_files(&args.input.paths)
+    } else {
+        Ok(args.input.paths.clone())
+    };
+    let (mut inputs, errors) = match paths {
+        Ok(paths) => load_paths_partial_with(&paths, &options),
+        Err(e) => (Default::default(), vec![e]),
+    };
+    let mut errors: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
     // One runtime serves the cluster world and the remote stores, so a live world's
     // stores fetch with the connection they were listed with.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -63,14 +81,29 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
             (world, FetchContext::default())
         }
         WorldSource::Cluster if errors.is_empty() => {
+            // Stores are cluster objects: the app's files may not bring one (it would
+            // choose the identity and the server credentials go to), and under Argo CD
+            // an app writes only its own namespace. Refused before anything is read.
+            let refused = refused_in_cluster_world(&inputs, settings);
+            if !refused.is_empty() {
+                return Ok(Err(refused));
+            }
             let snapshot = runtime.block_on(async {
                 let connection = cluster::connect(&client_options(&args.client)).await?;
+                let (stores, store_errors) =
+                    courier::live::eso::stores_from_cluster(&connection.client).await?;
+                inputs.manifests.stores = stores.manifests.stores;
+                let store_errors = referenced_store_errors(&inputs, store_errors);
+                if !store_errors.is_empty() {
+                    return Ok(Err(store_errors));
+                }
                 cluster::snapshot(&connection.client, &inputs.manifests, &BlockList::default())
                     .await
-                    .map(|snapshot| (snapshot.world, connection.fetch))
+                    .map(|snapshot| Ok((snapshot.world, connection.fetch)))
             });
             match snapshot {
-                Ok(world_and_fetch) => world_and_fetch,
+                Ok(Ok(world_and_fetch)) => world_and_fetch,
+                Ok(Err(store_errors)) => return Ok(Err(store_errors)),
                 Err(e) => return Ok(Err(vec![e.to_string()])),
             }
         }
@@ -97,12 +130,15 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
             .pointer("/metadata/namespace")
             .and_then(|v| v.as_str());
         let name = value.pointer("/metadata/name").and_then(|v| v.as_str());
+        // Under Argo CD, a files world's Namespaces and Secrets are all the world
+        // (`argocd`, `kube-system`, the master Secrets): an app deletion would delete them.
+        let files_world = args.argocd && settings.world == WorldSource::Files;
         (core
             && value["kind"] == "Secret"
-            && namespace.is_some_and(|n| store_namespaces.contains(n)))
+            && (files_world || namespace.is_some_and(|n| store_namespaces.contains(n))))
             || (core
                 && value["kind"] == "Namespace"
-                && name.is_some_and(|n| store_namespaces.contains(n)))
+                && (files_world || name.is_some_and(|n| store_namespaces.contains(n))))
     };
     let passthrough: Vec<serde_json::Value> = if settings.passthrough {
         inputs
@@ -189,6 +225,7 @@ fn settings(args: &RenderArgs) -> Result<Settings, String> {
         allow_empty: args.allow_empty,
         world: args.world,
         one_line_errors: args.argocd,
+        app_namespace: None,
     };
     if !args.argocd {
         return Ok(settings);
@@ -198,7 +235,10 @@ fn settings(args: &RenderArgs) -> Result<Settings, String> {
     settings.instance = settings.instance.or_else(|| {
         env("ARGOCD_APP_NAME").map(|app| courier::core::labels::instance_for_app(&app))
     });
-    settings.namespace = settings.namespace.or_else(|| env("ARGOCD_APP_NAMESPACE"));
+    settings.app_namespace = env("ARGOCD_APP_NAMESPACE");
+    settings.namespace = settings
+        .namespace
+        .or_else(|| settings.app_namespace.clone());
     let mut apply = |name: &str, value: &str, from: &str| -> Result<(), String> {
         let flag = || match value {
             "true" => Ok(true),
@@ -221,11 +261,36 @@ fn settings(args: &RenderArgs) -> Result<Settings, String> {
             }
             "allow-empty" => settings.allow_empty = flag()?,
             "passthrough" => settings.passthrough = flag()?,
-            _ => {}
+            // A misspelt setting silently ignored would render with the default (a
+            // world the author did not mean): refused, with the closest name.
+            other => {
+                let close = did_you_mean(other, SETTINGS)
+                    .map(|close| format!("; did you mean {close}?"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{from}: unknown setting {other:?}{close} (courier's are {})",
+                    SETTINGS.join(", ")
+                ));
+            }
         }
         Ok(())
     };
-    for name in ["world", "allow-empty", "passthrough"] {
+    // COURIER_* plugin env the Application sets but courier does not know.
+    let mut unknown: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(variable, _)| {
+            let variable = variable.into_string().ok()?;
+            let name = variable
+                .strip_prefix("ARGOCD_ENV_COURIER_")?
+                .to_lowercase()
+                .replace('_', "-");
+            (!SETTINGS.contains(&name.as_str())).then_some((variable, name))
+        })
+        .collect();
+    unknown.sort();
+    if let Some((variable, name)) = unknown.first() {
+        apply(name, "", variable)?;
+    }
+    for name in SETTINGS {
         let variable = format!(
             "ARGOCD_ENV_COURIER_{}",
             name.to_uppercase().replace('-', "_")
@@ -248,6 +313,106 @@ fn settings(args: &RenderArgs) -> Result<Settings, String> {
         }
     }
     Ok(settings)
+}
+
+/// The plugin's settings, as parameters (`ARGOCD_ENV_COURIER_<NAME>` as env).
+const SETTINGS: [&str; 3] = ["world", "allow-empty", "passthrough"];
+
+/// The files of an Argo CD app: its paths, with directories walked as Argo CD's directory
+/// source walks them, and the YAML that is not Kubernetes objects left out.
+fn app_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let (found, skipped) = manifest_files(path)?;
+            for file in skipped {
+                tracing::debug!(file = %file.display(), "not Kubernetes objects; skipped");
+            }
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// What the cluster world refuses in an app's files, before anything is read: any store
+/// (stores are cluster objects), and under Argo CD with a destination namespace, an
+/// ExternalSecret in another namespace or a ClusterExternalSecret (which writes into every
+/// namespace it selects).
+fn refused_in_cluster_world(inputs: &Inputs, settings: &Settings) -> Vec<String> {
+    let mut refused = Vec::new();
+    for store in &inputs.manifests.stores {
+        let (kind, manifest) = &store.object;
+        let meta = &manifest.metadata;
+        refused.push(format!(
+            "{}: {}: refused: in the cluster world stores are read from the cluster, never from the app's files, or the repository would choose the identity a store reads with and the server its credentials go to\nhint: create the store in the cluster (a platform app, or ESO's way) and keep only ExternalSecrets here",
+            store.origin,
+            object_display(kind.as_str(), meta.namespace.as_deref(), &meta.name)
+        ));
+    }
+    let Some(app_namespace) = settings.app_namespace.as_deref() else {
+        return refused;
+    };
+    for external_secret in &inputs.manifests.external_secrets {
+        let meta = &external_secret.object.metadata;
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        if namespace != app_namespace {
+            refused.push(format!(
+                "{}: {}: refused: the app writes namespace {app_namespace} (ARGOCD_APP_NAMESPACE), and an ExternalSecret reads only into its own namespace\nhint: remove metadata.namespace, or give the ExternalSecret to an app whose destination is {namespace}",
+                external_secret.origin,
+                object_display("ExternalSecret", Some(namespace), &meta.name)
+            ));
+        }
+    }
+    for cluster_external_secret in &inputs.manifests.cluster_external_secrets {
+        refused.push(format!(
+            "{}: {}: refused: a ClusterExternalSecret writes into every namespace it selects, and this app writes only {app_namespace} (ARGOCD_APP_NAMESPACE)\nhint: use an ExternalSecret, or keep ClusterExternalSecrets in a platform app without a destination namespace",
+            cluster_external_secret.origin,
+            object_display(
+                "ClusterExternalSecret",
+                None,
+                &cluster_external_secret.object.metadata.name
+            )
+        ));
+    }
+    refused
+}
+
+/// The errors of the cluster's stores that the app's objects name: a broken store no app
+/// uses fails no render.
+fn referenced_store_errors(inputs: &Inputs, errors: Vec<LoadError>) -> Vec<String> {
+    let manifests = &inputs.manifests;
+    let specs = manifests
+        .external_secrets
+        .iter()
+        .map(|e| &e.object.spec)
+        .chain(
+            manifests
+                .cluster_external_secrets
+                .iter()
+                .map(|c| &c.object.spec.external_secret_spec),
+        );
+    let named: BTreeSet<String> = specs
+        .filter_map(|spec| spec.secret_store_ref.as_ref())
+        .map(|r| {
+            let kind = r.kind.as_deref().unwrap_or("SecretStore");
+            format!("{kind}/{}", r.name)
+        })
+        .collect();
+    errors
+        .into_iter()
+        .filter(|error| {
+            error.object.as_deref().is_some_and(|object| {
+                // `SecretStore/namespace/name` is named by `SecretStore/name`.
+                let mut parts = object.split('/');
+                let kind = parts.next().unwrap_or_default();
+                let name = parts.next_back().unwrap_or_default();
+                named.contains(&format!("{kind}/{name}"))
+            })
+        })
+        .map(|error| error.to_string())
+        .collect()
 }
 
 fn fail(errors: Vec<String>, one_line: bool) -> ExitCode {

@@ -312,6 +312,67 @@ fn collect_dir(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(found)
 }
 
+/// The files of an app directory, walked as [`load_paths`] walks it, split into those
+/// that hold Kubernetes objects and those skipped ([`is_manifest_text`]), the way Argo
+/// CD's directory source reads an app.
+pub fn manifest_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), LoadError> {
+    let (mut found, mut skipped) = (Vec::new(), Vec::new());
+    for path in collect_dir(dir)? {
+        // A file that cannot be read is kept, so loading it reports why.
+        let keep = match FileInput::Path(path.clone()).read() {
+            Ok((name, text)) => is_manifest_text(&name, &text),
+            Err(_) => true,
+        };
+        if keep {
+            found.push(path);
+        } else {
+            skipped.push(path);
+        }
+    }
+    Ok((found, skipped))
+}
+
+/// Whether a file of an app holds Kubernetes objects, by Argo CD's rule for directory
+/// sources: a YAML file whose documents are not all objects (a mapping with `apiVersion`
+/// and `kind`), or that does not parse, is skipped unless its text has the three lines of
+/// a manifest (`apiVersion:`, `kind:` and `metadata:`), when it is read and its error
+/// reported; a JSON file is always read, as Argo CD reads it. Kustomize files
+/// (`kustomization.yaml`, anywhere in the app) are never objects of the cluster and are
+/// skipped too.
+pub fn is_manifest_text(name: &str, text: &str) -> bool {
+    let base = Path::new(name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if matches!(
+        base,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+    ) {
+        return false;
+    }
+    if name.ends_with(".json") {
+        return true;
+    }
+    let documents = parse_yaml(&Arc::from(name), text);
+    let is_object = |value: &Value| {
+        ["apiVersion", "kind"].iter().all(|field| {
+            value
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty())
+        })
+    };
+    let all_objects = documents.is_ok_and(|documents| {
+        documents
+            .iter()
+            .all(|(_, value)| value.is_null() || is_object(value))
+    });
+    all_objects
+        || ["apiVersion:", "kind:", "metadata:"]
+            .iter()
+            .all(|line| text.contains(line))
+}
+
 #[derive(Default)]
 struct Loader {
     inputs: Inputs,

@@ -57,18 +57,7 @@ pub async fn manifests_from_cluster(
     let mut values = Vec::new();
     let mut objects = Vec::new();
     for (kind, _) in ESO_RESOURCES {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
-        let listed = api.list(&ListParams::default()).await.map_err(|e| {
-            let mut error = ClusterError::api(format!("list {kind}s"), e);
-            if error.is_status(404)
-                && let ClusterError::Api { hint, .. } = &mut error
-            {
-                *hint = "\nhint: --from-cluster needs the External Secrets Operator CRDs installed"
-                    .into();
-            }
-            error
-        })?;
-        for item in listed.items {
+        for item in list_kind(client, kind, "--from-cluster").await? {
             let name = item.metadata.name.clone().unwrap_or_default();
             let namespace = item.metadata.namespace.clone();
             if matches!(kind, "ClusterExternalSecret" | "ExternalSecret") {
@@ -80,17 +69,55 @@ pub async fn manifests_from_cluster(
                     status: item.data.get("status").cloned().unwrap_or(Value::Null),
                 });
             }
-            let mut value =
-                serde_json::to_value(&item).map_err(|e| ClusterError::Config(e.to_string()))?;
-            value["apiVersion"] = Value::from(format!("{}/v1", ESO_GROUP));
-            value["kind"] = Value::from(kind);
-            let origin = Origin {
-                file: "cluster".into(),
-                line: 0,
-            };
-            values.push((origin, value));
+            values.push(as_value(kind, &item)?);
         }
     }
     let (inputs, errors) = load_values(values);
     Ok((inputs, objects, errors))
+}
+
+/// The stores of the cluster (ClusterSecretStores and SecretStores, one LIST each), as
+/// if loaded from files: what `render` in the cluster world reads instead of the app's
+/// files, where a store would let the repository choose the identity.
+pub async fn stores_from_cluster(
+    client: &Client,
+) -> Result<(Inputs, Vec<LoadError>), ClusterError> {
+    let mut values = Vec::new();
+    for kind in ["ClusterSecretStore", "SecretStore"] {
+        for item in list_kind(client, kind, "the cluster world").await? {
+            values.push(as_value(kind, &item)?);
+        }
+    }
+    Ok(load_values(values))
+}
+
+/// One LIST of an ESO kind in every namespace; `needs` says what needs the CRDs.
+async fn list_kind(
+    client: &Client,
+    kind: &str,
+    needs: &str,
+) -> Result<Vec<DynamicObject>, ClusterError> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
+    let listed = api.list(&ListParams::default()).await.map_err(|e| {
+        let mut error = ClusterError::api(format!("list {kind}s"), e);
+        if error.is_status(404)
+            && let ClusterError::Api { hint, .. } = &mut error
+        {
+            *hint = format!("\nhint: {needs} needs the External Secrets Operator CRDs installed");
+        }
+        error
+    })?;
+    Ok(listed.items)
+}
+
+/// A listed object as a manifest, named `cluster` in errors.
+fn as_value(kind: &str, item: &DynamicObject) -> Result<(Origin, Value), ClusterError> {
+    let mut value = serde_json::to_value(item).map_err(|e| ClusterError::Config(e.to_string()))?;
+    value["apiVersion"] = Value::from(format!("{}/v1", ESO_GROUP));
+    value["kind"] = Value::from(kind);
+    let origin = Origin {
+        file: "cluster".into(),
+        line: 0,
+    };
+    Ok((origin, value))
 }

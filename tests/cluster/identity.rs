@@ -126,9 +126,28 @@ async fn a_tenant_store_cannot_reach_the_central_namespace_in_any_mode() {
         "a store whose identity may read the central namespace still delivers"
     );
 
-    // render --argocd with the cluster world: one line, nothing on stdout.
+    // apply --from-cluster: the same objects written to the API server.
+    install_eso_crds(&client).await;
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&tenant_manifests(&tenant.name, &central)).unwrap();
+    for document in documents {
+        let kind = document["kind"].as_str().unwrap().to_owned();
+        let plural = format!("{}s", kind.to_lowercase());
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("external-secrets.io", "v1", &kind),
+            &plural,
+        );
+        let object: DynamicObject = serde_json::from_value(document).unwrap();
+        Api::<DynamicObject>::namespaced_with(client.clone(), &tenant.name, &resource)
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    // render --argocd with the cluster world, the store now a cluster object and the
+    // app holding the ExternalSecret alone: one line, nothing on stdout.
     let app = tempfile::tempdir().unwrap();
-    write(&app, &tenant_manifests(&tenant.name, &central));
+    let manifests = tenant_manifests(&tenant.name, &central);
+    write(&app, manifests.split("---\n").nth(1).unwrap());
     let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_courier"))
         .parent()
         .unwrap()
@@ -149,23 +168,6 @@ async fn a_tenant_store_cannot_reach_the_central_namespace_in_any_mode() {
     assert!(output.stdout.is_empty(), "no Secret may reach Argo CD");
     assert_refused(&stderr, &tenant.name, &central);
 
-    // apply --from-cluster: the same objects written to the API server.
-    install_eso_crds(&client).await;
-    let documents: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&tenant_manifests(&tenant.name, &central)).unwrap();
-    for document in documents {
-        let kind = document["kind"].as_str().unwrap().to_owned();
-        let plural = format!("{}s", kind.to_lowercase());
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("external-secrets.io", "v1", &kind),
-            &plural,
-        );
-        let object: DynamicObject = serde_json::from_value(document).unwrap();
-        Api::<DynamicObject>::namespaced_with(client.clone(), &tenant.name, &resource)
-            .create(&PostParams::default(), &object)
-            .await
-            .unwrap();
-    }
     let output = Command::new(env!("CARGO_BIN_EXE_courier"))
         .args(["apply", "--from-cluster", "--kubeconfig"])
         .arg(control_plane().kubeconfig.to_str().unwrap())
