@@ -17,6 +17,7 @@ mod openbao_apply;
 mod openbao_kubernetes_auth;
 mod policies;
 mod run;
+mod strict;
 mod support;
 mod walkthrough;
 mod webhook_apply;
