@@ -121,7 +121,9 @@ pub fn validate(kind: &str, object: &Value) -> Vec<FieldError> {
     let properties = schema.get("properties").and_then(Value::as_object);
     for (name, value) in fields {
         match name.as_str() {
-            "apiVersion" | "kind" => {}
+            // The API server drops `status` on create (a status subresource), and courier
+            // writes its own.
+            "apiVersion" | "kind" | "status" => {}
             "metadata" => walker.metadata(value),
             _ => match properties.and_then(|p| p.get(name)) {
                 Some(sub) => walker.walk(sub, value, name, name),

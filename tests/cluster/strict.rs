@@ -36,14 +36,24 @@ fn dry_run(kubectl: &Path, kubeconfig: &Path, file: &Path, namespace: &str) -> (
             metadata.insert("namespace".into(), Value::from(namespace));
         }
     }
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    // One document per object, not a `List`: kubectl decides per document whether the
+    // server validates it, and a List is a kind no server validates, so kubectl would
+    // check its items itself.
+    let stream: String = items.iter().map(|item| format!("---\n{item}\n")).collect();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("objects.json");
-    std::fs::write(&path, list.to_string()).unwrap();
+    let path = dir.path().join("objects.yaml");
+    std::fs::write(&path, stream).unwrap();
     let output = Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["apply", "--dry-run=server", "-o", "name", "-f"])
+        .args([
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "-o",
+            "name",
+            "-f",
+        ])
         .arg(&path)
         .output()
         .unwrap();
@@ -65,6 +75,25 @@ fn the_corpus_is_what_eso_v2_9_0_refuses_and_its_twins_what_it_accepts() {
         &repo_root().join("testenv/eso-crds-v2.9.0"),
     ));
     let namespace = runtime.block_on(TestNamespace::create(&client, "strict"));
+    // kubectl asks the server to validate (fieldValidation=Strict) once the server
+    // publishes the CRDs' OpenAPI v3; before that it validates on the client instead.
+    // The expectations below are the server's wording, so a client-side refusal fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&plane.kubeconfig)
+        .args(["get", "--raw", "/openapi/v3/apis/external-secrets.io/v1"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ESO's OpenAPI v3 is not served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 
     let mut cases: Vec<PathBuf> = std::fs::read_dir(repo_root().join("tests/corpus"))
         .unwrap()
