@@ -443,8 +443,10 @@ impl Walker<'_> {
 
 /// Known mistakes, by the field they land on.
 fn field_hint(field: &str) -> Option<&'static str> {
-    let last = field.rsplit('.').next().unwrap_or(field);
-    if field.contains("dataFrom[") && matches!(last, "key" | "property" | "version") {
+    let mut segments = field.rsplit('.');
+    let last = segments.next().unwrap_or(field);
+    let parent = segments.next().unwrap_or_default();
+    if parent.starts_with("dataFrom[") && matches!(last, "key" | "property" | "version") {
         return Some(
             "that is the old dataFrom shape (v1alpha1); write `dataFrom: [{extract: {key: ...}}]`",
         );
