@@ -640,7 +640,7 @@ fn check_duration(
             origin: origin.clone(),
             object: Some(display.to_owned()),
             message: format!(
-                "{field}: {text:?} is not a Go duration\nhint: write it like 1h, 30m, 1h30m or 90s"
+                "{field}: is not a Go duration\nhint: write it like 1h, 30m, 1h30m or 90s"
             ),
         }),
         _ => Ok(()),
