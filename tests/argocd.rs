@@ -294,7 +294,7 @@ fn empty_output_fails_unless_allowed() {
     let dir = app(&[("store.yaml", "examples/platform/cluster-secret-store.yaml")]);
     std::fs::write(
         dir.path().join("es.yaml"),
-        "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: disabled}\nspec:\n  target: {creationPolicy: None}\n",
+        "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: disabled}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central-secret-store}\n  target: {creationPolicy: None}\n  dataFrom: [{extract: {key: app}}]\n",
     )
     .unwrap();
     let empty = run(&generate, dir.path(), &FILES_ENV);

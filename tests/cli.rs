@@ -347,7 +347,7 @@ fn the_example_ci_script_passes_a_good_repo_and_fails_a_broken_one() {
     }
     let broken = write_world(&[(
         "x.yaml",
-        "apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: x}\nspec:\n  namespaceSelectors: [{matchExpressions: [{key: a, operator: Equals, values: [b]}]}]\n",
+        "apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: x}\nspec:\n  namespaceSelectors: [{matchExpressions: [{key: a, operator: Equals, values: [b]}]}]\n  externalSecretSpec: {secretStoreRef: {kind: ClusterSecretStore, name: s}, dataFrom: [{extract: {key: src}}]}\n",
     )]);
     let failed = run(broken.path().to_str().unwrap());
     assert!(!failed.status.success(), "a broken repo fails the build");

@@ -507,11 +507,6 @@ fn templates_are_go_as_in_eso_and_minijinja_by_annotation() {
             "metadata: {name: jinja}",
             "metadata: {name: jinja, annotations: {courier.dev/template-engine: minijinja}}",
         )
-        + &ces(
-            "v1",
-            "  namespaces: [a]",
-            &go.replace("template: {", "template: {engineVersion: v1, "),
-        )
         + &ces("bad", "  namespaces: [a]", go).replace(
             "metadata: {name: bad}",
             "metadata: {name: bad, annotations: {courier.dev/template-engine: jinja2}}",
@@ -520,11 +515,18 @@ fn templates_are_go_as_in_eso_and_minijinja_by_annotation() {
     assert_eq!(value(&plan, "a", "go", "x"), "V-djp2");
     assert_eq!(value(&plan, "a", "jinja", "x"), "V");
     let message = errors(&plan);
+    // ESO v2's schema has only engine v2: engine v1 is refused with the manifest.
+    let v1 = ces(
+        "v1",
+        "  namespaces: [a]",
+        &go.replace("template: {", "template: {engineVersion: v1, "),
+    );
+    let refused = load_str("world.yaml", &v1).unwrap_err();
     assert!(
-        message.contains(
-            "ClusterExternalSecret/v1: target a/v1: template.engineVersion: \"v1\" is not supported"
-        ),
-        "{message}"
+        refused[0]
+            .to_string()
+            .contains("ClusterExternalSecret/v1: spec.externalSecretSpec.target.template.engineVersion: must be v2"),
+        "{refused:?}"
     );
     assert!(
         message.contains("ClusterExternalSecret/bad: target a/bad: metadata.annotations[courier.dev/template-engine]: \"jinja2\" is not a template engine"),

@@ -250,7 +250,7 @@ metadata:
     courier.dev/cluster-selector: "env in (prod,staging)"
 spec:
   namespaceSelectors: [{matchLabels: {a: b}}]
-  externalSecretSpec: {secretStoreRef: {name: s, kind: ClusterSecretStore}}
+  externalSecretSpec: {secretStoreRef: {name: s, kind: ClusterSecretStore}, dataFrom: [{extract: {key: src}}]}
 ---
 apiVersion: external-secrets.io/v1
 kind: ClusterExternalSecret
@@ -258,7 +258,7 @@ metadata:
   name: home-only
 spec:
   namespaceSelectors: [{matchLabels: {a: b}}]
-  externalSecretSpec: {secretStoreRef: {name: s, kind: ClusterSecretStore}}
+  externalSecretSpec: {secretStoreRef: {name: s, kind: ClusterSecretStore}, dataFrom: [{extract: {key: src}}]}
 ---
 apiVersion: external-secrets.io/v1
 kind: ExternalSecret
@@ -269,6 +269,7 @@ metadata:
     courier.dev/cluster-selector: "courier.dev/cluster-name=member-b"
 spec:
   secretStoreRef: {name: s, kind: ClusterSecretStore}
+  dataFrom: [{extract: {key: src}}]
 "#;
 
     fn names(manifests: &Manifests) -> Vec<String> {

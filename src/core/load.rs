@@ -391,6 +391,7 @@ impl Loader {
         match documents {
             Ok(documents) => {
                 for (line, value) in documents {
+                    let before = self.errors.len();
                     self.add_value(
                         Origin {
                             file: name.clone(),
@@ -398,6 +399,7 @@ impl Loader {
                         },
                         value,
                     );
+                    locate_fields(&mut self.errors[before..], text, line);
                 }
             }
             Err(e) => self.errors.push(e),
@@ -490,6 +492,8 @@ impl Loader {
         }
         let display = object_display(kind, namespace.as_deref(), &name);
 
+        check_eso_api_version(kind, api_version, group)
+            .map_err(|message| fail(Some(display.clone()), message))?;
         let is_eso = group == ESO_GROUP;
         let handled = (group.is_empty() && matches!(kind, "Namespace" | "Secret" | "ConfigMap"))
             || (is_eso
@@ -559,6 +563,9 @@ impl Loader {
         }
         self.seen.insert(identity, origin.clone());
 
+        if is_eso && !self.eso_object_admitted(origin, &display, kind, &value) {
+            return Ok(());
+        }
         match kind {
             "Namespace" => self
                 .inputs
@@ -614,8 +621,49 @@ impl Loader {
         Ok(())
     }
 
+    /// ESO's schema (strict, as the API server checks it), the fields courier does not
+    /// implement, and ESO's webhook rules: every failure is pushed as its own error, and
+    /// `false` means the object is refused.
+    fn eso_object_admitted(
+        &mut self,
+        origin: &Origin,
+        display: &str,
+        kind: &str,
+        value: &Value,
+    ) -> bool {
+        let mut found = crate::core::schema::validate(kind, value);
+        if found.is_empty() {
+            found = crate::core::eso_rules::check(kind, value);
+        }
+        let admitted = found.is_empty();
+        self.errors.extend(found.into_iter().map(|e| LoadError {
+            origin: origin.clone(),
+            object: Some(display.to_owned()),
+            message: format!("{}: {}", e.field, e.message),
+        }));
+        admitted
+    }
+
     fn finish(self) -> (Inputs, Vec<LoadError>) {
         (self.inputs, self.errors)
+    }
+}
+
+/// Moves each error that names a field (`spec.target.nmae: ...`) from its document's
+/// first line to the field's own line; runs only on errors.
+fn locate_fields(errors: &mut [LoadError], text: &str, document_line: usize) {
+    for error in errors {
+        let Some((field, _)) = error.message.split_once(": ") else {
+            continue;
+        };
+        let is_field = (field.starts_with("spec.") || field.starts_with("metadata."))
+            && !field.contains(char::is_whitespace);
+        if is_field
+            && error.origin.line == document_line
+            && let Some(line) = crate::core::fieldline::field_line(text, document_line, field)
+        {
+            error.origin.line = line;
+        }
     }
 }
 
@@ -630,6 +678,33 @@ const ESO_KINDS: [&str; 4] = [
 /// Other kinds of ESO's group, which courier passes through untouched.
 const ESO_OTHER_KINDS: [&str; 2] = ["PushSecret", "ClusterPushSecret"];
 
+/// An apiVersion that was meant to be ESO's but misses: a group a typo away from
+/// `external-secrets.io` (the object would pass through untouched and its targets would
+/// never be written, or be pruned by `apply`), or the group without a version.
+fn check_eso_api_version(kind: &str, api_version: &str, group: &str) -> Result<(), String> {
+    let eso_kind = ESO_KINDS.contains(&kind) || ESO_OTHER_KINDS.contains(&kind);
+    let versions = "courier reads external-secrets.io/v1 (and v1beta1, read as v1)";
+    if !api_version.contains('/') {
+        let close = api_version == ESO_GROUP || did_you_mean(api_version, [ESO_GROUP]).is_some();
+        if close || (eso_kind && api_version.contains('.')) {
+            return Err(format!(
+                "apiVersion {api_version:?} has no version\nhint: write apiVersion: {ESO_GROUP}/v1; {versions}"
+            ));
+        }
+        return Ok(());
+    }
+    if group != ESO_GROUP
+        && !group.ends_with(&format!(".{ESO_GROUP}"))
+        && did_you_mean(group, [ESO_GROUP]).is_some()
+    {
+        let version = api_version.rsplit('/').next().unwrap_or("v1");
+        return Err(format!(
+            "unknown API group {group:?}; did you mean {ESO_GROUP}?\nhint: write apiVersion: {ESO_GROUP}/{version}"
+        ));
+    }
+    Ok(())
+}
+
 /// ESO's CRDs take a Go duration (`1h`, `90s`); anything else is refused at load, as the
 /// API server would.
 fn check_duration(
@@ -643,7 +718,7 @@ fn check_duration(
             origin: origin.clone(),
             object: Some(display.to_owned()),
             message: format!(
-                "{field}: {text:?} is not a Go duration\nhint: write it like 1h, 30m, 1h30m or 90s"
+                "{field}: is not a Go duration\nhint: write it like 1h, 30m, 1h30m or 90s"
             ),
         }),
         _ => Ok(()),

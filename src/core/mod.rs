@@ -9,6 +9,7 @@
 
 pub mod clusters;
 pub mod duration;
+pub mod eso_rules;
 pub mod fieldline;
 pub mod gotemplate;
 pub mod labels;
@@ -18,6 +19,7 @@ pub mod output;
 pub mod plan;
 pub mod provider;
 pub mod redact;
+pub mod schema;
 pub mod secret_bytes;
 pub mod select;
 pub mod suggest;

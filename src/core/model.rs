@@ -1,5 +1,6 @@
 //! Serde types for the manifests courier reads: a subset of `v1` core objects and
-//! of `external-secrets.io/v1` / `v1beta1`. Unknown fields are ignored, as kubectl does.
+//! of `external-secrets.io/v1` / `v1beta1`. Unknown fields are ignored here: the loader
+//! has already checked every ESO object against ESO's schema (`core::schema`).
 
 use std::collections::BTreeMap;
 
@@ -392,8 +393,9 @@ pub struct TemplateFrom {
     pub literal: Option<String>,
 }
 
-/// Where `templateFrom` output lands.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+/// Where `templateFrom` output lands. Read without regard to case, as ESO's webhook
+/// compares it (`strings.EqualFold`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TemplateTarget {
     /// Secret data.
     #[default]
@@ -402,6 +404,21 @@ pub enum TemplateTarget {
     Labels,
     /// Secret annotations.
     Annotations,
+}
+
+impl<'de> Deserialize<'de> for TemplateTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        [
+            ("Data", TemplateTarget::Data),
+            ("Labels", TemplateTarget::Labels),
+            ("Annotations", TemplateTarget::Annotations),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&text))
+        .map(|(_, target)| target)
+        .ok_or_else(|| serde::de::Error::unknown_variant(&text, &["Data", "Labels", "Annotations"]))
+    }
 }
 
 /// `templateFrom[].configMap` / `.secret`.

@@ -19,6 +19,7 @@ mod openbao_kubernetes_auth;
 mod policies;
 mod random_templates;
 mod run;
+mod strict;
 mod support;
 mod walkthrough;
 mod webhook_apply;

@@ -93,7 +93,10 @@ impl<'a> Renderer<'a> {
                 .map_err(|e| Failure::new(field, e.message)),
             _ => gotemplate::render_once(name, source, self.values).map_err(|e| {
                 let message = with_keys(e.message, self.values);
-                Failure::new(field, with_hint(self.env, source, message))
+                Failure::new(
+                    field,
+                    with_renamed_function(with_hint(self.env, source, message)),
+                )
             }),
         }
     }
@@ -108,9 +111,8 @@ pub(super) fn validate(
 ) -> Result<(), String> {
     match engine {
         Engine::Minijinja => template::validate(env, source).map_err(|e| e.message),
-        Engine::Go => {
-            gotemplate::validate(name, source).map_err(|e| with_hint(env, source, e.message))
-        }
+        Engine::Go => gotemplate::validate(name, source)
+            .map_err(|e| with_renamed_function(with_hint(env, source, e.message))),
     }
 }
 
@@ -134,7 +136,40 @@ fn with_keys(message: String, values: &SecretMap) -> String {
     } else {
         keys.join(", ")
     };
+    // `{{ .tls.crt }}` reads key `tls`, then its field `crt`: a key with a dot needs `index`.
+    let dotted = keys.iter().find(|k| {
+        k.strip_prefix(wanted)
+            .is_some_and(|rest| rest.starts_with('.'))
+    });
+    if let Some(dotted) = dotted {
+        return format!(
+            "{message}\nhint: a key with a dot is read with index: {{{{ index . \"{dotted}\" }}}}"
+        );
+    }
     format!("{message}\nhint: the keys this template can use: {listed}{suggestion}")
+}
+
+/// ESO v1's template function names that ESO v2 (and courier) renamed.
+const RENAMED_FUNCTIONS: [(&str, &str); 4] = [
+    ("base64encode", "b64enc"),
+    ("base64decode", "b64dec"),
+    ("fromJSON", "fromJson"),
+    ("toJSON", "toJson"),
+];
+
+/// An ESO v1 function name in a Go template: name its ESO v2 spelling.
+fn with_renamed_function(message: String) -> String {
+    let renamed = RENAMED_FUNCTIONS.iter().find(|(old, _)| {
+        message
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| word == *old)
+    });
+    match renamed {
+        Some((old, new)) if message.contains("function") => format!(
+            "{message}\nhint: {old} is ESO v1's name (engineVersion v1); ESO v2 templates call it {new}"
+        ),
+        _ => message,
+    }
 }
 
 /// A Go template that does not parse but would as minijinja is probably courier's old

@@ -112,8 +112,18 @@ impl<'m> StoreIndex<'m> {
                     .keys()
                     .filter(|(ns, _)| *ns == namespace)
                     .map(|(_, n)| *n);
+                let elsewhere: Vec<&str> = self
+                    .namespaced
+                    .keys()
+                    .filter(|(ns, n)| *n == name && *ns != namespace)
+                    .map(|(ns, _)| *ns)
+                    .collect();
                 let hint = if self.cluster.contains_key(name) {
                     "; a ClusterSecretStore of that name exists: set secretStoreRef.kind: ClusterSecretStore".to_owned()
+                } else if let Some(first) = elsewhere.first() {
+                    format!(
+                        "; one exists in {first}, and a SecretStore serves only its own namespace\nhint: copy the SecretStore into {namespace}, or make it a ClusterSecretStore"
+                    )
                 } else {
                     did_you_mean(name, here)
                         .map(|close| format!("; did you mean {close:?}?"))
