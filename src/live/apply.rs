@@ -386,7 +386,9 @@ pub async fn reconcile(
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     let result = match create_one(client, secret, options).await {
                         Err(e) if e.is_status(409) => Err(taken_by(client, secret).await),
-                        created => created.map(|()| Done::Created).map_err(|e| e.to_string()),
+                        created => created
+                            .map(|()| Done::Created)
+                            .map_err(|e| scrubbed(secret, &e)),
                     };
                     (target, result)
                 }
@@ -415,7 +417,9 @@ pub async fn reconcile(
                     .await;
                     (
                         target,
-                        result.map(|()| Done::Updated).map_err(|e| e.to_string()),
+                        result
+                            .map(|()| Done::Updated)
+                            .map_err(|e| scrubbed(secret, &e)),
                     )
                 }
                 Action::Adopt { secret, existing } => {
@@ -434,7 +438,9 @@ pub async fn reconcile(
                     .await;
                     (
                         target,
-                        result.map(|()| Done::Adopted).map_err(|e| e.to_string()),
+                        result
+                            .map(|()| Done::Adopted)
+                            .map_err(|e| scrubbed(secret, &e)),
                     )
                 }
                 Action::Release { namespace, name } => {
@@ -503,6 +509,13 @@ pub async fn reconcile(
     }
     report.errors.sort();
     report
+}
+
+/// The error of a write that sent `secret`, without any value it sent: the API server
+/// quotes what it refuses (`Invalid value: "..."`), and the message goes to stderr, the
+/// log, the ExternalSecret's status and its Events.
+fn scrubbed(secret: &DesiredSecret, error: &ClusterError) -> String {
+    secret.body.scrubber().scrub(&error.to_string())
 }
 
 enum Done {
