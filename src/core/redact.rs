@@ -63,8 +63,10 @@ pub fn shown_metadata(map: &StringMap, derived: &DerivedMap) -> StringMap {
 }
 
 /// Hides what the API server quotes back of an object it refuses
-/// (`metadata.labels: Invalid value: "hunter2": a valid label must ...`): the quoted
-/// text may be a value. The field path and the reason stay.
+/// (`metadata.labels: Invalid value: "hunter2": a valid label must ...`), and the
+/// character Go's JSON decoder names where a value is not JSON (`invalid character 'h'
+/// looking for beginning of value`): the quoted text may be a value. The field path and
+/// the reason stay.
 pub fn scrub_api_message(message: &str) -> String {
     static QUOTED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
@@ -72,9 +74,11 @@ pub fn scrub_api_message(message: &str) -> String {
         )
         .expect("static pattern")
     });
-    QUOTED_VALUE
-        .replace_all(message, format!("$1: \"{REDACTED}\""))
-        .into_owned()
+    static JSON_CHARACTER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(invalid character) '(?:[^'\\]|\\.)*'").expect("static pattern")
+    });
+    let message = QUOTED_VALUE.replace_all(message, format!("$1: \"{REDACTED}\""));
+    JSON_CHARACTER.replace_all(&message, "$1").into_owned()
 }
 
 /// Values shorter than this are replaced only where they stand alone (between
@@ -243,6 +247,12 @@ mod tests {
         assert_eq!(
             scrub_api_message(message),
             r#"Secret "x" is invalid: metadata.labels: Invalid value: "*** REDACTED ***": a valid label must be an empty string"#
+        );
+        assert_eq!(
+            scrub_api_message(
+                r#"data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": invalid character 'h' looking for beginning of value"#
+            ),
+            r#"data[.dockerconfigjson]: Invalid value: "*** REDACTED ***": invalid character looking for beginning of value"#
         );
     }
 

@@ -12,6 +12,7 @@ mod from_cluster;
 mod hygiene;
 mod identity;
 mod leader;
+mod leaks;
 mod multicluster;
 mod openbao_apply;
 mod openbao_kubernetes_auth;
