@@ -208,7 +208,7 @@ fn marker_forms(marker: &str) -> Vec<String> {
 
 #[test]
 fn redact_hides_labels_and_annotations_a_template_made_from_values() {
-    const FIXTURE: &str = "tests/fixtures/templated-metadata";
+    const FIXTURE: &str = "tests/cmd/fixtures/templated-metadata";
     let revealed = courier(&["render", FIXTURE], None);
     assert_eq!(revealed.code, 0, "{}", revealed.stderr);
     // The template did put the value into the metadata: what is hidden below is there.

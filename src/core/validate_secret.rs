@@ -226,50 +226,43 @@ fn validate_type(secret: &Candidate<'_>) -> Result<(), Refusal> {
             )),
         }
     };
+    let annotations = secret.annotations;
     match secret.type_ {
-        "kubernetes.io/service-account-token" => {
-            if secret
-                .annotations
+        "kubernetes.io/service-account-token"
+            if annotations
                 .get(SERVICE_ACCOUNT_NAME_ANNOTATION)
-                .is_none_or(String::is_empty)
-            {
-                return Err(Refusal::new(
-                    format!("metadata.annotations[{SERVICE_ACCOUNT_NAME_ANNOTATION}]"),
-                    "is missing or empty; type kubernetes.io/service-account-token requires it",
-                ));
-            }
+                .is_none_or(String::is_empty) =>
+        {
+            Err(Refusal::new(
+                format!("metadata.annotations[{SERVICE_ACCOUNT_NAME_ANNOTATION}]"),
+                "is missing or empty; type kubernetes.io/service-account-token requires it",
+            ))
         }
         "kubernetes.io/dockercfg" => {
-            required(".dockercfg")?;
-            json_object(".dockercfg")?;
+            required(".dockercfg").and_then(|()| json_object(".dockercfg"))
         }
         "kubernetes.io/dockerconfigjson" => {
-            required(".dockerconfigjson")?;
-            json_object(".dockerconfigjson")?;
+            required(".dockerconfigjson").and_then(|()| json_object(".dockerconfigjson"))
         }
-        "kubernetes.io/basic-auth" => {
-            if !data.contains_key("username") && !data.contains_key("password") {
-                return Err(Refusal::new(
-                    "data",
-                    "has neither username nor password; type kubernetes.io/basic-auth requires one of them",
-                ));
-            }
+        "kubernetes.io/basic-auth"
+            if !data.contains_key("username") && !data.contains_key("password") =>
+        {
+            Err(Refusal::new(
+                "data",
+                "has neither username nor password; type kubernetes.io/basic-auth requires one of them",
+            ))
         }
-        "kubernetes.io/ssh-auth" => {
-            if data.get("ssh-privatekey").is_none_or(SecretBytes::is_empty) {
-                return Err(Refusal::new(
-                    "data[ssh-privatekey]",
-                    "is missing or empty; type kubernetes.io/ssh-auth requires it",
-                ));
-            }
+        "kubernetes.io/ssh-auth"
+            if data.get("ssh-privatekey").is_none_or(SecretBytes::is_empty) =>
+        {
+            Err(Refusal::new(
+                "data[ssh-privatekey]",
+                "is missing or empty; type kubernetes.io/ssh-auth requires it",
+            ))
         }
-        "kubernetes.io/tls" => {
-            required("tls.crt")?;
-            required("tls.key")?;
-        }
-        _ => {}
+        "kubernetes.io/tls" => required("tls.crt").and_then(|()| required("tls.key")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ fn render_template(
             let output = render(literal, literal, field.clone())?;
             let sink = Sink {
                 map: sink,
-                derived: derived.as_deref_mut(),
+                derived,
                 from_values: has_action(literal),
             };
             add_rendered(sink, "", TemplateScope::KeysAndValues, output, &field)?;
