@@ -195,6 +195,75 @@ fn redact_hides_every_value_but_keeps_keys() {
     }
 }
 
+/// Every form of the fixture's marker value a leak could take.
+fn marker_forms(marker: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        marker.to_owned(),
+        base64.encode(marker),
+        base64.encode(format!("{marker}-password")),
+    ]
+}
+
+#[test]
+fn redact_hides_labels_and_annotations_a_template_made_from_values() {
+    const FIXTURE: &str = "tests/cmd/fixtures/templated-metadata";
+    let revealed = courier(&["render", FIXTURE], None);
+    assert_eq!(revealed.code, 0, "{}", revealed.stderr);
+    // The template did put the value into the metadata: what is hidden below is there.
+    assert!(
+        revealed.stdout.contains("owner: hunter2-marker")
+            && revealed.stdout.contains("last-user: hunter2-marker"),
+        "{}",
+        revealed.stdout
+    );
+
+    for format in ["yaml", "json"] {
+        let redacted = courier(&["render", "--redact", "-o", format, FIXTURE], None);
+        assert_eq!(redacted.code, 0, "{}", redacted.stderr);
+        for leaked in marker_forms("hunter2-marker") {
+            assert!(
+                !redacted.stdout.contains(&leaked) && !redacted.stderr.contains(&leaked),
+                "{format}: {leaked} was printed:\n{}{}",
+                redacted.stdout,
+                redacted.stderr
+            );
+        }
+        let documents: Vec<serde_json::Value> = if format == "yaml" {
+            serde_saphyr::from_multiple(&redacted.stdout).unwrap()
+        } else {
+            let list: serde_json::Value = serde_json::from_str(&redacted.stdout).unwrap();
+            list["items"].as_array().unwrap().clone()
+        };
+        let metadata = &documents[0]["metadata"];
+        assert_eq!(
+            metadata["labels"]["owner"], "*** REDACTED ***",
+            "{metadata}"
+        );
+        assert_eq!(
+            metadata["labels"]["team"], "platform",
+            "the manifest's own stay"
+        );
+        assert_eq!(
+            metadata["labels"]["app.kubernetes.io/managed-by"], "courier",
+            "courier's own stay"
+        );
+        assert_eq!(metadata["annotations"]["note"], "set by hand");
+        // templateFrom's KeysAndValues output makes the key too: hidden as well.
+        assert_eq!(
+            metadata["annotations"]["*** REDACTED KEY 1 ***"], "*** REDACTED ***",
+            "{metadata}"
+        );
+    }
+
+    let check = courier(&["check", FIXTURE], None);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    for leaked in marker_forms("hunter2-marker") {
+        assert!(!check.stdout.contains(&leaked) && !check.stderr.contains(&leaked));
+    }
+}
+
 fn write_world(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files {

@@ -608,3 +608,37 @@ fn check_finds_a_missing_key_and_an_undefined_template_variable_in_a_files_world
     );
     assert!(!message.contains(": v"), "{message}");
 }
+
+#[test]
+fn labels_and_annotations_a_template_makes_from_values_are_marked_as_values() {
+    let yaml = format!(
+        "{STORE}{}{}{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: tpl, namespace: a}}\ndata: {{from-map: \"{{{{ .user }}}}\", plain: fixed}}\n",
+        namespaces(&[("a", "team: a")]),
+        secret("src", "user: alice"),
+        ces(
+            "x",
+            "  namespaceSelectors: [{matchLabels: {team: a}}]",
+            "    target:\n      name: t\n      template:\n        metadata:\n          labels: {owner: \"{{ .user }}\", team: platform, app.kubernetes.io/managed-by: \"{{ .user }}\"}\n          annotations: {note: fixed}\n        templateFrom:\n        - target: Annotations\n          literal: \"last-user: {{ .user }}\"\n        - target: Labels\n          configMap: {name: tpl, items: [{key: from-map}, {key: plain}]}\n        - target: Annotations\n          literal: \"note: overridden by the literal metadata\"\n    dataFrom:\n    - extract: {key: src}",
+        ),
+    );
+    let plan = run(&yaml);
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    let body = &plan.secrets[0].body;
+    let derived = |map: &courier::core::redact::DerivedMap| -> Vec<(String, bool)> {
+        map.iter().map(|(k, d)| (k.clone(), d.key)).collect()
+    };
+    assert_eq!(
+        derived(&body.derived_labels),
+        [("from-map".to_owned(), false), ("owner".to_owned(), false)],
+        "plain text is the manifest's; courier's own label is courier's"
+    );
+    assert_eq!(
+        derived(&body.derived_annotations),
+        [("last-user".to_owned(), true)]
+    );
+    assert_eq!(body.labels["owner"], "alice");
+    assert_eq!(body.labels["app.kubernetes.io/managed-by"], "courier");
+    assert_eq!(body.annotations["note"], "fixed");
+    // Debug (a stray `{:?}`, a failed assertion) shows none of them.
+    assert!(!format!("{:?}", plan.secrets).contains("alice"));
+}

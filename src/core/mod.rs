@@ -24,4 +24,5 @@ pub mod secret_bytes;
 pub mod select;
 pub mod suggest;
 pub mod template;
+pub mod validate_secret;
 pub mod world;

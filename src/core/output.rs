@@ -1,12 +1,13 @@
 //! Desired Secrets as `v1` Secret manifests: a YAML stream or a JSON `List`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde::Serialize;
 
 use crate::core::plan::DesiredSecret;
-use crate::core::redact::REDACTED;
+use crate::core::redact::{DerivedMap, REDACTED, shown_metadata};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,7 +23,9 @@ pub enum Format {
 pub enum Values {
     /// Base64 values, as the API server takes them.
     Reveal,
-    /// Every value replaced; keys, types and labels stay visible.
+    /// Every value replaced, and every label and annotation a template produced from
+    /// the values (its key too, when the template produced the key); keys, types and the
+    /// manifest's own labels stay visible.
     Redact,
 }
 
@@ -44,9 +47,9 @@ struct MetadataOut<'a> {
     name: &'a str,
     namespace: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: std::borrow::Cow<'a, BTreeMap<String, String>>,
+    labels: Cow<'a, BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: &'a BTreeMap<String, String>,
+    annotations: Cow<'a, BTreeMap<String, String>>,
 }
 
 fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
@@ -62,18 +65,40 @@ fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
             (key.as_str(), shown)
         })
         .collect();
+    let (labels, annotations) = match values {
+        Values::Reveal => (
+            Cow::Borrowed(&body.labels),
+            Cow::Borrowed(&body.annotations),
+        ),
+        Values::Redact => (
+            shown(&body.labels, &body.derived_labels),
+            shown(&body.annotations, &body.derived_annotations),
+        ),
+    };
     SecretManifestOut {
         api_version: "v1",
         kind: "Secret",
         metadata: MetadataOut {
             name: &secret.name,
             namespace: &secret.namespace,
-            labels: std::borrow::Cow::Borrowed(&body.labels),
-            annotations: &body.annotations,
+            labels,
+            annotations,
         },
         immutable: body.immutable,
         type_: &body.type_,
         data,
+    }
+}
+
+/// Labels or annotations with what a template produced hidden; borrowed when nothing is.
+fn shown<'a>(
+    map: &'a BTreeMap<String, String>,
+    derived: &DerivedMap,
+) -> Cow<'a, BTreeMap<String, String>> {
+    if derived.is_empty() {
+        Cow::Borrowed(map)
+    } else {
+        Cow::Owned(shown_metadata(map, derived))
     }
 }
 

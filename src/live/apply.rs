@@ -417,7 +417,9 @@ pub async fn reconcile(
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     let result = match create_one(client, secret, options).await {
                         Err(e) if e.is_status(409) => Err(taken_by(client, secret).await),
-                        created => created.map(|()| Done::Created).map_err(|e| e.to_string()),
+                        created => created
+                            .map(|()| Done::Created)
+                            .map_err(|e| scrubbed(secret, &e)),
                     };
                     remember(options, secret, &result);
                     (target, result)
@@ -445,7 +447,9 @@ pub async fn reconcile(
                         apply_one(client, secret, manifest, options).await
                     }
                     .await;
-                    let result = result.map(|()| Done::Updated).map_err(|e| e.to_string());
+                    let result = result
+                        .map(|()| Done::Updated)
+                        .map_err(|e| scrubbed(secret, &e));
                     remember(options, secret, &result);
                     (target, result)
                 }
@@ -463,7 +467,9 @@ pub async fn reconcile(
                         apply_one(client, secret, written_manifest(secret, options), options).await
                     }
                     .await;
-                    let result = result.map(|()| Done::Adopted).map_err(|e| e.to_string());
+                    let result = result
+                        .map(|()| Done::Adopted)
+                        .map_err(|e| scrubbed(secret, &e));
                     remember(options, secret, &result);
                     (target, result)
                 }
@@ -541,6 +547,13 @@ fn remember(options: &ApplyOptions, secret: &DesiredSecret, result: &Result<Done
     if let (Some(written), Ok(_), false) = (&options.written, result, options.dry_run) {
         written.record(secret);
     }
+}
+
+/// The error of a write that sent `secret`, without any value it sent: the API server
+/// quotes what it refuses (`Invalid value: "..."`), and the message goes to stderr, the
+/// log, the ExternalSecret's status and its Events.
+fn scrubbed(secret: &DesiredSecret, error: &ClusterError) -> String {
+    secret.body.scrubber().scrub(&error.to_string())
 }
 
 enum Done {

@@ -1,12 +1,16 @@
 //! `courier diff --live`: what `apply` would create, update or delete, as text for a CI
-//! log or a PR comment. Values are always redacted; keys, types and labels are shown.
+//! log or a PR comment. Values are always redacted, and so are the labels and annotations
+//! a template produced from them (their keys too, when the template produced the key);
+//! keys, types and the manifest's own labels are shown.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::core::labels::{INSTANCE_LABEL, LEGACY_DATA_HASH_ANNOTATION};
+use crate::core::model::StringMap;
 use crate::core::plan::DesiredSecret;
-use crate::core::redact::REDACTED;
+use crate::core::redact::{DerivedMap, REDACTED, hidden_key};
 use crate::live::apply::{Action, Decisions};
 use crate::live::cluster::{SecretContent, Snapshot};
 
@@ -60,8 +64,8 @@ pub fn render(
                 for key in secret.body.data.keys() {
                     let _ = writeln!(text, "    + data.{key}: {REDACTED}");
                 }
-                for (key, value) in labels_of(secret, instance) {
-                    let _ = writeln!(text, "    + label {key}={value}");
+                for entry in labels_of(secret, instance) {
+                    let _ = writeln!(text, "    + label {}={}", entry.key, entry.value());
                 }
             }
             Action::Apply {
@@ -110,8 +114,8 @@ pub fn render(
                 for key in secret.body.data.keys() {
                     let _ = writeln!(text, "    ~ data.{key}: {REDACTED}");
                 }
-                for (key, value) in labels_of(secret, instance) {
-                    let _ = writeln!(text, "    + label {key}={value}");
+                for entry in labels_of(secret, instance) {
+                    let _ = writeln!(text, "    + label {}={}", entry.key, entry.value());
                 }
                 let _ = writeln!(
                     text,
@@ -163,15 +167,89 @@ fn in_cluster(text: &str, cluster: &str) -> String {
     }
 }
 
-fn labels_of<'a>(secret: &'a DesiredSecret, instance: &'a str) -> BTreeMap<&'a str, &'a str> {
-    let mut labels: BTreeMap<&str, &str> = secret
-        .body
-        .labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    labels.insert(INSTANCE_LABEL, instance);
+/// A label or annotation as the diff shows it.
+struct Entry<'a> {
+    /// The key written.
+    real_key: &'a str,
+    /// The key shown: a key a template produced is hidden.
+    key: Cow<'a, str>,
+    /// The value written.
+    real_value: &'a str,
+    /// Whether a template produced it, so its value is hidden.
+    derived: bool,
+}
+
+impl Entry<'_> {
+    fn value(&self) -> &str {
+        if self.derived {
+            REDACTED
+        } else {
+            self.real_value
+        }
+    }
+}
+
+/// Labels or annotations in key order, numbering hidden keys as `render --redact` does.
+fn entries<'a>(map: &'a StringMap, derived: &'a DerivedMap) -> Vec<Entry<'a>> {
+    let mut hidden = 0;
+    map.iter()
+        .map(|(key, value)| {
+            let how = derived.get(key);
+            let shown = match how {
+                Some(how) if how.key => {
+                    hidden += 1;
+                    Cow::Owned(hidden_key(hidden))
+                }
+                _ => Cow::Borrowed(key.as_str()),
+            };
+            Entry {
+                real_key: key,
+                key: shown,
+                real_value: value,
+                derived: how.is_some(),
+            }
+        })
+        .collect()
+}
+
+/// The labels courier writes: the body's and the instance label.
+fn labels_of<'a>(secret: &'a DesiredSecret, instance: &'a str) -> Vec<Entry<'a>> {
+    let mut labels = entries(&secret.body.labels, &secret.body.derived_labels);
+    labels.retain(|e| e.real_key != INSTANCE_LABEL);
+    let at = labels.partition_point(|e| e.real_key < INSTANCE_LABEL);
+    labels.insert(
+        at,
+        Entry {
+            real_key: INSTANCE_LABEL,
+            key: Cow::Borrowed(INSTANCE_LABEL),
+            real_value: instance,
+            derived: false,
+        },
+    );
     labels
+}
+
+/// `+ label k=v` for a new one, `~ label k: old -> new` for a changed one (`(changed)`
+/// when its value is hidden), nothing for one as it is.
+fn metadata_lines(text: &mut String, what: &str, entries: &[Entry<'_>], existing: &StringMap) {
+    for entry in entries {
+        match existing.get(entry.real_key) {
+            Some(old) if old == entry.real_value => {}
+            Some(_) if entry.derived => {
+                let _ = writeln!(text, "    ~ {what} {}: {REDACTED} (changed)", entry.key);
+            }
+            Some(old) => {
+                let _ = writeln!(
+                    text,
+                    "    ~ {what} {}: {old} -> {}",
+                    entry.key, entry.real_value
+                );
+            }
+            None => {
+                let _ = writeln!(text, "    + {what} {}={}", entry.key, entry.value());
+            }
+        }
+    }
 }
 
 fn update_lines(
@@ -203,17 +281,12 @@ fn update_lines(
             _ => {}
         }
     }
-    for (key, value) in labels_of(secret, instance) {
-        match existing.labels.get(key) {
-            Some(old) if old == value => {}
-            Some(old) => {
-                let _ = writeln!(text, "    ~ label {key}: {old} -> {value}");
-            }
-            None => {
-                let _ = writeln!(text, "    + label {key}={value}");
-            }
-        }
-    }
+    metadata_lines(
+        text,
+        "label",
+        &labels_of(secret, instance),
+        &existing.labels,
+    );
     if existing.has_legacy_digest() {
         // Its value is a digest of the values: named, never shown.
         let _ = writeln!(
@@ -221,15 +294,6 @@ fn update_lines(
             "    - annotation {LEGACY_DATA_HASH_ANNOTATION} (a digest of the values courier no longer writes)"
         );
     }
-    for (key, value) in &body.annotations {
-        match existing.annotations.get(key) {
-            Some(old) if old == value => {}
-            Some(old) => {
-                let _ = writeln!(text, "    ~ annotation {key}: {old} -> {value}");
-            }
-            None => {
-                let _ = writeln!(text, "    + annotation {key}={value}");
-            }
-        }
-    }
+    let annotations = entries(&body.annotations, &body.derived_annotations);
+    metadata_lines(text, "annotation", &annotations, &existing.annotations);
 }

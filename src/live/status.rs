@@ -243,6 +243,8 @@ mod tests {
                 type_: "Opaque".into(),
                 labels: Default::default(),
                 annotations: Default::default(),
+                derived_labels: Default::default(),
+                derived_annotations: Default::default(),
                 data: Default::default(),
                 immutable: false,
                 creation_policy: CreationPolicy::Owner,

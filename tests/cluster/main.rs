@@ -12,6 +12,7 @@ mod from_cluster;
 mod hygiene;
 mod identity;
 mod leader;
+mod leaks;
 mod multicluster;
 mod nothing_lost;
 mod openbao_apply;

@@ -17,11 +17,13 @@ use crate::core::duration::parse_go_duration;
 use crate::core::gotemplate;
 use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
 use crate::core::model::{
-    ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate, StringMap, TemplateScope,
-    TemplateTarget,
+    CreationPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate, StringMap,
+    TemplateScope, TemplateTarget,
 };
 use crate::core::provider::{SecretMap, SecretsClient};
+use crate::core::redact::{Derived, DerivedMap};
 use crate::core::secret_bytes::SecretBytes;
+use crate::core::validate_secret::{self, Candidate};
 
 pub(super) fn render_body(
     env: &Environment<'_>,
@@ -32,14 +34,24 @@ pub(super) fn render_body(
     let spec = instance.spec;
     let engine = planner.owners[instance.owner_index].engine.clone()?;
     let provider = fetch_values(client, spec)?;
-    let (type_, mut labels, mut annotations, data, varying) = match &spec.target.template {
-        None => (
-            "Opaque".to_owned(),
-            instance.metadata_labels.clone(),
-            instance.metadata_annotations.clone(),
-            provider,
-            None,
-        ),
+    let Rendered {
+        type_,
+        mut labels,
+        mut annotations,
+        data,
+        mut derived_labels,
+        mut derived_annotations,
+        marks,
+    } = match &spec.target.template {
+        None => Rendered {
+            type_: "Opaque".to_owned(),
+            labels: instance.metadata_labels.clone(),
+            annotations: instance.metadata_annotations.clone(),
+            data: provider,
+            derived_labels: DerivedMap::new(),
+            derived_annotations: DerivedMap::new(),
+            marks: None,
+        },
         Some(template) => render_template(env, engine, planner, instance, template, provider)?,
     };
     for key in data.keys() {
@@ -51,29 +63,50 @@ pub(super) fn render_body(
         }
     }
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+    derived_labels.remove(MANAGED_BY_LABEL);
     annotations.insert(
         ORIGIN_ANNOTATION.into(),
         planner.owners[instance.owner_index].display.to_string(),
     );
+    derived_annotations.remove(ORIGIN_ANNOTATION);
+    // What the API server would refuse is this target's error now, named without a value;
+    // its 422 would quote the value.
+    let creation_policy = spec.target.creation_policy.unwrap_or_default();
+    validate_secret::validate(&Candidate {
+        type_: &type_,
+        labels: &labels,
+        annotations: &annotations,
+        derived_labels: &derived_labels,
+        derived_annotations: &derived_annotations,
+        data: &data,
+        merge: creation_policy == CreationPolicy::Merge,
+    })
+    .map_err(|refusal| Failure::new(refusal.field, refusal.message))?;
     Ok(SecretBody {
         type_,
         labels,
         annotations,
+        derived_labels,
+        derived_annotations,
         data,
         immutable: spec.target.immutable,
-        creation_policy: spec.target.creation_policy.unwrap_or_default(),
+        creation_policy,
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
-        varying: varying.map(|marks| Arc::new(marks.finish(spec))),
+        varying: marks.map(|marks| Arc::new(marks.finish(spec))),
     })
 }
 
-type Rendered = (
-    String,
-    StringMap,
-    StringMap,
-    BTreeMap<String, SecretBytes>,
-    Option<Marks>,
-);
+/// A template's output: type, metadata (with what in it a template produced) and values.
+struct Rendered {
+    type_: String,
+    labels: StringMap,
+    annotations: StringMap,
+    data: BTreeMap<String, SecretBytes>,
+    derived_labels: DerivedMap,
+    derived_annotations: DerivedMap,
+    /// What varies from one rendering to the next (random draws, salts, the clock).
+    marks: Option<Marks>,
+}
 
 /// What a rendering found to vary, until the body is complete.
 struct Marks {
@@ -123,12 +156,30 @@ fn refresh_of(spec: &ExternalSecretSpec) -> Refresh {
     }
 }
 
-/// Which sink a rendering went to, for the marks.
+/// Which map a rendering went to, for the marks.
 #[derive(Clone, Copy)]
-enum Sink {
+enum Marked {
     Data,
     Labels,
     Annotations,
+}
+
+/// Whether a template's text can depend on the values: it holds a template action. Text
+/// without one renders as itself, as the manifest (or ConfigMap) shows it.
+fn has_action(source: &str) -> bool {
+    source.contains("{{") || source.contains("{%")
+}
+
+/// Records whether the entry `key` now holds came from the values.
+fn note(derived: &mut DerivedMap, key: &str, from: Option<Derived>) {
+    match from {
+        Some(from) => {
+            derived.insert(key.to_owned(), from);
+        }
+        None => {
+            derived.remove(key);
+        }
+    }
 }
 
 fn render_template(
@@ -157,9 +208,11 @@ fn render_template(
     let mut data: BTreeMap<String, String> = BTreeMap::new();
     let mut labels = StringMap::new();
     let mut annotations = StringMap::new();
+    let mut derived_labels = DerivedMap::new();
+    let mut derived_annotations = DerivedMap::new();
     let mut marked: [BTreeSet<String>; 3] = Default::default();
     // A key rendered again later takes the later rendering's mark.
-    let mut mark = |sink: Sink, keys: Vec<String>, varies: bool| {
+    let mut mark = |sink: Marked, keys: Vec<String>, varies: bool| {
         let set = &mut marked[sink as usize];
         for key in keys {
             if varies {
@@ -171,10 +224,14 @@ fn render_template(
     };
     for (index, from) in template.template_from.iter().enumerate() {
         let at = format!("template.templateFrom[{index}]");
-        let (sink, which) = match from.target.unwrap_or_default() {
-            TemplateTarget::Data => (&mut data, Sink::Data),
-            TemplateTarget::Labels => (&mut labels, Sink::Labels),
-            TemplateTarget::Annotations => (&mut annotations, Sink::Annotations),
+        let (sink, mut derived, which) = match from.target.unwrap_or_default() {
+            TemplateTarget::Data => (&mut data, None, Marked::Data),
+            TemplateTarget::Labels => (&mut labels, Some(&mut derived_labels), Marked::Labels),
+            TemplateTarget::Annotations => (
+                &mut annotations,
+                Some(&mut derived_annotations),
+                Marked::Annotations,
+            ),
         };
         // ConfigMap and Secret items work alike: each key holds a template.
         let sources = [
@@ -219,8 +276,14 @@ fn render_template(
                     })?
                     .ok_or_else(|| Failure::new(field.clone(), "template is not UTF-8 text"))?;
                 let (output, varies) = render(&item.key, source, field.clone())?;
+                // A template kept in a Secret is secret itself: what it renders is too.
+                let from_values = kind_field == "secret" || has_action(source);
                 let keys = add_rendered(
-                    sink,
+                    Sink {
+                        map: sink,
+                        derived: derived.as_deref_mut(),
+                        from_values,
+                    },
                     &item.key,
                     item.template_as.unwrap_or_default(),
                     output,
@@ -233,6 +296,11 @@ fn render_template(
             let field = format!("{at}.literal");
             // ESO names a KeysAndValues template after its own text.
             let (output, varies) = render(literal, literal, field.clone())?;
+            let sink = Sink {
+                map: sink,
+                derived,
+                from_values: has_action(literal),
+            };
             let keys = add_rendered(sink, "", TemplateScope::KeysAndValues, output, &field)?;
             mark(which, keys, varies);
         }
@@ -240,18 +308,33 @@ fn render_template(
     for (key, source) in &template.data {
         let (output, varies) = render(key, source, format!("template.data[{key}]"))?;
         data.insert(key.clone(), output);
-        mark(Sink::Data, vec![key.clone()], varies);
+        mark(Marked::Data, vec![key.clone()], varies);
     }
-    for (key, source) in &template.metadata.labels {
-        let (output, varies) = render(key, source, format!("template.metadata.labels[{key}]"))?;
-        labels.insert(key.clone(), output);
-        mark(Sink::Labels, vec![key.clone()], varies);
-    }
-    for (key, source) in &template.metadata.annotations {
-        let (output, varies) =
-            render(key, source, format!("template.metadata.annotations[{key}]"))?;
-        annotations.insert(key.clone(), output);
-        mark(Sink::Annotations, vec![key.clone()], varies);
+    let metadata = [
+        (
+            "labels",
+            &template.metadata.labels,
+            &mut labels,
+            &mut derived_labels,
+            Marked::Labels,
+        ),
+        (
+            "annotations",
+            &template.metadata.annotations,
+            &mut annotations,
+            &mut derived_annotations,
+            Marked::Annotations,
+        ),
+    ];
+    for (kind, sources, sink, derived, which) in metadata {
+        for (key, source) in sources {
+            let field = format!("template.metadata.{kind}[{key}]");
+            let (output, varies) = render(key, source, field.clone())?;
+            sink.insert(key.clone(), output);
+            mark(which, vec![key.clone()], varies);
+            let from = has_action(source).then_some(Derived { field, key: false });
+            note(derived, key, from);
+        }
     }
     let templated: BTreeMap<String, SecretBytes> = data
         .into_iter()
@@ -287,13 +370,15 @@ fn render_template(
             templates: templates.into_inner(),
             provider,
         });
-    Ok((
-        template.type_.clone().unwrap_or_else(|| "Opaque".into()),
+    Ok(Rendered {
+        type_: template.type_.clone().unwrap_or_else(|| "Opaque".into()),
         labels,
         annotations,
-        merged,
+        data: merged,
+        derived_labels,
+        derived_annotations,
         marks,
-    ))
+    })
 }
 
 /// An error about rendered text: the parser's messages can quote it, so keep only what
@@ -306,18 +391,41 @@ fn without_values(message: &str) -> String {
     )
 }
 
-/// `Values`: the output is the value of `key`. `KeysAndValues`: the output is a YAML map.
-/// Returns the keys written.
+/// Where a `templateFrom` entry's output goes: data, or labels or annotations (with the
+/// record of which of them the values produced).
+struct Sink<'s> {
+    map: &'s mut StringMap,
+    derived: Option<&'s mut DerivedMap>,
+    /// Whether the template can depend on the values (see [`has_action`]).
+    from_values: bool,
+}
+
+/// `Values`: the output is the value of `key`. `KeysAndValues`: the output is a YAML map,
+/// whose keys come out of the template too. Returns the keys written.
 fn add_rendered(
-    sink: &mut StringMap,
+    sink: Sink<'_>,
     key: &str,
     scope: TemplateScope,
     output: String,
     field: &str,
 ) -> Result<Vec<String>, Failure> {
+    let Sink {
+        map,
+        mut derived,
+        from_values,
+    } = sink;
+    let from = |key: bool| {
+        from_values.then(|| Derived {
+            field: field.to_owned(),
+            key,
+        })
+    };
     match scope {
         TemplateScope::Values => {
-            sink.insert(key.to_owned(), output);
+            map.insert(key.to_owned(), output);
+            if let Some(derived) = derived.as_deref_mut() {
+                note(derived, key, from(false));
+            }
             Ok(vec![key.to_owned()])
         }
         TemplateScope::KeysAndValues => {
@@ -325,7 +433,12 @@ fn add_rendered(
             let members = gotemplate::keys_and_values(&output)
                 .map_err(|e| Failure::new(field.to_owned(), without_values(&e)))?;
             let keys = members.keys().cloned().collect();
-            sink.extend(members);
+            for (key, value) in members {
+                if let Some(derived) = derived.as_deref_mut() {
+                    note(derived, &key, from(true));
+                }
+                map.insert(key, value);
+            }
             Ok(keys)
         }
     }
@@ -417,10 +530,7 @@ mod tests {
             Refresh::Periodic(Some(std::time::Duration::from_secs(900)))
         );
         assert_eq!(refresh("  refreshInterval: 0s\n"), Refresh::Periodic(None));
-        assert_eq!(
-            refresh("  refreshPolicy: CreatedOnce\n"),
-            Refresh::CreatedOnce
-        );
-        assert_eq!(refresh("  refreshPolicy: OnChange\n"), Refresh::OnChange);
+        // `refreshPolicy: CreatedOnce` and `OnChange` are refused at load until they hold
+        // for every target, not only for those whose template varies (`core::schema`).
     }
 }

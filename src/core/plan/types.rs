@@ -8,10 +8,12 @@ use std::time::Duration;
 use crate::core::load::Origin;
 use crate::core::model::{CreationPolicy, DeletionPolicy, StringMap};
 use crate::core::provider::FetchError;
+use crate::core::redact::{DerivedMap, Scrubber, shown_metadata};
 use crate::core::secret_bytes::SecretBytes;
 
 /// The content of a Secret courier wants; shared between the namespaces that get the same one.
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` shows neither values nor the labels and annotations derived from them.
+#[derive(Clone, PartialEq)]
 pub struct SecretBody {
     /// `type`.
     pub type_: String,
@@ -19,6 +21,10 @@ pub struct SecretBody {
     pub labels: StringMap,
     /// Annotations, courier's (origin) included.
     pub annotations: StringMap,
+    /// The labels a template produced: values, hidden wherever values are.
+    pub derived_labels: DerivedMap,
+    /// The annotations a template produced: values, hidden wherever values are.
+    pub derived_annotations: DerivedMap,
     /// Values.
     pub data: BTreeMap<String, SecretBytes>,
     /// `immutable: true`.
@@ -119,6 +125,56 @@ impl Fingerprinter {
         let mut out = [0u8; 32];
         out.copy_from_slice(&self.0.finalize().into_bytes());
         Fingerprint(out)
+    }
+}
+
+impl SecretBody {
+    /// Labels as shown where values are hidden (see [`shown_metadata`]).
+    pub fn shown_labels(&self) -> StringMap {
+        shown_metadata(&self.labels, &self.derived_labels)
+    }
+
+    /// Annotations as shown where values are hidden.
+    pub fn shown_annotations(&self) -> StringMap {
+        shown_metadata(&self.annotations, &self.derived_annotations)
+    }
+
+    /// A scrubber of every value this body sends: its data, and the labels and
+    /// annotations (keys too, where derived) a template produced.
+    pub fn scrubber(&self) -> Scrubber {
+        let mut scrubber = Scrubber::new();
+        for value in self.data.values() {
+            scrubber.add(value.expose());
+        }
+        let derived = [
+            (&self.labels, &self.derived_labels),
+            (&self.annotations, &self.derived_annotations),
+        ];
+        for (map, derived) in derived {
+            for (key, how) in derived {
+                if let Some(value) = map.get(key) {
+                    scrubber.add(value.as_bytes());
+                }
+                if how.key {
+                    scrubber.add(key.as_bytes());
+                }
+            }
+        }
+        scrubber
+    }
+}
+
+impl fmt::Debug for SecretBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretBody")
+            .field("type_", &self.type_)
+            .field("labels", &self.shown_labels())
+            .field("annotations", &self.shown_annotations())
+            .field("data", &self.data)
+            .field("immutable", &self.immutable)
+            .field("creation_policy", &self.creation_policy)
+            .field("deletion_policy", &self.deletion_policy)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,305 @@
+//! Values where they must never be, on the real API server: labels and annotations a
+//! template makes from values are hidden by `diff` as values are, an object the API
+//! server would refuse is caught before it is sent (its target's error, named without
+//! the value), and what the API server says when it refuses one is scrubbed of every
+//! value courier sent.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+
+use crate::apply::Platform;
+use crate::support::{TestNamespace, admin_client, control_plane};
+
+/// Every form a leak of `marker` could take: the text, its base64, and the same for its
+/// tail after the first character (a value cut by a message would still hold it).
+fn forms(marker: &str) -> Vec<String> {
+    let base64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        marker.to_owned(),
+        base64.encode(marker),
+        marker[1..].to_owned(),
+        base64.encode(format!("\"{marker}\"")),
+    ]
+}
+
+fn assert_hidden(markers: &[&str], text: &str) {
+    for marker in markers {
+        for form in forms(marker) {
+            assert!(!text.contains(&form), "{form:?} was printed:\n{text}");
+        }
+    }
+}
+
+fn run(platform: &Platform, command: &str, instance: &str) -> (i32, String, String) {
+    let mut args = vec![command, platform.manifests.path().to_str().unwrap()];
+    if command == "diff" {
+        args.push("--live");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(args)
+        .args([
+            "--kubeconfig",
+            control_plane().kubeconfig.to_str().unwrap(),
+            "--instance",
+            instance,
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// The platform's store and one ClusterExternalSecret per `(name, template)`, each
+/// reading the source `shared` into a target named `name`.
+fn write_templated(platform: &Platform, targets: &[(&str, &str)]) {
+    let mut text = platform.store();
+    for (name, template) in targets {
+        text.push_str(&format!(
+            "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {name}-{id}}}\nspec:\n  namespaceSelectors:\n  - matchLabels: {{{label}: \"true\"}}\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n    target:\n      name: {name}\n      template:\n{template}\n    dataFrom:\n    - extract: {{key: shared}}\n",
+            id = platform.id,
+            label = platform.label
+        ));
+    }
+    std::fs::write(platform.manifests.path().join("manifests.yaml"), text).unwrap();
+}
+
+/// ESO's documented patterns: a value in `template.metadata.labels` and, by
+/// `templateFrom` with target Annotations, in an annotation.
+const METADATA_TEMPLATE: &str = "        metadata:\n          labels: {owner: \"{{ .username }}\", team: platform}\n        templateFrom:\n        - target: Annotations\n          literal: \"last-user: {{ .username }}\"\n        data: {password: \"{{ .password }}\"}";
+
+#[tokio::test]
+async fn diff_and_apply_never_print_the_labels_and_annotations_a_template_made_from_values() {
+    let platform = Platform::new("leak-meta").await;
+    let target = platform.target("leak-meta-t", true).await;
+    let instance = format!("leak-meta-{}", platform.id);
+    let first = format!("userone-{}", platform.id);
+    let second = format!("usertwo-{}", platform.id);
+    let password = format!("pw-{}-secret", platform.id);
+    platform
+        .put_source("shared", &[("username", &first), ("password", &password)])
+        .await;
+    write_templated(&platform, &[("meta", METADATA_TEMPLATE)]);
+    let markers = [first.as_str(), second.as_str(), password.as_str()];
+
+    let (code, stdout, stderr) = run(&platform, "diff", &instance);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_hidden(&markers, &format!("{stdout}{stderr}"));
+    assert!(
+        stdout.contains("    + label owner=*** REDACTED ***"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("    + label team=platform"), "{stdout}");
+
+    let (code, stdout, stderr) = run(&platform, "apply", &instance);
+    assert_eq!(code, 0, "{stderr}");
+    assert_hidden(&markers, &format!("{stdout}{stderr}"));
+    // What was hidden is really there.
+    let written = Api::<Secret>::namespaced(platform.client.clone(), &target.name)
+        .get("meta")
+        .await
+        .unwrap();
+    assert_eq!(written.metadata.labels.unwrap()["owner"], first);
+    assert_eq!(written.metadata.annotations.unwrap()["last-user"], first);
+
+    // A new value changes the label and the annotation: the diff says so, without either value.
+    platform
+        .put_source("shared", &[("username", &second), ("password", &password)])
+        .await;
+    let (code, stdout, stderr) = run(&platform, "diff", &instance);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_hidden(&markers, &format!("{stdout}{stderr}"));
+    assert!(
+        stdout.contains("    ~ label owner: *** REDACTED *** (changed)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    ~ annotation *** REDACTED KEY 1 ***: *** REDACTED *** (changed)"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(&platform, "apply", &instance);
+    assert_eq!(code, 0, "{stderr}");
+    assert_hidden(&markers, &format!("{stdout}{stderr}"));
+    let (code, stdout, stderr) = run(&platform, "diff", &instance);
+    assert_eq!(code, 0, "in sync: {stdout}{stderr}");
+}
+
+#[tokio::test]
+async fn a_value_the_api_server_would_refuse_fails_its_target_alone_without_the_value() {
+    let platform = Platform::new("leak-refused").await;
+    let target = platform.target("leak-refused-t", true).await;
+    let instance = format!("leak-refused-{}", platform.id);
+    // Spaces make it no label value: today's API server answers 422 quoting it.
+    let marker = format!("refused marker {}", platform.id);
+    platform
+        .put_source("shared", &[("username", &marker), ("password", "pw")])
+        .await;
+    let label = "        metadata:\n          labels: {owner: \"{{ .username }}\"}";
+    let dockerconfig = "        type: kubernetes.io/dockerconfigjson\n        data: {.dockerconfigjson: \"{{ .username }}\"}";
+    let fine = "        data: {password: \"{{ .password }}\"}";
+    write_templated(
+        &platform,
+        &[
+            ("labelled", label),
+            ("registry", dockerconfig),
+            ("fine", fine),
+        ],
+    );
+
+    for command in ["apply", "diff"] {
+        let (code, stdout, stderr) = run(&platform, command, &instance);
+        assert_hidden(&[&marker], &format!("{stdout}{stderr}"));
+        assert_eq!(code, 1, "{command}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "ClusterExternalSecret/labelled-{}: target {}/labelled: template.metadata.labels[owner]: renders a label value the API server refuses",
+                platform.id, target.name
+            )),
+            "{command}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "target {}/registry: data[.dockerconfigjson]: is not a JSON object",
+                target.name
+            )),
+            "{command}: {stderr}"
+        );
+    }
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    assert!(
+        secrets.get_opt("fine").await.unwrap().is_some(),
+        "the other target is applied"
+    );
+    assert!(secrets.get_opt("labelled").await.unwrap().is_none());
+    assert!(secrets.get_opt("registry").await.unwrap().is_none());
+}
+
+/// The scrubber itself, against what the API server answers: a Secret sent with
+/// courier's checks bypassed (built by hand, written by the library's apply) is refused
+/// with a 422 that quotes the label value, the label key and the annotation key, and the
+/// error courier reports holds none of them, nor the data values.
+#[tokio::test]
+async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
+    use courier::core::model::{CreationPolicy, DeletionPolicy};
+    use courier::core::plan::{DesiredSecret, Plan, SecretBody};
+    use courier::core::redact::Derived;
+    use courier::core::secret_bytes::SecretBytes;
+    use courier::live::apply::{ApplyOptions, reconcile};
+    use courier::live::cluster::Snapshot;
+
+    let client = admin_client().await;
+    let namespace = TestNamespace::create(&client, "leak-scrub").await;
+    let id = namespace.name.rsplit('-').next().unwrap().to_owned();
+    let label_value = format!("label value {id} \"quoted\"\nnewline");
+    let label_key = format!("Key With Spaces {id}");
+    let annotation_key = format!("annotation key {id}");
+    let data_value = format!("data-value-{id}");
+    let derived = |field: &str, key: bool| Derived {
+        field: field.to_owned(),
+        key,
+    };
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let secret =
+        |name: &str, labels, annotations, derived_labels, derived_annotations| DesiredSecret {
+            namespace: namespace.name.clone(),
+            name: name.to_owned(),
+            owner: Arc::from("ClusterExternalSecret/scrub"),
+            body: Arc::new(SecretBody {
+                type_: "Opaque".into(),
+                labels,
+                annotations,
+                derived_labels,
+                derived_annotations,
+                data: [("k".to_owned(), SecretBytes::from(data_value.as_str()))].into(),
+                immutable: false,
+                creation_policy: CreationPolicy::Owner,
+                deletion_policy: DeletionPolicy::Retain,
+            }),
+        };
+    let plan = Plan {
+        secrets: vec![
+            secret(
+                "bad-label-value",
+                map(&[("owner", label_value.as_str())]),
+                BTreeMap::new(),
+                [(
+                    "owner".to_owned(),
+                    derived("template.metadata.labels[owner]", false),
+                )]
+                .into(),
+                BTreeMap::new(),
+            ),
+            secret(
+                "bad-label-key",
+                map(&[(label_key.as_str(), "v")]),
+                BTreeMap::new(),
+                [(
+                    label_key.clone(),
+                    derived("template.templateFrom[0].literal", true),
+                )]
+                .into(),
+                BTreeMap::new(),
+            ),
+            secret(
+                "bad-annotation-key",
+                BTreeMap::new(),
+                map(&[(annotation_key.as_str(), data_value.as_str())]),
+                BTreeMap::new(),
+                [(
+                    annotation_key.clone(),
+                    derived("template.templateFrom[0].literal", true),
+                )]
+                .into(),
+            ),
+        ],
+        errors: Vec::new(),
+    };
+    let snapshot = Snapshot {
+        world: Default::default(),
+        managed: BTreeMap::new(),
+        cluster_id: None,
+    };
+    let options = ApplyOptions {
+        instance: format!("scrub-{id}"),
+        ..ApplyOptions::default()
+    };
+    let report = reconcile(&client, &plan, &snapshot, &options).await;
+    assert_eq!(report.errors.len(), 3, "{:?}", report);
+    let text: String = report
+        .errors
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect::<String>();
+    // The API server did refuse each one, and said where.
+    assert!(text.contains("metadata.labels"), "{text}");
+    assert!(text.contains("metadata.annotations"), "{text}");
+    assert!(
+        text.contains(r#"metadata.labels: Invalid value: "*** REDACTED ***": a valid label"#),
+        "{text}"
+    );
+    assert!(text.contains("(422)"), "{text}");
+    let go_quoted = label_value.replace('"', "\\\"").replace('\n', "\\n");
+    for leaked in [
+        label_value.as_str(),
+        go_quoted.as_str(),
+        label_key.as_str(),
+        annotation_key.as_str(),
+        data_value.as_str(),
+    ] {
+        assert!(!text.contains(leaked), "{leaked:?} in:\n{text}");
+    }
+    assert_hidden(&[&data_value], &text);
+}
