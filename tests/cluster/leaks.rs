@@ -227,6 +227,7 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
                 immutable: false,
                 creation_policy: CreationPolicy::Owner,
                 deletion_policy: DeletionPolicy::Retain,
+                varying: None,
             }),
         };
     let plan = Plan {
