@@ -9,8 +9,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use gotmpl::{FuncMap, Value, ValueFunc};
-use rsa::pkcs1::DecodeRsaPrivateKey as _;
-use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
 use super::binary::{from_bytes, to_bytes};
@@ -347,7 +345,7 @@ fn go_ip(bytes: &[u8]) -> String {
 
 /// A private key as Go's `x509` holds it, enough to write it back as Go does.
 enum PrivateKey {
-    Rsa(Box<rsa::PrivateKey>),
+    Rsa(RsaKey),
     /// Curve OID, the scalar padded to the curve's size, the uncompressed point.
     Ec {
         curve: &'static [u8],
@@ -370,8 +368,8 @@ fn curve(oid: &[u8]) -> Option<(&'static [u8], usize)> {
 impl PrivateKey {
     /// ESO's `parsePrivateKey`: PKCS#1, then PKCS#8, then SEC 1.
     fn parse(der_bytes: &[u8]) -> std::result::Result<Self, String> {
-        if let Ok(key) = rsa::PrivateKey::from_pkcs1_der(der_bytes) {
-            return Ok(Self::Rsa(Box::new(key)));
+        if let Ok(key) = RsaKey::from_pkcs1(der_bytes) {
+            return Ok(Self::Rsa(key));
         }
         if let Some(key) = Self::parse_pkcs8(der_bytes) {
             return key;
@@ -386,11 +384,9 @@ impl PrivateKey {
         let (key, _) = der::expect(rest, 0x04)?;
         let (oid, parameters) = der::expect(algorithm, 0x06)?;
         Some(match oid {
-            oids::RSA => rsa::PrivateKey::from_pkcs8_der(der_bytes)
-                .map(|k| Self::Rsa(Box::new(k)))
-                .map_err(|e| {
-                    format!("x509: failed to parse RSA private key embedded in PKCS#8: {e}")
-                }),
+            oids::RSA => RsaKey::from_pkcs1(key).map(Self::Rsa).map_err(|e| {
+                format!("x509: failed to parse RSA private key embedded in PKCS#8: {e}")
+            }),
             oids::EC => {
                 let curve_oid = der::expect(parameters, 0x06).map(|(c, _)| c);
                 Self::parse_sec1(key, curve_oid)
@@ -456,10 +452,7 @@ impl PrivateKey {
     /// Go's `x509.MarshalPKCS8PrivateKey`.
     fn pkcs8(&self) -> std::result::Result<Vec<u8>, String> {
         match self {
-            Self::Rsa(key) => key
-                .to_pkcs8_der()
-                .map(|d| d.as_bytes().to_vec())
-                .map_err(|e| e.to_string()),
+            Self::Rsa(key) => Ok(key.pkcs8()),
             Self::Ec {
                 curve,
                 scalar,
@@ -470,6 +463,118 @@ impl PrivateKey {
                 &der::octet_string(seed),
             )),
         }
+    }
+}
+
+/// A two-prime RSA private key, kept as the PKCS#1 `RSAPrivateKey` Go's `x509` writes
+/// back (its nine integers, minimally encoded). aws-lc checks that the numbers form a key
+/// when it is parsed, and decrypts with it in constant time: the `rsa` crate, which did
+/// both before, leaks the private key through decryption timing (RUSTSEC-2023-0071).
+struct RsaKey {
+    pkcs1: zeroize::Zeroizing<Vec<u8>>,
+    modulus_bits: usize,
+}
+
+impl RsaKey {
+    /// Go's `x509.ParsePKCS1PrivateKey` for a two-prime key: every integer positive and
+    /// minimally encoded, nothing after the sequence, and the numbers a consistent key.
+    fn from_pkcs1(der_bytes: &[u8]) -> std::result::Result<Self, String> {
+        let malformed = || "x509: malformed RSA private key".to_owned();
+        let (body, trailing) = der::expect(der_bytes, 0x30).ok_or_else(malformed)?;
+        if !trailing.is_empty() {
+            return Err("x509: trailing data".into());
+        }
+        let mut integers = Vec::with_capacity(9);
+        let mut rest = body;
+        while !rest.is_empty() {
+            let (content, after) = der::expect(rest, 0x02).ok_or_else(malformed)?;
+            integers.push(content);
+            rest = after;
+        }
+        let [version, numbers @ ..] = integers.as_slice() else {
+            return Err(malformed());
+        };
+        match *version {
+            [0] if numbers.len() == 8 => {}
+            [0] => return Err(malformed()),
+            // Go reads them; courier, like the `rsa` crate before it, does not.
+            [1] => return Err("x509: multi-prime RSA private keys are not supported".into()),
+            _ => return Err("x509: unsupported private key version".into()),
+        }
+        for number in numbers {
+            let minimal = match number {
+                [] => false,
+                [0, next, ..] => next & 0x80 != 0,
+                [first, ..] => first & 0x80 == 0,
+            };
+            if !minimal {
+                return Err(malformed());
+            }
+            if number.iter().all(|&b| b == 0) {
+                return Err("x509: private key contains zero or negative value".into());
+            }
+        }
+        let mut parts = zeroize::Zeroizing::new(vec![der::small(0)]);
+        parts.extend(numbers.iter().map(|number| der::unsigned(number)));
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let modulus = &numbers[0][usize::from(numbers[0][0] == 0)..];
+        let key = Self {
+            pkcs1: zeroize::Zeroizing::new(der::sequence(&refs)),
+            modulus_bits: modulus.len() * 8 - modulus[0].leading_zeros() as usize,
+        };
+        // aws-lc's parser runs RSA_check_key (n = pq, d, and the CRT values agree); its
+        // size limits are for decryption only, which says so itself.
+        match key.decrypting_key() {
+            Ok(_) => Ok(key),
+            Err(e) if matches!(e.description_(), "TooSmall" | "TooLarge") => Ok(key),
+            Err(_) => Err("crypto/rsa: invalid RSA private key".into()),
+        }
+    }
+
+    /// Go's `x509.MarshalPKCS8PrivateKey`: rsaEncryption with NULL parameters.
+    fn pkcs8(&self) -> Vec<u8> {
+        der::private_key_info(&der::algorithm(oids::RSA, Some(der::null())), &self.pkcs1)
+    }
+
+    fn decrypting_key(
+        &self,
+    ) -> std::result::Result<aws_lc_rs::rsa::PrivateDecryptingKey, aws_lc_rs::error::KeyRejected>
+    {
+        aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&zeroize::Zeroizing::new(self.pkcs8()))
+    }
+
+    /// RSA-OAEP decryption, with `hash` for both the label and MGF1 as Go's
+    /// `rsa.DecryptOAEP`, no label. aws-lc takes keys of 2048 to 8192 bits; Go refuses
+    /// keys under 1024 bits, and decrypts with 1024 to 2047 where courier cannot.
+    fn decrypt_oaep(
+        &self,
+        algorithm: &'static aws_lc_rs::rsa::OaepAlgorithm,
+        ciphertext: &[u8],
+    ) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        let bits = self.modulus_bits;
+        let key = match self.decrypting_key() {
+            Ok(key) => key,
+            Err(_) if bits < 1024 => {
+                return Err(format!(
+                    "crypto/rsa: {bits}-bit keys are insecure \
+                     (see https://go.dev/pkg/crypto/rsa#hdr-Minimum_key_size)"
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "courier decrypts with RSA keys of 2048 to 8192 bits, this one has {bits}"
+                ));
+            }
+        };
+        let key = aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(key)
+            .map_err(|_| "crypto/rsa: decryption error".to_owned())?;
+        let mut plain = zeroize::Zeroizing::new(vec![0u8; key.key_size_bytes()]);
+        let len = key
+            .decrypt(algorithm, ciphertext, &mut plain, None)
+            .map_err(|_| "crypto/rsa: decryption error".to_owned())?
+            .len();
+        plain.truncate(len);
+        Ok(plain)
     }
 }
 
@@ -748,13 +853,14 @@ fn rsa_decrypt(
     let PrivateKey::Rsa(rsa_key) = parsed else {
         return Err("could not parse RSA private key".into());
     };
-    let ciphertext = to_bytes(input);
-    let plain = match hash {
-        "SHA1" => rsa_key.decrypt(rsa::Oaep::<sha1::Sha1>::new(), &ciphertext),
-        "SHA512" => rsa_key.decrypt(rsa::Oaep::<sha2::Sha512>::new(), &ciphertext),
-        _ => rsa_key.decrypt(rsa::Oaep::<sha2::Sha256>::new(), &ciphertext),
-    }
-    .map_err(|_| "error decrypting data with RSA: crypto/rsa: decryption error".to_owned())?;
+    let algorithm = match hash {
+        "SHA1" => &aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1,
+        "SHA512" => &aws_lc_rs::rsa::OAEP_SHA512_MGF1SHA512,
+        _ => &aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256,
+    };
+    let plain = rsa_key
+        .decrypt_oaep(algorithm, &to_bytes(input))
+        .map_err(|e| format!("error decrypting data with RSA: {e}"))?;
     Ok(from_bytes(&plain).into_owned())
 }
 
@@ -800,5 +906,119 @@ mod tests {
         assert!(archive.keys.is_empty());
         assert_eq!(archive.certs.len(), 3);
         assert!(archive.certs.iter().all(|bag| bag.trusted));
+    }
+
+    fn pem_der(name: &str) -> Vec<u8> {
+        pem::decode(fixture(name).as_bytes()).0.unwrap().bytes
+    }
+
+    /// The nine INTEGER contents of a PKCS#1 key.
+    fn pkcs1_integers(der_bytes: &[u8]) -> Vec<Vec<u8>> {
+        let (mut rest, _) = der::expect(der_bytes, 0x30).unwrap();
+        let mut integers = Vec::new();
+        while let Some((content, after)) = der::expect(rest, 0x02) {
+            integers.push(content.to_vec());
+            rest = after;
+        }
+        integers
+    }
+
+    fn pkcs1_of(integers: &[Vec<u8>]) -> Vec<u8> {
+        let parts: Vec<Vec<u8>> = integers.iter().map(|i| der::unsigned(i)).collect();
+        der::sequence(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
+    }
+
+    /// A PKCS#1 key and the same key as PKCS#8 (openssl wrote both) become the PKCS#8
+    /// Go writes, which is openssl's.
+    #[test]
+    fn an_rsa_key_reads_from_pkcs1_and_pkcs8_and_writes_go_s_pkcs8() {
+        let pkcs8 = pem_der("leaf_key");
+        let PrivateKey::Rsa(from_pkcs1) = PrivateKey::parse(&pem_der("leaf_pkcs1_key")).unwrap()
+        else {
+            panic!("not an RSA key");
+        };
+        assert_eq!(from_pkcs1.modulus_bits, 2048);
+        assert!(from_pkcs1.pkcs8() == pkcs8);
+        let PrivateKey::Rsa(from_pkcs8) = PrivateKey::parse(&pkcs8).unwrap() else {
+            panic!("not an RSA key");
+        };
+        assert!(from_pkcs8.pkcs8() == pkcs8);
+    }
+
+    /// aws-lc checks the numbers: a key whose CRT values or modulus disagree with its
+    /// primes is refused, as Go refuses it.
+    #[test]
+    fn an_rsa_key_whose_numbers_disagree_is_refused() {
+        let integers = pkcs1_integers(&pem_der("leaf_pkcs1_key"));
+        assert_eq!(integers.len(), 9);
+        assert!(RsaKey::from_pkcs1(&pkcs1_of(&integers)).is_ok());
+        // n, d, dp, dq, qinv
+        for index in [1, 3, 6, 7, 8] {
+            let mut broken = integers.clone();
+            *broken[index].last_mut().unwrap() ^= 0x02;
+            let err = RsaKey::from_pkcs1(&pkcs1_of(&broken)).err();
+            assert_eq!(
+                err.as_deref(),
+                Some("crypto/rsa: invalid RSA private key"),
+                "integer {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_rsa_key_with_a_non_minimal_or_zero_integer_or_trailing_data_is_refused() {
+        let der_bytes = pem_der("leaf_pkcs1_key");
+        let integers = pkcs1_integers(&der_bytes);
+        let mut padded = integers.clone();
+        padded[2] = [vec![0, 0], padded[2].clone()].concat();
+        let raw: Vec<Vec<u8>> = padded
+            .iter()
+            .map(|i| [vec![0x02, i.len() as u8], i.clone()].concat())
+            .collect();
+        let mut zero = integers.clone();
+        zero[7] = vec![0];
+        let trailing = [der_bytes.clone(), vec![0]].concat();
+        let mut version2 = integers;
+        version2[0] = vec![2];
+        for (case, der_bytes) in [
+            (
+                "non-minimal e",
+                der::sequence(&raw.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+            ),
+            ("zero dq", pkcs1_of(&zero)),
+            ("trailing", trailing),
+            ("version 2", pkcs1_of(&version2)),
+        ] {
+            assert!(RsaKey::from_pkcs1(&der_bytes).is_err(), "{case}");
+        }
+    }
+
+    /// rsaDecrypt decrypts what Go's RSA-OAEP encrypts (the differential proves it against
+    /// ESO), and a key under 2048 bits, which aws-lc refuses, says so without the key.
+    #[test]
+    fn rsa_decrypt_reads_oaep_and_refuses_keys_aws_lc_cannot_take() {
+        let ciphertext = from_bytes(
+            &STANDARD
+                .decode(
+                    CHAIN
+                        .lines()
+                        .find_map(|l| l.strip_prefix("oaep_sha512: "))
+                        .unwrap(),
+                )
+                .unwrap(),
+        )
+        .into_owned();
+        let plain = rsa_decrypt("RSA-OAEP", "SHA512", &ciphertext, &fixture("leaf_key")).unwrap();
+        assert_eq!(plain, "db-password-\u{2603}");
+        let small = CHAIN
+            .lines()
+            .find_map(|l| l.strip_prefix("oaep_sha256_rsa1024: "))
+            .unwrap();
+        let small = from_bytes(&STANDARD.decode(small).unwrap()).into_owned();
+        let err = rsa_decrypt("RSA-OAEP", "SHA256", &small, &fixture("rsa1024_key")).unwrap_err();
+        assert_eq!(
+            err,
+            "error decrypting data with RSA: courier decrypts with RSA keys of 2048 to 8192 bits, this one has 1024"
+        );
     }
 }
