@@ -174,7 +174,7 @@ pub struct LiveArgs {
 }
 
 fn parse_instance(text: &str) -> Result<String, String> {
-    courier::core::labels::validate_instance(text).map(|()| text.to_owned())
+    courier::core::instance::validate_instance(text).map(|()| text.to_owned())
 }
 
 /// `--max-deletions`: `None` is no limit.

@@ -103,7 +103,10 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
                 .is_multi()
                 .then_some(cluster.member.member.name.as_str());
             for warning in &decisions.warnings {
-                tracing::warn!("{}{warning}", name.map(|n| format!("cluster {n}: ")).unwrap_or_default());
+                tracing::warn!(
+                    "{}{warning}",
+                    name.map(|n| format!("cluster {n}: ")).unwrap_or_default()
+                );
             }
             let (cluster_text, cluster_drift) =
                 diff::render(&decisions, &cluster.snapshot, &live.instance, name);

@@ -233,7 +233,7 @@ fn settings(args: &RenderArgs) -> Result<Settings, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     // An app name can be longer than a label value: derived, see `instance_for_app`.
     settings.instance = settings.instance.or_else(|| {
-        env("ARGOCD_APP_NAME").map(|app| courier::core::labels::instance_for_app(&app))
+        env("ARGOCD_APP_NAME").map(|app| courier::core::instance::instance_for_app(&app))
     });
     settings.app_namespace = env("ARGOCD_APP_NAMESPACE");
     settings.namespace = settings

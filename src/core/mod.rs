@@ -12,6 +12,7 @@ pub mod duration;
 pub mod eso_rules;
 pub mod fieldline;
 pub mod gotemplate;
+pub mod instance;
 pub mod labels;
 pub mod load;
 pub mod model;

@@ -376,7 +376,29 @@ pub async fn decide<'p>(
             });
         }
     }
-    crate::live::prune::guard(&mut decisions, plan, snapshot, &options.prune, instance);
+    let removals: Vec<(String, String)> = decisions
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Delete {
+                namespace, name, ..
+            }
+            | Action::Release { namespace, name } => Some((namespace.clone(), name.clone())),
+            _ => None,
+        })
+        .collect();
+    let verdict = crate::live::prune::guard(&removals, plan, snapshot, &options.prune, instance);
+    decisions.actions.retain(|action| match action {
+        Action::Delete {
+            namespace, name, ..
+        }
+        | Action::Release { namespace, name } => {
+            !verdict.refused.contains(&(namespace.clone(), name.clone()))
+        }
+        _ => true,
+    });
+    decisions.blocked.extend(verdict.blocked);
+    decisions.warnings.extend(verdict.warnings);
     decisions
 }
 

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use crate::core::load::{Manifests, object_display};
 use crate::core::plan::Plan;
-use crate::live::apply::{Action, Decisions};
 use crate::live::cluster::Snapshot;
 
 /// How many targets one reconcile may remove in one cluster by default. A namespace that
@@ -65,35 +64,46 @@ pub fn manifest_names(manifests: &Manifests) -> Arc<BTreeSet<String>> {
 pub fn parse_max_deletions(text: &str) -> Result<Option<usize>, String> {
     match text.trim() {
         "unlimited" | "none" => Ok(None),
-        number => number.parse().map(Some).map_err(|_| {
-            format!("{text:?} is not a number of targets (or `unlimited`)")
-        }),
+        number => number
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{text:?} is not a number of targets (or `unlimited`)")),
     }
 }
 
-/// Applies the guard to `decisions`: removals it refuses are taken out (and said why in
-/// `decisions.blocked`); manifests gone from the input are named in `decisions.warnings`.
+/// What the guard decided about one reconcile's removals.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// Removals it refuses, `(namespace, name)`: they are not made.
+    pub refused: BTreeSet<(String, String)>,
+    /// Why, each with how to allow it: errors of the run.
+    pub blocked: Vec<String>,
+    /// Manifests gone from the input (or from this cluster), whose targets go.
+    pub warnings: Vec<String>,
+}
+
+/// Judges `removals`, the targets a reconcile would delete or release in one cluster.
 pub fn guard(
-    decisions: &mut Decisions<'_>,
+    removals: &[(String, String)],
     plan: &Plan,
     snapshot: &Snapshot,
     guard: &PruneGuard,
     instance: &str,
-) {
-    let removals = removal_targets(decisions);
+) -> Verdict {
+    let mut verdict = Verdict::default();
     if removals.is_empty() {
-        return;
+        return verdict;
     }
-    let count = removals.len();
-    let listed = listing(&removals);
     if let Some(manifests) = guard.manifests.as_deref() {
         if manifests.is_empty() && !guard.allow_empty {
-            drop_removals(decisions);
-            decisions.blocked.push(format!(
-                "refused to remove {count} {}: the input holds no ExternalSecret or ClusterExternalSecret ({listed})\nhint: an empty file, a wrong path or a ConfigMap without its manifests reads the same; if every manifest of instance {instance} was retired on purpose, run again with --allow-empty",
-                targets(count)
+            let count = removals.len();
+            verdict.refused.extend(removals.iter().cloned());
+            verdict.blocked.push(format!(
+                "refused to remove {count} {}: the input holds no ExternalSecret or ClusterExternalSecret ({})\nhint: an empty file, a wrong path or a ConfigMap without its manifests reads the same; if every manifest of instance {instance} was retired on purpose, run again with --allow-empty",
+                targets(count),
+                listing(removals)
             ));
-            return;
+            return verdict;
         }
         // Which manifests are gone from the input, and which select nothing now.
         // A manifest with a target, or with an error (its source gone, say: deletionPolicy
@@ -105,7 +115,7 @@ pub fn guard(
             .chain(plan.errors.iter().map(|e| e.object.as_str()))
             .collect();
         let mut by_origin: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for (namespace, name) in &removals {
+        for (namespace, name) in removals {
             let origin = snapshot
                 .managed
                 .get(&(namespace.clone(), name.clone()))
@@ -116,79 +126,51 @@ pub fn guard(
                 .or_default()
                 .push((namespace.clone(), name.clone()));
         }
-        let mut kept = BTreeSet::new();
         let here = guard.here.as_deref().unwrap_or(manifests);
         for (origin, removed) in &by_origin {
             let n = removed.len();
+            let are = if n == 1 { "is" } else { "are" };
             if manifests.contains(origin) && !here.contains(origin) {
-                decisions.warnings.push(format!(
-                    "{origin}'s cluster selector leaves this cluster out now: its {n} {} here {} removed",
-                    targets(n),
-                    if n == 1 { "is" } else { "are" }
+                verdict.warnings.push(format!(
+                    "{origin}'s cluster selector leaves this cluster out now: its {n} {} here {are} removed",
+                    targets(n)
                 ));
             } else if !manifests.contains(origin) {
-                decisions.warnings.push(format!(
-                    "{origin} is not in the input any more: its {n} {} {} removed",
-                    targets(n),
-                    if n == 1 { "is" } else { "are" }
+                verdict.warnings.push(format!(
+                    "{origin} is not in the input any more: its {n} {} {are} removed",
+                    targets(n)
                 ));
-            } else if origin.starts_with("ClusterExternalSecret/") && !planned.contains(origin.as_str()) {
+            } else if origin.starts_with("ClusterExternalSecret/")
+                && !planned.contains(origin.as_str())
+            {
                 // A selector that matches nothing is far more often a typo than an intent;
                 // retiring a manifest is done by taking it out of the input.
-                decisions.blocked.push(format!(
-                    "{origin} selects no namespace now: its {n} {} {} kept ({})\nhint: check its namespaceSelectors against the namespaces' labels; to retire it, take the ClusterExternalSecret out of the input and its targets are removed",
+                verdict.blocked.push(format!(
+                    "{origin} selects no namespace now: its {n} {} {are} kept ({})\nhint: check its namespaceSelectors against the namespaces' labels; to retire it, take the ClusterExternalSecret out of the input and its targets are removed",
                     targets(n),
-                    if n == 1 { "is" } else { "are" },
                     listing(removed)
                 ));
-                kept.extend(removed.iter().cloned());
+                verdict.refused.extend(removed.iter().cloned());
             }
         }
-        if !kept.is_empty() {
-            decisions.actions.retain(|action| match action {
-                Action::Delete {
-                    namespace, name, ..
-                }
-                | Action::Release { namespace, name } => {
-                    !kept.contains(&(namespace.clone(), name.clone()))
-                }
-                _ => true,
-            });
-        }
     }
-    let removals = removal_targets(decisions);
-    let count = removals.len();
-    let listed = listing(&removals);
+    let remaining: Vec<(String, String)> = removals
+        .iter()
+        .filter(|r| !verdict.refused.contains(*r))
+        .cloned()
+        .collect();
+    let count = remaining.len();
     if let Some(max) = guard.max_deletions
         && count > max
     {
-        drop_removals(decisions);
-        decisions.blocked.push(format!(
-            "refused to remove {count} {}, more than --max-deletions {max} allows; none was removed ({listed})\nhint: a mistyped selector or a manifest missing from the input looks like this; if the removals are intended, run again with --max-deletions {count} (or COURIER_MAX_DELETIONS={count})",
-            targets(count)
+        verdict.blocked.push(format!(
+            "refused to remove {count} {}, more than --max-deletions {max} allows; none was removed ({})\nhint: a mistyped selector or a manifest missing from the input looks like this; if the removals are intended, run again with --max-deletions {count} (or COURIER_MAX_DELETIONS={count})",
+            targets(count),
+            listing(&remaining)
         ));
+        verdict.refused.extend(remaining);
     }
-}
-
-/// The targets `decisions` would delete or release, `(namespace, name)`.
-fn removal_targets(decisions: &Decisions<'_>) -> Vec<(String, String)> {
-    decisions
-        .actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Delete {
-                namespace, name, ..
-            }
-            | Action::Release { namespace, name } => Some((namespace.clone(), name.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn drop_removals(decisions: &mut Decisions<'_>) {
-    decisions
-        .actions
-        .retain(|action| !matches!(action, Action::Delete { .. } | Action::Release { .. }));
+    verdict
 }
 
 fn targets(count: usize) -> &'static str {

@@ -495,7 +495,8 @@ fn merge_report(into: &mut Report, report: Report, prefix: Option<&str>) {
         None => line,
     };
     into.blocked.extend(report.blocked.into_iter().map(cluster));
-    into.warnings.extend(report.warnings.into_iter().map(cluster));
+    into.warnings
+        .extend(report.warnings.into_iter().map(cluster));
     into.errors.extend(report.errors.into_iter().map(|mut e| {
         e.target = prefixed(prefix, e.target);
         e

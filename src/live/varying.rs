@@ -131,7 +131,35 @@ mod tests {
     use crate::live::apply::{ApplyOptions, is_current};
     use crate::live::cluster::SecretContent;
 
+    /// The loader refuses `refreshPolicy: CreatedOnce` and `OnChange` until they hold for
+    /// every target (`core::schema`), so the policy is set on the planned body here.
     fn planned(extra: &str, password: &str) -> Plan {
+        let policy = [
+            (
+                "  refreshPolicy: CreatedOnce\n",
+                crate::core::plan::Refresh::CreatedOnce,
+            ),
+            (
+                "  refreshPolicy: OnChange\n",
+                crate::core::plan::Refresh::OnChange,
+            ),
+        ]
+        .into_iter()
+        .find(|(text, _)| extra.contains(text));
+        let extra = policy.map_or(extra.to_owned(), |(text, _)| extra.replace(text, ""));
+        let mut plan = planned_as_loaded(&extra, password);
+        if let Some((_, refresh)) = policy {
+            let secret = &mut plan.secrets[0];
+            let mut body = (*secret.body).clone();
+            let mut varying = (**body.varying.as_ref().expect("varying")).clone();
+            varying.refresh = refresh;
+            body.varying = Some(std::sync::Arc::new(varying));
+            secret.body = std::sync::Arc::new(body);
+        }
+        plan
+    }
+
+    fn planned_as_loaded(extra: &str, password: &str) -> Plan {
         let yaml = format!(
             "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: src, namespace: app}}\nstringData: {{user: bot, password: {password}}}\n---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: local, namespace: app}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: app}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: web, namespace: app}}\nspec:\n{extra}  secretStoreRef: {{name: local}}\n  target:\n    template:\n      data:\n        auth: '{{{{ htpasswd \"user\" .password }}}}'\n        user: '{{{{ .user }}}}'\n  dataFrom:\n  - extract: {{key: src}}\n"
         );

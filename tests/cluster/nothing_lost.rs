@@ -119,14 +119,19 @@ async fn stdin_is_read_once_so_apply_diff_and_run_of_a_pipe_equal_the_files() {
     })
     .await;
     let c = platform.target("stdin-c", true).await;
-    within(Duration::from_secs(15), "run's second reconcile", || async {
-        platform.value(&c.name, "creds", "password").await.is_some()
-    })
+    within(
+        Duration::from_secs(15),
+        "run's second reconcile",
+        || async { platform.value(&c.name, "creds", "password").await.is_some() },
+    )
     .await;
     let _ = child.kill();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(!stderr.contains("deleted") && !stderr.contains("refused"), "{stderr}");
+    assert!(
+        !stderr.contains("deleted") && !stderr.contains("refused"),
+        "{stderr}"
+    );
     assert_eq!(
         targets_of(&platform, &instance).await,
         [
@@ -169,7 +174,11 @@ async fn an_empty_input_or_a_selector_typo_prunes_nothing_and_says_why() {
     let empty = tempfile::NamedTempFile::new().unwrap();
     let outcome = crate::apply::courier_apply(empty.path().to_str().unwrap(), &instance, &[]);
     assert_eq!(outcome.code, 1, "{}", outcome.stderr);
-    assert!(outcome.has("refused to remove 2 targets"), "{}", outcome.stderr);
+    assert!(
+        outcome.has("refused to remove 2 targets"),
+        "{}",
+        outcome.stderr
+    );
     assert_eq!(targets_of(&platform, &instance).await, before);
 
     // A typo in the selector's label: the manifest selects nothing; its targets stay.
@@ -206,12 +215,22 @@ async fn a_removal_above_max_deletions_removes_none_until_allowed() {
     let capped = platform.apply(&instance, &["--max-deletions", "2"]);
     assert_eq!(capped.code, 1, "{}", capped.stderr);
     assert!(
-        capped.has("refused to remove 3 targets, more than --max-deletions 2 allows; none was removed"),
+        capped.has(
+            "refused to remove 3 targets, more than --max-deletions 2 allows; none was removed"
+        ),
         "{}",
         capped.stderr
     );
-    assert!(capped.has("run again with --max-deletions 3"), "{}", capped.stderr);
-    assert!(capped.has("apply: 3 created, 0 updated, 0 unchanged, 0 deleted"), "{}", capped.stderr);
+    assert!(
+        capped.has("run again with --max-deletions 3"),
+        "{}",
+        capped.stderr
+    );
+    assert!(
+        capped.has("apply: 3 created, 0 updated, 0 unchanged, 0 deleted"),
+        "{}",
+        capped.stderr
+    );
     assert!(
         capped.has(&format!(
             "ClusterExternalSecret/creds-{} is not in the input any more: its 3 targets are removed",
@@ -251,5 +270,9 @@ async fn a_target_of_another_instance_says_how_to_hand_it_over() {
         .unwrap();
     let taken = platform.apply(&new, &[]);
     assert_eq!(taken.code, 0, "{}", taken.stderr);
-    assert!(taken.has("0 created, 0 updated, 1 unchanged"), "{}", taken.stderr);
+    assert!(
+        taken.has("0 created, 0 updated, 1 unchanged"),
+        "{}",
+        taken.stderr
+    );
 }
