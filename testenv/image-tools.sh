@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The container image's tools, from Debian's packages: buildah (builds without a daemon),
-# skopeo and umoci (read and unpack the image), musl-gcc (ring's C code in the static
+# skopeo and umoci (read and unpack the image), musl-gcc (ring's and aws-lc's C code in the static
 # binary), and rustup's musl target. Installed when missing, so `image/build.sh`, and with
 # it `cargo test` (the walkthrough builds the image as the README says), work on a fresh
 # machine that has only what the README lists. Installing needs root (the tests need it

@@ -219,8 +219,10 @@ enum FileInput {
 /// inputs more than once (`apply` validates them before its reconcile reads them again,
 /// `run` re-reads them at every reconcile); a second read of the stream would find it
 /// empty, and an empty input would prune every target. So stdin is read once.
-static STDIN: std::sync::OnceLock<Result<Arc<[u8]>, (std::io::ErrorKind, String)>> =
-    std::sync::OnceLock::new();
+static STDIN: std::sync::OnceLock<StdinRead> = std::sync::OnceLock::new();
+
+/// stdin's bytes, or how reading them failed (kept to be told to every later reader).
+type StdinRead = Result<Arc<[u8]>, (std::io::ErrorKind, String)>;
 
 fn stdin_bytes() -> std::io::Result<Vec<u8>> {
     let read = STDIN.get_or_init(|| {
