@@ -81,21 +81,27 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
             (world, FetchContext::default())
         }
         WorldSource::Cluster if errors.is_empty() => {
-            // Stores are cluster objects: the app's files may not bring one (it would
-            // choose the identity and the server credentials go to), and under Argo CD
-            // an app writes only its own namespace. Refused before anything is read.
-            let refused = refused_in_cluster_world(&inputs, settings);
-            if !refused.is_empty() {
-                return Ok(Err(refused));
+            // In the plugin the repository is the tenant. Stores are cluster objects: the
+            // app's files may not bring one (it would choose the identity and the server
+            // credentials go to), and an app writes only its own namespace. Refused before
+            // anything is read. Outside the plugin whoever runs courier chooses the
+            // identity (their kubeconfig), and the files' stores are theirs, as in `apply`.
+            if args.argocd {
+                let refused = refused_in_cluster_world(&inputs, settings);
+                if !refused.is_empty() {
+                    return Ok(Err(refused));
+                }
             }
             let snapshot = runtime.block_on(async {
                 let connection = cluster::connect(&client_options(&args.client)).await?;
-                let (stores, store_errors) =
-                    courier::live::eso::stores_from_cluster(&connection.client).await?;
-                inputs.manifests.stores = stores.manifests.stores;
-                let store_errors = referenced_store_errors(&inputs, store_errors);
-                if !store_errors.is_empty() {
-                    return Ok(Err(store_errors));
+                if args.argocd {
+                    let (stores, store_errors) =
+                        courier::live::eso::stores_from_cluster(&connection.client).await?;
+                    inputs.manifests.stores = stores.manifests.stores;
+                    let store_errors = referenced_store_errors(&inputs, store_errors);
+                    if !store_errors.is_empty() {
+                        return Ok(Err(store_errors));
+                    }
                 }
                 cluster::snapshot(&connection.client, &inputs.manifests, &BlockList::default())
                     .await
