@@ -413,7 +413,23 @@ fn ca_params() -> Result<rcgen::CertificateParams, String> {
     Ok(params)
 }
 
+/// [`start_once`], again with fresh ports when a port it chose was taken before the
+/// server bound it (a free port is found by binding and releasing it, so another process
+/// on the machine can take it in between).
 fn start() -> Result<ControlPlane, String> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match start_once() {
+            Err(e) if tries < 3 && e.contains("address already in use") => {
+                eprintln!("control plane: a port was taken while starting; trying again");
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn start_once() -> Result<ControlPlane, String> {
     let started = Instant::now();
     let build = Command::new(repo_root().join("testenv/build.sh"))
         .stderr(Stdio::inherit())
