@@ -17,6 +17,10 @@ pub struct Cli {
     /// Log filter (tracing syntax: `warn`, `courier=debug`, ...). Logs never hold secret values.
     #[arg(long, global = true, default_value = "warn", env = "COURIER_LOG")]
     pub log_level: String,
+    /// Let namespaced SecretStores without `auth` read AWS with courier's own (ambient)
+    /// credentials; ClusterSecretStores always may.
+    #[arg(long, global = true, env = "COURIER_AWS_AMBIENT_CREDENTIALS")]
+    pub aws_ambient_credentials: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -13,6 +13,9 @@ use cli::{Cli, Command, LogFormat};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);
+    courier::providers::aws::allow_ambient_credentials_for_secret_stores(
+        cli.aws_ambient_credentials,
+    );
     let result = match &cli.command {
         Command::Render(args) => commands::render::run(args),
         Command::Check(args) => commands::check::run(args),

@@ -36,7 +36,12 @@ macro_rules! providers {
     };
 }
 
-providers![kubernetes::Kubernetes, vault::Vault, webhook::Webhook];
+providers![
+    aws::Aws,
+    kubernetes::Kubernetes,
+    vault::Vault,
+    webhook::Webhook
+];
 
 /// The registry the planner parses stores with: [`PROVIDERS`].
 #[derive(Debug, Clone, Copy, Default)]
