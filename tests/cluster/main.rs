@@ -4,6 +4,7 @@
 mod adopt;
 mod apply;
 mod argocd_world;
+mod aws_identity;
 mod chart;
 mod control_plane;
 mod diff;
@@ -25,6 +26,8 @@ mod support;
 mod walkthrough;
 mod webhook_apply;
 
+#[path = "../common/moto.rs"]
+mod moto;
 #[path = "../common/openbao.rs"]
 #[allow(dead_code)]
 mod openbao;

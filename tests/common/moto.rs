@@ -180,6 +180,29 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
             .collect()
     }
 
+    /// The `WebIdentityToken`s of the AssumeRoleWithWebIdentity calls recorded.
+    pub fn web_identity_tokens(&self) -> Vec<String> {
+        let text =
+            std::fs::read_to_string(self.state.path().join("requests.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+                let mut body = entry["body"].as_str()?.to_owned();
+                if entry["body_encoded"] == true {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(&body)
+                        .ok()?;
+                    body = String::from_utf8(bytes).ok()?;
+                }
+                let token = body
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("WebIdentityToken="))?;
+                Some(percent_decode(token))
+            })
+            .collect()
+    }
+
     /// How many times `operation` was received since recording started.
     pub fn count(&self, operation: &str) -> usize {
         self.operations()
@@ -198,4 +221,28 @@ impl Drop for Moto {
             let _ = watchdog.wait();
         }
     }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                index += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                index += 1;
+            }
+            byte => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
 }
