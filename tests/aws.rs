@@ -419,3 +419,80 @@ async fn ambient_credentials_serve_cluster_stores_but_not_namespaced_ones_unless
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(text(&values(&stdout, "a"), "p"), "sm-secret-value");
 }
+
+/// A stand-in for Secrets Manager that answers `failures` with throttling, 429 and 503
+/// before it serves `BatchGetSecretValue`; returns its address and its request count.
+async fn flaky_endpoint(
+    failures: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let seen = seen.clone();
+        async move {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let json = [("content-type", "application/x-amz-json-1.1")];
+            if n < failures {
+                let (status, body) = match n % 3 {
+                    0 => (400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
+                    1 => (429, r#"{"__type":"TooManyRequestsException"}"#),
+                    _ => (503, r#"{"__type":"ServiceUnavailable"}"#),
+                };
+                return (axum::http::StatusCode::from_u16(status).unwrap(), json, body.to_owned());
+            }
+            let body = r#"{"SecretValues":[{"Name":"app/db","SecretString":"after-retries"}],"Errors":[]}"#;
+            (axum::http::StatusCode::OK, json, body.to_owned())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, count)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_429_and_503_are_retried_with_backoff_then_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = header("{id: AKIDFAKE, secret: fake}")
+        + &store("sm", "SecretsManager", "")
+        + &cluster_external_secret(
+            "from-sm",
+            "sm",
+            "    data:\n    - {secretKey: p, remoteRef: {key: app/db}}\n",
+        );
+    std::fs::write(dir.path().join("world.yaml"), world).unwrap();
+
+    let (address, count) = flaky_endpoint(3).await;
+    let path = dir.path().to_owned();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        render(&path, &[("AWS_SECRETSMANAGER_ENDPOINT", address.as_str())])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(text(&values(&stdout, "a"), "p"), "after-retries");
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "3 refusals, then served"
+    );
+
+    let (address, count) = flaky_endpoint(usize::MAX).await;
+    let path = dir.path().to_owned();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        render(&path, &[("AWS_SECRETSMANAGER_ENDPOINT", address.as_str())])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ClusterSecretStore/sm: SecretsManager BatchGetSecretValue [app/db]: ThrottlingException (400)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "4 attempts, no more"
+    );
+}
