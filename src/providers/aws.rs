@@ -46,6 +46,11 @@ const CONCURRENCY: usize = 8;
 const ATTEMPTS: u32 = 4;
 /// Per-request timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// A read: the key (see [`AwsStore::read_key`]) and an optional version.
+type ReadKey = (String, Option<String>);
+/// Values read, by read.
+type Values = BTreeMap<ReadKey, Result<SecretBytes, RemoteError>>;
+
 /// The ServiceAccount annotation naming the IAM role (EKS's IRSA, as ESO reads it).
 const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// The ServiceAccount annotation naming the token's audience.
@@ -385,7 +390,7 @@ async fn prefetch(
             return counters.stats();
         }
     };
-    let mut values: BTreeMap<(String, Option<String>), Result<SecretBytes, RemoteError>> =
+    let mut values: Values =
         BTreeMap::new();
     let mut reads = wanted.reads.clone();
     for find in &wanted.finds {
@@ -602,7 +607,7 @@ impl<'a> Session<'a> {
     async fn read_all(
         &self,
         reads: BTreeSet<(String, Option<String>)>,
-        values: &mut BTreeMap<(String, Option<String>), Result<SecretBytes, RemoteError>>,
+        values: &mut Values,
     ) {
         let (current, single): (Vec<_>, Vec<_>) = reads
             .into_iter()
@@ -621,7 +626,7 @@ impl<'a> Session<'a> {
         for (key, value) in batches.into_iter().flatten() {
             values.insert((key, None), value);
         }
-        let singles: Vec<((String, Option<String>), Result<SecretBytes, RemoteError>)> =
+        let singles: Vec<(ReadKey, Result<SecretBytes, RemoteError>)> =
             futures::stream::iter(single)
                 .map(|(key, version)| async move {
                     let value = self.read_one(&key, version.as_deref()).await;
@@ -823,7 +828,7 @@ impl<'a> Session<'a> {
     async fn find(
         &self,
         find: &str,
-        values: &mut BTreeMap<(String, Option<String>), Result<SecretBytes, RemoteError>>,
+        values: &mut Values,
     ) -> Result<Vec<String>, RemoteError> {
         let failed = |message: String| RemoteError {
             message: format!("{}: find: {message}", self.identity),
