@@ -4,6 +4,7 @@
 mod adopt;
 mod apply;
 mod argocd_world;
+mod aws_eso;
 mod aws_identity;
 mod chart;
 mod control_plane;
