@@ -161,6 +161,19 @@ mod tests {
                 serde_json::json!({"remoteNamespace": "central", "auth": {"serviceAccount": {"name": "x", "namespace": "central"}}}),
                 "auth.serviceAccount.namespace",
             ),
+            (
+                "aws",
+                serde_json::json!({"service": "SecretsManager", "region": "eu-west-1", "auth": {"secretRef": {
+                    "accessKeyIDSecretRef": {"name": "k", "key": "id"},
+                    "secretAccessKeySecretRef": foreign}}}),
+                "auth.secretRef.secretAccessKeySecretRef.namespace",
+            ),
+            (
+                "aws",
+                serde_json::json!({"service": "ParameterStore", "region": "eu-west-1", "auth": {"jwt": {
+                    "serviceAccountRef": {"name": "x", "namespace": "central"}}}}),
+                "auth.jwt.serviceAccountRef.namespace",
+            ),
         ];
         for (provider, config, field) in cases {
             let refused = parse(StoreKind::SecretStore, provider, config.clone()).unwrap_err();
