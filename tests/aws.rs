@@ -496,3 +496,55 @@ async fn throttling_429_and_503_are_retried_with_backoff_then_reported() {
         "4 attempts, no more"
     );
 }
+
+#[tokio::test]
+async fn referent_credentials_make_one_identity_per_namespace() {
+    let (moto, id, secret) = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    // No namespace on the references: each ExternalSecret's own namespace holds the keys
+    // (ESO's referent auth), so each namespace is a store identity of its own.
+    let referent = "{secretRef: {accessKeyIDSecretRef: {name: aws-credentials, key: id}, secretAccessKeySecretRef: {name: aws-credentials, key: secret}}}";
+    let mut world = header("{}");
+    for namespace in ["a", "b", "c"] {
+        world.push_str(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: aws-credentials, namespace: {namespace}}}\nstringData: {{id: {id}, secret: {secret}}}\n---\n"
+        ));
+    }
+    world.push_str(&store("sm", "SecretsManager", "").replace(SECRET_REF, referent));
+    world.push_str(&cluster_external_secret(
+        "from-sm",
+        "sm",
+        "    data:\n    - {secretKey: p, remoteRef: {key: app/db, property: password}}\n    - {secretKey: b, remoteRef: {key: app/bin}}\n",
+    ));
+    std::fs::write(dir.path().join("world.yaml"), world).unwrap();
+    let env = endpoints(&moto);
+    let (code, stdout, stderr) = render(dir.path(), &borrowed(&env));
+    assert_eq!(code, 0, "{stderr}");
+    for namespace in ["a", "b", "c"] {
+        assert_eq!(text(&values(&stdout, namespace), "p"), "sm-secret-value");
+    }
+    assert_eq!(
+        moto.operations(),
+        ["secretsmanager.BatchGetSecretValue"; 3],
+        "one batch per namespace's identity"
+    );
+
+    // A namespace whose keys are wrong fails alone, named.
+    let world = std::fs::read_to_string(dir.path().join("world.yaml"))
+        .unwrap()
+        .replacen(
+            &format!("namespace: c}}\nstringData: {{id: {id}, secret: {secret}}}"),
+            &format!("namespace: c}}\nstringData: {{id: {id}, secret: wrong}}"),
+            1,
+        );
+    std::fs::write(dir.path().join("world.yaml"), world).unwrap();
+    let (code, _, stderr) = render(dir.path(), &borrowed(&env));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "ClusterSecretStore/sm (for namespace c): SecretsManager BatchGetSecretValue"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("(for namespace a)"), "{stderr}");
+}
