@@ -7,6 +7,7 @@ mod argocd_world;
 mod chart;
 mod control_plane;
 mod diff;
+mod differential;
 mod faults;
 mod from_cluster;
 mod hygiene;
