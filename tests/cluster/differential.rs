@@ -720,13 +720,8 @@ impl Renamer {
         if !selector.is_object() {
             return;
         }
-        if let Some(labels) = selector
-            .get_mut("matchLabels")
-            .and_then(Value::as_object_mut)
-        {
-            if let Some(name) = labels.get_mut("kubernetes.io/metadata.name") {
-                self.rename_str(name);
-            }
+        if let Some(name) = selector.pointer_mut("/matchLabels/kubernetes.io~1metadata.name") {
+            self.rename_str(name);
         }
         if let Some(expressions) = selector
             .get_mut("matchExpressions")
