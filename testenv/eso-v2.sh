@@ -33,6 +33,9 @@ if [ ! -f "$src_root/.unpacked" ]; then
   mv "$src_root/tree.tmp" "$src_root/tree"
   touch "$src_root/.unpacked"
 fi
+# The source tree is read-only from here on: let go of its lock, so that a long controller
+# build (which takes its own lock below) does not hold up `source` callers.
+exec 9>&-
 src="$src_root/tree"
 case "$what" in
   source)

@@ -1,6 +1,6 @@
 //! Differential test of courier's Go templates: every template of
 //! `tests/go_templates/corpus.yaml` is rendered by courier and by External Secrets
-//! Operator's own template engine (`Execute` of ESO's `template/v2` package, pinned in
+//! Operator's own template engine (`Execute` of ESO v2.9.0's `runtime/template/v2` package, in
 //! `testenv/eso-template`, built and cached by `testenv/eso-template.sh`). Both must
 //! print the same bytes, or both must fail.
 

@@ -1,5 +1,6 @@
 // Command eso-template renders templates with External Secrets Operator's own template
-// engine: the `Execute` of ESO's package template/v2, pinned in go.mod. It is courier's
+// engine: the `Execute` of ESO v2.9.0's package runtime/template/v2 (built against ESO's
+// source tree by testenv/eso-template.sh, which writes the go.mod). It is courier's
 // test oracle. One JSON request per line on stdin, one JSON answer per line on stdout.
 //
 // Request: {"template": "...", "data": {"k": "v"}} renders one template as the value
@@ -19,7 +20,7 @@ import (
 	"os"
 
 	esapi "github.com/external-secrets/external-secrets/apis/externalsecrets/v1"
-	esotemplate "github.com/external-secrets/external-secrets/pkg/template/v2"
+	esotemplate "github.com/external-secrets/external-secrets/runtime/template/v2"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -74,10 +75,10 @@ func render(req request) answer {
 	}
 	target := esapi.TemplateTargetData
 	if req.Target != "" {
-		target = esapi.TemplateTarget(req.Target)
+		target = req.Target
 	}
 	var out corev1.Secret
-	if err := esotemplate.Execute(templates, data, scope, target, &out); err != nil {
+	if err := esotemplate.Execute(templates, data, scope, target, &out, esapi.ExternalSecretDecodeNone); err != nil {
 		return failed(err.Error())
 	}
 	if req.Templates == nil {

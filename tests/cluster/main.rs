@@ -9,6 +9,7 @@ mod aws_identity;
 mod chart;
 mod control_plane;
 mod diff;
+mod differential;
 mod faults;
 mod from_cluster;
 mod hygiene;

@@ -143,7 +143,13 @@ pub fn functions() -> FuncMap {
 /// `filterPEM`: the blocks of one type, re-encoded.
 fn filter_pem(kind: &str, input: &str) -> std::result::Result<String, String> {
     let bytes = to_bytes(input);
-    let mut data: &[u8] = &bytes;
+    // ESO v2 first drops everything before the first `-----BEGIN` (its trimJunk, what Go's
+    // pem.Decode did before golang/go#76124), so junk on the line of a block is no error.
+    let start = bytes
+        .windows(10)
+        .position(|w| w == b"-----BEGIN")
+        .unwrap_or(0);
+    let mut data: &[u8] = &bytes[start..];
     let mut out = String::new();
     loop {
         let (block, rest) = pem::decode(data);

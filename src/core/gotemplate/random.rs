@@ -347,12 +347,24 @@ pub fn functions() -> FuncMap {
     add(
         "htpasswd",
         Arc::new(|args: &[Value]| {
-            arity(args, 2, "htpasswd")?;
+            // ESO v2's sprig fork: htpasswd USER PASSWORD HASH, where HASH "sha" writes
+            // `{SHA}` and the password's SHA-1 in base64, and anything else bcrypt. The
+            // two-argument form of sprig (bcrypt), which ESO v2 refuses, is kept as a
+            // listed superset (tests/go_templates/corpus.yaml, htpasswd-shape).
+            if args.len() != 2 {
+                arity(args, 3, "htpasswd")?;
+            }
             let user = string_arg(args, 0, "htpasswd")?;
             if user.contains(':') {
                 return Ok(text(format!("invalid username: {user}")));
             }
-            let hash = bcrypt_hash(string_arg(args, 1, "htpasswd")?)?;
+            let password = string_arg(args, 1, "htpasswd")?;
+            if args.len() == 3 && string_arg(args, 2, "htpasswd")? == "sha" {
+                use sha1::Digest as _;
+                let digest = sha1::Sha1::digest(to_bytes(password));
+                return Ok(text(format!("{user}:{{SHA}}{}", STANDARD.encode(digest))));
+            }
+            let hash = bcrypt_hash(password)?;
             Ok(text(format!("{user}:{hash}")))
         }),
     );
