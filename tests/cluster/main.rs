@@ -5,6 +5,7 @@ mod adopt;
 mod apply;
 mod argocd_world;
 mod chart;
+mod collect;
 mod control_plane;
 mod diff;
 mod faults;
