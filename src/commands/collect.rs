@@ -103,6 +103,13 @@ fn policies(args: &CollectArgs) -> Result<Vec<Policy>, Vec<String>> {
             ));
             continue;
         }
+        let display = format!(
+            "SecretCollection/{}",
+            loaded.object["metadata"]["name"]
+                .as_str()
+                .unwrap_or("<unnamed>")
+        );
+        let file_text = std::fs::read_to_string(loaded.origin.file.to_string()).ok();
         match collect::parse_policy(loaded.object) {
             Ok(policy) => {
                 if !names.insert(policy.name.clone()) {
@@ -113,7 +120,18 @@ fn policies(args: &CollectArgs) -> Result<Vec<Policy>, Vec<String>> {
                 }
                 found.push(policy);
             }
-            Err(message) => errors.push(format!("{}: SecretCollection: {message}", loaded.origin)),
+            Err(message) => {
+                // Point at the field's own line when the file can be read again.
+                let mut origin = loaded.origin.clone();
+                let field = message.split(':').next().unwrap_or_default();
+                if let Some(line) = file_text
+                    .as_deref()
+                    .and_then(|text| courier::core::fieldline::field_line(text, origin.line, field))
+                {
+                    origin.line = line;
+                }
+                errors.push(format!("{origin}: {display}: {message}"));
+            }
         }
     }
     if found.is_empty() && errors.is_empty() {

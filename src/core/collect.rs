@@ -120,8 +120,32 @@ pub fn parse_policy(value: serde_json::Value) -> Result<Policy, String> {
             "apiVersion {api_version:?} is not served; hint: use {API_VERSION}"
         ));
     }
-    let document: PolicyDocument =
-        serde_json::from_value(value).map_err(|e| format!("{e} (SecretCollection fields: spec.clusterSelector, spec.secretSelector, spec.namespace, spec.argocdNamespace, spec.kargoSharedNamespaces)"))?;
+    let document: PolicyDocument = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = crate::core::redact::scrub_serde_message(&e.into_inner().to_string());
+        // serde lists the known fields; name the nearest one as the fix.
+        let hint = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+            .and_then(|field| {
+                crate::core::suggest::did_you_mean(
+                    field,
+                    [
+                        "clusterSelector",
+                        "secretSelector",
+                        "namespace",
+                        "argocdNamespace",
+                        "kargoSharedNamespaces",
+                        "name",
+                        "labels",
+                        "annotations",
+                    ],
+                )
+            })
+            .map(|known| format!("; hint: did you mean `{known}`?"))
+            .unwrap_or_default();
+        format!("{path}: {message}{hint}")
+    })?;
     let name = document.metadata.name;
     if !is_dns_subdomain(&name) {
         return Err("metadata.name is not a DNS subdomain".into());
