@@ -91,9 +91,26 @@ fn policies(args: &CollectArgs) -> Result<Vec<Policy>, Vec<String>> {
             "{eso} ESO objects among collect's inputs; hint: collect takes only SecretCollection policies (collect.courier.dev/v1alpha1); ESO manifests go to apply, run or render"
         ));
     }
+    let (found, policy_errors) = parse_policies(inputs.passthrough);
+    errors.extend(policy_errors);
+    if found.is_empty() && errors.is_empty() {
+        errors.push("no SecretCollection in the inputs; hint: a policy names which clusters and which Secrets are collected (README: From many clusters to the hub)".into());
+    }
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every SecretCollection among `passthrough`, validated; any other object is an error.
+pub fn parse_policies(
+    passthrough: Vec<courier::core::load::Loaded<serde_json::Value>>,
+) -> (Vec<Policy>, Vec<String>) {
+    let mut errors = Vec::new();
     let mut found = Vec::new();
     let mut names = BTreeSet::new();
-    for loaded in inputs.passthrough {
+    for loaded in passthrough {
         let api_version = loaded.object["apiVersion"].as_str().unwrap_or_default();
         let kind = loaded.object["kind"].as_str().unwrap_or_default();
         if !collect::is_policy(api_version, kind) {
@@ -134,14 +151,30 @@ fn policies(args: &CollectArgs) -> Result<Vec<Policy>, Vec<String>> {
             }
         }
     }
-    if found.is_empty() && errors.is_empty() {
-        errors.push("no SecretCollection in the inputs; hint: a policy names which clusters and which Secrets are collected (README: From many clusters to the hub)".into());
-    }
-    if errors.is_empty() {
-        Ok(found)
-    } else {
-        Err(errors)
-    }
+    (found, errors)
+}
+
+/// For the ESO commands: a SecretCollection among their inputs is a mistake (it would be
+/// ignored), named with the command that reads it.
+pub fn refuse_policies(
+    passthrough: &[courier::core::load::Loaded<serde_json::Value>],
+) -> Vec<String> {
+    passthrough
+        .iter()
+        .filter(|loaded| {
+            collect::is_policy(
+                loaded.object["apiVersion"].as_str().unwrap_or_default(),
+                loaded.object["kind"].as_str().unwrap_or_default(),
+            )
+        })
+        .map(|loaded| {
+            format!(
+                "{}: SecretCollection/{} is read by `courier collect`, not by this command; hint: keep collection policies in their own files and pass them to `courier collect`",
+                loaded.origin,
+                loaded.object["metadata"]["name"].as_str().unwrap_or("<unnamed>")
+            )
+        })
+        .collect()
 }
 
 /// One pass; the exit code says whether everything was collected (or, for `--diff`,
