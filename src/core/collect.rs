@@ -508,6 +508,9 @@ fn restored(saved: &SourceSecret) -> Copy {
     }
 }
 
+/// A cluster wanting a copy at a place: (its Secret's creation time, cluster, copy).
+type Candidate = (String, String, Copy);
+
 /// One collection pass: every policy over every member's listing, against the hub.
 pub fn plan(
     policies: &[Policy],
@@ -518,7 +521,7 @@ pub fn plan(
 ) -> CollectPlan {
     let mut result = CollectPlan::default();
     // Per destination, the candidates: (created, cluster, copy).
-    let mut wanted: BTreeMap<(String, String), Vec<(String, String, Copy)>> = BTreeMap::new();
+    let mut wanted: BTreeMap<(String, String), Vec<Candidate>> = BTreeMap::new();
     // Clusters whose copies must stay as they are this pass (not reached, or a Secret of
     // theirs failed: what it had stays).
     let mut frozen_clusters: BTreeSet<String> = BTreeSet::new();
