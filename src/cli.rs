@@ -41,6 +41,47 @@ pub enum Command {
     Diff(DiffArgs),
     /// Argo CD's discover rule: print the first manifest holding an ESO object, or nothing.
     Discover(DiscoverArgs),
+    /// Copy the Secrets member clusters opt in (the Akuity labels) into the hub, as
+    /// SecretCollection policies allow: once, with --watch for ever, or --diff.
+    Collect(CollectArgs),
+}
+
+/// `courier collect`.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// SecretCollection policies (collect.courier.dev/v1alpha1): files, directories or `-`.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Cluster access (the hub).
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Member clusters.
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
+    /// This deployment's name: it only updates and removes copies it labelled with it.
+    #[arg(long, default_value = "default", env = "COURIER_INSTANCE", value_parser = parse_instance)]
+    pub instance: String,
+    /// Secret names never collected, in addition to argocd-secret,
+    /// argocd-initial-admin-secret, ServiceAccount tokens and Argo CD cluster Secrets.
+    #[arg(long = "deny-secret", value_name = "NAME")]
+    pub deny_secrets: Vec<String>,
+    /// Send every write as a server-side dry run.
+    #[arg(long, conflicts_with_all = ["diff", "watch"])]
+    pub dry_run: bool,
+    /// Print what a pass would write on the hub, values never shown; exit 0 in sync,
+    /// 1 on drift, 2 on error.
+    #[arg(long, conflicts_with = "watch")]
+    pub diff: bool,
+    /// Keep collecting: on every change of a member's opted-in Secrets (watched) and
+    /// every --refresh.
+    #[arg(long)]
+    pub watch: bool,
+    /// Longest time between full passes under --watch.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub refresh: std::time::Duration,
+    /// Quiet time after a change before a pass, so a burst makes one pass.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub debounce: std::time::Duration,
 }
 
 /// `courier discover`.

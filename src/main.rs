@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Diff(args) => commands::diff::run(args),
         Command::Discover(args) => commands::discover::run(args),
+        Command::Collect(args) => commands::collect::run(args),
     };
     match result {
         Ok(code) => code,
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
             match cli.command {
                 // diff's 1 means drift (as kubectl diff's); its errors are above 1.
                 Command::Diff(_) => ExitCode::from(commands::diff::DIFF_FAILED),
+                Command::Collect(ref args) if args.diff => {
+                    ExitCode::from(commands::diff::DIFF_FAILED)
+                }
                 _ => ExitCode::FAILURE,
             }
         }

@@ -44,6 +44,10 @@ pub fn manifest_source(args: &LiveArgs) -> Result<ManifestSource, ExitCode> {
             "nothing was applied",
         )
     })?;
+    let policies = super::collect::refuse_policies(&inputs.passthrough);
+    if !policies.is_empty() {
+        return Err(report_errors(policies, "nothing was applied"));
+    }
     let ignored = inputs.namespaces.len() + inputs.secrets.len() + inputs.config_maps.len();
     if ignored > 0 {
         // At the default level: a user who points apply at a files world (the seed

@@ -16,6 +16,24 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
+    // Collection policies are checked as strictly as ESO objects (other passed-through
+    // kinds are not courier's to judge).
+    let policy_objects: Vec<_> = inputs
+        .passthrough
+        .iter()
+        .filter(|l| {
+            courier::core::collect::is_policy(
+                l.object["apiVersion"].as_str().unwrap_or_default(),
+                l.object["kind"].as_str().unwrap_or_default(),
+            )
+        })
+        .cloned()
+        .collect();
+    let policy_count = policy_objects.len();
+    let (_, policy_errors) = super::collect::parse_policies(policy_objects);
+    if !policy_errors.is_empty() {
+        return Ok(report_errors(policy_errors, "check failed"));
+    }
     let report = plan::check(&inputs.manifests, &world, &courier::providers::Registry);
     if !report.errors.is_empty() {
         return Ok(report_errors(
@@ -78,11 +96,16 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!(
-        "ok: {} ClusterExternalSecrets, {} ExternalSecrets, {} target Secrets in {} namespaces",
+        "ok: {} ClusterExternalSecrets, {} ExternalSecrets, {} target Secrets in {} namespaces{}",
         cluster_external_secrets.len(),
         inputs.manifests.external_secrets.len(),
         report.targets.len(),
-        namespaces.len()
+        namespaces.len(),
+        if policy_count > 0 {
+            format!("; {policy_count} SecretCollections (for `courier collect`)")
+        } else {
+            String::new()
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

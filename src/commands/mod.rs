@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod collect;
 pub mod diff;
 pub mod discover;
 pub mod render;

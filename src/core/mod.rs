@@ -8,6 +8,7 @@
 //! [`output`] prints them.
 
 pub mod clusters;
+pub mod collect;
 pub mod duration;
 pub mod eso_rules;
 pub mod fieldline;

@@ -7,12 +7,14 @@
 //! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
 //! [`controller`] is `courier run`: watches, debounce, resync, probes and metrics;
 //! [`leader`] elects one writer among `run` replicas and fences the others' writes;
+//! [`collect`] copies what member clusters opt in into the hub (`courier collect`);
 //! [`varying`] decides when a target whose template renders differently every time is
 //! written again.
 
 pub mod adopt;
 pub mod apply;
 pub mod cluster;
+pub mod collect;
 pub mod controller;
 pub mod diff;
 pub mod eso;

@@ -7,6 +7,7 @@ mod argocd_world;
 mod aws_eso;
 mod aws_identity;
 mod chart;
+mod collect;
 mod control_plane;
 mod diff;
 mod differential;
