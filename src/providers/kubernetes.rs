@@ -38,6 +38,9 @@ use crate::core::provider::{
 };
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::suggest::did_you_mean;
+
+mod validate;
+pub use validate::{Validation, validate_store};
 use crate::core::world::{RemoteError, SourceSecret, StoreSecrets, World};
 
 

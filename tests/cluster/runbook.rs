@@ -1,0 +1,442 @@
+//! The user's runbook (../shared/seeds, the ESO runbook) under `courier run --from-cluster`
+//! in place of ESO's controllers, on ESO v2.9.0's CRDs: `kubectl get externalsecrets -A`
+//! and `kubectl get clustersecretstores` read as they do under ESO. The rows are read
+//! with the server-side printing kubectl uses (the CRDs' additionalPrinterColumns, as a
+//! `Table`), on the example platform (`examples/platform`, the runbook's seven secrets).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+
+use crate::support::{
+    ControlPlane, client_of, grant_reader, http_get, install_crds_from, reader_store, repo_root,
+};
+
+fn eso(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("external-secrets.io", "v1", kind),
+        plural,
+    )
+}
+
+fn documents(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_root().join("examples/platform").join(file)).unwrap();
+    serde_saphyr::from_multiple(&text).unwrap()
+}
+
+/// `kubectl get <plural> -A`: per object (`namespace/name`), the printed columns by name.
+async fn rows(client: &kube::Client, plural: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let request = http::Request::get(format!("/apis/external-secrets.io/v1/{plural}"))
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let table: Value = serde_json::from_str(&client.request_text(request).await.unwrap()).unwrap();
+    let columns: Vec<String> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mut rows = BTreeMap::new();
+    for row in table["rows"].as_array().unwrap() {
+        let meta = &row["object"]["metadata"];
+        let key = match meta["namespace"].as_str() {
+            Some(namespace) => format!("{namespace}/{}", meta["name"].as_str().unwrap()),
+            None => meta["name"].as_str().unwrap().to_owned(),
+        };
+        let cells = row["cells"].as_array().unwrap();
+        let printed = columns
+            .iter()
+            .zip(cells)
+            .map(|(c, v)| {
+                (
+                    c.clone(),
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect();
+        rows.insert(key, printed);
+    }
+    rows
+}
+
+fn status_ready(row: Option<&BTreeMap<String, String>>) -> (String, String) {
+    let cell = |name: &str| row.and_then(|r| r.get(name)).cloned().unwrap_or_default();
+    (cell("Status"), cell("Ready"))
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics");
+    body.lines()
+        .find(|line| line.split(' ').next() == Some(name))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_runbooks_kubectl_views_read_as_under_eso() {
+    crate::support::binaries_available();
+    let plane = Arc::new(
+        tokio::task::spawn_blocking(ControlPlane::start_private)
+            .await
+            .unwrap(),
+    );
+    let client = client_of(&plane).await;
+    install_crds_from(&client, &repo_root().join("testenv/eso-crds-v2.9.0")).await;
+
+    // The platform: its namespaces with their labels, the central store's Secrets, a
+    // ClusterSecretStore reading them as its own ServiceAccount, the seven
+    // ClusterExternalSecrets (v1, which ESO v2.9 serves).
+    let mut labels_of: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for document in documents("namespaces.yaml")
+        .into_iter()
+        .chain(documents("central-secret-store.yaml"))
+    {
+        let kind = document["kind"].as_str().unwrap();
+        if kind == "Namespace" {
+            let name = document["metadata"]["name"].as_str().unwrap().to_owned();
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(document["metadata"]["labels"].clone()).unwrap_or_default();
+            labels_of.insert(name.clone(), labels);
+            let namespace: Namespace = serde_json::from_value(document).unwrap();
+            let api = Api::<Namespace>::all(client.clone());
+            if api
+                .create(&PostParams::default(), &namespace)
+                .await
+                .is_err()
+            {
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&namespace))
+                    .await
+                    .unwrap();
+            }
+        } else {
+            let namespace = document["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("central-secret-store")
+                .to_owned();
+            let secret: Secret = serde_json::from_value(document).unwrap();
+            Api::<Secret>::namespaced(client.clone(), &namespace)
+                .create(&PostParams::default(), &secret)
+                .await
+                .unwrap();
+        }
+    }
+    grant_reader(&client, "central-secret-store").await;
+    let store: DynamicObject = serde_saphyr::from_str(&reader_store(
+        "central-secret-store",
+        "central-secret-store",
+    ))
+    .unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    )
+    .create(&PostParams::default(), &store)
+    .await
+    .unwrap();
+    // What the runbook lists: each ClusterExternalSecret's ExternalSecret in each namespace.
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    let mut target_of: BTreeMap<String, String> = BTreeMap::new();
+    for mut document in documents("cluster-external-secrets.yaml") {
+        document["apiVersion"] = json!("external-secrets.io/v1");
+        let spec = &document["spec"];
+        let es_name = spec["externalSecretName"]
+            .as_str()
+            .unwrap_or(document["metadata"]["name"].as_str().unwrap())
+            .to_owned();
+        // The example's selectors: matchLabels and `In` expressions.
+        let selectors: Vec<Value> = spec["namespaceSelectors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(spec.get("namespaceSelector"))
+            .cloned()
+            .collect();
+        for (namespace, labels) in &labels_of {
+            let by_label = selectors.iter().any(|s| {
+                let exact: BTreeMap<String, String> =
+                    serde_json::from_value(s["matchLabels"].clone()).unwrap_or_default();
+                let within = s["matchExpressions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|e| {
+                        assert_eq!(e["operator"], "In");
+                        let value = labels.get(e["key"].as_str().unwrap());
+                        e["values"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|v| Some(v.as_str().unwrap()) == value.map(String::as_str))
+                    });
+                exact.iter().all(|(k, v)| labels.get(k) == Some(v)) && within
+            });
+            let named = spec["namespaces"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n == namespace));
+            if by_label || named {
+                expected.insert(format!("{namespace}/{es_name}"));
+                target_of.insert(
+                    format!("{namespace}/{es_name}"),
+                    spec["externalSecretSpec"]["target"]["name"]
+                        .as_str()
+                        .unwrap_or(&es_name)
+                        .to_owned(),
+                );
+            }
+        }
+        let object: DynamicObject = serde_json::from_value(document).unwrap();
+        Api::<DynamicObject>::all_with(
+            client.clone(),
+            &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+        )
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    }
+    assert!(expected.len() >= 15, "{expected:?}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _run = Running(
+        Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args(["run", "--from-cluster", "--instance", "runbook"])
+            .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--debounce", "200ms"])
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "courier=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Every namespace the runbook lists has its ExternalSecret, synced and ready.
+    let external_secrets = || rows(&client, "externalsecrets");
+    wait_for("every ExternalSecret reads SecretSynced / True", || async {
+        let rows = external_secrets().await;
+        let ok = rows.keys().cloned().collect::<BTreeSet<_>>() == expected
+            && rows
+                .values()
+                .all(|r| status_ready(Some(r)) == ("SecretSynced".into(), "True".into()));
+        if !ok {
+            let keys: BTreeSet<String> = rows.keys().cloned().collect();
+            eprintln!(
+                "listed but not expected: {:?}; expected but not listed: {:?}",
+                keys.difference(&expected).collect::<Vec<_>>(),
+                expected.difference(&keys).collect::<Vec<_>>()
+            );
+        }
+        ok
+    })
+    .await;
+    // ESO's shape: owned by the ClusterExternalSecret, status with a binding to the
+    // target, a refresh time, a synced resource version, and the condition's time.
+    let es_api = |namespace: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            namespace,
+            &eso("ExternalSecret", "externalsecrets"),
+        )
+    };
+    let backstage = es_api("backstage").get("gh-docker-registry").await.unwrap();
+    let owner = &backstage.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        (
+            "ClusterExternalSecret",
+            "application-docker-registry",
+            Some(true)
+        )
+    );
+    let status = &backstage.data["status"];
+    assert_eq!(
+        status["binding"]["name"], "gh-docker-registry-creds",
+        "{status}"
+    );
+    assert!(status["refreshTime"].is_string(), "{status}");
+    assert!(
+        status["syncedResourceVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1-") && v.len() == 2 + 56),
+        "{status}"
+    );
+    assert_eq!(status["conditions"][0]["message"], "secret synced");
+    assert!(status["conditions"][0]["lastTransitionTime"].is_string());
+    let ces = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    )
+    .get("application-docker-registry")
+    .await
+    .unwrap();
+    assert_eq!(
+        ces.data["status"]["conditions"],
+        json!([{"type": "Ready", "status": "True"}]),
+        "{}",
+        ces.data["status"]
+    );
+    assert_eq!(
+        ces.data["status"]["externalSecretName"],
+        "gh-docker-registry"
+    );
+    assert_eq!(
+        ces.data["status"]["provisionedNamespaces"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+
+    // `kubectl get clustersecretstores`: checked with the store's own identity.
+    wait_for("the ClusterSecretStore reads Valid / True", || async {
+        let rows = rows(&client, "clustersecretstores").await;
+        status_ready(rows.get("central-secret-store")) == ("Valid".into(), "True".into())
+    })
+    .await;
+
+    // A no-op reconcile (a namespace's unrelated label wakes one): no write, and a few
+    // LISTs, none per ExternalSecret.
+    let reconciles = metric(port, "courier_reconciles_total");
+    let (requests, writes) = (
+        metric(port, "courier_api_requests_total"),
+        metric(port, "courier_api_writes_total"),
+    );
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "ai-dev",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "ai"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for("a reconcile ran", || async {
+        metric(port, "courier_reconciles_total") > reconciles
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let no_op_requests = metric(port, "courier_api_requests_total") - requests;
+    let no_op_writes = metric(port, "courier_api_writes_total") - writes;
+    eprintln!(
+        "no-op reconcile with {} ExternalSecrets: {no_op_requests} requests, {no_op_writes} writes",
+        expected.len()
+    );
+    assert_eq!(no_op_writes, 0.0);
+    assert!(
+        no_op_requests < expected.len() as f64,
+        "{no_op_requests} requests for {} ExternalSecrets",
+        expected.len()
+    );
+
+    // A broken source: exactly its rows read SecretSyncedError.
+    Api::<Secret>::namespaced(client.clone(), "central-secret-store")
+        .delete("cloudflare-api-token", &Default::default())
+        .await
+        .unwrap();
+    wait_for("the cloudflare row reads SecretSyncedError", || async {
+        let rows = external_secrets().await;
+        status_ready(rows.get("cert-manager/cloudflare-api-token"))
+            == ("SecretSyncedError".into(), "False".into())
+    })
+    .await;
+    let rows_now = external_secrets().await;
+    for (key, row) in &rows_now {
+        if key != "cert-manager/cloudflare-api-token" {
+            assert_eq!(
+                status_ready(Some(row)),
+                ("SecretSynced".into(), "True".into()),
+                "{key}"
+            );
+        }
+    }
+    let broken = es_api("cert-manager")
+        .get("cloudflare-api-token")
+        .await
+        .unwrap();
+    assert_eq!(
+        broken.data["status"]["conditions"][0]["message"],
+        "could not get secret data from provider"
+    );
+    // ESO's dashboard reads the same from ESO's metrics, beside courier's own.
+    let (_, text) = http_get(port, "/metrics");
+    for line in [
+        "externalsecret_status_condition{condition=\"Ready\",name=\"cloudflare-api-token\",namespace=\"cert-manager\",status=\"False\"} 1",
+        "externalsecret_status_condition{condition=\"Ready\",name=\"gh-docker-registry\",namespace=\"backstage\",status=\"True\"} 1",
+        "clusterexternalsecret_status_condition{condition=\"Ready\",name=\"application-docker-registry\",namespace=\"\",status=\"True\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "externalsecret_sync_calls_error{name=\"cloudflare-api-token\",namespace=\"cert-manager\"} "
+        ) && !l.ends_with(" 0")),
+        "{text}"
+    );
+    assert!(text.contains("courier_reconciles_total"), "{text}");
+
+    // A namespace that loses its label loses its ExternalSecret and its Secret.
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "market-making",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([{"op": "remove", "path": "/metadata/labels/secrets~1gh-oauth-credentials"}]))
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "market-making's oauth ExternalSecret and Secret are gone",
+        || async {
+            let es_gone = !external_secrets()
+                .await
+                .contains_key("market-making/github-oauth-credentials");
+            let secret_gone = Api::<Secret>::namespaced(client.clone(), "market-making")
+                .get_opt(&target_of["market-making/github-oauth-credentials"])
+                .await
+                .unwrap()
+                .is_none();
+            es_gone && secret_gone
+        },
+    )
+    .await;
+    assert!(
+        external_secrets()
+            .await
+            .contains_key("backstage/github-oauth-credentials")
+    );
+}
