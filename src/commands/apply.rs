@@ -152,6 +152,13 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
             tracing::info!(target = target.as_str(), "{what}");
         }
     }
+    if let [created, updated, deleted] = outcome.eso_objects
+        && created + updated + deleted > 0
+    {
+        eprintln!(
+            "apply: ExternalSecrets of ClusterExternalSecrets: {created} created, {updated} updated, {deleted} deleted"
+        );
+    }
     let dry = if dry_run {
         " (dry run: nothing stored)"
     } else {

@@ -742,14 +742,20 @@ mod tests {
         };
         let mut unreached = BTreeMap::new();
         let report = Report::default();
-        let inputs = |unreached| StatusInputs {
-            plan: &plan,
-            report: &report,
-            unreached,
-            children: None,
-            now: Timestamp::now(),
-        };
-        let reached = desired_statuses(&objects, &inputs(&unreached));
+        fn inputs<'a>(
+            plan: &'a Plan,
+            report: &'a Report,
+            unreached: &'a BTreeMap<String, Vec<String>>,
+        ) -> StatusInputs<'a> {
+            StatusInputs {
+                plan,
+                report,
+                unreached,
+                children: None,
+                now: Timestamp::now(),
+            }
+        }
+        let reached = desired_statuses(&objects, &inputs(&plan, &report, &unreached));
         let status = &reached[0].1;
         assert_eq!(
             status["provisionedNamespaces"],
@@ -763,7 +769,7 @@ mod tests {
             "ClusterExternalSecret/prod".to_owned(),
             vec!["cluster member-c: failed to list namespaces: connection refused".to_owned()],
         );
-        let status = &desired_statuses(&objects, &inputs(&unreached))[0].1;
+        let status = &desired_statuses(&objects, &inputs(&plan, &report, &unreached))[0].1;
         assert_eq!(status["conditions"][0]["status"], "False");
         assert_eq!(
             status["conditions"][0]["message"],

@@ -440,3 +440,380 @@ async fn the_runbooks_kubectl_views_read_as_under_eso() {
             .contains_key("backstage/github-oauth-credentials")
     );
 }
+
+fn apply_from_cluster(instance: &str, extra: &[&str]) -> (i32, String, u64) {
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["apply", "--from-cluster", "--instance", instance])
+        .args([
+            "--kubeconfig",
+            crate::support::control_plane().kubeconfig.to_str().unwrap(),
+        ])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let requests = stderr
+        .lines()
+        .find(|l| l.starts_with("apply:") && l.ends_with("API requests"))
+        .and_then(|l| l.rsplit("; ").next()?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    (output.status.code().unwrap_or(-1), stderr, requests)
+}
+
+#[tokio::test]
+async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_keeps_no_objects() {
+    let platform = crate::apply::Platform::new("own").await;
+    crate::support::install_eso_crds(&platform.client).await;
+    let kept = platform.target("own-kept", true).await;
+    let taken = platform.target("own-taken", true).await;
+    let text = std::fs::read_to_string(platform.manifests.path().join("manifests.yaml")).unwrap();
+    for document in serde_saphyr::from_multiple::<Value>(&text).unwrap() {
+        let kind = document["kind"].as_str().unwrap().to_owned();
+        let plural = if kind == "ClusterSecretStore" {
+            "clustersecretstores"
+        } else {
+            "clusterexternalsecrets"
+        };
+        let object: DynamicObject = serde_json::from_value(document).unwrap();
+        Api::<DynamicObject>::all_with(platform.client.clone(), &eso(&kind, plural))
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    // A hand-written ExternalSecret with the name the ClusterExternalSecret gives its own.
+    let es_name = format!("creds-{}", platform.id);
+    let hand: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": es_name, "namespace": taken.name},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": format!("store-{}", platform.id)},
+            "target": {"name": "hand"},
+            "dataFrom": [{"extract": {"key": "shared"}}]
+        }
+    }))
+    .unwrap();
+    let es_in = |namespace: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            platform.client.clone(),
+            namespace,
+            &eso("ExternalSecret", "externalsecrets"),
+        )
+    };
+    es_in(&taken.name)
+        .create(&PostParams::default(), &hand)
+        .await
+        .unwrap();
+    let instance = format!("own-{}", platform.id);
+
+    // The lean path: no ExternalSecret objects; a no-op costs what it costs.
+    let (code, stderr, _) = apply_from_cluster(&instance, &["--no-ces-external-secrets"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, _, lean_no_op) = apply_from_cluster(&instance, &["--no-ces-external-secrets"]);
+    assert!(es_in(&kept.name).get_opt(&es_name).await.unwrap().is_none());
+
+    // ESO's objects: the kept namespace gets the ClusterExternalSecret's ExternalSecret;
+    // the hand-written one is left as it is and its namespace fails, as under ESO.
+    let (code, stderr, first) = apply_from_cluster(&instance, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr
+            .contains("ExternalSecrets of ClusterExternalSecrets: 1 created, 0 updated, 0 deleted"),
+        "{stderr}"
+    );
+    let child = es_in(&kept.name).get(&es_name).await.unwrap();
+    assert_eq!(
+        child.metadata.owner_references.unwrap()[0].name,
+        es_name,
+        "owned by the ClusterExternalSecret of the same name"
+    );
+    assert_eq!(
+        child.data["status"]["conditions"][0]["reason"],
+        "SecretSynced"
+    );
+    let hand = es_in(&taken.name).get(&es_name).await.unwrap();
+    assert!(hand.metadata.owner_references.is_none());
+    assert_eq!(
+        hand.data["status"]["binding"]["name"], "hand",
+        "{}",
+        hand.data["status"]
+    );
+    let ces = Api::<DynamicObject>::all_with(
+        platform.client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    )
+    .get(&es_name)
+    .await
+    .unwrap();
+    let status = &ces.data["status"];
+    assert_eq!(
+        status["failedNamespaces"],
+        json!([{"namespace": taken.name, "reason": "external secret already exists in namespace"}]),
+        "{status}"
+    );
+    assert_eq!(
+        status["provisionedNamespaces"],
+        json!([kept.name]),
+        "{status}"
+    );
+    assert_eq!(
+        status["conditions"],
+        json!([{"type": "Ready", "status": "False", "message": "one or more namespaces failed"}])
+    );
+
+    // A no-op with the ExternalSecret objects costs what the lean path's does: they come
+    // with the LIST every reconcile makes, and no status changed.
+    let (code, stderr, full_no_op) = apply_from_cluster(&instance, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    eprintln!(
+        "requests: lean no-op {lean_no_op}; with ExternalSecret objects: first {first}, no-op {full_no_op}"
+    );
+    assert_eq!(full_no_op, lean_no_op, "{stderr}");
+}
+
+/// ESO v2.9.0's own controller (`testenv/eso-v2.sh controller`), built once and cached.
+fn eso_v2() -> std::path::PathBuf {
+    let output = Command::new(repo_root().join("testenv/eso-v2.sh"))
+        .arg("controller")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "testenv/eso-v2.sh controller: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().into()
+}
+
+/// README's "Migrating from ESO" block, command by command, in a user's shell: ESO
+/// v2.9.0's controller makes the Secrets first (for a ClusterExternalSecret whose
+/// ExternalSecrets have a name of their own), its Deployment is scaled to zero (the test
+/// stops the process that stands for its pod: no kube-controller-manager runs here), and
+/// courier adopts at once, with `diff --from-cluster` in sync at the end.
+#[tokio::test]
+async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
+    let eso_binary = tokio::task::spawn_blocking(eso_v2).await.unwrap();
+    let plane = Arc::new(
+        tokio::task::spawn_blocking(ControlPlane::start_private)
+            .await
+            .unwrap(),
+    );
+    let client = client_of(&plane).await;
+    // Every CRD of ESO v2.9.0 (its controller watches generators too).
+    let crds = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_root().join("../shared/eso/crds-v2.9.0.yaml"),
+        crds.path().join("crds.yaml"),
+    )
+    .unwrap();
+    install_crds_from(&client, crds.path()).await;
+    for (name, labels) in [
+        ("central", json!({})),
+        ("external-secrets", json!({})),
+        ("app-a", json!({"migrate": "yes"})),
+        ("app-b", json!({"migrate": "yes"})),
+    ] {
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+    }
+    let source: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "src"}, "stringData": {"password": "from-central"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    grant_reader(&client, "central").await;
+    // ESO's controller runs outside the cluster here: the store names the API server.
+    use base64::Engine as _;
+    let store: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "central"},
+        "spec": {"provider": {"kubernetes": {
+            "remoteNamespace": "central",
+            "server": {
+                "url": plane.server(),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(plane.ca_pem()),
+            },
+            "auth": {"serviceAccount": {"name": crate::support::READER, "namespace": "central"}}
+        }}}
+    }))
+    .unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    )
+    .create(&PostParams::default(), &store)
+    .await
+    .unwrap();
+    let ces: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "creds"},
+        "spec": {
+            "externalSecretName": "app-creds",
+            "namespaceSelectors": [{"matchLabels": {"migrate": "yes"}}],
+            "externalSecretSpec": {
+                "refreshInterval": "1h",
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+                "target": {"name": "creds"},
+                "dataFrom": [{"extract": {"key": "src"}}]
+            }
+        }
+    }))
+    .unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    )
+    .create(&PostParams::default(), &ces)
+    .await
+    .unwrap();
+    // ESO's controller Deployment as its Helm chart labels it; its pod is the process below.
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "external-secrets", "labels": {"app.kubernetes.io/name": "external-secrets"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "external-secrets"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "external-secrets"}},
+                "spec": {"containers": [{"name": "external-secrets", "image": "ghcr.io/external-secrets/external-secrets:v2.9.0"}]}
+            }
+        }
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "external-secrets")
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("eso.log");
+    let mut eso_process = Running(
+        Command::new(&eso_binary)
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--live-addr", &format!("127.0.0.1:{}", free_port())])
+            .args([
+                "--enable-push-secret-reconciler=false",
+                "--enable-cluster-push-secret-reconciler=false",
+                "--enable-generator-state=false",
+            ])
+            .env("KUBECONFIG", &plane.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let secrets = |namespace: &str| Api::<Secret>::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for namespace in ["app-a", "app-b"] {
+        loop {
+            let made = secrets(namespace).get_opt("creds").await.unwrap();
+            if made.is_some_and(|s| {
+                s.metadata
+                    .labels
+                    .unwrap_or_default()
+                    .get("reconcile.external-secrets.io/managed")
+                    == Some(&"true".to_owned())
+            }) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ESO made no Secret in {namespace}; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    let tools = crate::walkthrough::tools_dir();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_courier"), tools.path().join("courier"))
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let shell = |command: &str| {
+        let output = Command::new("bash")
+            .args(["-uo", "pipefail", "-c", command])
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", home.path())
+            .env("KUBECONFIG", &plane.kubeconfig)
+            .env("COURIER_INSTANCE", "migrated")
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let commands = crate::walkthrough::readme_commands("tests/cluster/runbook.rs");
+    assert_eq!(commands.len(), 4, "{commands:?}");
+    // 1. ESO's targets are ESO's: listed, untouched.
+    let (code, out, err) = shell(&commands[0]);
+    assert!(
+        out.contains("managed by External Secrets Operator")
+            || err.contains("managed by External Secrets Operator"),
+        "{code}\n{out}\n{err}"
+    );
+    // 2. ESO's controller is scaled down; its pod goes (here: its process).
+    let (code, _, err) = shell(&commands[1]);
+    assert_eq!(code, 0, "{err}");
+    drop(std::mem::replace(
+        &mut eso_process,
+        Running(Command::new("true").spawn().unwrap()),
+    ));
+    // 3. Adopted at once: the Deployment has no replica.
+    let (code, _, err) = shell(&commands[2]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2 adopted"), "{err}");
+    for namespace in ["app-a", "app-b"] {
+        let secret = secrets(namespace).get("creds").await.unwrap();
+        let labels = secret.metadata.labels.clone().unwrap_or_default();
+        assert!(
+            !labels.contains_key("reconcile.external-secrets.io/managed"),
+            "{labels:?}"
+        );
+        assert_eq!(
+            labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("courier")
+        );
+        assert!(
+            secret
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .is_empty()
+        );
+    }
+    // ESO's ExternalSecrets stay and read as under ESO, now kept by courier.
+    let rows = rows(&client, "externalsecrets").await;
+    for namespace in ["app-a", "app-b"] {
+        assert_eq!(
+            status_ready(rows.get(&format!("{namespace}/app-creds"))),
+            ("SecretSynced".into(), "True".into()),
+            "{rows:?}"
+        );
+    }
+    // 4. In sync.
+    let (code, out, err) = shell(&commands[3]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
