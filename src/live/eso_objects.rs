@@ -154,12 +154,59 @@ fn desired_child(ces: &ClusterObject, es_name: &str, namespace: &str) -> Value {
     if annotations.as_object().is_some_and(|a| !a.is_empty()) {
         meta["annotations"] = annotations;
     }
+    let mut spec = data["spec"]["externalSecretSpec"].clone();
+    // ESO copies the spec through Go's types: a duration reads back as Go prints it.
+    if let Some(interval) = spec["refreshInterval"]
+        .as_str()
+        .and_then(crate::core::duration::parse_go_duration)
+    {
+        spec["refreshInterval"] = Value::from(go_duration(interval));
+    }
     json!({
         "apiVersion": format!("{ESO_GROUP}/v1"),
         "kind": "ExternalSecret",
         "metadata": meta,
-        "spec": data["spec"]["externalSecretSpec"].clone(),
+        "spec": spec,
     })
+}
+
+/// A duration as Go's `time.Duration.String` prints it (`1h0m0s`, `1m30s`, `500ms`).
+fn go_duration(duration: std::time::Duration) -> String {
+    let nanos = duration.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let fraction = |value: u128, unit: u128| -> String {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.to_string().len() - 1;
+        let fractional = format!("{rest:0digits$}");
+        format!("{whole}.{}", fractional.trim_end_matches('0'))
+    };
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", fraction(nanos, 1_000));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", fraction(nanos, 1_000_000));
+    }
+    let seconds = nanos / 1_000_000_000;
+    let (hours, minutes) = (seconds / 3600, seconds % 3600 / 60);
+    let rest = nanos - (hours * 3600 + minutes * 60) * 1_000_000_000;
+    let mut text = String::new();
+    if hours > 0 {
+        text.push_str(&format!("{hours}h"));
+    }
+    if hours > 0 || minutes > 0 {
+        text.push_str(&format!("{minutes}m"));
+    }
+    text.push_str(&format!("{}s", fraction(rest, 1_000_000_000)));
+    text
 }
 
 fn owner_reference(ces: &ClusterObject) -> Value {
@@ -197,7 +244,7 @@ fn is_current(existing: &DynamicObject, desired: &Value) -> bool {
     let meta = &existing.metadata;
     let owner_ok = meta.owner_references.iter().flatten().any(|o| {
         o.controller == Some(true)
-            && desired["metadata"]["ownerReferences"][0]["uid"] == Value::from(o.uid.clone())
+            && desired["metadata"]["ownerReferences"][0]["uid"].as_str() == Some(o.uid.as_str())
     });
     owner_ok
         && map(&meta.labels) == want_map(&desired["metadata"]["labels"])
@@ -422,6 +469,18 @@ fn as_object(object: DynamicObject, status: Value) -> ClusterObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let d = |text: &str| go_duration(crate::core::duration::parse_go_duration(text).unwrap());
+        assert_eq!(d("1h"), "1h0m0s");
+        assert_eq!(d("90s"), "1m30s");
+        assert_eq!(d("24h"), "24h0m0s");
+        assert_eq!(d("2m"), "2m0s");
+        assert_eq!(d("1.5s"), "1.5s");
+        assert_eq!(d("500ms"), "500ms");
+        assert_eq!(d("0s"), "0s");
+    }
 
     #[test]
     fn server_defaults_are_no_difference_but_a_changed_value_is() {

@@ -346,8 +346,8 @@ fn es_status(object: &ClusterObject, outcome: &Outcome, now: Timestamp) -> Value
             };
             let keep = !due
                 && old_ready.is_some_and(|c| same_condition(c, &ready))
-                && old["syncedResourceVersion"] == Value::from(version.clone())
-                && old["binding"]["name"] == Value::from(target.clone());
+                && old["syncedResourceVersion"].as_str() == Some(version.as_str())
+                && old["binding"]["name"].as_str() == Some(target.as_str());
             let refresh_time = if keep {
                 old["refreshTime"].clone()
             } else {
@@ -450,7 +450,7 @@ pub async fn store_statuses(
     now: Timestamp,
 ) -> Vec<StatusUpdate> {
     use crate::core::provider::{ProviderRegistry as _, StoreInfo};
-    use crate::providers::kubernetes::{Validation, validate_store};
+    use crate::providers::kubernetes_validate::{Validation, validate_store};
     let mut updates = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         let kind = match object.kind.as_str() {

@@ -38,9 +38,6 @@ use crate::core::provider::{
 };
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::suggest::did_you_mean;
-
-mod validate;
-pub use validate::{Validation, validate_store};
 use crate::core::world::{RemoteError, SourceSecret, StoreSecrets, World};
 
 
@@ -268,6 +265,17 @@ impl KubernetesStore {
                 .cert
                 .as_ref()
                 .is_some_and(|c| unnamed(&c.client_cert) || unnamed(&c.client_key))
+    }
+
+    /// For ESO's `Validate` ([`super::kubernetes_validate`]): the store's name, the identity
+    /// it names and its server; `None` for a ClusterSecretStore whose identity depends on
+    /// the ExternalSecret's namespace, which nothing can check ahead.
+    pub(super) fn own_identity(&self) -> Option<(&str, Option<Credential>, Server<'_>)> {
+        if self.kind == StoreKind::ClusterSecretStore && self.referent() {
+            return None;
+        }
+        let namespace = &self.own_namespace;
+        Some((&self.display, self.credential(namespace), self.server(namespace)))
     }
 
     fn identity_key(&self, namespace: &str) -> String {

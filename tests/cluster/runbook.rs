@@ -441,13 +441,14 @@ async fn the_runbooks_kubectl_views_read_as_under_eso() {
     );
 }
 
-fn apply_from_cluster(instance: &str, extra: &[&str]) -> (i32, String, u64) {
+fn apply_from_cluster(
+    kubeconfig: &std::path::Path,
+    instance: &str,
+    extra: &[&str],
+) -> (i32, String, u64) {
     let output = Command::new(env!("CARGO_BIN_EXE_courier"))
         .args(["apply", "--from-cluster", "--instance", instance])
-        .args([
-            "--kubeconfig",
-            crate::support::control_plane().kubeconfig.to_str().unwrap(),
-        ])
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
         .args(extra)
         .env_remove("KUBECONFIG")
         .env("CI", "true")
@@ -462,33 +463,74 @@ fn apply_from_cluster(instance: &str, extra: &[&str]) -> (i32, String, u64) {
     (output.status.code().unwrap_or(-1), stderr, requests)
 }
 
-#[tokio::test]
-async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_keeps_no_objects() {
-    let platform = crate::apply::Platform::new("own").await;
-    crate::support::install_eso_crds(&platform.client).await;
-    let kept = platform.target("own-kept", true).await;
-    let taken = platform.target("own-taken", true).await;
-    let text = std::fs::read_to_string(platform.manifests.path().join("manifests.yaml")).unwrap();
-    for document in serde_saphyr::from_multiple::<Value>(&text).unwrap() {
-        let kind = document["kind"].as_str().unwrap().to_owned();
-        let plural = if kind == "ClusterSecretStore" {
-            "clustersecretstores"
-        } else {
-            "clusterexternalsecrets"
-        };
-        let object: DynamicObject = serde_json::from_value(document).unwrap();
-        Api::<DynamicObject>::all_with(platform.client.clone(), &eso(&kind, plural))
-            .create(&PostParams::default(), &object)
+/// A control plane of its own (`--from-cluster` reads every ESO object of the cluster)
+/// with ESO v2.9.0's CRDs, a `central` namespace whose Secret `shared` the
+/// ClusterSecretStore `central` reads, and namespaces labelled `wants=yes`.
+async fn private_platform(namespaces: &[&str]) -> (Arc<ControlPlane>, kube::Client) {
+    let plane = Arc::new(
+        tokio::task::spawn_blocking(ControlPlane::start_private)
+            .await
+            .unwrap(),
+    );
+    let client = client_of(&plane).await;
+    install_crds_from(&client, &repo_root().join("testenv/eso-crds-v2.9.0")).await;
+    let mut all = vec![("central", json!({}))];
+    all.extend(namespaces.iter().map(|n| (*n, json!({"wants": "yes"}))));
+    for (name, labels) in all {
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
             .await
             .unwrap();
     }
+    let source: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "shared"}, "stringData": {"password": "first-value"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    grant_reader(&client, "central").await;
+    let store: DynamicObject = serde_saphyr::from_str(&reader_store("central", "central")).unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    )
+    .create(&PostParams::default(), &store)
+    .await
+    .unwrap();
+    (plane, client)
+}
+
+#[tokio::test]
+async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_keeps_no_objects() {
+    let (plane, client) = private_platform(&["kept", "taken"]).await;
+    let ces: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "creds"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"wants": "yes"}}],
+            "externalSecretSpec": {
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+                "target": {"name": "creds"},
+                "dataFrom": [{"extract": {"key": "shared"}}]
+            }
+        }
+    }))
+    .unwrap();
+    let ces_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
+    ces_api.create(&PostParams::default(), &ces).await.unwrap();
     // A hand-written ExternalSecret with the name the ClusterExternalSecret gives its own.
-    let es_name = format!("creds-{}", platform.id);
     let hand: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
-        "metadata": {"name": es_name, "namespace": taken.name},
+        "metadata": {"name": "creds", "namespace": "taken"},
         "spec": {
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": format!("store-{}", platform.id)},
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
             "target": {"name": "hand"},
             "dataFrom": [{"extract": {"key": "shared"}}]
         }
@@ -496,67 +538,60 @@ async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_ke
     .unwrap();
     let es_in = |namespace: &str| {
         Api::<DynamicObject>::namespaced_with(
-            platform.client.clone(),
+            client.clone(),
             namespace,
             &eso("ExternalSecret", "externalsecrets"),
         )
     };
-    es_in(&taken.name)
+    es_in("taken")
         .create(&PostParams::default(), &hand)
         .await
         .unwrap();
-    let instance = format!("own-{}", platform.id);
+    let apply = |extra: &[&str]| apply_from_cluster(&plane.kubeconfig, "own", extra);
 
     // The lean path: no ExternalSecret objects; a no-op costs what it costs.
-    let (code, stderr, _) = apply_from_cluster(&instance, &["--no-ces-external-secrets"]);
+    let (code, stderr, _) = apply(&["--no-ces-external-secrets"]);
     assert_eq!(code, 0, "{stderr}");
-    let (_, _, lean_no_op) = apply_from_cluster(&instance, &["--no-ces-external-secrets"]);
-    assert!(es_in(&kept.name).get_opt(&es_name).await.unwrap().is_none());
+    let (_, _, lean_no_op) = apply(&["--no-ces-external-secrets"]);
+    assert!(es_in("kept").get_opt("creds").await.unwrap().is_none());
 
     // ESO's objects: the kept namespace gets the ClusterExternalSecret's ExternalSecret;
     // the hand-written one is left as it is and its namespace fails, as under ESO.
-    let (code, stderr, first) = apply_from_cluster(&instance, &[]);
+    let (code, stderr, first) = apply(&[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr
             .contains("ExternalSecrets of ClusterExternalSecrets: 1 created, 0 updated, 0 deleted"),
         "{stderr}"
     );
-    let child = es_in(&kept.name).get(&es_name).await.unwrap();
+    let child = es_in("kept").get("creds").await.unwrap();
     assert_eq!(
         child.metadata.owner_references.unwrap()[0].name,
-        es_name,
-        "owned by the ClusterExternalSecret of the same name"
+        "creds",
+        "owned by the ClusterExternalSecret"
     );
     assert_eq!(
         child.data["status"]["conditions"][0]["reason"],
         "SecretSynced"
     );
-    let hand = es_in(&taken.name).get(&es_name).await.unwrap();
+    assert_eq!(
+        child.data["spec"]["refreshInterval"], "1h0m0s",
+        "as ESO's Go types write it"
+    );
+    let hand = es_in("taken").get("creds").await.unwrap();
     assert!(hand.metadata.owner_references.is_none());
     assert_eq!(
         hand.data["status"]["binding"]["name"], "hand",
         "{}",
         hand.data["status"]
     );
-    let ces = Api::<DynamicObject>::all_with(
-        platform.client.clone(),
-        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
-    )
-    .get(&es_name)
-    .await
-    .unwrap();
-    let status = &ces.data["status"];
+    let status = ces_api.get("creds").await.unwrap().data["status"].clone();
     assert_eq!(
         status["failedNamespaces"],
-        json!([{"namespace": taken.name, "reason": "external secret already exists in namespace"}]),
+        json!([{"namespace": "taken", "reason": "external secret already exists in namespace"}]),
         "{status}"
     );
-    assert_eq!(
-        status["provisionedNamespaces"],
-        json!([kept.name]),
-        "{status}"
-    );
+    assert_eq!(status["provisionedNamespaces"], json!(["kept"]), "{status}");
     assert_eq!(
         status["conditions"],
         json!([{"type": "Ready", "status": "False", "message": "one or more namespaces failed"}])
@@ -564,7 +599,7 @@ async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_ke
 
     // A no-op with the ExternalSecret objects costs what the lean path's does: they come
     // with the LIST every reconcile makes, and no status changed.
-    let (code, stderr, full_no_op) = apply_from_cluster(&instance, &[]);
+    let (code, stderr, full_no_op) = apply(&[]);
     assert_eq!(code, 0, "{stderr}");
     eprintln!(
         "requests: lean no-op {lean_no_op}; with ExternalSecret objects: first {first}, no-op {full_no_op}"
@@ -738,6 +773,39 @@ async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
         }
     }
 
+    // What ESO's controllers wrote, to compare field by field with what courier keeps.
+    let es_api = |namespace: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            namespace,
+            &eso("ExternalSecret", "externalsecrets"),
+        )
+    };
+    let ces_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
+    let store_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (eso_es, eso_ces, eso_store) = loop {
+        let es = es_api("app-a").get("app-creds").await.unwrap();
+        let ces = ces_api.get("creds").await.unwrap();
+        let store = store_api.get("central").await.unwrap();
+        let written = es.data["status"]["refreshTime"].is_string()
+            && ces.data["status"]["provisionedNamespaces"]
+                .as_array()
+                .is_some_and(|p| p.len() == 2)
+            && store.data["status"]["conditions"].is_array();
+        if written {
+            break (es, ces, store);
+        }
+        assert!(Instant::now() < deadline, "ESO wrote no status");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
     let tools = crate::walkthrough::tools_dir();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_courier"), tools.path().join("courier"))
         .unwrap();
@@ -813,6 +881,27 @@ async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
             "{rows:?}"
         );
     }
+    // Field by field, what courier keeps is what ESO wrote: the ExternalSecret's status
+    // (ESO's digest in syncedResourceVersion, the same condition and binding), the
+    // ClusterExternalSecret's and the store's; none of them needed a write.
+    let es = es_api("app-a").get("app-creds").await.unwrap();
+    if es.data["status"] != eso_es.data["status"] {
+        eprintln!(
+            "ESO's ExternalSecret: {}\nafter courier: {}\nthe ClusterExternalSecret: {}",
+            serde_json::to_string(&eso_es).unwrap(),
+            serde_json::to_string(&es).unwrap(),
+            serde_json::to_string(&eso_ces).unwrap()
+        );
+    }
+    assert_eq!(es.data["status"], eso_es.data["status"]);
+    assert_eq!(
+        es.metadata.resource_version,
+        eso_es.metadata.resource_version
+    );
+    let ces = ces_api.get("creds").await.unwrap();
+    assert_eq!(ces.data["status"], eso_ces.data["status"]);
+    let store = store_api.get("central").await.unwrap();
+    assert_eq!(store.data["status"], eso_store.data["status"]);
     // 4. In sync.
     let (code, out, err) = shell(&commands[3]);
     assert_eq!(code, 0, "{out}\n{err}");

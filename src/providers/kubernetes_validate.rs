@@ -11,7 +11,9 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use super::{FetchContext, KubernetesStore, StoreKind, api_message, identity_client};
+use super::kubernetes::KubernetesStore;
+use super::kubernetes_identity::{api_message, identity_client};
+use super::provider::FetchContext;
 use crate::core::provider::StoreProvider;
 
 /// What checking a store found, in ESO's terms.
@@ -30,21 +32,22 @@ pub enum Validation {
 }
 
 /// Checks a Kubernetes store; `None` for a store of another provider.
-pub async fn validate_store(store: &Arc<dyn StoreProvider>, context: &FetchContext) -> Option<Validation> {
+pub async fn validate_store(
+    store: &Arc<dyn StoreProvider>,
+    context: &FetchContext,
+) -> Option<Validation> {
     let store = store.as_any().downcast_ref::<KubernetesStore>()?;
-    if store.kind == StoreKind::ClusterSecretStore && store.referent() {
+    let Some((display, credential, server)) = store.own_identity() else {
         return Some(Validation::Ready);
-    }
-    let Some(credential) = store.credential(&store.own_namespace) else {
+    };
+    let Some(credential) = credential else {
         return Some(Validation::NoClient(format!(
-            "{}: names no identity (auth or authRef)",
-            store.display
+            "{display}: names no identity (auth or authRef)"
         )));
     };
-    let server = store.server(&store.own_namespace);
     let client = match identity_client(&server, &credential, context).await {
         Ok(client) => client,
-        Err(message) => return Some(Validation::NoClient(format!("{}: {message}", store.display))),
+        Err(message) => return Some(Validation::NoClient(format!("{display}: {message}"))),
     };
     let namespace = store.remote_namespace.clone();
     let rules = SelfSubjectRulesReview {
@@ -66,12 +69,16 @@ pub async fn validate_store(store: &Arc<dyn StoreProvider>, context: &FetchConte
         }
     };
     let has = |list: &[String], want: &str| list.iter().any(|v| v == want || v == "*");
-    let granted = review.status.iter().flat_map(|s| &s.resource_rules).any(|rule| {
-        let groups = rule.api_groups.as_deref().unwrap_or_default();
-        has(rule.resources.as_deref().unwrap_or_default(), "secrets")
-            && has(&rule.verbs, "get")
-            && (groups.is_empty() || has(groups, ""))
-    });
+    let granted = review
+        .status
+        .iter()
+        .flat_map(|s| &s.resource_rules)
+        .any(|rule| {
+            let groups = rule.api_groups.as_deref().unwrap_or_default();
+            has(rule.resources.as_deref().unwrap_or_default(), "secrets")
+                && has(&rule.verbs, "get")
+                && (groups.is_empty() || has(groups, ""))
+        });
     if granted {
         return Some(Validation::Ready);
     }
