@@ -188,6 +188,12 @@ pub struct LiveArgs {
     /// controller) and write their status and failure Events as ESO would.
     #[arg(long)]
     pub from_cluster: bool,
+    /// With --from-cluster: keep no ExternalSecret objects for ClusterExternalSecrets
+    /// (ESO's CES controller makes one per selected namespace, and courier keeps them by
+    /// default, with their status). Fewer writes; `kubectl get es -A` and ESO's dashboard
+    /// then show nothing for them.
+    #[arg(long, requires = "from_cluster")]
+    pub no_ces_external_secrets: bool,
     /// Cluster access.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -203,6 +209,12 @@ pub struct LiveArgs {
     /// them. See README: Migrating from ESO.
     #[arg(long)]
     pub adopt_eso: bool,
+    /// With --adopt-eso: ESO's controller is stopped, on your word. Without it courier
+    /// checks ESO's controller Deployment (label app.kubernetes.io/name=external-secrets)
+    /// has no replica, or, when it finds none, waits out each ExternalSecret's refresh
+    /// interval since ESO's last refresh.
+    #[arg(long, requires = "adopt_eso")]
+    pub eso_stopped: bool,
     /// Most targets one reconcile may remove in one cluster (a number, or `unlimited`).
     /// Above it none is removed and the run fails, so an empty input, a selector typo or a
     /// missing manifest cannot delete what it should keep. An input with no

@@ -107,8 +107,10 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         // indicatif draws only on a terminal; CI logs stay quiet even under a pseudo-terminal.
         progress: std::env::var_os("CI").is_none(),
         adopt_eso: args.adopt_eso,
+        eso_stopped: args.eso_stopped,
         hub: None,
         prune: prune_guard(args),
+        no_ces_external_secrets: args.no_ces_external_secrets,
         ..ApplyOptions::default()
     };
     let outcome = match reconcile_once(&fleet, source, &block_list(args), &options).await {
@@ -153,6 +155,13 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
             };
             tracing::info!(target = target.as_str(), "{what}");
         }
+    }
+    if let [created, updated, deleted] = outcome.eso_objects
+        && created + updated + deleted > 0
+    {
+        eprintln!(
+            "apply: ExternalSecrets of ClusterExternalSecrets: {created} created, {updated} updated, {deleted} deleted"
+        );
     }
     let dry = if dry_run {
         " (dry run: nothing stored)"

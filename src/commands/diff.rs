@@ -55,7 +55,17 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         let inputs = match from_files {
             Some(inputs) => inputs,
             None => match courier::live::eso::manifests_from_cluster(&connection.client).await {
-                Ok((inputs, _, errors)) if errors.is_empty() => inputs,
+                Ok((mut inputs, objects, errors)) if errors.is_empty() => {
+                    // As run and apply plan it: a ClusterExternalSecret leaves a namespace
+                    // where another owner's ExternalSecret has its ExternalSecret's name.
+                    if !live.no_ces_external_secrets {
+                        courier::live::eso_objects::exclude_foreign(
+                            &mut inputs.manifests,
+                            &objects,
+                        );
+                    }
+                    inputs
+                }
                 Ok((_, _, errors)) => {
                     return Ok(failed(
                         errors.iter().map(ToString::to_string),
@@ -69,6 +79,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         let options = ApplyOptions {
             instance: live.instance.clone(),
             adopt_eso: live.adopt_eso,
+            eso_stopped: live.eso_stopped,
             prune: super::apply::prune_guard(live),
             // A due refresh of a target whose template varies is a rotation, not drift.
             refresh_when_due: false,

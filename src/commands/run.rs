@@ -30,8 +30,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             // A controller logs; a bar would interleave with the log lines.
             progress: false,
             adopt_eso: args.live.adopt_eso,
+            eso_stopped: args.live.eso_stopped,
             hub: None,
             prune: super::apply::prune_guard(&args.live),
+            no_ces_external_secrets: args.live.no_ces_external_secrets,
             ..ApplyOptions::default()
         },
         block_list: block_list(&args.live),

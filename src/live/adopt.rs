@@ -65,13 +65,38 @@ pub fn expected_external_secret(owner: &str) -> Option<&str> {
     }
 }
 
-/// Which ExternalSecrets ESO still seems to reconcile, with why: their last refresh is
-/// more recent than one refresh interval (plus a minute) ago. One LIST of every
-/// ExternalSecret, made only when there is something to adopt; an ExternalSecret that is
-/// gone, has no status, or whose CRD is not installed is not active.
-pub async fn eso_activity(
-    client: &Client,
-) -> Result<BTreeMap<(String, String), String>, ClusterError> {
+/// What courier knows of ESO before adopting: which ExternalSecrets ESO still seems to
+/// reconcile, with why, and which ExternalSecrets a ClusterExternalSecret made (ESO names
+/// them `externalSecretName`, not always after the ClusterExternalSecret).
+#[derive(Debug, Clone, Default)]
+pub struct EsoState {
+    /// `(namespace, name)` of an ExternalSecret ESO still reconciles, and why courier thinks so.
+    pub active: BTreeMap<(String, String), String>,
+    /// `(namespace, name)` of an ExternalSecret a ClusterExternalSecret controls, and its name.
+    pub made_by: BTreeMap<(String, String), String>,
+}
+
+/// ESO's controller Deployment, as ESO's Helm chart labels it (its webhook and cert
+/// controller carry other names).
+pub const ESO_CONTROLLER_SELECTOR: &str = "app.kubernetes.io/name=external-secrets";
+
+/// Whether ESO runs, and what it made. One LIST of every ExternalSecret and one of ESO's
+/// controller Deployments, made only when there is something to adopt.
+///
+/// ESO is taken for stopped when `stopped` says so (`--eso-stopped`: the user answers for
+/// it), or when its controller Deployments (found by [`ESO_CONTROLLER_SELECTOR`] in every
+/// namespace) have no replica, ready or not. When it has one, every ExternalSecret counts
+/// as reconciled by ESO. When no such Deployment is found or may be listed (ESO installed
+/// otherwise), an ExternalSecret counts as reconciled while its last refresh is more recent
+/// than one refresh interval (plus a minute). An ExternalSecret that is gone, has no
+/// status, or whose CRD is not installed is not active.
+pub async fn eso_activity(client: &Client, stopped: bool) -> Result<EsoState, ClusterError> {
+    let mut state = EsoState::default();
+    let controller = if stopped {
+        Some(None)
+    } else {
+        eso_controller(client).await
+    };
     for version in ["v1", "v1beta1"] {
         let resource = ApiResource {
             group: "external-secrets.io".into(),
@@ -92,34 +117,84 @@ pub async fn eso_activity(
             }
         };
         let now = jiff::Timestamp::now();
-        return Ok(listed
-            .items
-            .iter()
-            .filter_map(|object| {
-                let namespace = object.metadata.namespace.clone()?;
-                let name = object.metadata.name.clone()?;
-                let refreshed = object.data["status"]["refreshTime"]
-                    .as_str()?
-                    .parse::<jiff::Timestamp>()
-                    .ok()?;
-                let interval = object.data["spec"]["refreshInterval"]
-                    .as_str()
-                    .and_then(crate::core::duration::parse_go_duration)
-                    .unwrap_or(std::time::Duration::from_secs(3600));
-                let age = std::time::Duration::try_from(now.duration_since(refreshed))
-                    .unwrap_or_default();
-                (age < interval + std::time::Duration::from_secs(60)).then(|| {
-                    let why = format!(
-                        "ESO refreshed ExternalSecret {namespace}/{name} {}s ago (refreshInterval {}s)",
-                        age.as_secs(),
-                        interval.as_secs()
-                    );
-                    ((namespace, name), why)
-                })
-            })
-            .collect());
+        for object in &listed.items {
+            let (Some(namespace), Some(name)) = (
+                object.metadata.namespace.clone(),
+                object.metadata.name.clone(),
+            ) else {
+                continue;
+            };
+            if let Some(ces) = crate::live::eso::controlling_ces(object) {
+                state
+                    .made_by
+                    .insert((namespace.clone(), name.clone()), ces.to_owned());
+            }
+            let why = match &controller {
+                Some(None) => None,
+                Some(Some(running)) => Some(running.clone()),
+                None => refreshed_recently(object, now)
+                    .map(|why| format!("ESO refreshed ExternalSecret {namespace}/{name} {why}")),
+            };
+            if let Some(why) = why {
+                state.active.insert((namespace, name), why);
+            }
+        }
+        return Ok(state);
     }
-    Ok(BTreeMap::new())
+    Ok(state)
+}
+
+/// `Some(None)` when ESO's controller Deployments have no replica, `Some(Some(why))` when
+/// one has, `None` when none is found or courier may not list Deployments.
+async fn eso_controller(client: &Client) -> Option<Option<String>> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::all(client.clone());
+    let listed = match api
+        .list(&ListParams::default().labels(ESO_CONTROLLER_SELECTOR))
+        .await
+    {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::debug!(%error, "cannot list ESO's controller Deployments; judging by the ExternalSecrets' refresh times");
+            return None;
+        }
+    };
+    if listed.items.is_empty() {
+        return None;
+    }
+    for deployment in &listed.items {
+        let status = deployment.status.clone().unwrap_or_default();
+        let ready = status.ready_replicas.unwrap_or(0);
+        let replicas = status.replicas.unwrap_or(0);
+        let wanted = deployment.spec.replicas.unwrap_or(1);
+        if ready > 0 || replicas > 0 || wanted > 0 {
+            return Some(Some(format!(
+                "ESO's controller Deployment {}/{} runs ({ready} ready of {replicas} replicas, {wanted} wanted)",
+                deployment.metadata.namespace.as_deref().unwrap_or_default(),
+                deployment.metadata.name.as_deref().unwrap_or_default(),
+            )));
+        }
+    }
+    Some(None)
+}
+
+/// How long ago ESO refreshed `object`, when that is within its refresh interval plus a minute.
+fn refreshed_recently(object: &DynamicObject, now: jiff::Timestamp) -> Option<String> {
+    let refreshed = object.data["status"]["refreshTime"]
+        .as_str()?
+        .parse::<jiff::Timestamp>()
+        .ok()?;
+    let interval = object.data["spec"]["refreshInterval"]
+        .as_str()
+        .and_then(crate::core::duration::parse_go_duration)
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    let age = std::time::Duration::try_from(now.duration_since(refreshed)).unwrap_or_default();
+    (age < interval + std::time::Duration::from_secs(60)).then(|| {
+        format!(
+            "{}s ago (refreshInterval {}s)",
+            age.as_secs(),
+            interval.as_secs()
+        )
+    })
 }
 
 /// Takes ESO's marks off a Secret before courier applies it: its owner reference to

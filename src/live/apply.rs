@@ -59,6 +59,12 @@ pub struct ApplyOptions {
     /// `run`: what this process last wrote for targets whose template varies, so a change
     /// of their inputs is written at once and nothing else is (see [`super::varying`]).
     pub written: Option<super::varying::Written>,
+    /// `--from-cluster`: keep no ExternalSecret objects for ClusterExternalSecrets (the
+    /// lean path; see [`super::eso_objects`]).
+    pub no_ces_external_secrets: bool,
+    /// `--eso-stopped`: the user answers for ESO's controller being stopped, so adopting
+    /// waits neither for its Deployment nor for its refresh interval.
+    pub eso_stopped: bool,
 }
 
 impl Default for ApplyOptions {
@@ -73,6 +79,8 @@ impl Default for ApplyOptions {
             prune: crate::live::prune::PruneGuard::default(),
             refresh_when_due: true,
             written: None,
+            no_ces_external_secrets: false,
+            eso_stopped: false,
         }
     }
 }
@@ -278,12 +286,12 @@ pub async fn decide<'p>(
     if !to_create.is_empty() {
         match unmanaged_names(client, &to_create).await {
             Ok(unmanaged) => {
-                // Whether ESO still runs is read once, and only when something is to adopt.
-                let wants_adoption = adopt_eso && unmanaged.values().any(|e| e.eso_owner.is_some());
+                // Whether ESO still runs is read once, and only when something is ESO's.
+                let wants_adoption = unmanaged.values().any(|e| e.eso_owner.is_some());
                 let activity = if wants_adoption {
-                    super::adopt::eso_activity(client).await
+                    super::adopt::eso_activity(client, options.eso_stopped).await
                 } else {
-                    Ok(BTreeMap::new())
+                    Ok(super::adopt::EsoState::default())
                 };
                 for secret in to_create {
                     let existing = unmanaged.get(&(secret.namespace.clone(), secret.name.clone()));
@@ -722,7 +730,7 @@ async fn taken_by(client: &Client, secret: &DesiredSecret) -> String {
         Ok(Some(meta)) => {
             let existing = super::adopt::Existing::from_metadata(&meta.metadata);
             // Not asked to adopt, so this names why the Secret is not courier's to take.
-            eso_takeover(secret, &existing, false, &Ok(BTreeMap::new()))
+            eso_takeover(secret, &existing, false, &Ok(super::adopt::EsoState::default()))
                 .err()
                 .unwrap_or_else(|| NOT_OURS.into())
         }
@@ -788,13 +796,22 @@ fn eso_takeover(
     secret: &DesiredSecret,
     existing: &super::adopt::Existing,
     adopt_eso: bool,
-    activity: &Result<BTreeMap<(String, String), String>, ClusterError>,
+    activity: &Result<super::adopt::EsoState, ClusterError>,
 ) -> Result<(), String> {
     let Some(owner) = existing.eso_owner.as_deref() else {
         return Err(NOT_OURS.into());
     };
+    let key = (secret.namespace.clone(), owner.to_owned());
     let expected = super::adopt::expected_external_secret(&secret.owner);
-    if expected != Some(owner) {
+    // A ClusterExternalSecret's ExternalSecret is named `externalSecretName` when it sets one.
+    let made_by_it = activity
+        .as_ref()
+        .ok()
+        .and_then(|s| s.made_by.get(&key))
+        .is_some_and(|ces| {
+            crate::core::load::object_display("ClusterExternalSecret", None, ces) == *secret.owner
+        });
+    if expected != Some(owner) && !made_by_it {
         return Err(format!(
             "is managed by External Secrets Operator for ExternalSecret {}/{owner}, not for {}; left untouched",
             secret.namespace, secret.owner
@@ -806,8 +823,7 @@ fn eso_takeover(
             secret.namespace
         ));
     }
-    let key = (secret.namespace.clone(), owner.to_owned());
-    match activity.as_ref().map(|active| active.get(&key)) {
+    match activity.as_ref().map(|state| state.active.get(&key)) {
         Ok(None) => Ok(()),
         Ok(Some(activity)) => Err(format!(
             "{activity}: ESO still reconciles it, and two controllers would fight; left untouched\nhint: scale ESO's controller to zero (or wait out the refresh interval), then run again"

@@ -88,6 +88,8 @@ pub struct Metrics {
     cluster_target_errors: Family<ClusterLabel, Gauge>,
     /// Per cluster: requests sent to its API server.
     cluster_api_requests: Family<ClusterLabel, Counter<u64>>,
+    /// ESO's own controller metrics (`--from-cluster`), for its dashboard and alerts.
+    eso: crate::live::metrics::EsoMetrics,
     /// Per cluster: whether it was reached, and if not why (for `/readyz/clusters`).
     cluster_states: std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>,
 }
@@ -445,6 +447,17 @@ async fn reconcile(
     for warning in &outcome.warnings {
         tracing::warn!("{warning}");
     }
+    metrics.eso.observe(&outcome.readiness);
+    if let [created, updated, deleted] = outcome.eso_objects
+        && created + updated + deleted > 0
+    {
+        tracing::info!(
+            created,
+            updated,
+            deleted,
+            "kept the ExternalSecrets of ClusterExternalSecrets"
+        );
+    }
     let mut states = std::collections::BTreeMap::new();
     for cluster in &outcome.clusters {
         let label = ClusterLabel {
@@ -702,7 +715,15 @@ async fn readyz_clusters(State(served): State<Arc<Served>>) -> (StatusCode, Stri
 async fn metrics_text(State(served): State<Arc<Served>>) -> (StatusCode, String) {
     let mut text = String::new();
     match encode(&mut text, &served.registry) {
-        Ok(()) => (StatusCode::OK, text),
+        Ok(()) => {
+            // ESO's metrics, unprefixed, before OpenMetrics' closing `# EOF`.
+            let eso = served.metrics.eso.encode();
+            match text.rfind("# EOF") {
+                Some(at) => text.insert_str(at, &eso),
+                None => text.push_str(&eso),
+            }
+            (StatusCode::OK, text)
+        }
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
     }
 }

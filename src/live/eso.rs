@@ -8,10 +8,11 @@ use serde_json::Value;
 use crate::core::load::{ESO_GROUP, Inputs, LoadError, Origin, load_values, object_display};
 use crate::live::cluster::ClusterError;
 
-/// An ESO object as read from the cluster, with the status it has now.
+/// An ESO object as read from the cluster, with the status it has now: a store, a
+/// ClusterExternalSecret or an ExternalSecret.
 #[derive(Debug, Clone)]
 pub struct ClusterObject {
-    /// `ClusterExternalSecret` or `ExternalSecret`.
+    /// `ClusterSecretStore`, `SecretStore`, `ClusterExternalSecret` or `ExternalSecret`.
     pub kind: String,
     /// Namespace of an ExternalSecret.
     pub namespace: Option<String>,
@@ -21,6 +22,8 @@ pub struct ClusterObject {
     pub uid: Option<String>,
     /// Current `status`.
     pub status: Value,
+    /// The object as listed (its metadata and spec).
+    pub object: std::sync::Arc<DynamicObject>,
 }
 
 impl ClusterObject {
@@ -28,6 +31,26 @@ impl ClusterObject {
     pub fn display(&self) -> String {
         object_display(&self.kind, self.namespace.as_deref(), &self.name)
     }
+
+    /// The ClusterExternalSecret that controls this ExternalSecret (its controller owner
+    /// reference), as ESO's ClusterExternalSecret controller sets it.
+    pub fn controller(&self) -> Option<&str> {
+        controlling_ces(&self.object)
+    }
+}
+
+/// The name of the ClusterExternalSecret named by `object`'s controller owner reference.
+pub fn controlling_ces(object: &DynamicObject) -> Option<&str> {
+    object
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .filter(|o| {
+            o.kind == "ClusterExternalSecret" && o.api_version.split('/').next() == Some(ESO_GROUP)
+        })
+        .map(|o| o.name.as_str())
 }
 
 /// The kinds and plurals courier reads from the cluster.
@@ -50,7 +73,9 @@ pub fn resource(kind: &str) -> ApiResource {
 
 /// Reads the ESO manifests from the API server (`--from-cluster`): one LIST per kind, of
 /// `external-secrets.io/v1`. Returns them as if loaded from files, with the objects whose
-/// status courier writes.
+/// status courier writes. An ExternalSecret that a ClusterExternalSecret controls (ESO's
+/// CES controller made it, or courier did in its place) is no manifest of its own: its
+/// ClusterExternalSecret plans its target. It is returned among the objects only.
 pub async fn manifests_from_cluster(
     client: &Client,
 ) -> Result<(Inputs, Vec<ClusterObject>, Vec<LoadError>), ClusterError> {
@@ -60,16 +85,20 @@ pub async fn manifests_from_cluster(
         for item in list_kind(client, kind, "--from-cluster").await? {
             let name = item.metadata.name.clone().unwrap_or_default();
             let namespace = item.metadata.namespace.clone();
-            if matches!(kind, "ClusterExternalSecret" | "ExternalSecret") {
+            let child = kind == "ExternalSecret" && controlling_ces(&item).is_some();
+            if !child {
+                values.push(as_value(kind, &item)?);
+            }
+            {
                 objects.push(ClusterObject {
                     kind: kind.to_owned(),
                     namespace: namespace.clone(),
                     name: name.clone(),
                     uid: item.metadata.uid.clone(),
                     status: item.data.get("status").cloned().unwrap_or(Value::Null),
+                    object: std::sync::Arc::new(item),
                 });
             }
-            values.push(as_value(kind, &item)?);
         }
     }
     let (inputs, errors) = load_values(values);

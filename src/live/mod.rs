@@ -1,7 +1,8 @@
 //! The live side: everything that talks to a Kubernetes API server.
 //!
 //! [`cluster`] connects and reads the world with a handful of LISTs; [`eso`] reads ESO's
-//! own objects for `--from-cluster`; [`reconcile`] runs one load -> fetch -> plan ->
+//! own objects for `--from-cluster`, and [`eso_objects`] keeps the ExternalSecrets of
+//! ClusterExternalSecrets as ESO does; [`reconcile`] runs one load -> fetch -> plan ->
 //! write pass; [`apply`] decides and performs server-side applies, releases and prunes, within the
 //! limits of [`prune`];
 //! [`diff`] shows what apply would change; [`status`] writes ESO-style status and Events;
@@ -18,9 +19,11 @@ pub mod collect;
 pub mod controller;
 pub mod diff;
 pub mod eso;
+pub mod eso_objects;
 pub mod fleet;
 pub mod jitter;
 pub mod leader;
+pub mod metrics;
 pub mod prune;
 pub mod reconcile;
 pub mod status;

@@ -53,6 +53,11 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// The member clusters that answered, by name, with their client (not the hub).
     pub reached: Vec<(String, kube::Client)>,
+    /// ExternalSecrets of ClusterExternalSecrets created, updated and deleted (`--from-cluster`).
+    pub eso_objects: [usize; 3],
+    /// The `Ready` condition of each ExternalSecret and ClusterExternalSecret after this
+    /// reconcile, for ESO's metrics (`--from-cluster`).
+    pub readiness: Vec<crate::live::metrics::Readiness>,
 }
 
 /// One cluster's share of a reconcile.
@@ -325,7 +330,7 @@ pub async fn reconcile_once(
     options: &ApplyOptions,
 ) -> Result<Outcome, ReconcileError> {
     let hub = &fleet.hub;
-    let (inputs, objects) = match source {
+    let (mut inputs, mut objects) = match source {
         ManifestSource::Files(paths) => {
             (load_paths(paths).map_err(ReconcileError::Load)?, Vec::new())
         }
@@ -338,7 +343,27 @@ pub async fn reconcile_once(
             (inputs, objects)
         }
     };
+    let keep_children = !objects.is_empty() && !options.no_ces_external_secrets;
+    if keep_children {
+        crate::live::eso_objects::exclude_foreign(&mut inputs.manifests, &objects);
+    }
     let fleet_plan = plan_fleet(fleet, &inputs.manifests, block_list, options).await?;
+    // The hub's namespaces, and the ClusterExternalSecrets whose cluster selector picks
+    // it: where the ExternalSecrets of ClusterExternalSecrets are kept.
+    let home = fleet_plan
+        .clusters
+        .iter()
+        .find(|c| c.member.member.is_home())
+        .filter(|_| keep_children)
+        .map(|c| {
+            let names: std::collections::BTreeSet<String> =
+                clusters::manifests_for(&inputs.manifests, &c.member.member)
+                    .cluster_external_secrets
+                    .iter()
+                    .map(|c| c.object.metadata.name.clone())
+                    .collect();
+            (c.snapshot.world.namespaces.clone(), names)
+        });
     let writes = fleet_plan.clusters.iter().map(|cluster| {
         apply::reconcile(
             &cluster.member.connection.client,
@@ -381,13 +406,41 @@ pub async fn reconcile_once(
             errors: 1,
         });
     }
-    let status_errors = if objects.is_empty() || options.dry_run {
+    let children = match &home {
+        Some((namespaces, names)) => Some(
+            crate::live::eso_objects::sync_children(
+                &hub.client,
+                &mut objects,
+                namespaces,
+                names,
+                options.dry_run,
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let mut readiness = Vec::new();
+    let mut status_errors = if objects.is_empty() || options.dry_run {
         Vec::new()
     } else {
         let unreached = unreached_clusters(&inputs.manifests, &fleet_plan.failures);
-        let updates = status::desired_statuses(&objects, &plan, &report, &unreached);
+        let inputs = status::StatusInputs {
+            plan: &plan,
+            report: &report,
+            unreached: &unreached,
+            children: children.as_ref(),
+            now: k8s_openapi::jiff::Timestamp::now(),
+        };
+        let mut updates = status::desired_statuses(&objects, &inputs);
+        updates.extend(status::store_statuses(&objects, &hub.fetch, inputs.now).await);
+        readiness = status::readiness(&objects, &updates);
         status::write(&hub.client, &objects, updates).await
     };
+    let mut eso_objects = [0; 3];
+    if let Some(children) = children {
+        eso_objects = [children.created, children.updated, children.deleted];
+        status_errors.extend(children.errors);
+    }
     let report_warnings = std::mem::take(&mut report.warnings);
     Ok(Outcome {
         manifests: inputs.manifests,
@@ -402,6 +455,8 @@ pub async fn reconcile_once(
             .chain(report_warnings)
             .collect(),
         reached,
+        eso_objects,
+        readiness,
     })
 }
 

@@ -16,21 +16,56 @@ use crate::core::plan::Plan;
 use crate::live::apply::Report;
 use crate::live::cluster::ClusterError;
 use crate::live::eso::{ClusterObject, resource};
+use crate::live::eso_objects::Children;
+use crate::live::metrics::Readiness;
+use k8s_openapi::jiff::Timestamp;
 
-/// The status each object should have after this reconcile.
-pub fn desired_statuses(
-    objects: &[ClusterObject],
-    plan: &Plan,
-    report: &Report,
-    unreached: &BTreeMap<String, Vec<String>>,
-) -> Vec<(usize, Value)> {
-    let failed_writes: BTreeMap<&str, &str> = report
+/// What the status of the objects is computed from.
+pub struct StatusInputs<'a> {
+    /// The plan, with its per-target errors.
+    pub plan: &'a Plan,
+    /// The writes.
+    pub report: &'a Report,
+    /// Per manifest, the member clusters it selects that did not answer.
+    pub unreached: &'a BTreeMap<String, Vec<String>>,
+    /// What keeping the ExternalSecrets of the ClusterExternalSecrets did; none on the
+    /// lean path (`--no-ces-external-secrets`), where a ClusterExternalSecret's status
+    /// speaks of its targets instead.
+    pub children: Option<&'a Children>,
+    /// This reconcile's time.
+    pub now: Timestamp,
+}
+
+/// A status to write: the object's index, its new status, and for a new failure the
+/// Event's reason and message.
+pub type StatusUpdate = (usize, Value, Option<(&'static str, String)>);
+
+/// ESO's messages (pkg/controllers/externalsecret).
+const MSG_SYNCED: &str = "secret synced";
+const MSG_GET_DATA: &str = "could not get secret data from provider";
+const MSG_UPDATE: &str = "could not update secret";
+/// ESO's message on a ClusterExternalSecret with failed namespaces.
+const MSG_NAMESPACES_FAILED: &str = "one or more namespaces failed";
+
+/// How one ExternalSecret's target fared.
+enum Outcome {
+    Synced(String),
+    Failed {
+        message: &'static str,
+        detail: String,
+    },
+}
+
+/// The status each object should have after this reconcile, for those whose status differs.
+pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) -> Vec<StatusUpdate> {
+    let failed_writes: BTreeMap<&str, &str> = inputs
+        .report
         .errors
         .iter()
         .map(|e| (e.target.as_str(), e.message.as_str()))
         .collect();
     let mut targets_of: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-    for secret in &plan.secrets {
+    for secret in &inputs.plan.secrets {
         targets_of
             .entry(&secret.owner)
             .or_default()
@@ -39,130 +74,551 @@ pub fn desired_statuses(
     let mut updates = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         let display = object.display();
-        let mut provisioned = BTreeSet::new();
-        let mut failed: BTreeMap<String, String> = BTreeMap::new();
-        let mut object_errors = Vec::new();
-        for (namespace, name) in targets_of.get(display.as_str()).into_iter().flatten() {
-            match failed_writes.get(format!("{namespace}/{name}").as_str()) {
-                Some(message) => {
-                    failed.insert((*namespace).to_owned(), (*message).to_owned());
-                }
-                None => {
-                    provisioned.insert((*namespace).to_owned());
-                }
-            }
+        if object.kind.ends_with("SecretStore") {
+            continue;
         }
-        // A member cluster that did not answer: the manifest is not Ready, and says which.
-        object_errors.extend(
-            unreached
-                .get(display.as_str())
-                .into_iter()
-                .flatten()
-                .cloned(),
-        );
-        for error in plan.errors.iter().filter(|e| e.object == display) {
-            let reason = match &error.key {
-                Some(key) => format!("{key}: {}", error.message),
-                None => error.message.clone(),
-            };
-            if error.targets.is_empty() {
-                object_errors.push(reason.clone());
-            }
-            for target in &error.targets {
-                // `namespace/name`, or `cluster/namespace/name` in a member cluster.
-                let namespace = target
-                    .rsplit_once('/')
-                    .map_or(target.as_str(), |(ns, _)| ns)
-                    .to_owned();
-                failed.insert(namespace, reason.clone());
-            }
-        }
-        let ok = failed.is_empty() && object_errors.is_empty();
-        let message = if let Some(first) = object_errors.first() {
-            first.clone()
-        } else if ok {
-            format!("{} namespaces provisioned", provisioned.len())
-        } else {
-            format!(
-                "{} namespaces provisioned, {} failed",
-                provisioned.len(),
-                failed.len()
-            )
-        };
-        let status = if object.kind == "ClusterExternalSecret" {
-            json!({
-                "provisionedNamespaces": provisioned,
-                "failedNamespaces": failed.iter().map(|(namespace, reason)| json!({"namespace": namespace, "reason": reason})).collect::<Vec<_>>(),
-                "conditions": [condition(&object.status, "Ready", ok, if ok { "Provisioned" } else { "Failed" }, &message)],
+        let update = if object.kind == "ClusterExternalSecret" {
+            let status = ces_status(object, &display, inputs, &targets_of, &failed_writes);
+            let owned = [
+                "externalSecretName",
+                "provisionedNamespaces",
+                "failedNamespaces",
+                "conditions",
+            ];
+            (!same(&object.status, &status, &owned)).then(|| {
+                let event = (status["conditions"][0]["status"] == "False").then(|| {
+                    let message = status["conditions"][0]["message"]
+                        .as_str()
+                        .unwrap_or_default();
+                    let detail = status["failedNamespaces"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|f| {
+                            format!(
+                                "{}: {}",
+                                f["namespace"].as_str().unwrap_or_default(),
+                                f["reason"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    (
+                        "SyncFailed",
+                        if detail.is_empty() {
+                            message.to_owned()
+                        } else {
+                            format!("{message}: {detail}")
+                        },
+                    )
+                });
+                (status, event)
             })
         } else {
-            let message = if ok {
-                "secret synced".to_owned()
-            } else {
-                failed.values().next().cloned().unwrap_or(message)
+            let outcome = match (object.controller(), &object.namespace) {
+                (Some(ces), Some(namespace)) => {
+                    let owner =
+                        crate::core::load::object_display("ClusterExternalSecret", None, ces);
+                    outcome_of(
+                        object,
+                        &owner,
+                        Some(namespace),
+                        inputs,
+                        &targets_of,
+                        &failed_writes,
+                    )
+                }
+                _ => outcome_of(object, &display, None, inputs, &targets_of, &failed_writes),
             };
-            json!({
-                "conditions": [condition(&object.status, "Ready", ok, if ok { "SecretSynced" } else { "SecretSyncedError" }, &message)],
+            let status = es_status(object, &outcome, inputs.now);
+            let owned = [
+                "refreshTime",
+                "syncedResourceVersion",
+                "binding",
+                "conditions",
+            ];
+            (!same(&object.status, &status, &owned)).then(|| {
+                let event = match &outcome {
+                    Outcome::Failed { detail, .. } => Some(("UpdateFailed", detail.clone())),
+                    Outcome::Synced(_) => None,
+                };
+                (status, event)
             })
         };
-        if without_times(&status) != without_times(&object.status) {
-            updates.push((index, status));
+        if let Some((status, event)) = update {
+            updates.push((index, status, event));
         }
     }
     updates
 }
 
-/// A condition, keeping the old `lastTransitionTime` unless the status flipped.
-fn condition(old_status: &Value, type_: &str, ok: bool, reason: &str, message: &str) -> Value {
-    let status = if ok { "True" } else { "False" };
-    let old = old_status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_));
-    let since = match old {
-        Some(old) if old["status"] == status => old["lastTransitionTime"].clone(),
-        _ => Value::from(now_rfc3339()),
-    };
-    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": since})
-}
-
-fn without_times(status: &Value) -> Value {
-    let mut status = status.clone();
-    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
-        for condition in conditions {
-            if let Some(map) = condition.as_object_mut() {
-                map.remove("lastTransitionTime");
+/// The status ESO's ClusterExternalSecret controller writes: the ExternalSecret name, the
+/// namespaces provisioned and failed, and `Ready` (type, status and, when some namespace
+/// failed, ESO's message; its CRD has no reason or time for this condition).
+fn ces_status(
+    object: &ClusterObject,
+    display: &str,
+    inputs: &StatusInputs<'_>,
+    targets_of: &BTreeMap<&str, Vec<(&str, &str)>>,
+    failed_writes: &BTreeMap<&str, &str>,
+) -> Value {
+    let mut provisioned = BTreeSet::new();
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    // A member cluster that did not answer: the manifest is not Ready, and says which.
+    let mut object_errors: Vec<String> = inputs
+        .unreached
+        .get(display)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    for error in inputs.plan.errors.iter().filter(|e| e.object == display) {
+        if error.targets.is_empty() {
+            object_errors.push(reason_of(error));
+        }
+    }
+    match inputs.children {
+        Some(children) => {
+            provisioned.extend(
+                children
+                    .provisioned
+                    .get(&object.name)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            failed.extend(
+                children
+                    .failed
+                    .get(&object.name)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        None => {
+            for (namespace, name) in targets_of.get(display).into_iter().flatten() {
+                match failed_writes.get(format!("{namespace}/{name}").as_str()) {
+                    Some(message) => {
+                        failed.insert((*namespace).to_owned(), (*message).to_owned());
+                    }
+                    None => {
+                        provisioned.insert((*namespace).to_owned());
+                    }
+                }
+            }
+            for error in inputs.plan.errors.iter().filter(|e| e.object == display) {
+                for target in &error.targets {
+                    // `namespace/name`, or `cluster/namespace/name` in a member cluster.
+                    let namespace = target
+                        .rsplit_once('/')
+                        .map_or(target.as_str(), |(ns, _)| ns);
+                    failed.insert(namespace.to_owned(), reason_of(error));
+                }
             }
         }
     }
+    let es_name = object.object.data["spec"]["externalSecretName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&object.name)
+        .to_owned();
+    let condition = if let Some(first) = object_errors.first() {
+        json!({"type": "Ready", "status": "False", "message": first})
+    } else if failed.is_empty() {
+        json!({"type": "Ready", "status": "True"})
+    } else {
+        json!({"type": "Ready", "status": "False", "message": MSG_NAMESPACES_FAILED})
+    };
+    let mut conditions: Vec<Value> = object.status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["type"] != "Ready")
+        .cloned()
+        .collect();
+    conditions.push(condition);
+    json!({
+        "externalSecretName": es_name,
+        "provisionedNamespaces": if provisioned.is_empty() { Value::Null } else { json!(provisioned) },
+        "failedNamespaces": if failed.is_empty() { Value::Null } else {
+            json!(failed.iter().map(|(namespace, reason)| json!({"namespace": namespace, "reason": reason})).collect::<Vec<_>>())
+        },
+        "conditions": conditions,
+    })
+}
+
+fn reason_of(error: &crate::core::plan::PlanError) -> String {
+    match &error.key {
+        Some(key) => format!("{key}: {}", error.message),
+        None => error.message.clone(),
+    }
+}
+
+/// How the target of an ExternalSecret fared: `owner` is the manifest that planned it
+/// (the ClusterExternalSecret, for one it controls, with `namespace` its own).
+fn outcome_of(
+    object: &ClusterObject,
+    owner: &str,
+    namespace: Option<&str>,
+    inputs: &StatusInputs<'_>,
+    targets_of: &BTreeMap<&str, Vec<(&str, &str)>>,
+    failed_writes: &BTreeMap<&str, &str>,
+) -> Outcome {
+    let in_namespace = |target: &str| match namespace {
+        None => true,
+        Some(namespace) => target
+            .rsplit_once('/')
+            .is_some_and(|(ns, _)| ns == namespace),
+    };
+    for error in inputs.plan.errors.iter().filter(|e| e.object == owner) {
+        if error.targets.is_empty() || error.targets.iter().any(|t| in_namespace(t)) {
+            let templated = error.key.as_deref().is_some_and(|k| k.contains("template"));
+            return Outcome::Failed {
+                message: if templated { MSG_UPDATE } else { MSG_GET_DATA },
+                detail: reason_of(error),
+            };
+        }
+    }
+    if let Some(first) = inputs.unreached.get(owner).and_then(|u| u.first()) {
+        return Outcome::Failed {
+            message: MSG_UPDATE,
+            detail: first.clone(),
+        };
+    }
+    let target = targets_of
+        .get(owner)
+        .into_iter()
+        .flatten()
+        .find(|(ns, _)| namespace.is_none_or(|n| n == *ns));
+    if let Some((ns, name)) = target {
+        if let Some(message) = failed_writes.get(format!("{ns}/{name}").as_str()) {
+            return Outcome::Failed {
+                message: MSG_UPDATE,
+                detail: (*message).to_owned(),
+            };
+        }
+        return Outcome::Synced((*name).to_owned());
+    }
+    let spec = &object.object.data["spec"];
+    Outcome::Synced(
+        spec["target"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&object.name)
+            .to_owned(),
+    )
+}
+
+/// The status ESO's ExternalSecret controller writes. On success: `Ready` True
+/// `SecretSynced` "secret synced", `binding` to the target, `syncedResourceVersion` (the
+/// generation and a digest of labels and annotations, as ESO computes it) and `refreshTime`,
+/// which moves only when ESO's would: the object changed, the condition changed, or
+/// `refreshInterval` has passed since. On failure: `Ready` False `SecretSyncedError` with
+/// ESO's message; the rest is kept, as ESO keeps it.
+fn es_status(object: &ClusterObject, outcome: &Outcome, now: Timestamp) -> Value {
+    let old = &object.status;
+    let meta = &object.object.metadata;
+    let version = format!(
+        "{}-{}",
+        meta.generation.unwrap_or(0),
+        hash_meta(meta.annotations.as_ref(), meta.labels.as_ref())
+    );
+    let (ready, mut status) = match outcome {
+        Outcome::Synced(target) => {
+            let ready = es_condition(old, true, "SecretSynced", MSG_SYNCED, now);
+            let interval = object.object.data["spec"]["refreshInterval"]
+                .as_str()
+                .and_then(crate::core::duration::parse_go_duration)
+                .unwrap_or(std::time::Duration::from_secs(3600));
+            let old_ready = ready_of(old);
+            let refreshed = old["refreshTime"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok());
+            let due = match refreshed {
+                None => true,
+                Some(_) if interval.is_zero() => false,
+                Some(at) => {
+                    let age =
+                        std::time::Duration::try_from(now.duration_since(at)).unwrap_or_default();
+                    age >= interval
+                }
+            };
+            let keep = !due
+                && old_ready.is_some_and(|c| same_condition(c, &ready))
+                && old["syncedResourceVersion"].as_str() == Some(version.as_str())
+                && old["binding"]["name"].as_str() == Some(target.as_str());
+            let refresh_time = if keep {
+                old["refreshTime"].clone()
+            } else {
+                Value::from(rfc3339(now))
+            };
+            (
+                ready,
+                json!({
+                    "refreshTime": refresh_time,
+                    "syncedResourceVersion": version,
+                    "binding": {"name": target},
+                }),
+            )
+        }
+        Outcome::Failed { message, .. } => {
+            let ready = es_condition(old, false, "SecretSyncedError", message, now);
+            let mut kept = json!({});
+            for key in ["refreshTime", "syncedResourceVersion", "binding"] {
+                if !old[key].is_null() {
+                    kept[key] = old[key].clone();
+                }
+            }
+            (ready, kept)
+        }
+    };
+    let mut conditions: Vec<Value> = old["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["type"] != "Ready")
+        .cloned()
+        .collect();
+    conditions.push(ready);
+    status["conditions"] = Value::from(conditions);
     status
 }
 
-fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now())
+fn ready_of(status: &Value) -> Option<&Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+}
+
+fn same_condition(a: &Value, b: &Value) -> bool {
+    ["status", "reason", "message"]
+        .iter()
+        .all(|k| a[*k] == b[*k])
+}
+
+/// ESO's condition: an unchanged one is kept as it is; one whose status is unchanged keeps
+/// its `lastTransitionTime`.
+fn es_condition(
+    old_status: &Value,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Value {
+    let status = if ok { "True" } else { "False" };
+    let new = json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": rfc3339(now)});
+    match ready_of(old_status) {
+        Some(old) if same_condition(old, &new) => old.clone(),
+        Some(old) if old["status"] == status && !old["lastTransitionTime"].is_null() => {
+            let mut new = new;
+            new["lastTransitionTime"] = old["lastTransitionTime"].clone();
+            new
+        }
+        _ => new,
+    }
+}
+
+/// Whether `new` says what `old` says, on the fields courier owns (an absent field, a null
+/// and an empty list alike).
+fn same(old: &Value, new: &Value, owned: &[&str]) -> bool {
+    let present = |v: &Value| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty));
+    owned.iter().all(|key| {
+        let (a, b) = (&old[*key], &new[*key]);
+        (!present(a) && !present(b)) || a == b
+    })
+}
+
+/// How long a store's check holds in this process before it is made again, when its
+/// `spec.refreshInterval` sets none (ESO's `--store-requeue-interval` default).
+const STORE_RECHECK: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// When each store (by UID) was last checked, at which generation.
+static STORES_CHECKED: std::sync::Mutex<BTreeMap<String, (i64, std::time::Instant)>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The status ESO's store controllers write, for the stores due a check: a Kubernetes
+/// store is checked with its own identity as ESO's `Validate` does (`Ready` True `Valid`
+/// "store validated" and `capabilities: ReadWrite`, or False `InvalidProviderConfig`). A
+/// store is checked when this process has not checked it yet, when its spec changed, or
+/// after its `refreshInterval` (5 minutes when none), so a no-op reconcile makes no
+/// request for it. Stores of other providers get no status: courier does not check them.
+pub async fn store_statuses(
+    objects: &[ClusterObject],
+    context: &crate::providers::FetchContext,
+    now: Timestamp,
+) -> Vec<StatusUpdate> {
+    use crate::core::provider::{ProviderRegistry as _, StoreInfo};
+    use crate::providers::kubernetes_validate::{Validation, validate_store};
+    let mut updates = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        let kind = match object.kind.as_str() {
+            "ClusterSecretStore" => crate::core::load::StoreKind::ClusterSecretStore,
+            "SecretStore" => crate::core::load::StoreKind::SecretStore,
+            _ => continue,
+        };
+        let generation = object.object.metadata.generation.unwrap_or(0);
+        let uid = object.uid.clone().unwrap_or_default();
+        let recheck = object.object.data["spec"]["refreshInterval"]
+            .as_u64()
+            .filter(|s| *s > 0)
+            .map_or(STORE_RECHECK, std::time::Duration::from_secs);
+        let due = STORES_CHECKED.lock().map_or(true, |checked| {
+            checked
+                .get(&uid)
+                .is_none_or(|(g, at)| *g != generation || at.elapsed() >= recheck)
+        });
+        if !due {
+            continue;
+        }
+        let Some((provider, config)) = object.object.data["spec"]["provider"]
+            .as_object()
+            .and_then(|p| p.iter().next())
+        else {
+            continue;
+        };
+        let display = object.display();
+        let annotations = object
+            .object
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default();
+        let origin = crate::core::load::Origin {
+            file: "cluster".into(),
+            line: 0,
+        };
+        let info = StoreInfo {
+            kind,
+            namespace: object.namespace.as_deref(),
+            name: &object.name,
+            display: &display,
+            origin: &origin,
+            annotations: &annotations,
+            live: true,
+        };
+        let validation = match crate::providers::Registry.parse(provider, config, &info) {
+            Ok(parsed) => match validate_store(&parsed, context).await {
+                Some(validation) => validation,
+                None => continue,
+            },
+            Err(_) => {
+                Validation::NoClient(format!("{display}: spec.provider.{provider} is not valid"))
+            }
+        };
+        if let Ok(mut checked) = STORES_CHECKED.lock() {
+            checked.insert(uid, (generation, std::time::Instant::now()));
+        }
+        let (ok, reason, message, event) = match validation {
+            Validation::Ready => (true, "Valid", "store validated", None),
+            Validation::Unknown(detail) => (
+                true,
+                "ValidationUnknown",
+                "could not determine validation status",
+                Some(("ValidationUnknown", detail)),
+            ),
+            Validation::NoClient(detail) => (
+                false,
+                "InvalidProviderConfig",
+                "unable to create client",
+                Some(("InvalidProviderConfig", detail)),
+            ),
+            Validation::Invalid(detail) => (
+                false,
+                "InvalidProviderConfig",
+                "unable to validate store",
+                Some(("InvalidProviderConfig", detail)),
+            ),
+        };
+        let old = &object.status;
+        let ready = es_condition(old, ok, reason, message, now);
+        let mut conditions: Vec<Value> = old["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["type"] != "Ready")
+            .cloned()
+            .collect();
+        conditions.push(ready);
+        let mut status = json!({"conditions": conditions});
+        // ESO sets the capabilities only once the store validated.
+        status["capabilities"] = if ok {
+            Value::from("ReadWrite")
+        } else {
+            old["capabilities"].clone()
+        };
+        if !same(old, &status, &["conditions", "capabilities"]) {
+            updates.push((index, status, event));
+        }
+    }
+    updates
+}
+
+/// ESO's `HashMeta`: SHA3-224 of Go's `%+v` of the labels and annotations (maps print
+/// sorted by key), so `syncedResourceVersion` reads as ESO's own.
+pub fn hash_meta(
+    annotations: Option<&BTreeMap<String, String>>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> String {
+    use sha3::Digest as _;
+    let go_map = |m: Option<&BTreeMap<String, String>>| {
+        let entries: Vec<String> = m
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        format!("map[{}]", entries.join(" "))
+    };
+    let text = format!(
+        "{{annotations:{} labels:{}}}",
+        go_map(annotations),
+        go_map(labels)
+    );
+    let digest = sha3::Sha3_224::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn rfc3339(at: Timestamp) -> String {
+    at.round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or(at)
         .to_string()
+}
+
+/// The `Ready` condition of each ExternalSecret and ClusterExternalSecret once `updates`
+/// are written.
+pub fn readiness(objects: &[ClusterObject], updates: &[StatusUpdate]) -> Vec<Readiness> {
+    let updated: BTreeMap<usize, &Value> = updates.iter().map(|(i, s, _)| (*i, s)).collect();
+    objects
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o.kind.as_str(), "ExternalSecret" | "ClusterExternalSecret"))
+        .map(|(i, object)| {
+            let status = updated.get(&i).copied().unwrap_or(&object.status);
+            Readiness {
+                kind: object.kind.clone(),
+                namespace: object.namespace.clone().unwrap_or_default(),
+                name: object.name.clone(),
+                ready: ready_of(status).is_some_and(|c| c["status"] == "True"),
+            }
+        })
+        .collect()
 }
 
 /// Writes the statuses that changed, and an Event for each new failure.
 pub async fn write(
     client: &Client,
     objects: &[ClusterObject],
-    updates: Vec<(usize, Value)>,
+    updates: Vec<StatusUpdate>,
 ) -> Vec<ClusterError> {
     let mut errors = Vec::new();
-    for (index, status) in updates {
+    for (index, status, event) in updates {
         let object = &objects[index];
         let resource = resource(&object.kind);
         let api: Api<DynamicObject> = match &object.namespace {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let failing = status["conditions"][0]["status"] == "False";
-        let message = status["conditions"][0]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
         let patch = Patch::Merge(json!({"status": status}));
         if let Err(e) = api
             .patch_status(&object.name, &PatchParams::default(), &patch)
@@ -174,7 +630,9 @@ pub async fn write(
             ));
             continue;
         }
-        if failing && let Err(e) = record_event(client, object, &message).await {
+        if let Some((reason, message)) = event
+            && let Err(e) = record_event(client, object, reason, &message).await
+        {
             errors.push(e);
         }
     }
@@ -184,6 +642,7 @@ pub async fn write(
 async fn record_event(
     client: &Client,
     object: &ClusterObject,
+    reason: &str,
     message: &str,
 ) -> Result<(), ClusterError> {
     let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
@@ -202,7 +661,7 @@ async fn record_event(
             uid: object.uid.clone(),
             ..Default::default()
         },
-        reason: Some("SyncFailed".into()),
+        reason: Some(reason.into()),
         message: Some(message.chars().take(1000).collect()),
         type_: Some("Warning".into()),
         reporting_component: Some("courier".into()),
@@ -262,6 +721,10 @@ mod tests {
             name: "prod".into(),
             uid: None,
             status: Value::Null,
+            object: Arc::new(DynamicObject::new(
+                "prod",
+                &resource("ClusterExternalSecret"),
+            )),
         }];
         let plan = Plan {
             secrets: vec![target("member-a/team-a"), target("team-b")],
@@ -278,7 +741,21 @@ mod tests {
             }],
         };
         let mut unreached = BTreeMap::new();
-        let reached = desired_statuses(&objects, &plan, &Report::default(), &unreached);
+        let report = Report::default();
+        fn inputs<'a>(
+            plan: &'a Plan,
+            report: &'a Report,
+            unreached: &'a BTreeMap<String, Vec<String>>,
+        ) -> StatusInputs<'a> {
+            StatusInputs {
+                plan,
+                report,
+                unreached,
+                children: None,
+                now: Timestamp::now(),
+            }
+        }
+        let reached = desired_statuses(&objects, &inputs(&plan, &report, &unreached));
         let status = &reached[0].1;
         assert_eq!(
             status["provisionedNamespaces"],
@@ -292,11 +769,29 @@ mod tests {
             "ClusterExternalSecret/prod".to_owned(),
             vec!["cluster member-c: failed to list namespaces: connection refused".to_owned()],
         );
-        let status = &desired_statuses(&objects, &plan, &Report::default(), &unreached)[0].1;
+        let status = &desired_statuses(&objects, &inputs(&plan, &report, &unreached))[0].1;
         assert_eq!(status["conditions"][0]["status"], "False");
         assert_eq!(
             status["conditions"][0]["message"],
             "cluster member-c: failed to list namespaces: connection refused"
+        );
+    }
+
+    #[test]
+    fn synced_resource_version_hashes_metadata_as_eso_does() {
+        // Computed with Go: fmt.Sprintf("%x", sha3.Sum224([]byte(fmt.Sprintf("%+v", meta{...}))))
+        // as ESO's HashMeta does.
+        assert_eq!(
+            hash_meta(None, None),
+            "f47fe3c0b255b6dd8047cdffa772587bb829efe7a1cb70febeda2eb2"
+        );
+        let labels = BTreeMap::from([
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "1".to_owned()),
+        ]);
+        assert_eq!(
+            hash_meta(Some(&BTreeMap::new()), Some(&labels)),
+            "34d5f4717d8d5942df322b4b2d4f4260fa627ff69278bd9fc50ebef2"
         );
     }
 }

@@ -267,6 +267,17 @@ impl KubernetesStore {
                 .is_some_and(|c| unnamed(&c.client_cert) || unnamed(&c.client_key))
     }
 
+    /// For ESO's `Validate` ([`super::kubernetes_validate`]): the store's name, the identity
+    /// it names and its server; `None` for a ClusterSecretStore whose identity depends on
+    /// the ExternalSecret's namespace, which nothing can check ahead.
+    pub(super) fn own_identity(&self) -> Option<(&str, Option<Credential>, Server<'_>)> {
+        if self.kind == StoreKind::ClusterSecretStore && self.referent() {
+            return None;
+        }
+        let namespace = &self.own_namespace;
+        Some((&self.display, self.credential(namespace), self.server(namespace)))
+    }
+
     fn identity_key(&self, namespace: &str) -> String {
         if self.referent() {
             format!("{} (for namespace {namespace})", self.display)

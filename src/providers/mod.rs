@@ -12,6 +12,7 @@
 
 mod common;
 mod kubernetes_identity;
+pub mod kubernetes_validate;
 pub mod provider;
 
 use std::sync::Arc;

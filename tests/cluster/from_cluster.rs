@@ -134,11 +134,9 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
     let condition = &es.data["status"]["conditions"][0];
     assert_eq!(condition["status"], "False", "{condition}");
     assert_eq!(condition["reason"], "SecretSyncedError");
-    assert!(
-        condition["message"]
-            .as_str()
-            .unwrap()
-            .contains("no-such-source"),
+    // ESO's own message; what went wrong is in the Event, as ESO puts it.
+    assert_eq!(
+        condition["message"], "could not get secret data from provider",
         "{condition}"
     );
 
@@ -151,8 +149,15 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
         .iter()
         .find(|e| e.involved_object.name.as_deref() == Some("broken"))
         .expect("a failure Event");
-    assert_eq!(event.reason.as_deref(), Some("SyncFailed"));
+    assert_eq!(event.reason.as_deref(), Some("UpdateFailed"));
     assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(
+        event
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("no-such-source")),
+        "{event:?}"
+    );
 
     // Nothing changed: no status is written again, no new Event.
     let before = (

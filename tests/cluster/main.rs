@@ -24,6 +24,7 @@ mod openbao_kubernetes_auth;
 mod policies;
 mod random_templates;
 mod run;
+mod runbook;
 mod strict;
 mod support;
 mod walkthrough;

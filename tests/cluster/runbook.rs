@@ -1,0 +1,908 @@
+//! The user's runbook (../shared/seeds, the ESO runbook) under `courier run --from-cluster`
+//! in place of ESO's controllers, on ESO v2.9.0's CRDs: `kubectl get externalsecrets -A`
+//! and `kubectl get clustersecretstores` read as they do under ESO. The rows are read
+//! with the server-side printing kubectl uses (the CRDs' additionalPrinterColumns, as a
+//! `Table`), on the example platform (`examples/platform`, the runbook's seven secrets).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+
+use crate::support::{
+    ControlPlane, client_of, grant_reader, http_get, install_crds_from, reader_store, repo_root,
+};
+
+fn eso(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("external-secrets.io", "v1", kind),
+        plural,
+    )
+}
+
+fn documents(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_root().join("examples/platform").join(file)).unwrap();
+    serde_saphyr::from_multiple(&text).unwrap()
+}
+
+/// `kubectl get <plural> -A`: per object (`namespace/name`), the printed columns by name.
+async fn rows(client: &kube::Client, plural: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let request = http::Request::get(format!("/apis/external-secrets.io/v1/{plural}"))
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let table: Value = serde_json::from_str(&client.request_text(request).await.unwrap()).unwrap();
+    let columns: Vec<String> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mut rows = BTreeMap::new();
+    for row in table["rows"].as_array().unwrap() {
+        let meta = &row["object"]["metadata"];
+        let key = match meta["namespace"].as_str() {
+            Some(namespace) => format!("{namespace}/{}", meta["name"].as_str().unwrap()),
+            None => meta["name"].as_str().unwrap().to_owned(),
+        };
+        let cells = row["cells"].as_array().unwrap();
+        let printed = columns
+            .iter()
+            .zip(cells)
+            .map(|(c, v)| {
+                (
+                    c.clone(),
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect();
+        rows.insert(key, printed);
+    }
+    rows
+}
+
+fn status_ready(row: Option<&BTreeMap<String, String>>) -> (String, String) {
+    let cell = |name: &str| row.and_then(|r| r.get(name)).cloned().unwrap_or_default();
+    (cell("Status"), cell("Ready"))
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics");
+    body.lines()
+        .find(|line| line.split(' ').next() == Some(name))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_runbooks_kubectl_views_read_as_under_eso() {
+    crate::support::binaries_available();
+    let plane = Arc::new(
+        tokio::task::spawn_blocking(ControlPlane::start_private)
+            .await
+            .unwrap(),
+    );
+    let client = client_of(&plane).await;
+    install_crds_from(&client, &repo_root().join("testenv/eso-crds-v2.9.0")).await;
+
+    // The platform: its namespaces with their labels, the central store's Secrets, a
+    // ClusterSecretStore reading them as its own ServiceAccount, the seven
+    // ClusterExternalSecrets (v1, which ESO v2.9 serves).
+    let mut labels_of: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for document in documents("namespaces.yaml")
+        .into_iter()
+        .chain(documents("central-secret-store.yaml"))
+    {
+        let kind = document["kind"].as_str().unwrap();
+        if kind == "Namespace" {
+            let name = document["metadata"]["name"].as_str().unwrap().to_owned();
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(document["metadata"]["labels"].clone()).unwrap_or_default();
+            labels_of.insert(name.clone(), labels);
+            let namespace: Namespace = serde_json::from_value(document).unwrap();
+            let api = Api::<Namespace>::all(client.clone());
+            if api
+                .create(&PostParams::default(), &namespace)
+                .await
+                .is_err()
+            {
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&namespace))
+                    .await
+                    .unwrap();
+            }
+        } else {
+            let namespace = document["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("central-secret-store")
+                .to_owned();
+            let secret: Secret = serde_json::from_value(document).unwrap();
+            Api::<Secret>::namespaced(client.clone(), &namespace)
+                .create(&PostParams::default(), &secret)
+                .await
+                .unwrap();
+        }
+    }
+    grant_reader(&client, "central-secret-store").await;
+    let store: DynamicObject = serde_saphyr::from_str(&reader_store(
+        "central-secret-store",
+        "central-secret-store",
+    ))
+    .unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    )
+    .create(&PostParams::default(), &store)
+    .await
+    .unwrap();
+    // What the runbook lists: each ClusterExternalSecret's ExternalSecret in each namespace.
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    let mut target_of: BTreeMap<String, String> = BTreeMap::new();
+    for mut document in documents("cluster-external-secrets.yaml") {
+        document["apiVersion"] = json!("external-secrets.io/v1");
+        let spec = &document["spec"];
+        let es_name = spec["externalSecretName"]
+            .as_str()
+            .unwrap_or(document["metadata"]["name"].as_str().unwrap())
+            .to_owned();
+        // The example's selectors: matchLabels and `In` expressions.
+        let selectors: Vec<Value> = spec["namespaceSelectors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(spec.get("namespaceSelector"))
+            .cloned()
+            .collect();
+        for (namespace, labels) in &labels_of {
+            let by_label = selectors.iter().any(|s| {
+                let exact: BTreeMap<String, String> =
+                    serde_json::from_value(s["matchLabels"].clone()).unwrap_or_default();
+                let within = s["matchExpressions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|e| {
+                        assert_eq!(e["operator"], "In");
+                        let value = labels.get(e["key"].as_str().unwrap());
+                        e["values"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|v| Some(v.as_str().unwrap()) == value.map(String::as_str))
+                    });
+                exact.iter().all(|(k, v)| labels.get(k) == Some(v)) && within
+            });
+            let named = spec["namespaces"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n == namespace));
+            if by_label || named {
+                expected.insert(format!("{namespace}/{es_name}"));
+                target_of.insert(
+                    format!("{namespace}/{es_name}"),
+                    spec["externalSecretSpec"]["target"]["name"]
+                        .as_str()
+                        .unwrap_or(&es_name)
+                        .to_owned(),
+                );
+            }
+        }
+        let object: DynamicObject = serde_json::from_value(document).unwrap();
+        Api::<DynamicObject>::all_with(
+            client.clone(),
+            &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+        )
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    }
+    assert!(expected.len() >= 15, "{expected:?}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _run = Running(
+        Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args(["run", "--from-cluster", "--instance", "runbook"])
+            .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--debounce", "200ms"])
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "courier=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Every namespace the runbook lists has its ExternalSecret, synced and ready.
+    let external_secrets = || rows(&client, "externalsecrets");
+    wait_for("every ExternalSecret reads SecretSynced / True", || async {
+        let rows = external_secrets().await;
+        let ok = rows.keys().cloned().collect::<BTreeSet<_>>() == expected
+            && rows
+                .values()
+                .all(|r| status_ready(Some(r)) == ("SecretSynced".into(), "True".into()));
+        if !ok {
+            let keys: BTreeSet<String> = rows.keys().cloned().collect();
+            eprintln!(
+                "listed but not expected: {:?}; expected but not listed: {:?}",
+                keys.difference(&expected).collect::<Vec<_>>(),
+                expected.difference(&keys).collect::<Vec<_>>()
+            );
+        }
+        ok
+    })
+    .await;
+    // ESO's shape: owned by the ClusterExternalSecret, status with a binding to the
+    // target, a refresh time, a synced resource version, and the condition's time.
+    let es_api = |namespace: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            namespace,
+            &eso("ExternalSecret", "externalsecrets"),
+        )
+    };
+    let backstage = es_api("backstage").get("gh-docker-registry").await.unwrap();
+    let owner = &backstage.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        (
+            "ClusterExternalSecret",
+            "application-docker-registry",
+            Some(true)
+        )
+    );
+    let status = &backstage.data["status"];
+    assert_eq!(
+        status["binding"]["name"], "gh-docker-registry-creds",
+        "{status}"
+    );
+    assert!(status["refreshTime"].is_string(), "{status}");
+    assert!(
+        status["syncedResourceVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1-") && v.len() == 2 + 56),
+        "{status}"
+    );
+    assert_eq!(status["conditions"][0]["message"], "secret synced");
+    assert!(status["conditions"][0]["lastTransitionTime"].is_string());
+    let ces = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    )
+    .get("application-docker-registry")
+    .await
+    .unwrap();
+    assert_eq!(
+        ces.data["status"]["conditions"],
+        json!([{"type": "Ready", "status": "True"}]),
+        "{}",
+        ces.data["status"]
+    );
+    assert_eq!(
+        ces.data["status"]["externalSecretName"],
+        "gh-docker-registry"
+    );
+    assert_eq!(
+        ces.data["status"]["provisionedNamespaces"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+
+    // `kubectl get clustersecretstores`: checked with the store's own identity.
+    wait_for("the ClusterSecretStore reads Valid / True", || async {
+        let rows = rows(&client, "clustersecretstores").await;
+        status_ready(rows.get("central-secret-store")) == ("Valid".into(), "True".into())
+    })
+    .await;
+
+    // A no-op reconcile (a namespace's unrelated label wakes one): no write, and a few
+    // LISTs, none per ExternalSecret.
+    let reconciles = metric(port, "courier_reconciles_total");
+    let (requests, writes) = (
+        metric(port, "courier_api_requests_total"),
+        metric(port, "courier_api_writes_total"),
+    );
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "ai-dev",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "ai"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for("a reconcile ran", || async {
+        metric(port, "courier_reconciles_total") > reconciles
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let no_op_requests = metric(port, "courier_api_requests_total") - requests;
+    let no_op_writes = metric(port, "courier_api_writes_total") - writes;
+    eprintln!(
+        "no-op reconcile with {} ExternalSecrets: {no_op_requests} requests, {no_op_writes} writes",
+        expected.len()
+    );
+    assert_eq!(no_op_writes, 0.0);
+    assert!(
+        no_op_requests < expected.len() as f64,
+        "{no_op_requests} requests for {} ExternalSecrets",
+        expected.len()
+    );
+
+    // A broken source: exactly its rows read SecretSyncedError.
+    Api::<Secret>::namespaced(client.clone(), "central-secret-store")
+        .delete("cloudflare-api-token", &Default::default())
+        .await
+        .unwrap();
+    wait_for("the cloudflare row reads SecretSyncedError", || async {
+        let rows = external_secrets().await;
+        status_ready(rows.get("cert-manager/cloudflare-api-token"))
+            == ("SecretSyncedError".into(), "False".into())
+    })
+    .await;
+    let rows_now = external_secrets().await;
+    for (key, row) in &rows_now {
+        if key != "cert-manager/cloudflare-api-token" {
+            assert_eq!(
+                status_ready(Some(row)),
+                ("SecretSynced".into(), "True".into()),
+                "{key}"
+            );
+        }
+    }
+    let broken = es_api("cert-manager")
+        .get("cloudflare-api-token")
+        .await
+        .unwrap();
+    assert_eq!(
+        broken.data["status"]["conditions"][0]["message"],
+        "could not get secret data from provider"
+    );
+    // ESO's dashboard reads the same from ESO's metrics, beside courier's own.
+    let (_, text) = http_get(port, "/metrics");
+    for line in [
+        "externalsecret_status_condition{condition=\"Ready\",name=\"cloudflare-api-token\",namespace=\"cert-manager\",status=\"False\"} 1",
+        "externalsecret_status_condition{condition=\"Ready\",name=\"gh-docker-registry\",namespace=\"backstage\",status=\"True\"} 1",
+        "clusterexternalsecret_status_condition{condition=\"Ready\",name=\"application-docker-registry\",namespace=\"\",status=\"True\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "externalsecret_sync_calls_error{name=\"cloudflare-api-token\",namespace=\"cert-manager\"} "
+        ) && !l.ends_with(" 0")),
+        "{text}"
+    );
+    assert!(text.contains("courier_reconciles_total"), "{text}");
+
+    // A namespace that loses its label loses its ExternalSecret and its Secret.
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "market-making",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([{"op": "remove", "path": "/metadata/labels/secrets~1gh-oauth-credentials"}]))
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "market-making's oauth ExternalSecret and Secret are gone",
+        || async {
+            let es_gone = !external_secrets()
+                .await
+                .contains_key("market-making/github-oauth-credentials");
+            let secret_gone = Api::<Secret>::namespaced(client.clone(), "market-making")
+                .get_opt(&target_of["market-making/github-oauth-credentials"])
+                .await
+                .unwrap()
+                .is_none();
+            es_gone && secret_gone
+        },
+    )
+    .await;
+    assert!(
+        external_secrets()
+            .await
+            .contains_key("backstage/github-oauth-credentials")
+    );
+}
+
+fn apply_from_cluster(
+    kubeconfig: &std::path::Path,
+    instance: &str,
+    extra: &[&str],
+) -> (i32, String, u64) {
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["apply", "--from-cluster", "--instance", instance])
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let requests = stderr
+        .lines()
+        .find(|l| l.starts_with("apply:") && l.ends_with("API requests"))
+        .and_then(|l| l.rsplit("; ").next()?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    (output.status.code().unwrap_or(-1), stderr, requests)
+}
+
+/// A control plane of its own (`--from-cluster` reads every ESO object of the cluster)
+/// with ESO v2.9.0's CRDs, a `central` namespace whose Secret `shared` the
+/// ClusterSecretStore `central` reads, and namespaces labelled `wants=yes`.
+async fn private_platform(namespaces: &[&str]) -> (Arc<ControlPlane>, kube::Client) {
+    let plane = Arc::new(
+        tokio::task::spawn_blocking(ControlPlane::start_private)
+            .await
+            .unwrap(),
+    );
+    let client = client_of(&plane).await;
+    install_crds_from(&client, &repo_root().join("testenv/eso-crds-v2.9.0")).await;
+    let mut all = vec![("central", json!({}))];
+    all.extend(namespaces.iter().map(|n| (*n, json!({"wants": "yes"}))));
+    for (name, labels) in all {
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+    }
+    let source: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "shared"}, "stringData": {"password": "first-value"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    grant_reader(&client, "central").await;
+    let store: DynamicObject = serde_saphyr::from_str(&reader_store("central", "central")).unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    )
+    .create(&PostParams::default(), &store)
+    .await
+    .unwrap();
+    (plane, client)
+}
+
+#[tokio::test]
+async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_keeps_no_objects() {
+    let (plane, client) = private_platform(&["kept", "taken"]).await;
+    let ces: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "creds"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"wants": "yes"}}],
+            "externalSecretSpec": {
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+                "target": {"name": "creds"},
+                "dataFrom": [{"extract": {"key": "shared"}}]
+            }
+        }
+    }))
+    .unwrap();
+    let ces_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
+    ces_api.create(&PostParams::default(), &ces).await.unwrap();
+    // A hand-written ExternalSecret with the name the ClusterExternalSecret gives its own.
+    let hand: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "creds", "namespace": "taken"},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+            "target": {"name": "hand"},
+            "dataFrom": [{"extract": {"key": "shared"}}]
+        }
+    }))
+    .unwrap();
+    let es_in = |namespace: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            namespace,
+            &eso("ExternalSecret", "externalsecrets"),
+        )
+    };
+    es_in("taken")
+        .create(&PostParams::default(), &hand)
+        .await
+        .unwrap();
+    let apply = |extra: &[&str]| apply_from_cluster(&plane.kubeconfig, "own", extra);
+
+    // The lean path: no ExternalSecret objects; a no-op costs what it costs.
+    let (code, stderr, _) = apply(&["--no-ces-external-secrets"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, _, lean_no_op) = apply(&["--no-ces-external-secrets"]);
+    assert!(es_in("kept").get_opt("creds").await.unwrap().is_none());
+
+    // ESO's objects: the kept namespace gets the ClusterExternalSecret's ExternalSecret;
+    // the hand-written one is left as it is and its namespace fails, as under ESO.
+    let (code, stderr, first) = apply(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr
+            .contains("ExternalSecrets of ClusterExternalSecrets: 1 created, 0 updated, 0 deleted"),
+        "{stderr}"
+    );
+    let child = es_in("kept").get("creds").await.unwrap();
+    assert_eq!(
+        child.metadata.owner_references.unwrap()[0].name,
+        "creds",
+        "owned by the ClusterExternalSecret"
+    );
+    assert_eq!(
+        child.data["status"]["conditions"][0]["reason"],
+        "SecretSynced"
+    );
+    assert_eq!(
+        child.data["spec"]["refreshInterval"], "1h0m0s",
+        "as ESO's Go types write it"
+    );
+    let hand = es_in("taken").get("creds").await.unwrap();
+    assert!(hand.metadata.owner_references.is_none());
+    assert_eq!(
+        hand.data["status"]["binding"]["name"], "hand",
+        "{}",
+        hand.data["status"]
+    );
+    let status = ces_api.get("creds").await.unwrap().data["status"].clone();
+    assert_eq!(
+        status["failedNamespaces"],
+        json!([{"namespace": "taken", "reason": "external secret already exists in namespace"}]),
+        "{status}"
+    );
+    assert_eq!(status["provisionedNamespaces"], json!(["kept"]), "{status}");
+    assert_eq!(
+        status["conditions"],
+        json!([{"type": "Ready", "status": "False", "message": "one or more namespaces failed"}])
+    );
+
+    // A no-op with the ExternalSecret objects costs what the lean path's does: they come
+    // with the LIST every reconcile makes, and no status changed.
+    let (code, stderr, full_no_op) = apply(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    eprintln!(
+        "requests: lean no-op {lean_no_op}; with ExternalSecret objects: first {first}, no-op {full_no_op}"
+    );
+    assert_eq!(full_no_op, lean_no_op, "{stderr}");
+}
+
+/// ESO v2.9.0's own controller (`testenv/eso-v2.sh controller`), built once and cached.
+fn eso_v2() -> std::path::PathBuf {
+    let output = Command::new(repo_root().join("testenv/eso-v2.sh"))
+        .arg("controller")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "testenv/eso-v2.sh controller: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().into()
+}
+
+/// README's "Migrating from ESO" block, command by command, in a user's shell: ESO
+/// v2.9.0's controller makes the Secrets first (for a ClusterExternalSecret whose
+/// ExternalSecrets have a name of their own), its Deployment is scaled to zero (the test
+/// stops the process that stands for its pod: no kube-controller-manager runs here), and
+/// courier adopts at once, with `diff --from-cluster` in sync at the end.
+#[tokio::test]
+async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
+    let eso_binary = tokio::task::spawn_blocking(eso_v2).await.unwrap();
+    let plane = Arc::new(
+        tokio::task::spawn_blocking(ControlPlane::start_private)
+            .await
+            .unwrap(),
+    );
+    let client = client_of(&plane).await;
+    // Every CRD of ESO v2.9.0 (its controller watches generators too).
+    let crds = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_root().join("../shared/eso/crds-v2.9.0.yaml"),
+        crds.path().join("crds.yaml"),
+    )
+    .unwrap();
+    install_crds_from(&client, crds.path()).await;
+    for (name, labels) in [
+        ("central", json!({})),
+        ("external-secrets", json!({})),
+        ("app-a", json!({"migrate": "yes"})),
+        ("app-b", json!({"migrate": "yes"})),
+    ] {
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+    }
+    let source: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "src"}, "stringData": {"password": "from-central"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    grant_reader(&client, "central").await;
+    // ESO's controller runs outside the cluster here: the store names the API server.
+    use base64::Engine as _;
+    let store: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "central"},
+        "spec": {"provider": {"kubernetes": {
+            "remoteNamespace": "central",
+            "server": {
+                "url": plane.server(),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(plane.ca_pem()),
+            },
+            "auth": {"serviceAccount": {"name": crate::support::READER, "namespace": "central"}}
+        }}}
+    }))
+    .unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    )
+    .create(&PostParams::default(), &store)
+    .await
+    .unwrap();
+    let ces: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "creds"},
+        "spec": {
+            "externalSecretName": "app-creds",
+            "namespaceSelectors": [{"matchLabels": {"migrate": "yes"}}],
+            "externalSecretSpec": {
+                "refreshInterval": "1h",
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+                "target": {"name": "creds"},
+                "dataFrom": [{"extract": {"key": "src"}}]
+            }
+        }
+    }))
+    .unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    )
+    .create(&PostParams::default(), &ces)
+    .await
+    .unwrap();
+    // ESO's controller Deployment as its Helm chart labels it; its pod is the process below.
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "external-secrets", "labels": {"app.kubernetes.io/name": "external-secrets"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "external-secrets"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "external-secrets"}},
+                "spec": {"containers": [{"name": "external-secrets", "image": "ghcr.io/external-secrets/external-secrets:v2.9.0"}]}
+            }
+        }
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "external-secrets")
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("eso.log");
+    let mut eso_process = Running(
+        Command::new(&eso_binary)
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--live-addr", &format!("127.0.0.1:{}", free_port())])
+            .args([
+                "--enable-push-secret-reconciler=false",
+                "--enable-cluster-push-secret-reconciler=false",
+                "--enable-generator-state=false",
+            ])
+            .env("KUBECONFIG", &plane.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let secrets = |namespace: &str| Api::<Secret>::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for namespace in ["app-a", "app-b"] {
+        loop {
+            let made = secrets(namespace).get_opt("creds").await.unwrap();
+            if made.is_some_and(|s| {
+                s.metadata
+                    .labels
+                    .unwrap_or_default()
+                    .get("reconcile.external-secrets.io/managed")
+                    == Some(&"true".to_owned())
+            }) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ESO made no Secret in {namespace}; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    // What ESO's controllers wrote, to compare field by field with what courier keeps.
+    let es_api = |namespace: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            namespace,
+            &eso("ExternalSecret", "externalsecrets"),
+        )
+    };
+    let ces_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
+    let store_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (eso_es, eso_ces, eso_store) = loop {
+        let es = es_api("app-a").get("app-creds").await.unwrap();
+        let ces = ces_api.get("creds").await.unwrap();
+        let store = store_api.get("central").await.unwrap();
+        let written = es.data["status"]["refreshTime"].is_string()
+            && ces.data["status"]["provisionedNamespaces"]
+                .as_array()
+                .is_some_and(|p| p.len() == 2)
+            && store.data["status"]["conditions"].is_array();
+        if written {
+            break (es, ces, store);
+        }
+        assert!(Instant::now() < deadline, "ESO wrote no status");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    let tools = crate::walkthrough::tools_dir();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_courier"), tools.path().join("courier"))
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let shell = |command: &str| {
+        let output = Command::new("bash")
+            .args(["-uo", "pipefail", "-c", command])
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", home.path())
+            .env("KUBECONFIG", &plane.kubeconfig)
+            .env("COURIER_INSTANCE", "migrated")
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let commands = crate::walkthrough::readme_commands("tests/cluster/runbook.rs");
+    assert_eq!(commands.len(), 4, "{commands:?}");
+    // 1. ESO's targets are ESO's: listed, untouched.
+    let (code, out, err) = shell(&commands[0]);
+    assert!(
+        out.contains("managed by External Secrets Operator")
+            || err.contains("managed by External Secrets Operator"),
+        "{code}\n{out}\n{err}"
+    );
+    // 2. ESO's controller is scaled down; its pod goes (here: its process).
+    let (code, _, err) = shell(&commands[1]);
+    assert_eq!(code, 0, "{err}");
+    drop(std::mem::replace(
+        &mut eso_process,
+        Running(Command::new("true").spawn().unwrap()),
+    ));
+    // 3. Adopted at once: the Deployment has no replica.
+    let (code, _, err) = shell(&commands[2]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2 adopted"), "{err}");
+    for namespace in ["app-a", "app-b"] {
+        let secret = secrets(namespace).get("creds").await.unwrap();
+        let labels = secret.metadata.labels.clone().unwrap_or_default();
+        assert!(
+            !labels.contains_key("reconcile.external-secrets.io/managed"),
+            "{labels:?}"
+        );
+        assert_eq!(
+            labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("courier")
+        );
+        assert!(
+            secret
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .is_empty()
+        );
+    }
+    // ESO's ExternalSecrets stay and read as under ESO, now kept by courier.
+    let rows = rows(&client, "externalsecrets").await;
+    for namespace in ["app-a", "app-b"] {
+        assert_eq!(
+            status_ready(rows.get(&format!("{namespace}/app-creds"))),
+            ("SecretSynced".into(), "True".into()),
+            "{rows:?}"
+        );
+    }
+    // Field by field, what courier keeps is what ESO wrote: the ExternalSecret's status
+    // (ESO's digest in syncedResourceVersion, the same condition and binding), the
+    // ClusterExternalSecret's and the store's; none of them needed a write.
+    let es = es_api("app-a").get("app-creds").await.unwrap();
+    if es.data["status"] != eso_es.data["status"] {
+        eprintln!(
+            "ESO's ExternalSecret: {}\nafter courier: {}\nthe ClusterExternalSecret: {}",
+            serde_json::to_string(&eso_es).unwrap(),
+            serde_json::to_string(&es).unwrap(),
+            serde_json::to_string(&eso_ces).unwrap()
+        );
+    }
+    assert_eq!(es.data["status"], eso_es.data["status"]);
+    assert_eq!(
+        es.metadata.resource_version,
+        eso_es.metadata.resource_version
+    );
+    let ces = ces_api.get("creds").await.unwrap();
+    assert_eq!(ces.data["status"], eso_ces.data["status"]);
+    let store = store_api.get("central").await.unwrap();
+    assert_eq!(store.data["status"], eso_store.data["status"]);
+    // 4. In sync.
+    let (code, out, err) = shell(&commands[3]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
