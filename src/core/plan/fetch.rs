@@ -91,27 +91,47 @@ pub(super) fn fetch_values(
     Ok(values)
 }
 
-/// Applies `decodingStrategy` to one value.
+/// Applies `decodingStrategy` to one value, as ESO's `decoding.Decode`
+/// (runtime/decoding/decoding.go): Base64 is Go's `base64.StdEncoding`, Base64URL its
+/// `URLEncoding`, Auto tries both and keeps the value as it is when neither reads it.
 pub fn decode(strategy: DecodingStrategy, value: SecretBytes) -> Result<SecretBytes, FetchError> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
     match strategy {
         DecodingStrategy::None => Ok(value),
-        DecodingStrategy::Base64 => STANDARD
-            .decode(value.expose())
+        DecodingStrategy::Base64 => go_base64_decode(value.expose(), false)
             .map(SecretBytes::new)
             .map_err(|_| FetchError::new("value is not valid base64 (decodingStrategy: Base64)")),
-        DecodingStrategy::Base64Url => URL_SAFE
-            .decode(value.expose())
+        DecodingStrategy::Base64Url => go_base64_decode(value.expose(), true)
             .map(SecretBytes::new)
             .map_err(|_| {
                 FetchError::new("value is not valid base64url (decodingStrategy: Base64URL)")
             }),
-        DecodingStrategy::Auto => Ok(STANDARD
-            .decode(value.expose())
-            .or_else(|_| URL_SAFE.decode(value.expose()))
+        DecodingStrategy::Auto => Ok(go_base64_decode(value.expose(), false)
+            .or_else(|_| go_base64_decode(value.expose(), true))
             .map(SecretBytes::new)
             .unwrap_or(value)),
     }
+}
+
+/// Go's `base64.StdEncoding.DecodeString` (or `URLEncoding`, `url`): padding required,
+/// `\r` and `\n` ignored wherever they stand, and the unused bits of the last character
+/// not checked (Go's encodings are not `Strict()`), so `QR==` reads as `A`.
+pub fn go_base64_decode(text: &[u8], url: bool) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical);
+    const STD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, CONFIG);
+    const URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CONFIG);
+    let engine = if url { &URL } else { &STD };
+    if text.contains(&b'\n') || text.contains(&b'\r') {
+        let kept: Vec<u8> = text
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\n' | b'\r'))
+            .collect();
+        return engine.decode(kept);
+    }
+    engine.decode(text)
 }
 
 /// Applies `conversionStrategy` to keys, as ESO does for `find` results.
@@ -171,6 +191,39 @@ mod tests {
             decode_str(DecodingStrategy::Auto, "plain text").unwrap(),
             b"plain text"
         );
+    }
+
+    /// Go's base64 decoders (which ESO's decodingStrategy uses) ignore CR and LF anywhere
+    /// and do not check the unused bits of the last character; padding stays required.
+    #[test]
+    fn base64_is_as_lenient_as_go() {
+        let decode_str = |s: DecodingStrategy, v: &str| {
+            decode(s, SecretBytes::from(v)).map(|b| b.expose().to_vec())
+        };
+        // "QR==": the low bits of R are not zero; Go reads "A".
+        assert_eq!(decode_str(DecodingStrategy::Base64, "QR==").unwrap(), b"A");
+        assert_eq!(decode_str(DecodingStrategy::Base64, "QUJ=").unwrap(), b"AB");
+        assert_eq!(decode_str(DecodingStrategy::Auto, "QR==").unwrap(), b"A");
+        // Line breaks, as base64 tools wrap at 76 columns, even inside the padding.
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64, "aGVs\r\nbG8=\n").unwrap(),
+            b"hello"
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64, "QQ=\n=").unwrap(),
+            b"A"
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64Url, "_-8=\n").unwrap(),
+            vec![0xff, 0xef]
+        );
+        // Still refused as Go refuses them: missing padding, a space, data after padding.
+        assert!(decode_str(DecodingStrategy::Base64, "QQ").is_err());
+        assert!(decode_str(DecodingStrategy::Base64, "QQ= =").is_err());
+        assert!(decode_str(DecodingStrategy::Base64, "QQ==QQ==").is_err());
+        assert!(decode_str(DecodingStrategy::Base64, "_-8=").is_err());
+        // Auto keeps what neither decoder reads.
+        assert_eq!(decode_str(DecodingStrategy::Auto, "QQ").unwrap(), b"QQ");
     }
 
     #[test]
