@@ -6,7 +6,10 @@ use base64::Engine as _;
 
 use super::types::Failure;
 use super::validate::{compile_rewrite, data_field};
-use crate::core::model::{ConversionStrategy, DecodingStrategy, ExternalSecretSpec};
+use regex::Regex;
+
+use crate::core::gotemplate;
+use crate::core::model::{ConversionStrategy, DecodingStrategy, ExternalSecretSpec, Rewrite};
 use crate::core::provider::{FetchError, SecretMap, SecretsClient};
 use crate::core::secret_bytes::SecretBytes;
 
@@ -41,28 +44,16 @@ pub(super) fn fetch_values(
         let mut map = fetched;
         for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
             let field = format!("{at}.rewrite[{rewrite_index}]");
-            if rewrite.transform.is_some() {
-                return Err(Failure::new(
-                    field,
-                    "transform rewrites are not supported; use regexp",
-                ));
-            }
-            if let Some(regexp) = &rewrite.regexp {
-                let pattern = compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
-                map = map
-                    .into_iter()
-                    .map(|(k, v)| {
-                        (
-                            pattern.replace_all(&k, regexp.target.as_str()).into_owned(),
-                            v,
-                        )
-                    })
-                    .collect();
-            }
+            map = apply_rewrite(rewrite, &field, map)?;
         }
         if entry.rewrite.is_empty() {
             map = convert_keys(conversion.unwrap_or_default(), map)
                 .map_err(|e| Failure::fetch(at.clone(), e))?;
+        }
+        // ESO's `esutils.ValidateKeys` (runtime/esutils/utils.go) drops a key a rewrite
+        // left empty, logging it; courier warns.
+        if map.remove("").is_some() {
+            tracing::warn!("{at}: a rewrite left a key empty; it is dropped, as ESO drops it");
         }
         for (key, value) in map {
             let value = decode(decoding.unwrap_or_default(), value)
@@ -89,6 +80,121 @@ pub(super) fn fetch_values(
         values.insert(entry.secret_key.clone(), value);
     }
     Ok(values)
+}
+
+/// One `rewrite[]` operation over every key, as ESO's `esutils.RewriteMap`
+/// (runtime/esutils/utils.go): `regexp` is Go's `Regexp.ReplaceAllString`, `transform`
+/// a Go template over `{{ .value }}`, the key. Two keys rewritten to one: the later
+/// (in key order) wins, where ESO's Go map order picks one at random.
+fn apply_rewrite(rewrite: &Rewrite, field: &str, map: SecretMap) -> Result<SecretMap, Failure> {
+    if let Some(regexp) = &rewrite.regexp {
+        let pattern = compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
+        return Ok(map
+            .into_iter()
+            .map(|(k, v)| (go_replace_all(&pattern, &k, &regexp.target), v))
+            .collect());
+    }
+    if let Some(transform) = &rewrite.transform {
+        let source = transform_template(transform)
+            .map_err(|m| Failure::new(format!("{field}.transform"), m))?;
+        let mut out = SecretMap::new();
+        for (key, value) in map {
+            let input = SecretMap::from([("value".to_owned(), SecretBytes::from(key.as_str()))]);
+            let (new_key, _) =
+                gotemplate::render_once("transform", source, &input).map_err(|e| {
+                    Failure::new(
+                        format!("{field}.transform"),
+                        format!("failed to execute template for key {key:?}: {}", e.message),
+                    )
+                })?;
+            out.insert(new_key, value);
+        }
+        return Ok(out);
+    }
+    Ok(map)
+}
+
+/// `rewrite[].transform.template`.
+pub(super) fn transform_template(transform: &serde_json::Value) -> Result<&str, String> {
+    transform
+        .get("template")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| "needs `template`, a Go template over {{ .value }}".to_owned())
+}
+
+/// Go's `Regexp.ReplaceAllString`: every match replaced by `template` expanded as Go's
+/// `Regexp.Expand` does.
+pub fn go_replace_all(pattern: &Regex, text: &str, template: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for captures in pattern.captures_iter(text) {
+        let whole = captures.get(0).expect("group 0 always matches");
+        out.push_str(&text[last..whole.start()]);
+        go_expand(pattern, &captures, template, &mut out);
+        last = whole.end();
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Go's `Regexp.Expand`: `$$` is `$`; `$name` takes the longest run of letters, digits
+/// and `_` as the name (so `$1_x` is the group named `1_x`, empty when there is none);
+/// `${name}` bounds it; a name of digits without a leading zero is a group number; a
+/// `$` with no name after it stays literal. Rust's `regex` differs on `$01` (group 1
+/// there, the group named `01` in Go) and on `${...}` names with other characters.
+fn go_expand(pattern: &Regex, captures: &regex::Captures<'_>, template: &str, out: &mut String) {
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let Some((name, after)) = go_expand_name(rest) else {
+            out.push('$');
+            continue;
+        };
+        rest = after;
+        let number = (!name.starts_with('0') || name.len() == 1)
+            .then(|| name.parse::<usize>().ok().filter(|n| *n < 100_000_000))
+            .flatten()
+            .filter(|_| name.bytes().all(|b| b.is_ascii_digit()));
+        let group = match number {
+            Some(index) => captures.get(index),
+            None => pattern
+                .capture_names()
+                .position(|n| n == Some(name))
+                .and_then(|index| captures.get(index)),
+        };
+        if let Some(group) = group {
+            out.push_str(group.as_str());
+        }
+    }
+    out.push_str(rest);
+}
+
+/// Go's `extract`: the name after a `$` and the text after it, or None (no name, or a
+/// `{` without its `}`).
+fn go_expand_name(text: &str) -> Option<(&str, &str)> {
+    let (brace, body) = match text.strip_prefix('{') {
+        Some(body) => (true, body),
+        None => (false, text),
+    };
+    let end = body
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphabetic() || c.is_numeric() || *c == '_'))
+        .map_or(body.len(), |(i, _)| i);
+    if end == 0 {
+        return None;
+    }
+    let name = &body[..end];
+    if brace {
+        let after = body[end..].strip_prefix('}')?;
+        return Some((name, after));
+    }
+    Some((name, &body[end..]))
 }
 
 /// Applies `decodingStrategy` to one value, as ESO's `decoding.Decode`
@@ -239,5 +345,80 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Go's ReplaceAllString and Expand, checked against Go 1.26's regexp.
+    #[test]
+    fn rewrite_expands_like_go() {
+        let re = |p: &str| Regex::new(p).unwrap();
+        assert_eq!(go_replace_all(&re("^db-(.*)$"), "db-user", "$1_x"), "");
+        assert_eq!(
+            go_replace_all(&re("^db-(.*)$"), "db-user", "${1}_x"),
+            "user_x"
+        );
+        assert_eq!(
+            go_replace_all(&re("^db-(?P<n>.*)$"), "db-user", "$n.$01.$1"),
+            "user..user"
+        );
+        assert_eq!(
+            go_replace_all(&re("^db-(.*)$"), "db-user", "$$1-${a b}-$"),
+            "$1-${a b}-$"
+        );
+        assert_eq!(go_replace_all(&re("a*"), "baaac", "<$0>"), "<>b<aaa>c<>");
+        assert_eq!(go_replace_all(&re("^db-(.*)$"), "db-user", "${1"), "${1");
+        assert_eq!(go_replace_all(&re("(x)?y"), "yxy", "[$1]"), "[][x]");
+    }
+
+    struct Client(SecretMap);
+
+    impl SecretsClient for Client {
+        fn get_secret(&self, _: &crate::core::model::RemoteRef) -> Result<SecretBytes, FetchError> {
+            Err(FetchError::new("unused"))
+        }
+        fn get_secret_map(
+            &self,
+            _: &crate::core::model::RemoteRef,
+        ) -> Result<SecretMap, FetchError> {
+            Ok(self.0.clone())
+        }
+        fn get_all_secrets(
+            &self,
+            _: &crate::core::model::FindRef,
+        ) -> Result<SecretMap, FetchError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn spec(rewrite: serde_json::Value) -> ExternalSecretSpec {
+        serde_json::from_value(serde_json::json!({
+            "dataFrom": [{"extract": {"key": "s"}, "rewrite": rewrite}]
+        }))
+        .unwrap()
+    }
+
+    /// ESO's ValidateKeys drops a key a rewrite left empty (no error), and
+    /// RewriteTransform renders each key through a Go template over .value.
+    #[test]
+    fn rewrites_drop_empty_keys_and_transform_keys() {
+        let client = Client(map(&[("db-user", "u"), ("keep", "k")]));
+        let values = fetch_values(
+            &client,
+            &spec(serde_json::json!([{"regexp": {"source": "^db-(.*)$", "target": "$1_x"}}])),
+        )
+        .unwrap();
+        assert_eq!(values.keys().collect::<Vec<_>>(), vec!["keep"]);
+        let values = fetch_values(
+            &client,
+            &spec(serde_json::json!([
+                {"transform": {"template": "{{ .value | upper }}_V"}},
+                {"regexp": {"source": "-", "target": "_"}}
+            ])),
+        )
+        .unwrap();
+        assert_eq!(
+            values.keys().collect::<Vec<_>>(),
+            vec!["DB_USER_V", "KEEP_V"]
+        );
+        assert_eq!(values["DB_USER_V"].expose(), b"u");
     }
 }

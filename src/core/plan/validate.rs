@@ -7,6 +7,7 @@ use minijinja::Environment;
 use regex::Regex;
 
 use super::engine::{Engine, validate as validate_template};
+use super::fetch::transform_template;
 use super::types::Failure;
 use crate::core::model::{ExternalSecretSpec, LabelSelector};
 
@@ -55,11 +56,11 @@ pub(super) fn validate_spec(
         }
         for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
             let field = format!("{at}.rewrite[{rewrite_index}]");
-            if rewrite.transform.is_some() {
-                return Err(Failure::new(
-                    field,
-                    "transform rewrites are not supported; use regexp",
-                ));
+            if let Some(transform) = &rewrite.transform {
+                let source = transform_template(transform)
+                    .map_err(|m| Failure::new(format!("{field}.transform"), m))?;
+                validate_template(Engine::Go, env, "transform", source)
+                    .map_err(|m| Failure::new(format!("{field}.transform"), m))?;
             }
             if let Some(regexp) = &rewrite.regexp {
                 compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
