@@ -642,3 +642,92 @@ fn labels_and_annotations_a_template_makes_from_values_are_marked_as_values() {
     // Debug (a stray `{:?}`, a failed assertion) shows none of them.
     assert!(!format!("{:?}", plan.secrets).contains("alice"));
 }
+
+/// ESO's Kubernetes provider (providers/v1/kubernetes/client.go `getFromSecretData`,
+/// gjson `Result.String()`): an object or array property is its raw text as stored,
+/// numbers as gjson prints them; metadataPolicy Fetch with no property is the labels and
+/// annotations as JSON, `null` for none.
+#[test]
+fn kubernetes_values_are_what_eso_computes() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: central, labels: {team: x}}\nstringData:\n  config: '{ \"db\" : { \"hosts\" : [ \"h1\", \"h2\" ] }, \"n\": 1e3, \"big\": 123456789012345678901 }'\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: obj, remoteRef: {key: src, property: config.db}}\n    - {secretKey: num, remoteRef: {key: src, property: config.n}}\n    - {secretKey: big, remoteRef: {key: src, property: config.big}}\n    - {secretKey: meta, remoteRef: {key: src, metadataPolicy: Fetch}}",
+        );
+    let plan = run(&world);
+    assert_eq!(
+        value(&plan, "a", "s", "obj"),
+        "{ \"hosts\" : [ \"h1\", \"h2\" ] }"
+    );
+    assert_eq!(value(&plan, "a", "s", "num"), "1000");
+    assert_eq!(value(&plan, "a", "s", "big"), "123456789012345678901");
+    assert_eq!(
+        value(&plan, "a", "s", "meta"),
+        r#"{"annotations":null,"labels":{"team":"x"}}"#
+    );
+}
+
+/// ESO's RewriteRegexp is Go's ReplaceAllString: `$1_x` names the group `1_x`, which
+/// does not exist, so the key becomes empty, and ValidateKeys drops it (no error).
+/// `rewrite[].transform` renders each key through a Go template over `.value`.
+#[test]
+fn rewrites_follow_go_and_drop_empty_keys() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "db-user: u, db-pass: p")
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: src}\n      rewrite:\n      - regexp: {source: '^db-(user)$', target: '$1_x'}\n    - extract: {key: src}\n      rewrite:\n      - regexp: {source: '^db-(.*)$', target: '${1}_x'}\n      - transform: {template: '{{ .value | upper }}'}",
+        );
+    let plan = run(&world);
+    assert!(plan.errors.is_empty(), "{}", errors(&plan));
+    let keys: Vec<&String> = plan.secrets[0].body.data.keys().collect();
+    assert_eq!(keys, ["PASS_X", "USER_X", "db-pass"]);
+    assert_eq!(value(&plan, "a", "s", "USER_X"), "u");
+}
+
+/// `data[].sourceRef.storeRef` and `dataFrom[].sourceRef.storeRef` read another store
+/// than `secretStoreRef` (ESO's secretstore.Manager.Get); a generator stays refused.
+#[test]
+fn entries_read_the_store_their_source_ref_names() {
+    let other = "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: other}\nspec:\n  provider:\n    kubernetes: {remoteNamespace: elsewhere}\n";
+    let world = namespaces(&[("a", ""), ("elsewhere", "")])
+        + STORE
+        + other
+        + &secret("src", "k: central-value")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: elsewhere}\nstringData: {k: other-value, extra: e}\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: mine, remoteRef: {key: src, property: k}}\n    - secretKey: theirs\n      remoteRef: {key: src, property: k}\n      sourceRef: {storeRef: {kind: ClusterSecretStore, name: other}}\n    dataFrom:\n    - extract: {key: src}\n      sourceRef: {storeRef: {kind: ClusterSecretStore, name: other}}",
+        )
+        + &ces(
+            "gen",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - sourceRef: {generatorRef: {apiVersion: generators.external-secrets.io/v1alpha1, kind: Password, name: p}}",
+        )
+        + &ces(
+            "typo",
+            "  namespaces: [a]",
+            "    data:\n    - secretKey: k\n      remoteRef: {key: src, property: k}\n      sourceRef: {storeRef: {kind: ClusterSecretStore, name: othr}}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "mine"), "central-value");
+    assert_eq!(value(&plan, "a", "s", "theirs"), "other-value");
+    assert_eq!(value(&plan, "a", "s", "extra"), "e");
+    assert_eq!(value(&plan, "a", "s", "k"), "other-value");
+    let errors = errors(&plan);
+    assert!(
+        errors.contains("dataFrom[0].sourceRef.generatorRef")
+            && errors.contains("generators are not supported"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("data[0].sourceRef.storeRef") && errors.contains("did you mean \"other\""),
+        "{errors}"
+    );
+}

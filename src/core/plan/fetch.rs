@@ -4,26 +4,25 @@
 
 use base64::Engine as _;
 
+use super::stores::Clients;
 use super::types::Failure;
 use super::validate::{compile_rewrite, data_field};
 use regex::Regex;
 
 use crate::core::gotemplate;
 use crate::core::model::{ConversionStrategy, DecodingStrategy, ExternalSecretSpec, Rewrite};
-use crate::core::provider::{FetchError, SecretMap, SecretsClient};
+use crate::core::provider::{FetchError, SecretMap};
 use crate::core::secret_bytes::SecretBytes;
 
 /// dataFrom in order (later wins), then data[] on top: ESO's order.
 pub(super) fn fetch_values(
-    client: &dyn SecretsClient,
+    clients: &Clients<'_>,
     spec: &ExternalSecretSpec,
 ) -> Result<SecretMap, Failure> {
     let mut values = SecretMap::new();
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        let client = clients.for_entry(entry.source_ref.as_ref(), &at)?;
         let (fetched, decoding, conversion) = match (&entry.extract, &entry.find) {
             (Some(extract), _) => (
                 client
@@ -66,9 +65,7 @@ pub(super) fn fetch_values(
         if entry.secret_key.is_empty() {
             return Err(Failure::new(at, "secretKey is empty"));
         }
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        let client = clients.for_entry(entry.source_ref.as_ref(), &format!("data[{index}]"))?;
         let value = client
             .get_secret(&entry.remote_ref)
             .map_err(|e| Failure::fetch(at.clone(), e))?;
@@ -269,6 +266,7 @@ pub fn convert_keys(strategy: ConversionStrategy, map: SecretMap) -> Result<Secr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::provider::SecretsClient;
 
     fn map(pairs: &[(&str, &str)]) -> SecretMap {
         pairs
@@ -400,7 +398,10 @@ mod tests {
     /// RewriteTransform renders each key through a Go template over .value.
     #[test]
     fn rewrites_drop_empty_keys_and_transform_keys() {
-        let client = Client(map(&[("db-user", "u"), ("keep", "k")]));
+        let client = Clients {
+            main: Box::new(Client(map(&[("db-user", "u"), ("keep", "k")]))),
+            entries: Default::default(),
+        };
         let values = fetch_values(
             &client,
             &spec(serde_json::json!([{"regexp": {"source": "^db-(.*)$", "target": "$1_x"}}])),

@@ -33,8 +33,8 @@ pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegist
         let body = planner.resolve_store(instance).and_then(|store| {
             let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
             let render = || {
-                let client = store.provider.client(world, &instance.namespace);
-                render_body(&env, &planner, instance, client.as_ref()).map(Arc::new)
+                let clients = store.clients(world, &instance.namespace);
+                render_body(&env, &planner, instance, &clients).map(Arc::new)
             };
             once(&mut shared, instance, &store, namespace_dependent, render)
         });
@@ -106,8 +106,8 @@ pub fn check(
                 return Ok(());
             }
             let render = || {
-                let client = store.provider.client(world, &instance.namespace);
-                render_body(&env, &planner, instance, client.as_ref()).map(drop)
+                let clients = store.clients(world, &instance.namespace);
+                render_body(&env, &planner, instance, &clients).map(drop)
             };
             let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
             once(&mut rendered, instance, &store, namespace_dependent, render)
@@ -168,10 +168,7 @@ fn once<T: Clone>(
         return render();
     }
     cache
-        .entry((
-            instance.owner_index,
-            store.provider.share_key(&instance.namespace),
-        ))
+        .entry((instance.owner_index, store.share_key(&instance.namespace)))
         .or_insert_with(render)
         .clone()
 }

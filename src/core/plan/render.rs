@@ -10,6 +10,7 @@ use minijinja::Environment;
 
 use super::engine::{Engine, Renderer};
 use super::fetch::fetch_values;
+use super::stores::Clients;
 use super::targets::{Instance, Planner};
 use super::types::{Failure, Fingerprinter, Refresh, SecretBody, Varying};
 use super::validate::SECRET_KEY;
@@ -20,7 +21,7 @@ use crate::core::model::{
     CreationPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate, StringMap,
     TemplateScope, TemplateTarget,
 };
-use crate::core::provider::{SecretMap, SecretsClient};
+use crate::core::provider::SecretMap;
 use crate::core::redact::{Derived, DerivedMap};
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::validate_secret::{self, Candidate};
@@ -29,11 +30,11 @@ pub(super) fn render_body(
     env: &Environment<'_>,
     planner: &Planner<'_>,
     instance: &Instance<'_>,
-    client: &dyn SecretsClient,
+    clients: &Clients<'_>,
 ) -> Result<SecretBody, Failure> {
     let spec = instance.spec;
     let engine = planner.owners[instance.owner_index].engine.clone()?;
-    let provider = fetch_values(client, spec)?;
+    let provider = fetch_values(clients, spec)?;
     let Rendered {
         type_,
         mut labels,

@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::engine::{Engine, validate as validate_template};
 use super::fetch::transform_template;
+use super::stores::entry_store;
 use super::types::Failure;
 use crate::core::model::{ExternalSecretSpec, LabelSelector};
 
@@ -28,9 +29,7 @@ pub(super) fn validate_spec(
 ) -> Result<(), Failure> {
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        entry_store(entry.source_ref.as_ref(), &at)?;
         match (&entry.extract, &entry.find) {
             (None, None) => return Err(Failure::new(at, "needs `extract` or `find`")),
             (_, Some(find)) => {
@@ -78,9 +77,7 @@ pub(super) fn validate_spec(
                 "secretKey must consist of alphanumerics, '-', '_' or '.'",
             ));
         }
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        entry_store(entry.source_ref.as_ref(), &format!("data[{index}]"))?;
         if entry.remote_ref.key.is_empty() {
             return Err(Failure::new(
                 at,
