@@ -731,3 +731,34 @@ fn entries_read_the_store_their_source_ref_names() {
         "{errors}"
     );
 }
+
+/// ESO's ClusterExternalSecret controller (gatherProvisionedNamespaces): a namespace that
+/// already holds an ExternalSecret of the generated name, not owned by the
+/// ClusterExternalSecret, is a failed namespace; the hand-written one keeps its Secret.
+/// With no template, externalSecretMetadata's labels and annotations reach the Secret
+/// (the ExternalSecret carries them, and setMetadata copies them).
+#[test]
+fn cluster_external_secret_fails_a_namespace_with_a_hand_written_external_secret() {
+    let world = namespaces(&[("a", ""), ("b", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "s",
+            "  namespaces: [a, b]\n  externalSecretMetadata:\n    labels: {team: x}\n    annotations: {note: why}",
+            ONE_KEY,
+        )
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: s, namespace: b}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  target: {name: mine}\n  data:\n  - {secretKey: own, remoteRef: {key: src, property: a}}\n";
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/s", "b/mine"]);
+    let errors = errors(&plan);
+    assert!(
+        errors.contains("b/s") && errors.contains("already exists in namespace b"),
+        "{errors}"
+    );
+    let secret = &plan.secrets[0].body;
+    assert_eq!(secret.labels.get("team").map(String::as_str), Some("x"));
+    assert_eq!(
+        secret.annotations.get("note").map(String::as_str),
+        Some("why")
+    );
+}

@@ -40,6 +40,8 @@ pub(super) struct Planner<'m> {
     pub(super) world: &'m World,
     pub(super) owners: Vec<Owner<'m>>,
     pub(super) stores: StoreIndex<'m>,
+    /// (namespace, name) of every ExternalSecret in the input.
+    hand_written: BTreeSet<(&'m str, &'m str)>,
 }
 
 impl<'m> Planner<'m> {
@@ -77,11 +79,23 @@ impl<'m> Planner<'m> {
                 deletion_policy: es.object.spec.target.deletion_policy.unwrap_or_default(),
             });
         }
+        let hand_written = manifests
+            .external_secrets
+            .iter()
+            .map(|es| {
+                let meta = &es.object.metadata;
+                (
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_str(),
+                )
+            })
+            .collect();
         Self {
             manifests,
             world,
             owners,
             stores: StoreIndex::new(manifests, providers, world.live),
+            hand_written,
         }
     }
 
@@ -168,6 +182,26 @@ impl<'m> Planner<'m> {
                 None => (&EMPTY, &EMPTY),
             };
             for namespace in namespaces {
+                // ESO's gatherProvisionedNamespaces
+                // (pkg/controllers/clusterexternalsecret/clusterexternalsecret_controller.go):
+                // an ExternalSecret of the generated name that this ClusterExternalSecret
+                // does not own fails that namespace; it is never overwritten.
+                if self
+                    .hand_written
+                    .contains(&(namespace.as_str(), es_name.as_str()))
+                {
+                    errors.push(self.error(
+                        index,
+                        vec![format!("{namespace}/{secret_name}")],
+                        Failure::new(
+                            "externalSecretName".to_owned(),
+                            format!(
+                                "ExternalSecret {namespace}/{es_name} already exists in namespace {namespace} (written by hand); ESO fails this namespace rather than overwrite it\nhint: set externalSecretName to another name, or remove the ExternalSecret"
+                            ),
+                        ),
+                    ));
+                    continue;
+                }
                 instances.push(Instance {
                     owner_index: index,
                     namespace,
