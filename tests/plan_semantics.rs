@@ -762,3 +762,78 @@ fn cluster_external_secret_fails_a_namespace_with_a_hand_written_external_secret
         Some("why")
     );
 }
+
+/// creationPolicy Merge in `render` over files: the input's Secret is the existing target
+/// (its keys, type, labels and annotations stay; courier's go on top); with none there,
+/// nothing is written and nothing fails (ESO's CreatePolicyMerge waits).
+#[test]
+fn merge_renders_into_the_existing_secret_or_writes_nothing() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: new")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: app, namespace: a, labels: {team: app}}\ntype: kubernetes.io/basic-auth\nstringData: {username: theirs, k: old}\n"
+        + &ces(
+            "app",
+            "  namespaces: [a]",
+            "    target: {creationPolicy: Merge}\n    data:\n    - secretKey: k\n      remoteRef: {key: src, property: a}",
+        )
+        + &ces(
+            "absent",
+            "  namespaces: [a]",
+            "    target: {creationPolicy: Merge}\n    data:\n    - secretKey: k\n      remoteRef: {key: src, property: a}",
+        );
+    let plan = run(&world);
+    assert!(plan.errors.is_empty(), "{}", errors(&plan));
+    assert_eq!(targets(&plan), ["a/app"]);
+    assert_eq!(value(&plan, "a", "app", "k"), "new");
+    assert_eq!(value(&plan, "a", "app", "username"), "theirs");
+    let body = &plan.secrets[0].body;
+    assert_eq!(body.type_, "kubernetes.io/basic-auth");
+    assert_eq!(body.labels.get("team").map(String::as_str), Some("app"));
+}
+
+/// deletionPolicy Delete or Merge: a missing `extract` source is skipped and the other
+/// entries are written (ESO's GetProviderSecretData continues on NoSecretError); under
+/// Retain, and for a missing data[] source, the ExternalSecret fails.
+#[test]
+fn a_missing_extract_source_is_skipped_under_delete() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "del",
+            "  namespaces: [a]",
+            "    target: {deletionPolicy: Delete}\n    dataFrom:\n    - extract: {key: gone}\n    - extract: {key: src}",
+        )
+        + &ces(
+            "keep",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: gone}\n    - extract: {key: src}",
+        )
+        + &ces(
+            "alldel",
+            "  namespaces: [a]",
+            "    target: {deletionPolicy: Delete}\n    dataFrom:\n    - extract: {key: gone}",
+        );
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/del"]);
+    assert_eq!(value(&plan, "a", "del", "a"), "v");
+    let missing: Vec<(&str, Option<courier::core::model::DeletionPolicy>)> = plan
+        .errors
+        .iter()
+        .map(|e| (e.object.as_str(), e.source_missing))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            (
+                "ClusterExternalSecret/keep",
+                Some(courier::core::model::DeletionPolicy::Retain)
+            ),
+            (
+                "ClusterExternalSecret/alldel",
+                Some(courier::core::model::DeletionPolicy::Delete)
+            ),
+        ]
+    );
+}

@@ -10,27 +10,41 @@ use super::validate::{compile_rewrite, data_field};
 use regex::Regex;
 
 use crate::core::gotemplate;
-use crate::core::model::{ConversionStrategy, DecodingStrategy, ExternalSecretSpec, Rewrite};
+use crate::core::model::{
+    ConversionStrategy, DecodingStrategy, DeletionPolicy, ExternalSecretSpec, Rewrite,
+};
 use crate::core::provider::{FetchError, SecretMap};
 use crate::core::secret_bytes::SecretBytes;
 
 /// dataFrom in order (later wins), then data[] on top: ESO's order.
+///
+/// As ESO's `GetProviderSecretData` (pkg/controllers/externalsecret/
+/// externalsecret_controller_secret.go): under `deletionPolicy` Delete or Merge a
+/// `dataFrom` entry whose source does not exist (the provider's `NoSecretError`, which
+/// the Kubernetes provider's `GetSecretMap` answers) is skipped; under Retain it fails.
 pub(super) fn fetch_values(
     clients: &Clients<'_>,
     spec: &ExternalSecretSpec,
 ) -> Result<SecretMap, Failure> {
+    let skip_missing = spec.target.deletion_policy.unwrap_or_default() != DeletionPolicy::Retain;
+    let mut skipped: Option<Failure> = None;
     let mut values = SecretMap::new();
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
         let client = clients.for_entry(entry.source_ref.as_ref(), &at)?;
         let (fetched, decoding, conversion) = match (&entry.extract, &entry.find) {
-            (Some(extract), _) => (
-                client
-                    .get_secret_map(extract)
-                    .map_err(|e| Failure::fetch(format!("{at}.extract"), e))?,
-                extract.decoding_strategy,
-                extract.conversion_strategy,
-            ),
+            (Some(extract), _) => match client.get_secret_map(extract) {
+                Ok(fetched) => (
+                    fetched,
+                    extract.decoding_strategy,
+                    extract.conversion_strategy,
+                ),
+                Err(error) if error.source_missing && skip_missing => {
+                    skipped.get_or_insert(Failure::fetch(format!("{at}.extract"), error));
+                    continue;
+                }
+                Err(error) => return Err(Failure::fetch(format!("{at}.extract"), error)),
+            },
             (None, Some(find)) => (
                 client
                     .get_all_secrets(find)
@@ -66,6 +80,9 @@ pub(super) fn fetch_values(
             return Err(Failure::new(at, "secretKey is empty"));
         }
         let client = clients.for_entry(entry.source_ref.as_ref(), &format!("data[{index}]"))?;
+        // A missing `data[]` source fails the whole ExternalSecret here (marked
+        // source_missing, so the deletion policy still acts on the target); ESO's
+        // Kubernetes provider fails it too, but keeps the target whatever the policy.
         let value = client
             .get_secret(&entry.remote_ref)
             .map_err(|e| Failure::fetch(at.clone(), e))?;
@@ -75,6 +92,13 @@ pub(super) fn fetch_values(
         )
         .map_err(|e| Failure::fetch(at.clone(), e))?;
         values.insert(entry.secret_key.clone(), value);
+    }
+    // Every source skipped: the provider returned no data, and the deletion policy
+    // decides (Delete removes the target, Merge takes back courier's keys).
+    if values.is_empty()
+        && let Some(missing) = skipped
+    {
+        return Err(missing);
     }
     Ok(values)
 }

@@ -55,6 +55,33 @@ pub(super) fn render_body(
         },
         Some(template) => render_template(env, engine, planner, instance, template, provider)?,
     };
+    // creationPolicy Merge in a files world: the input's Secret of that name is the
+    // existing target; its keys, type, labels and annotations stay, courier's values and
+    // metadata go on top (ESO's updateSecret with CreatePolicyMerge).
+    let creation_policy = spec.target.creation_policy.unwrap_or_default();
+    let (type_, data) = match planner
+        .world
+        .secret(&instance.namespace, &instance.secret_name)
+    {
+        Some(existing) if creation_policy == CreationPolicy::Merge && !planner.world.live => {
+            let template_type = spec.target.template.as_ref().and_then(|t| t.type_.clone());
+            let mut merged = existing.data.clone();
+            merged.extend(data);
+            for (key, value) in &existing.labels {
+                labels.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+            for (key, value) in &existing.annotations {
+                annotations
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            (
+                template_type.unwrap_or_else(|| existing.type_.clone()),
+                merged,
+            )
+        }
+        _ => (type_, data),
+    };
     for key in data.keys() {
         if !SECRET_KEY.is_match(key) {
             return Err(Failure::new(
@@ -72,7 +99,6 @@ pub(super) fn render_body(
     derived_annotations.remove(ORIGIN_ANNOTATION);
     // What the API server would refuse is this target's error now, named without a value;
     // its 422 would quote the value.
-    let creation_policy = spec.target.creation_policy.unwrap_or_default();
     validate_secret::validate(&Candidate {
         type_: &type_,
         labels: &labels,

@@ -143,6 +143,23 @@ impl<'m> Planner<'m> {
         Ok(())
     }
 
+    /// `creationPolicy: Merge` with no Secret to merge into, in a files world (whose
+    /// Secrets are the existing targets): ESO creates nothing and reports no error
+    /// (`CreatePolicyMerge` in pkg/controllers/externalsecret/externalsecret_controller.go
+    /// waits for the next refresh), so the target is left out. In live mode `apply`
+    /// decides against the cluster.
+    fn merge_target_missing(&self, spec: &ExternalSecretSpec, namespace: &str, name: &str) -> bool {
+        let missing = spec.target.creation_policy == Some(CreationPolicy::Merge)
+            && !self.world.live
+            && self.world.secret(namespace, name).is_none();
+        if missing {
+            tracing::info!(
+                "{namespace}/{name}: creationPolicy Merge and no such Secret in the input; nothing is written, as ESO writes nothing"
+            );
+        }
+        missing
+    }
+
     /// Expands every CES over the namespaces it selects, and adds every ES.
     pub(super) fn instances(&self) -> (Vec<Instance<'m>>, Vec<PlanError>) {
         let mut instances = Vec::new();
@@ -182,6 +199,9 @@ impl<'m> Planner<'m> {
                 None => (&EMPTY, &EMPTY),
             };
             for namespace in namespaces {
+                if self.merge_target_missing(es_spec, &namespace, &secret_name) {
+                    continue;
+                }
                 // ESO's gatherProvisionedNamespaces
                 // (pkg/controllers/clusterexternalsecret/clusterexternalsecret_controller.go):
                 // an ExternalSecret of the generated name that this ClusterExternalSecret
@@ -232,9 +252,13 @@ impl<'m> Planner<'m> {
                 ));
                 continue;
             }
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            if self.merge_target_missing(spec, &namespace, &secret_name) {
+                continue;
+            }
             instances.push(Instance {
                 owner_index: offset + index,
-                namespace: meta.namespace.clone().unwrap_or_default(),
+                namespace,
                 secret_name,
                 spec,
                 metadata_labels: &meta.labels,
