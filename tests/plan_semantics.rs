@@ -879,3 +879,37 @@ fn a_missing_ca_provider_fails_the_store() {
     );
     assert!(errors.contains("has no key \"other\""), "{errors}");
 }
+
+/// ESO's chain (one ExternalSecret pulls into a namespace, a Kubernetes-provider
+/// ClusterExternalSecret fans that Secret out): in `render` over files the first target
+/// is rendered before the store that reads it; a cycle is refused by name.
+#[test]
+fn chained_stores_read_targets_rendered_first_and_cycles_are_refused() {
+    let hub = "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: hub}\nspec:\n  provider:\n    kubernetes: {remoteNamespace: hub}\n";
+    let world = namespaces(&[("a", "team: x"), ("b", "team: x"), ("hub", "")])
+        + STORE
+        + hub
+        + &secret("upstream", "password: from-provider")
+        // Pulls central/upstream into hub/pulled.
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: pull, namespace: hub}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  target: {name: pulled}\n  dataFrom:\n  - extract: {key: upstream}\n"
+        // Fans hub/pulled out to every team namespace.
+        + "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: fan}\nspec:\n  namespaceSelectors:\n  - matchLabels: {team: x}\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: hub}\n    target: {name: app}\n    data:\n    - {secretKey: pw, remoteRef: {key: pulled, property: password}}\n"
+        // hub/loop-a reads hub/loop-b, which reads hub/loop-a.
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: loop-a, namespace: hub}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: hub}\n  dataFrom:\n  - extract: {key: loop-b}\n"
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: loop-b, namespace: hub}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: hub}\n  dataFrom:\n  - extract: {key: loop-a}\n";
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "app", "pw"), "from-provider");
+    assert_eq!(value(&plan, "b", "app", "pw"), "from-provider");
+    assert_eq!(value(&plan, "hub", "pulled", "password"), "from-provider");
+    assert_eq!(targets(&plan), ["a/app", "b/app", "hub/pulled"]);
+    let errors = errors(&plan);
+    assert!(
+        errors.contains("in a cycle: hub/loop-a reads hub/loop-b reads hub/loop-a"),
+        "{errors}"
+    );
+    assert_eq!(
+        plan.errors.len(),
+        2,
+        "only the cycle, once per target: {errors}"
+    );
+}
