@@ -670,17 +670,18 @@ pub mod gjson {
                     }
                     let mut r = hex4(&raw[i + 1..]);
                     i += 5;
-                    if (0xd800..0xe000).contains(&r) {
-                        if raw.len() >= i + 6 && raw[i] == b'\\' && raw[i + 1] == b'u' {
-                            let low = hex4(&raw[i + 2..]);
-                            r = if (0xd800..0xdc00).contains(&r) && (0xdc00..0xe000).contains(&low)
-                            {
-                                0x10000 + ((r - 0xd800) << 10) + (low - 0xdc00)
-                            } else {
-                                0xfffd
-                            };
-                            i += 6;
-                        }
+                    if (0xd800..0xe000).contains(&r)
+                        && raw.len() >= i + 6
+                        && raw[i] == b'\\'
+                        && raw[i + 1] == b'u'
+                    {
+                        let low = hex4(&raw[i + 2..]);
+                        r = if (0xd800..0xdc00).contains(&r) && (0xdc00..0xe000).contains(&low) {
+                            0x10000 + ((r - 0xd800) << 10) + (low - 0xdc00)
+                        } else {
+                            0xfffd
+                        };
+                        i += 6;
                     }
                     let c = char::from_u32(r).unwrap_or('\u{fffd}');
                     let mut buf = [0u8; 4];

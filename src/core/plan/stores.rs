@@ -132,10 +132,13 @@ pub(super) fn spec_for_store(
     part
 }
 
+/// A store by (kind, name).
+pub(super) type StoreKey = (String, String);
+
 /// Each `sourceRef` of a spec with its field: `(field, storeRef)`.
 pub(super) fn entry_stores(
     spec: &ExternalSecretSpec,
-) -> Result<Vec<(String, Option<(String, String)>)>, Failure> {
+) -> Result<Vec<(String, Option<StoreKey>)>, Failure> {
     let mut out = Vec::new();
     for (index, entry) in spec.data_from.iter().enumerate() {
         let field = format!("dataFrom[{index}]");
