@@ -838,48 +838,6 @@ fn a_missing_extract_source_is_skipped_under_delete() {
     );
 }
 
-/// A `server.caProvider` that names a ConfigMap or Secret that is not there fails the
-/// store, as ESO's FetchCACertFromSource fails it, whatever the server URL.
-#[test]
-fn a_missing_ca_provider_fails_the_store() {
-    let store = |name: &str, ca: &str| {
-        format!(
-            "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: {name}}}\nspec:\n  provider:\n    kubernetes:\n      remoteNamespace: central\n      server:\n        caProvider: {ca}\n      auth: {{serviceAccount: {{name: reader, namespace: central}}}}\n"
-        )
-    };
-    let uses = |ces_name: &str, store: &str| {
-        format!(
-            "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {ces_name}}}\nspec:\n  namespaces: [a]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: {store}}}\n    target: {{name: {ces_name}}}\n    data:\n    - {{secretKey: k, remoteRef: {{key: src, property: a}}}}\n"
-        )
-    };
-    let world = namespaces(&[("a", ""), ("central", "")])
-        + &store(
-            "gone",
-            "{type: ConfigMap, name: ca, key: ca.crt, namespace: central}",
-        )
-        + &store(
-            "nokey",
-            "{type: ConfigMap, name: present, key: other, namespace: central}",
-        )
-        + &store(
-            "ok",
-            "{type: ConfigMap, name: present, key: ca.crt, namespace: central}",
-        )
-        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: present, namespace: central}\ndata: {ca.crt: pem}\n"
-        + &secret("src", "a: v")
-        + &uses("t-gone", "gone")
-        + &uses("t-nokey", "nokey")
-        + &uses("t-ok", "ok");
-    let plan = run(&world);
-    assert_eq!(targets(&plan), ["a/t-ok"]);
-    let errors = errors(&plan);
-    assert!(
-        errors.contains("server.caProvider: ConfigMap central/ca not found"),
-        "{errors}"
-    );
-    assert!(errors.contains("has no key \"other\""), "{errors}");
-}
-
 /// ESO's chain (one ExternalSecret pulls into a namespace, a Kubernetes-provider
 /// ClusterExternalSecret fans that Secret out): in `render` over files the first target
 /// is rendered before the store that reads it; a cycle is refused by name.

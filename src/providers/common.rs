@@ -309,19 +309,7 @@ fn go_json_float(f: f64) -> String {
             format!("{mantissa}e+{exponent:02}")
         }
     } else {
-        go_format_float(f)
-    }
-}
-
-/// `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest digits that read back, never an
-/// exponent (Rust's `Display` for f64 is the same for finite numbers).
-fn go_format_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".to_owned()
-    } else if f.is_infinite() {
-        if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else {
-        format!("{f}")
+        gjson::go_format_float(f)
     }
 }
 
@@ -628,7 +616,19 @@ pub mod gjson {
             .ok()
             .and_then(|text| text.parse().ok())
             .unwrap_or_default();
-        super::go_format_float(value).into_bytes()
+        go_format_float(value).into_bytes()
+    }
+
+    /// `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest digits that read back, never an
+    /// exponent (Rust's `Display` for f64 is the same for finite numbers).
+    pub(crate) fn go_format_float(f: f64) -> String {
+        if f.is_nan() {
+            "NaN".to_owned()
+        } else if f.is_infinite() {
+            if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+        } else {
+            format!("{f}")
+        }
     }
 
     fn hex4(bytes: &[u8]) -> u32 {

@@ -235,38 +235,6 @@ pub struct KubernetesStore {
 }
 
 impl KubernetesStore {
-    /// A `server.caProvider` whose ConfigMap or Secret (or its key) is not in a files
-    /// world: ESO fails the store (`esutils.FetchCACertFromSource`, called by
-    /// `BuildRESTConfigFromKubernetesConnection` whenever `auth` is set, whatever the URL).
-    fn missing_ca(&self, world: &World, namespace: &str) -> Option<String> {
-        if self.config.auth_ref.is_some() {
-            return None;
-        }
-        let ca = self.config.server.as_ref()?.ca_provider.as_ref()?;
-        let at = self.reference_namespace(ca.namespace.as_deref(), namespace);
-        let found = match ca.type_.as_str() {
-            "ConfigMap" => world
-                .config_maps
-                .get(&at)
-                .and_then(|maps| maps.get(&ca.name))
-                .map(|data| data.contains_key(&ca.key)),
-            _ => world
-                .secret(&at, &ca.name)
-                .map(|secret| secret.data.contains_key(&ca.key)),
-        };
-        match found {
-            Some(true) => None,
-            Some(false) => Some(format!(
-                "{}: server.caProvider: {} {at}/{} has no key {:?}",
-                self.display, ca.type_, ca.name, ca.key
-            )),
-            None => Some(format!(
-                "{}: server.caProvider: {} {at}/{} not found\nhint: create it, or remove server.caProvider",
-                self.display, ca.type_, ca.name
-            )),
-        }
-    }
-
     /// Where a reference naming `named` (or nothing) is read for an ExternalSecret in
     /// `namespace`: a SecretStore's own namespace; for a ClusterSecretStore the named
     /// namespace, else the ExternalSecret's (ESO's "referent" auth).
@@ -333,11 +301,6 @@ impl StoreProvider for KubernetesStore {
         Box::new(KubernetesClient {
             sources,
             namespace: &self.remote_namespace,
-            refused: if self.live {
-                None
-            } else {
-                self.missing_ca(world, namespace)
-            },
         })
     }
 
@@ -390,8 +353,6 @@ enum Sources<'w> {
 pub struct KubernetesClient<'w> {
     sources: Sources<'w>,
     namespace: &'w str,
-    /// Why the store cannot be used at all (a missing `caProvider`).
-    refused: Option<String>,
 }
 
 impl<'w> KubernetesClient<'w> {
@@ -400,14 +361,10 @@ impl<'w> KubernetesClient<'w> {
         Self {
             sources: Sources::World(world),
             namespace,
-            refused: None,
         }
     }
 
     fn source(&self, name: &str) -> Result<&'w SourceSecret, FetchError> {
-        if let Some(refused) = &self.refused {
-            return Err(FetchError::new(refused.clone()));
-        }
         if name.is_empty() {
             return Err(FetchError::new(
                 "remoteRef.key is empty; it names the source Secret",
@@ -463,9 +420,6 @@ impl<'w> KubernetesClient<'w> {
 
     /// Every readable Secret of the namespace (what `find` searches).
     fn secrets_in(&self) -> Result<Vec<(&'w String, &'w SourceSecret)>, FetchError> {
-        if let Some(refused) = &self.refused {
-            return Err(FetchError::new(refused.clone()));
-        }
         match self.sources {
             Sources::World(world) => Ok(world.secrets_in(self.namespace).collect()),
             Sources::Store(None) => Err(FetchError::new(format!(

@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use super::stores::Clients;
 use super::types::Failure;
-use super::validate::{compile_rewrite, data_field};
+use super::validate::{compile_rewrite, data_field, transform_template};
 use regex::Regex;
 
 use crate::core::gotemplate;
@@ -133,14 +133,6 @@ fn apply_rewrite(rewrite: &Rewrite, field: &str, map: SecretMap) -> Result<Secre
         return Ok(out);
     }
     Ok(map)
-}
-
-/// `rewrite[].transform.template`.
-pub(super) fn transform_template(transform: &serde_json::Value) -> Result<&str, String> {
-    transform
-        .get("template")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| "needs `template`, a Go template over {{ .value }}".to_owned())
 }
 
 /// Go's `Regexp.ReplaceAllString`: every match replaced by `template` expanded as Go's

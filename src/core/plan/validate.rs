@@ -7,7 +7,6 @@ use minijinja::Environment;
 use regex::Regex;
 
 use super::engine::{Engine, validate as validate_template};
-use super::fetch::transform_template;
 use super::stores::entry_store;
 use super::types::Failure;
 use crate::core::model::{ExternalSecretSpec, LabelSelector};
@@ -113,4 +112,12 @@ pub(super) fn validate_spec(
 
 pub(super) fn data_field(index: usize, secret_key: &str) -> String {
     format!("data[{index}] (secretKey {secret_key:?})")
+}
+
+/// `rewrite[].transform.template`.
+pub(super) fn transform_template(transform: &serde_json::Value) -> Result<&str, String> {
+    transform
+        .get("template")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| "needs `template`, a Go template over {{ .value }}".to_owned())
 }
