@@ -871,3 +871,29 @@ fn chained_stores_read_targets_rendered_first_and_cycles_are_refused() {
         "only the cycle, once per target: {errors}"
     );
 }
+
+/// target.immutable in `render` over files: an existing Secret of the input keeps its
+/// data (ESO's mutationFunc does not template an existing immutable target); a new one
+/// is written with the values and `immutable: true`.
+#[test]
+fn immutable_keeps_an_existing_secret_as_it_is() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: new")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: old, namespace: a}\nstringData: {k: before}\n"
+        + &ces(
+            "old",
+            "  namespaces: [a]",
+            "    target: {immutable: true}\n    data:\n    - {secretKey: k, remoteRef: {key: src, property: a}}",
+        )
+        + &ces(
+            "fresh",
+            "  namespaces: [a]",
+            "    target: {immutable: true}\n    data:\n    - {secretKey: k, remoteRef: {key: src, property: a}}",
+        );
+    let plan = run(&world);
+    assert!(plan.errors.is_empty(), "{}", errors(&plan));
+    assert_eq!(value(&plan, "a", "old", "k"), "before");
+    assert_eq!(value(&plan, "a", "fresh", "k"), "new");
+    assert!(plan.secrets.iter().all(|s| s.body.immutable));
+}

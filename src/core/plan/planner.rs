@@ -26,12 +26,14 @@ use crate::core::world::{SourceSecret, World};
 /// fans that Secret out): such targets are rendered first and become sources for the
 /// targets that read them; targets that read each other in a cycle are refused.
 pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegistry) -> Plan {
+    let planner = Planner::new(manifests, world, providers);
+    let (instances, errors) = planner.instances();
     if !world.live
-        && let Some(chain) = chain_of(manifests, world, providers)
+        && let Some(chain) = chain_of(manifests, providers, &planner, &instances)
     {
         return plan_chained(manifests, world, providers, &chain);
     }
-    plan_once(manifests, world, providers)
+    plan_instances(&planner, instances, errors)
 }
 
 type Target = (String, String);
@@ -47,12 +49,11 @@ struct Chain {
 /// The chain of targets, or None when no target is read by a store (the usual case).
 fn chain_of(
     manifests: &Manifests,
-    world: &World,
     providers: &dyn ProviderRegistry,
+    planner: &Planner<'_>,
+    instances: &[Instance<'_>],
 ) -> Option<Chain> {
     let read_namespaces = super::stores::store_namespaces(manifests, providers, false);
-    let planner = Planner::new(manifests, world, providers);
-    let (instances, _) = planner.instances();
     if !instances
         .iter()
         .any(|i| read_namespaces.contains(&i.namespace))
@@ -61,7 +62,7 @@ fn chain_of(
     }
     let mut by_namespace: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut owner = BTreeMap::new();
-    for instance in &instances {
+    for instance in instances {
         by_namespace
             .entry(instance.namespace.as_str())
             .or_default()
@@ -71,7 +72,7 @@ fn chain_of(
             .or_insert(instance.owner_index);
     }
     let mut reads: BTreeMap<Target, BTreeSet<Target>> = BTreeMap::new();
-    for instance in &instances {
+    for instance in instances {
         let Ok(store) = planner.resolve_store(instance) else {
             continue;
         };
@@ -211,7 +212,17 @@ fn plan_chained(
 
 fn plan_once(manifests: &Manifests, world: &World, providers: &dyn ProviderRegistry) -> Plan {
     let planner = Planner::new(manifests, world, providers);
-    let (instances, mut errors) = planner.instances();
+    let (instances, errors) = planner.instances();
+    plan_instances(&planner, instances, errors)
+}
+
+/// Renders every instance (the body of [`plan`]).
+fn plan_instances(
+    planner: &Planner<'_>,
+    instances: Vec<Instance<'_>>,
+    mut errors: Vec<PlanError>,
+) -> Plan {
+    let world = planner.world;
     let env = template::environment();
     let mut shared: HashMap<(usize, String), Result<Arc<SecretBody>, Failure>> = HashMap::new();
     let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
@@ -223,7 +234,7 @@ fn plan_once(manifests: &Manifests, world: &World, providers: &dyn ProviderRegis
             let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
             let render = || {
                 let clients = store.clients(world, &instance.namespace);
-                render_body(&env, &planner, instance, &clients).map(Arc::new)
+                render_body(&env, planner, instance, &clients).map(Arc::new)
             };
             once(&mut shared, instance, &store, namespace_dependent, render)
         });
@@ -252,7 +263,7 @@ fn plan_once(manifests: &Manifests, world: &World, providers: &dyn ProviderRegis
             secrets.push(candidates.pop().expect("one candidate"));
         } else {
             let owners: Vec<&str> = candidates.iter().map(|c| &*c.owner).collect();
-            errors.push(conflict_error(&planner, &namespace, &name, &owners));
+            errors.push(conflict_error(planner, &namespace, &name, &owners));
         }
     }
     Plan { secrets, errors }

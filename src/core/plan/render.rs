@@ -63,6 +63,16 @@ pub(super) fn render_body(
         .world
         .secret(&instance.namespace, &instance.secret_name)
     {
+        // target.immutable with an existing Secret: ESO applies no template to it (its
+        // mutationFunc's objectDoesNotExistOrCanBeMutated), so its data, type, labels and
+        // annotations stay; only the ownership marks and `immutable` are set.
+        Some(existing) if spec.target.immutable && !planner.world.live => {
+            labels = existing.labels.clone();
+            annotations = existing.annotations.clone();
+            derived_labels = DerivedMap::new();
+            derived_annotations = DerivedMap::new();
+            (existing.type_.clone(), existing.data.clone())
+        }
         Some(existing) if creation_policy == CreationPolicy::Merge && !planner.world.live => {
             let template_type = spec.target.template.as_ref().and_then(|t| t.type_.clone());
             let mut merged = existing.data.clone();
