@@ -642,3 +642,258 @@ fn labels_and_annotations_a_template_makes_from_values_are_marked_as_values() {
     // Debug (a stray `{:?}`, a failed assertion) shows none of them.
     assert!(!format!("{:?}", plan.secrets).contains("alice"));
 }
+
+/// ESO's Kubernetes provider (providers/v1/kubernetes/client.go `getFromSecretData`,
+/// gjson `Result.String()`): an object or array property is its raw text as stored,
+/// numbers as gjson prints them; metadataPolicy Fetch with no property is the labels and
+/// annotations as JSON, `null` for none.
+#[test]
+fn kubernetes_values_are_what_eso_computes() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: central, labels: {team: x}}\nstringData:\n  config: '{ \"db\" : { \"hosts\" : [ \"h1\", \"h2\" ] }, \"n\": 1e3, \"big\": 123456789012345678901 }'\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: obj, remoteRef: {key: src, property: config.db}}\n    - {secretKey: num, remoteRef: {key: src, property: config.n}}\n    - {secretKey: big, remoteRef: {key: src, property: config.big}}\n    - {secretKey: meta, remoteRef: {key: src, metadataPolicy: Fetch}}",
+        );
+    let plan = run(&world);
+    assert_eq!(
+        value(&plan, "a", "s", "obj"),
+        "{ \"hosts\" : [ \"h1\", \"h2\" ] }"
+    );
+    assert_eq!(value(&plan, "a", "s", "num"), "1000");
+    assert_eq!(value(&plan, "a", "s", "big"), "123456789012345678901");
+    assert_eq!(
+        value(&plan, "a", "s", "meta"),
+        r#"{"annotations":null,"labels":{"team":"x"}}"#
+    );
+}
+
+/// ESO's RewriteRegexp is Go's ReplaceAllString: `$1_x` names the group `1_x`, which
+/// does not exist, so the key becomes empty, and ValidateKeys drops it (no error).
+/// `rewrite[].transform` renders each key through a Go template over `.value`.
+#[test]
+fn rewrites_follow_go_and_drop_empty_keys() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "db-user: u, db-pass: p")
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: src}\n      rewrite:\n      - regexp: {source: '^db-(user)$', target: '$1_x'}\n    - extract: {key: src}\n      rewrite:\n      - regexp: {source: '^db-(.*)$', target: '${1}_x'}\n      - transform: {template: '{{ .value | upper }}'}",
+        );
+    let plan = run(&world);
+    assert!(plan.errors.is_empty(), "{}", errors(&plan));
+    let keys: Vec<&String> = plan.secrets[0].body.data.keys().collect();
+    assert_eq!(keys, ["PASS_X", "USER_X", "db-pass"]);
+    assert_eq!(value(&plan, "a", "s", "USER_X"), "u");
+}
+
+/// `data[].sourceRef.storeRef` and `dataFrom[].sourceRef.storeRef` read another store
+/// than `secretStoreRef` (ESO's secretstore.Manager.Get); a generator stays refused.
+#[test]
+fn entries_read_the_store_their_source_ref_names() {
+    let other = "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: other}\nspec:\n  provider:\n    kubernetes: {remoteNamespace: elsewhere}\n";
+    let world = namespaces(&[("a", ""), ("elsewhere", "")])
+        + STORE
+        + other
+        + &secret("src", "k: central-value")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: elsewhere}\nstringData: {k: other-value, extra: e}\n"
+        + &ces(
+            "s",
+            "  namespaces: [a]",
+            "    data:\n    - {secretKey: mine, remoteRef: {key: src, property: k}}\n    - secretKey: theirs\n      remoteRef: {key: src, property: k}\n      sourceRef: {storeRef: {kind: ClusterSecretStore, name: other}}\n    dataFrom:\n    - extract: {key: src}\n      sourceRef: {storeRef: {kind: ClusterSecretStore, name: other}}",
+        )
+        + &ces(
+            "gen",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - sourceRef: {generatorRef: {apiVersion: generators.external-secrets.io/v1alpha1, kind: Password, name: p}}",
+        )
+        + &ces(
+            "typo",
+            "  namespaces: [a]",
+            "    data:\n    - secretKey: k\n      remoteRef: {key: src, property: k}\n      sourceRef: {storeRef: {kind: ClusterSecretStore, name: othr}}",
+        );
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "s", "mine"), "central-value");
+    assert_eq!(value(&plan, "a", "s", "theirs"), "other-value");
+    assert_eq!(value(&plan, "a", "s", "extra"), "e");
+    assert_eq!(value(&plan, "a", "s", "k"), "other-value");
+    let errors = errors(&plan);
+    assert!(
+        errors.contains("dataFrom[0].sourceRef.generatorRef")
+            && errors.contains("generators are not supported"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("data[0].sourceRef.storeRef") && errors.contains("did you mean \"other\""),
+        "{errors}"
+    );
+}
+
+/// ESO's ClusterExternalSecret controller (gatherProvisionedNamespaces): a namespace that
+/// already holds an ExternalSecret of the generated name, not owned by the
+/// ClusterExternalSecret, is a failed namespace; the hand-written one keeps its Secret.
+/// With no template, externalSecretMetadata's labels and annotations reach the Secret
+/// (the ExternalSecret carries them, and setMetadata copies them).
+#[test]
+fn cluster_external_secret_fails_a_namespace_with_a_hand_written_external_secret() {
+    let world = namespaces(&[("a", ""), ("b", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "s",
+            "  namespaces: [a, b]\n  externalSecretMetadata:\n    labels: {team: x}\n    annotations: {note: why}",
+            ONE_KEY,
+        )
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: s, namespace: b}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  target: {name: mine}\n  data:\n  - {secretKey: own, remoteRef: {key: src, property: a}}\n";
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/s", "b/mine"]);
+    let errors = errors(&plan);
+    assert!(
+        errors.contains("b/s") && errors.contains("already exists in namespace b"),
+        "{errors}"
+    );
+    let secret = &plan.secrets[0].body;
+    assert_eq!(secret.labels.get("team").map(String::as_str), Some("x"));
+    assert_eq!(
+        secret.annotations.get("note").map(String::as_str),
+        Some("why")
+    );
+}
+
+/// creationPolicy Merge in `render` over files: the input's Secret is the existing target
+/// (its keys, type, labels and annotations stay; courier's go on top); with none there,
+/// nothing is written and nothing fails (ESO's CreatePolicyMerge waits).
+#[test]
+fn merge_renders_into_the_existing_secret_or_writes_nothing() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: new")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: app, namespace: a, labels: {team: app}}\ntype: kubernetes.io/basic-auth\nstringData: {username: theirs, k: old}\n"
+        + &ces(
+            "app",
+            "  namespaces: [a]",
+            "    target: {creationPolicy: Merge}\n    data:\n    - secretKey: k\n      remoteRef: {key: src, property: a}",
+        )
+        + &ces(
+            "absent",
+            "  namespaces: [a]",
+            "    target: {creationPolicy: Merge}\n    data:\n    - secretKey: k\n      remoteRef: {key: src, property: a}",
+        );
+    let plan = run(&world);
+    assert!(plan.errors.is_empty(), "{}", errors(&plan));
+    assert_eq!(targets(&plan), ["a/app"]);
+    assert_eq!(value(&plan, "a", "app", "k"), "new");
+    assert_eq!(value(&plan, "a", "app", "username"), "theirs");
+    let body = &plan.secrets[0].body;
+    assert_eq!(body.type_, "kubernetes.io/basic-auth");
+    assert_eq!(body.labels.get("team").map(String::as_str), Some("app"));
+}
+
+/// deletionPolicy Delete or Merge: a missing `extract` source is skipped and the other
+/// entries are written (ESO's GetProviderSecretData continues on NoSecretError); under
+/// Retain, and for a missing data[] source, the ExternalSecret fails.
+#[test]
+fn a_missing_extract_source_is_skipped_under_delete() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces(
+            "del",
+            "  namespaces: [a]",
+            "    target: {deletionPolicy: Delete}\n    dataFrom:\n    - extract: {key: gone}\n    - extract: {key: src}",
+        )
+        + &ces(
+            "keep",
+            "  namespaces: [a]",
+            "    dataFrom:\n    - extract: {key: gone}\n    - extract: {key: src}",
+        )
+        + &ces(
+            "alldel",
+            "  namespaces: [a]",
+            "    target: {deletionPolicy: Delete}\n    dataFrom:\n    - extract: {key: gone}",
+        );
+    let plan = run(&world);
+    assert_eq!(targets(&plan), ["a/del"]);
+    assert_eq!(value(&plan, "a", "del", "a"), "v");
+    let missing: Vec<(&str, Option<courier::core::model::DeletionPolicy>)> = plan
+        .errors
+        .iter()
+        .map(|e| (e.object.as_str(), e.source_missing))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            (
+                "ClusterExternalSecret/keep",
+                Some(courier::core::model::DeletionPolicy::Retain)
+            ),
+            (
+                "ClusterExternalSecret/alldel",
+                Some(courier::core::model::DeletionPolicy::Delete)
+            ),
+        ]
+    );
+}
+
+/// ESO's chain (one ExternalSecret pulls into a namespace, a Kubernetes-provider
+/// ClusterExternalSecret fans that Secret out): in `render` over files the first target
+/// is rendered before the store that reads it; a cycle is refused by name.
+#[test]
+fn chained_stores_read_targets_rendered_first_and_cycles_are_refused() {
+    let hub = "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: hub}\nspec:\n  provider:\n    kubernetes: {remoteNamespace: hub}\n";
+    let world = namespaces(&[("a", "team: x"), ("b", "team: x"), ("hub", "")])
+        + STORE
+        + hub
+        + &secret("upstream", "password: from-provider")
+        // Pulls central/upstream into hub/pulled.
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: pull, namespace: hub}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  target: {name: pulled}\n  dataFrom:\n  - extract: {key: upstream}\n"
+        // Fans hub/pulled out to every team namespace.
+        + "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: fan}\nspec:\n  namespaceSelectors:\n  - matchLabels: {team: x}\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: hub}\n    target: {name: app}\n    data:\n    - {secretKey: pw, remoteRef: {key: pulled, property: password}}\n"
+        // hub/loop-a reads hub/loop-b, which reads hub/loop-a.
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: loop-a, namespace: hub}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: hub}\n  dataFrom:\n  - extract: {key: loop-b}\n"
+        + "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: loop-b, namespace: hub}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: hub}\n  dataFrom:\n  - extract: {key: loop-a}\n";
+    let plan = run(&world);
+    assert_eq!(value(&plan, "a", "app", "pw"), "from-provider");
+    assert_eq!(value(&plan, "b", "app", "pw"), "from-provider");
+    assert_eq!(value(&plan, "hub", "pulled", "password"), "from-provider");
+    assert_eq!(targets(&plan), ["a/app", "b/app", "hub/pulled"]);
+    let errors = errors(&plan);
+    assert!(
+        errors.contains("in a cycle: hub/loop-a reads hub/loop-b reads hub/loop-a"),
+        "{errors}"
+    );
+    assert_eq!(
+        plan.errors.len(),
+        2,
+        "only the cycle, once per target: {errors}"
+    );
+}
+
+/// target.immutable in `render` over files: an existing Secret of the input keeps its
+/// data (ESO's mutationFunc does not template an existing immutable target); a new one
+/// is written with the values and `immutable: true`.
+#[test]
+fn immutable_keeps_an_existing_secret_as_it_is() {
+    let world = namespaces(&[("a", "")])
+        + STORE
+        + &secret("src", "a: new")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: old, namespace: a}\nstringData: {k: before}\n"
+        + &ces(
+            "old",
+            "  namespaces: [a]",
+            "    target: {immutable: true}\n    data:\n    - {secretKey: k, remoteRef: {key: src, property: a}}",
+        )
+        + &ces(
+            "fresh",
+            "  namespaces: [a]",
+            "    target: {immutable: true}\n    data:\n    - {secretKey: k, remoteRef: {key: src, property: a}}",
+        );
+    let plan = run(&world);
+    assert!(plan.errors.is_empty(), "{}", errors(&plan));
+    assert_eq!(value(&plan, "a", "old", "k"), "before");
+    assert_eq!(value(&plan, "a", "fresh", "k"), "new");
+    assert!(plan.secrets.iter().all(|s| s.body.immutable));
+}

@@ -298,21 +298,31 @@ pub async fn decide<'p>(
                     let merge = secret.body.creation_policy == CreationPolicy::Merge;
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     match (existing, merge) {
-                        (None, false) => decisions.actions.push(Action::Apply { secret, create: true }),
-                        (Some(_), true) => decisions.actions.push(Action::Apply { secret, create: false }),
+                        (None, false) => decisions.actions.push(Action::Apply {
+                            secret,
+                            create: true,
+                        }),
+                        (Some(_), true) => decisions.actions.push(Action::Apply {
+                            secret,
+                            create: false,
+                        }),
                         (Some(existing), false) => {
                             match eso_takeover(secret, existing, adopt_eso, &activity) {
                                 Ok(()) => decisions.actions.push(Action::Adopt {
                                     secret,
                                     existing: existing.clone(),
                                 }),
-                                Err(message) => decisions.errors.push(ApplyError { target, message }),
+                                Err(message) => {
+                                    decisions.errors.push(ApplyError { target, message })
+                                }
                             }
                         }
-                        (None, true) => decisions.errors.push(ApplyError {
-                            target,
-                            message: "creationPolicy Merge needs an existing Secret to merge into, and there is none".into(),
-                        }),
+                        // ESO writes nothing and reports no error: it waits for the
+                        // Secret to appear (CreatePolicyMerge in ESO's
+                        // externalsecret_controller.go).
+                        (None, true) => tracing::info!(
+                            "{target}: creationPolicy Merge and no such Secret; nothing is written, as ESO writes nothing"
+                        ),
                     }
                 }
             }

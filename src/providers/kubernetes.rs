@@ -23,7 +23,10 @@ use kube::api::{Api, ListParams};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::common::{go_json_of_text_map, json_path, json_result_bytes, parse_config};
+use super::common::{
+    go_json_of_byte_map, go_json_of_string_map, go_json_of_value, go_json_unmarshal, gjson,
+    parse_config,
+};
 use super::kubernetes_identity::{
     CaProvider, Credential, CredentialRef, Server, api_message, identity_client, status_of,
 };
@@ -447,26 +450,39 @@ impl<'w> KubernetesClient<'w> {
 }
 
 impl SecretsClient for KubernetesClient<'_> {
+    /// ESO's `Client.GetSecret` (providers/v1/kubernetes/client.go).
     fn get_secret(&self, remote_ref: &RemoteRef) -> Result<SecretBytes, FetchError> {
         let secret = self.source(&remote_ref.key)?;
         let property = remote_ref.property.as_deref().unwrap_or_default();
-        if remote_ref.metadata_policy == Some(MetadataPolicy::Fetch) {
-            return metadata_value(secret, property).ok_or_else(|| {
-                FetchError::new(format!(
-                    "property {property:?} does not exist in metadata of Secret {}/{}",
-                    self.namespace, remote_ref.key
-                ))
-            });
-        }
+        let fetch_metadata = remote_ref.metadata_policy == Some(MetadataPolicy::Fetch);
         if property.is_empty() {
-            return Ok(SecretBytes::new(go_json_of_text_map(
-                secret
-                    .data
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.expose()))),
+            // No property: the whole Secret as `esutils.JSONMarshal` writes it; with
+            // metadataPolicy Fetch its labels and annotations (`null` when it has none).
+            if fetch_metadata {
+                let mut json = b"{\"annotations\":".to_vec();
+                json.extend(go_json_of_string_map(&secret.annotations));
+                json.extend(b",\"labels\":");
+                json.extend(go_json_of_string_map(&secret.labels));
+                json.push(b'}');
+                return Ok(SecretBytes::new(json));
+            }
+            return Ok(SecretBytes::new(go_json_of_byte_map(
+                secret.data.iter().map(|(k, v)| (k.as_str(), v.expose())),
             )));
         }
-        property_value(&secret.data, property).ok_or_else(|| {
+        let found = if fetch_metadata {
+            metadata_value(secret, property)
+        } else {
+            property_value(&secret.data, property)
+        }
+        .map_err(FetchError::new)?;
+        found.ok_or_else(|| {
+            if fetch_metadata {
+                return FetchError::new(format!(
+                    "property {property:?} does not exist in metadata of Secret {}/{}",
+                    self.namespace, remote_ref.key
+                ));
+            }
             // Key names, never values: what the user must choose from.
             let keys: Vec<&str> = secret.data.keys().map(String::as_str).collect();
             let hint = match did_you_mean(property, keys.iter().copied()) {
@@ -480,17 +496,19 @@ impl SecretsClient for KubernetesClient<'_> {
         })
     }
 
+    /// ESO's `Client.GetSecretMap` (providers/v1/kubernetes/client.go).
     fn get_secret_map(&self, remote_ref: &RemoteRef) -> Result<SecretMap, FetchError> {
         let secret = self.source(&remote_ref.key)?;
         let map = if remote_ref.metadata_policy == Some(MetadataPolicy::Fetch) {
+            // `getSecretMetadata`: each map as JSON, `null` when the Secret has none.
             BTreeMap::from([
                 (
                     "annotations".to_owned(),
-                    SecretBytes::new(go_json_of_text_map(text_pairs(&secret.annotations))),
+                    SecretBytes::new(go_json_of_string_map(&secret.annotations)),
                 ),
                 (
                     "labels".to_owned(),
-                    SecretBytes::new(go_json_of_text_map(text_pairs(&secret.labels))),
+                    SecretBytes::new(go_json_of_string_map(&secret.labels)),
                 ),
             ])
         } else {
@@ -498,33 +516,14 @@ impl SecretsClient for KubernetesClient<'_> {
         };
         match remote_ref.property.as_deref() {
             None | Some("") => Ok(map),
-            Some(property) => {
-                // ESO looks the property up as an exact key (its values are base64 in the
-                // JSON it searches, so no path can descend into them), reads that value as a
-                // JSON object and re-encodes each member as JSON.
-                let raw = map.get(property).ok_or_else(|| {
+            Some(property) => property_map(&map, property)
+                .map_err(FetchError::new)?
+                .ok_or_else(|| {
                     FetchError::new(format!(
                         "property {property:?} does not exist in key {:?}",
                         remote_ref.key
                     ))
-                })?;
-                let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(raw.expose())
-                else {
-                    return Err(FetchError::new(format!(
-                        "property {property:?} of Secret {}/{} is not a JSON object",
-                        self.namespace, remote_ref.key
-                    )));
-                };
-                Ok(members
-                    .into_iter()
-                    .map(|(k, v)| {
-                        (
-                            k,
-                            SecretBytes::new(serde_json::to_vec(&v).unwrap_or_default()),
-                        )
-                    })
-                    .collect())
-            }
+                }),
         }
     }
 
@@ -556,12 +555,8 @@ impl SecretsClient for KubernetesClient<'_> {
         let mut found = SecretMap::new();
         for (name, secret) in self.secrets_in()? {
             if matches(name, secret) {
-                let json = go_json_of_text_map(
-                    secret
-                        .data
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.expose()))),
-                );
+                let json =
+                    go_json_of_byte_map(secret.data.iter().map(|(k, v)| (k.as_str(), v.expose())));
                 found.insert(name.clone(), SecretBytes::new(json));
             }
         }
@@ -569,46 +564,92 @@ impl SecretsClient for KubernetesClient<'_> {
     }
 }
 
-fn text_pairs(
-    map: &BTreeMap<String, String>,
-) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
-    map.iter()
-        .map(|(k, v)| (k.as_str(), std::borrow::Cow::Borrowed(v.as_str())))
-}
-
-/// `data[key]`, or, when `key` is absent and contains a dot, the JSON path after the
-/// first dot inside the value of the part before it (ESO's Kubernetes provider rule).
-pub fn property_value(data: &SecretMap, property: &str) -> Option<SecretBytes> {
+/// ESO's `getFromSecretData` (providers/v1/kubernetes/client.go): `data[property]`,
+/// or, when that key is absent, the gjson path after the first dot inside the value of
+/// the part before it, as gjson's `Result.String()` gives it (an object or array as its
+/// raw text, whitespace kept; an integer as written; other numbers as Go prints a float64).
+pub fn property_value(data: &SecretMap, property: &str) -> Result<Option<SecretBytes>, String> {
     if let Some(value) = data.get(property) {
-        return Some(value.clone());
+        return Ok(Some(value.clone()));
     }
-    let dot = property.find('.')?;
+    let Some(dot) = property.find('.') else {
+        return Ok(None);
+    };
     if dot == 0 || dot == property.len() - 1 {
-        return None;
+        return Ok(None);
     }
-    let raw = data.get(&property[..dot])?;
-    json_path(raw.expose(), &property[dot + 1..])
-        .map(|value| SecretBytes::new(json_result_bytes(value)))
+    let Some(raw) = data.get(&property[..dot]) else {
+        return Ok(None);
+    };
+    Ok(gjson::get_string(raw.expose(), &property[dot + 1..])?.map(SecretBytes::new))
 }
 
-fn metadata_value(secret: &SourceSecret, property: &str) -> Option<SecretBytes> {
-    let mut path = property.split('.');
-    let map = match path.next()? {
+/// ESO's `getFromSecretMetadata` (providers/v1/kubernetes/client.go): the property split
+/// at every dot (no escapes); `labels`/`annotations` alone is the map as JSON (`null` for
+/// none); the second part names a key; the parts after it are joined with no separator
+/// (ESO's `strings.Join(path[2:], "")`) into the gjson path read inside that value.
+fn metadata_value(secret: &SourceSecret, property: &str) -> Result<Option<SecretBytes>, String> {
+    let path: Vec<&str> = property.split('.').collect();
+    let map = match path[0] {
         "labels" => &secret.labels,
         "annotations" => &secret.annotations,
-        _ => return None,
+        _ => return Ok(None),
     };
-    let Some(key) = path.next() else {
-        return Some(SecretBytes::new(go_json_of_text_map(text_pairs(map))));
-    };
-    let value = map.get(key)?;
-    let rest: Vec<&str> = path.collect();
-    if rest.is_empty() {
-        return Some(SecretBytes::from(value.as_str()));
+    if path.len() == 1 {
+        return Ok(Some(SecretBytes::new(go_json_of_string_map(map))));
     }
-    json_path(value.as_bytes(), &rest.join(".")).map(|v| SecretBytes::new(json_result_bytes(v)))
+    let Some(value) = map.get(path[1]) else {
+        return Ok(None);
+    };
+    if path.len() == 2 {
+        return Ok(Some(SecretBytes::from(value.as_str())));
+    }
+    Ok(gjson::get_string(value.as_bytes(), &path[2..].concat())?.map(SecretBytes::new))
 }
 
+/// ESO's `getPropertyMap` and `getMapFromValues` (providers/v1/kubernetes/client.go):
+/// the map as JSON with base64 values; the property looked up there by gjson (first with
+/// its dots escaped, then as a path); the value found decoded and read as a JSON object
+/// (`null` reads as no keys), each member written back as Go's `encoding/json` writes it
+/// (a string keeps its quotes, numbers are float64, keys sorted).
+fn property_map(map: &SecretMap, property: &str) -> Result<Option<SecretMap>, String> {
+    use base64::Engine as _;
+    let mut json = String::from("{");
+    for (index, (key, value)) in map.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        json.push_str(&super::common::go_json_string(key.as_bytes()));
+        json.push_str(":\"");
+        json.push_str(&base64::engine::general_purpose::STANDARD.encode(value.expose()));
+        json.push('"');
+    }
+    json.push('}');
+    let mut found = None;
+    if property.contains('.') {
+        found = gjson::get_string(json.as_bytes(), &property.replace('.', "\\."))?;
+    }
+    if found.is_none() {
+        found = gjson::get_string(json.as_bytes(), property)?;
+    }
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let decoded = crate::core::plan::go_base64_decode(&found, false)
+        .map_err(|_| format!("property {property:?}: value is not base64"))?;
+    match go_json_unmarshal(&decoded) {
+        Some(Value::Object(members)) => Ok(Some(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretBytes::new(go_json_of_value(v).into_bytes())))
+                .collect(),
+        )),
+        Some(Value::Null) => Ok(Some(SecretMap::new())),
+        _ => Err(format!(
+            "property {property:?}: failed to unmarshal secret: invalid JSON format (ESO wants a JSON object here)"
+        )),
+    }
+}
 
 impl KubernetesStore {
     fn credential(&self, namespace: &str) -> Option<Credential> {
@@ -844,10 +885,14 @@ mod tests {
             .collect()
     }
 
+    fn text(bytes: Option<SecretBytes>) -> Option<String> {
+        bytes.map(|v| String::from_utf8(v.expose().to_vec()).unwrap())
+    }
+
     #[test]
     fn exact_key_wins_over_a_json_path() {
         let data = map(&[("file.png", "raw"), ("file", r#"{"png":"nested"}"#)]);
-        assert_eq!(property_value(&data, "file.png").unwrap().expose(), b"raw");
+        assert_eq!(text(property_value(&data, "file.png").unwrap()).as_deref(), Some("raw"));
     }
 
     #[test]
@@ -856,9 +901,7 @@ mod tests {
             "config",
             r#"{"db":{"user":"u","port":5432,"hosts":["a","b"],"tls":{"on":true}}}"#,
         )]);
-        let get = |p: &str| {
-            property_value(&data, p).map(|v| String::from_utf8(v.expose().to_vec()).unwrap())
-        };
+        let get = |p: &str| text(property_value(&data, p).unwrap());
         assert_eq!(get("config.db.user").as_deref(), Some("u"));
         assert_eq!(get("config.db.port").as_deref(), Some("5432"));
         assert_eq!(get("config.db.hosts.1").as_deref(), Some("b"));
@@ -869,20 +912,113 @@ mod tests {
         assert_eq!(get("nothing"), None);
     }
 
+    /// gjson's `Result.String()` (ESO's getFromSecretData): objects and arrays as the raw
+    /// text stored, numbers as written when integers and as Go's FormatFloat otherwise.
+    #[test]
+    fn json_values_are_gjson_strings() {
+        let data = map(&[(
+            "c",
+            "{ \"obj\" : { \"b\" : 1,\n  \"a\" : [ 1, 2 ] },\n \"big\": 12345678901234567890123, \"e\": 1e3, \"f\": 1.50, \"neg\": -0.5e-7, \"t\": true, \"n\": null, \"s\": \"x\\u00e9\\n\\ud800\", \"arr\": [ {\"k\":1} , 2 ], \"k1\": 1, \"k2\": 2, \"e21\": 1e21 }",
+        )]);
+        let get = |p: &str| text(property_value(&data, p).unwrap());
+        assert_eq!(get("c.obj").as_deref(), Some("{ \"b\" : 1,\n  \"a\" : [ 1, 2 ] }"));
+        assert_eq!(get("c.obj.a").as_deref(), Some("[ 1, 2 ]"));
+        assert_eq!(get("c.big").as_deref(), Some("12345678901234567890123"));
+        assert_eq!(get("c.e").as_deref(), Some("1000"));
+        assert_eq!(get("c.f").as_deref(), Some("1.5"));
+        assert_eq!(get("c.neg").as_deref(), Some("-0.00000005"));
+        assert_eq!(get("c.e21").as_deref(), Some("1000000000000000000000"));
+        assert_eq!(get("c.t").as_deref(), Some("true"));
+        assert_eq!(get("c.n").as_deref(), Some(""));
+        assert_eq!(get("c.s").as_deref(), Some("x\u{e9}\n\u{fffd}"));
+        assert_eq!(get("c.arr.0").as_deref(), Some("{\"k\":1}"));
+        assert_eq!(get("c.arr.#").as_deref(), Some("2"));
+        assert_eq!(get("c.k*").as_deref(), Some("1"));
+        assert_eq!(get("c.k?").as_deref(), Some("1"));
+        assert_eq!(get("c.arr.2"), None);
+        assert!(property_value(&data, "c.arr.#(k==1)").is_err());
+        assert!(property_value(&data, "c.obj|@pretty").is_err());
+    }
+
     #[test]
     fn escaped_dots_stay_in_the_key() {
         let data = map(&[("c", r#"{"a.b":"x"}"#)]);
-        assert_eq!(property_value(&data, r"c.a\.b").unwrap().expose(), b"x");
+        assert_eq!(text(property_value(&data, r"c.a\.b").unwrap()).as_deref(), Some("x"));
     }
 
     #[test]
     fn whole_secret_is_sorted_compact_json_like_go() {
         let json =
-            go_json_of_text_map([("username", "u"), ("password", "p<&>\u{2028}")].into_iter());
+            go_json_of_byte_map([("username", "u"), ("password", "p<&>\u{2028}")].into_iter());
         assert_eq!(
             String::from_utf8(json).unwrap(),
             r#"{"password":"p<&>\u2028","username":"u"}"#
         );
     }
 
+    /// Go's encoding/json writes each byte that starts no valid UTF-8 as `\ufffd` and
+    /// names \b and \f (esutils.JSONMarshal).
+    #[test]
+    fn whole_secret_escapes_invalid_utf8_like_go() {
+        let json = go_json_of_byte_map(
+            [("k", &b"a\xe2\x82z\xff\x08\x0c\x01\xc3\xa9"[..])].into_iter(),
+        );
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\"k\":\"a\\ufffd\\ufffdz\\ufffd\\b\\f\\u0001\u{e9}\"}"
+        );
+    }
+
+    fn source(labels: &[(&str, &str)], data: &[(&str, &str)]) -> SourceSecret {
+        SourceSecret {
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            annotations: BTreeMap::new(),
+            type_: "Opaque".into(),
+            data: map(data),
+        }
+    }
+
+    /// ESO's getFromSecretMetadata: the map as JSON (null when empty), a key, and the
+    /// parts after it joined with no separator as the gjson path.
+    #[test]
+    fn metadata_properties_follow_eso() {
+        let secret = source(&[("cfg", r#"{"ab":"joined","a":{"b":"nested"}}"#), ("x", "y")], &[]);
+        let get = |p: &str| text(metadata_value(&secret, p).unwrap());
+        assert_eq!(get("labels").as_deref(), Some(r#"{"cfg":"{\"ab\":\"joined\",\"a\":{\"b\":\"nested\"}}","x":"y"}"#));
+        assert_eq!(get("annotations").as_deref(), Some("null"));
+        assert_eq!(get("labels.x").as_deref(), Some("y"));
+        assert_eq!(get("labels.cfg.a.b").as_deref(), Some("joined"));
+        assert_eq!(get("labels.nope"), None);
+        assert_eq!(get("spec"), None);
+    }
+
+    /// ESO's getPropertyMap: a member that is a string keeps its quotes; numbers print as
+    /// float64; null reads as no keys; a value that is no JSON object fails.
+    #[test]
+    fn extract_with_a_property_re_encodes_members_like_go() {
+        let data = map(&[
+            ("cfg", "{\"s\":\"a<b\",\"n\":1e3,\"big\":12345678901234567890,\"o\":{\"z\":1, \"a\":[0.0000001]}}"),
+            ("nil", "null"),
+            ("text", "plain"),
+            ("d.ot", "{\"k\":true}"),
+        ]);
+        let got = property_map(&data, "cfg").unwrap().unwrap();
+        let shown: Vec<(String, String)> = got
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8(v.expose().to_vec()).unwrap()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("big".into(), "12345678901234567000".into()),
+                ("n".into(), "1000".into()),
+                ("o".into(), "{\"a\":[1e-7],\"z\":1}".into()),
+                ("s".into(), "\"a<b\"".into()),
+            ]
+        );
+        assert!(property_map(&data, "nil").unwrap().unwrap().is_empty());
+        assert!(property_map(&data, "text").is_err());
+        assert_eq!(property_map(&data, "d.ot").unwrap().unwrap().len(), 1);
+        assert!(property_map(&data, "missing").unwrap().is_none());
+    }
 }

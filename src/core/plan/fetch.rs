@@ -4,31 +4,47 @@
 
 use base64::Engine as _;
 
+use super::stores::Clients;
 use super::types::Failure;
-use super::validate::{compile_rewrite, data_field};
-use crate::core::model::{ConversionStrategy, DecodingStrategy, ExternalSecretSpec};
-use crate::core::provider::{FetchError, SecretMap, SecretsClient};
+use super::validate::{compile_rewrite, data_field, transform_template};
+use regex::Regex;
+
+use crate::core::gotemplate;
+use crate::core::model::{
+    ConversionStrategy, DecodingStrategy, DeletionPolicy, ExternalSecretSpec, Rewrite,
+};
+use crate::core::provider::{FetchError, SecretMap};
 use crate::core::secret_bytes::SecretBytes;
 
 /// dataFrom in order (later wins), then data[] on top: ESO's order.
+///
+/// As ESO's `GetProviderSecretData` (pkg/controllers/externalsecret/
+/// externalsecret_controller_secret.go): under `deletionPolicy` Delete or Merge a
+/// `dataFrom` entry whose source does not exist (the provider's `NoSecretError`, which
+/// the Kubernetes provider's `GetSecretMap` answers) is skipped; under Retain it fails.
 pub(super) fn fetch_values(
-    client: &dyn SecretsClient,
+    clients: &Clients<'_>,
     spec: &ExternalSecretSpec,
 ) -> Result<SecretMap, Failure> {
+    let skip_missing = spec.target.deletion_policy.unwrap_or_default() != DeletionPolicy::Retain;
+    let mut skipped: Option<Failure> = None;
     let mut values = SecretMap::new();
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        let client = clients.for_entry(entry.source_ref.as_ref(), &at)?;
         let (fetched, decoding, conversion) = match (&entry.extract, &entry.find) {
-            (Some(extract), _) => (
-                client
-                    .get_secret_map(extract)
-                    .map_err(|e| Failure::fetch(format!("{at}.extract"), e))?,
-                extract.decoding_strategy,
-                extract.conversion_strategy,
-            ),
+            (Some(extract), _) => match client.get_secret_map(extract) {
+                Ok(fetched) => (
+                    fetched,
+                    extract.decoding_strategy,
+                    extract.conversion_strategy,
+                ),
+                Err(error) if error.source_missing && skip_missing => {
+                    skipped.get_or_insert(Failure::fetch(format!("{at}.extract"), error));
+                    continue;
+                }
+                Err(error) => return Err(Failure::fetch(format!("{at}.extract"), error)),
+            },
             (None, Some(find)) => (
                 client
                     .get_all_secrets(find)
@@ -41,28 +57,16 @@ pub(super) fn fetch_values(
         let mut map = fetched;
         for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
             let field = format!("{at}.rewrite[{rewrite_index}]");
-            if rewrite.transform.is_some() {
-                return Err(Failure::new(
-                    field,
-                    "transform rewrites are not supported; use regexp",
-                ));
-            }
-            if let Some(regexp) = &rewrite.regexp {
-                let pattern = compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
-                map = map
-                    .into_iter()
-                    .map(|(k, v)| {
-                        (
-                            pattern.replace_all(&k, regexp.target.as_str()).into_owned(),
-                            v,
-                        )
-                    })
-                    .collect();
-            }
+            map = apply_rewrite(rewrite, &field, map)?;
         }
         if entry.rewrite.is_empty() {
             map = convert_keys(conversion.unwrap_or_default(), map)
                 .map_err(|e| Failure::fetch(at.clone(), e))?;
+        }
+        // ESO's `esutils.ValidateKeys` (runtime/esutils/utils.go) drops a key a rewrite
+        // left empty, logging it; courier warns.
+        if map.remove("").is_some() {
+            tracing::warn!("{at}: a rewrite left a key empty; it is dropped, as ESO drops it");
         }
         for (key, value) in map {
             let value = decode(decoding.unwrap_or_default(), value)
@@ -75,9 +79,10 @@ pub(super) fn fetch_values(
         if entry.secret_key.is_empty() {
             return Err(Failure::new(at, "secretKey is empty"));
         }
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        let client = clients.for_entry(entry.source_ref.as_ref(), &format!("data[{index}]"))?;
+        // A missing `data[]` source fails the whole ExternalSecret here (marked
+        // source_missing, so the deletion policy still acts on the target); ESO's
+        // Kubernetes provider fails it too, but keeps the target whatever the policy.
         let value = client
             .get_secret(&entry.remote_ref)
             .map_err(|e| Failure::fetch(at.clone(), e))?;
@@ -88,30 +93,164 @@ pub(super) fn fetch_values(
         .map_err(|e| Failure::fetch(at.clone(), e))?;
         values.insert(entry.secret_key.clone(), value);
     }
+    // Every source skipped: the provider returned no data, and the deletion policy
+    // decides (Delete removes the target, Merge takes back courier's keys).
+    if values.is_empty()
+        && let Some(missing) = skipped
+    {
+        return Err(missing);
+    }
     Ok(values)
 }
 
-/// Applies `decodingStrategy` to one value.
+/// One `rewrite[]` operation over every key, as ESO's `esutils.RewriteMap`
+/// (runtime/esutils/utils.go): `regexp` is Go's `Regexp.ReplaceAllString`, `transform`
+/// a Go template over `{{ .value }}`, the key. Two keys rewritten to one: the later
+/// (in key order) wins, where ESO's Go map order picks one at random.
+fn apply_rewrite(rewrite: &Rewrite, field: &str, map: SecretMap) -> Result<SecretMap, Failure> {
+    if let Some(regexp) = &rewrite.regexp {
+        let pattern = compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
+        return Ok(map
+            .into_iter()
+            .map(|(k, v)| (go_replace_all(&pattern, &k, &regexp.target), v))
+            .collect());
+    }
+    if let Some(transform) = &rewrite.transform {
+        let source = transform_template(transform)
+            .map_err(|m| Failure::new(format!("{field}.transform"), m))?;
+        let mut out = SecretMap::new();
+        for (key, value) in map {
+            let input = SecretMap::from([("value".to_owned(), SecretBytes::from(key.as_str()))]);
+            let (new_key, _) =
+                gotemplate::render_once("transform", source, &input).map_err(|e| {
+                    Failure::new(
+                        format!("{field}.transform"),
+                        format!("failed to execute template for key {key:?}: {}", e.message),
+                    )
+                })?;
+            out.insert(new_key, value);
+        }
+        return Ok(out);
+    }
+    Ok(map)
+}
+
+/// Go's `Regexp.ReplaceAllString`: every match replaced by `template` expanded as Go's
+/// `Regexp.Expand` does.
+pub fn go_replace_all(pattern: &Regex, text: &str, template: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for captures in pattern.captures_iter(text) {
+        let whole = captures.get(0).expect("group 0 always matches");
+        out.push_str(&text[last..whole.start()]);
+        go_expand(pattern, &captures, template, &mut out);
+        last = whole.end();
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Go's `Regexp.Expand`: `$$` is `$`; `$name` takes the longest run of letters, digits
+/// and `_` as the name (so `$1_x` is the group named `1_x`, empty when there is none);
+/// `${name}` bounds it; a name of digits without a leading zero is a group number; a
+/// `$` with no name after it stays literal. Rust's `regex` differs on `$01` (group 1
+/// there, the group named `01` in Go) and on `${...}` names with other characters.
+fn go_expand(pattern: &Regex, captures: &regex::Captures<'_>, template: &str, out: &mut String) {
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let Some((name, after)) = go_expand_name(rest) else {
+            out.push('$');
+            continue;
+        };
+        rest = after;
+        let number = (!name.starts_with('0') || name.len() == 1)
+            .then(|| name.parse::<usize>().ok().filter(|n| *n < 100_000_000))
+            .flatten()
+            .filter(|_| name.bytes().all(|b| b.is_ascii_digit()));
+        let group = match number {
+            Some(index) => captures.get(index),
+            None => pattern
+                .capture_names()
+                .position(|n| n == Some(name))
+                .and_then(|index| captures.get(index)),
+        };
+        if let Some(group) = group {
+            out.push_str(group.as_str());
+        }
+    }
+    out.push_str(rest);
+}
+
+/// Go's `extract`: the name after a `$` and the text after it, or None (no name, or a
+/// `{` without its `}`).
+fn go_expand_name(text: &str) -> Option<(&str, &str)> {
+    let (brace, body) = match text.strip_prefix('{') {
+        Some(body) => (true, body),
+        None => (false, text),
+    };
+    let end = body
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphabetic() || c.is_numeric() || *c == '_'))
+        .map_or(body.len(), |(i, _)| i);
+    if end == 0 {
+        return None;
+    }
+    let name = &body[..end];
+    if brace {
+        let after = body[end..].strip_prefix('}')?;
+        return Some((name, after));
+    }
+    Some((name, &body[end..]))
+}
+
+/// Applies `decodingStrategy` to one value, as ESO's `decoding.Decode`
+/// (runtime/decoding/decoding.go): Base64 is Go's `base64.StdEncoding`, Base64URL its
+/// `URLEncoding`, Auto tries both and keeps the value as it is when neither reads it.
 pub fn decode(strategy: DecodingStrategy, value: SecretBytes) -> Result<SecretBytes, FetchError> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
     match strategy {
         DecodingStrategy::None => Ok(value),
-        DecodingStrategy::Base64 => STANDARD
-            .decode(value.expose())
+        DecodingStrategy::Base64 => go_base64_decode(value.expose(), false)
             .map(SecretBytes::new)
             .map_err(|_| FetchError::new("value is not valid base64 (decodingStrategy: Base64)")),
-        DecodingStrategy::Base64Url => URL_SAFE
-            .decode(value.expose())
+        DecodingStrategy::Base64Url => go_base64_decode(value.expose(), true)
             .map(SecretBytes::new)
             .map_err(|_| {
                 FetchError::new("value is not valid base64url (decodingStrategy: Base64URL)")
             }),
-        DecodingStrategy::Auto => Ok(STANDARD
-            .decode(value.expose())
-            .or_else(|_| URL_SAFE.decode(value.expose()))
+        DecodingStrategy::Auto => Ok(go_base64_decode(value.expose(), false)
+            .or_else(|_| go_base64_decode(value.expose(), true))
             .map(SecretBytes::new)
             .unwrap_or(value)),
     }
+}
+
+/// Go's `base64.StdEncoding.DecodeString` (or `URLEncoding`, `url`): padding required,
+/// `\r` and `\n` ignored wherever they stand, and the unused bits of the last character
+/// not checked (Go's encodings are not `Strict()`), so `QR==` reads as `A`.
+pub fn go_base64_decode(text: &[u8], url: bool) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical);
+    const STD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, CONFIG);
+    const URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CONFIG);
+    let engine = if url { &URL } else { &STD };
+    if text.contains(&b'\n') || text.contains(&b'\r') {
+        let kept: Vec<u8> = text
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\n' | b'\r'))
+            .collect();
+        return engine.decode(kept);
+    }
+    engine.decode(text)
 }
 
 /// Applies `conversionStrategy` to keys, as ESO does for `find` results.
@@ -143,6 +282,7 @@ pub fn convert_keys(strategy: ConversionStrategy, map: SecretMap) -> Result<Secr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::provider::SecretsClient;
 
     fn map(pairs: &[(&str, &str)]) -> SecretMap {
         pairs
@@ -173,6 +313,39 @@ mod tests {
         );
     }
 
+    /// Go's base64 decoders (which ESO's decodingStrategy uses) ignore CR and LF anywhere
+    /// and do not check the unused bits of the last character; padding stays required.
+    #[test]
+    fn base64_is_as_lenient_as_go() {
+        let decode_str = |s: DecodingStrategy, v: &str| {
+            decode(s, SecretBytes::from(v)).map(|b| b.expose().to_vec())
+        };
+        // "QR==": the low bits of R are not zero; Go reads "A".
+        assert_eq!(decode_str(DecodingStrategy::Base64, "QR==").unwrap(), b"A");
+        assert_eq!(decode_str(DecodingStrategy::Base64, "QUJ=").unwrap(), b"AB");
+        assert_eq!(decode_str(DecodingStrategy::Auto, "QR==").unwrap(), b"A");
+        // Line breaks, as base64 tools wrap at 76 columns, even inside the padding.
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64, "aGVs\r\nbG8=\n").unwrap(),
+            b"hello"
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64, "QQ=\n=").unwrap(),
+            b"A"
+        );
+        assert_eq!(
+            decode_str(DecodingStrategy::Base64Url, "_-8=\n").unwrap(),
+            vec![0xff, 0xef]
+        );
+        // Still refused as Go refuses them: missing padding, a space, data after padding.
+        assert!(decode_str(DecodingStrategy::Base64, "QQ").is_err());
+        assert!(decode_str(DecodingStrategy::Base64, "QQ= =").is_err());
+        assert!(decode_str(DecodingStrategy::Base64, "QQ==QQ==").is_err());
+        assert!(decode_str(DecodingStrategy::Base64, "_-8=").is_err());
+        // Auto keeps what neither decoder reads.
+        assert_eq!(decode_str(DecodingStrategy::Auto, "QQ").unwrap(), b"QQ");
+    }
+
     #[test]
     fn conversion_replaces_characters_outside_the_key_alphabet() {
         let converted = convert_keys(ConversionStrategy::Default, map(&[("a/b c", "1")])).unwrap();
@@ -186,5 +359,83 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Go's ReplaceAllString and Expand, checked against Go 1.26's regexp.
+    #[test]
+    fn rewrite_expands_like_go() {
+        let re = |p: &str| Regex::new(p).unwrap();
+        assert_eq!(go_replace_all(&re("^db-(.*)$"), "db-user", "$1_x"), "");
+        assert_eq!(
+            go_replace_all(&re("^db-(.*)$"), "db-user", "${1}_x"),
+            "user_x"
+        );
+        assert_eq!(
+            go_replace_all(&re("^db-(?P<n>.*)$"), "db-user", "$n.$01.$1"),
+            "user..user"
+        );
+        assert_eq!(
+            go_replace_all(&re("^db-(.*)$"), "db-user", "$$1-${a b}-$"),
+            "$1-${a b}-$"
+        );
+        assert_eq!(go_replace_all(&re("a*"), "baaac", "<$0>"), "<>b<aaa>c<>");
+        assert_eq!(go_replace_all(&re("^db-(.*)$"), "db-user", "${1"), "${1");
+        assert_eq!(go_replace_all(&re("(x)?y"), "yxy", "[$1]"), "[][x]");
+    }
+
+    struct Client(SecretMap);
+
+    impl SecretsClient for Client {
+        fn get_secret(&self, _: &crate::core::model::RemoteRef) -> Result<SecretBytes, FetchError> {
+            Err(FetchError::new("unused"))
+        }
+        fn get_secret_map(
+            &self,
+            _: &crate::core::model::RemoteRef,
+        ) -> Result<SecretMap, FetchError> {
+            Ok(self.0.clone())
+        }
+        fn get_all_secrets(
+            &self,
+            _: &crate::core::model::FindRef,
+        ) -> Result<SecretMap, FetchError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn spec(rewrite: serde_json::Value) -> ExternalSecretSpec {
+        serde_json::from_value(serde_json::json!({
+            "dataFrom": [{"extract": {"key": "s"}, "rewrite": rewrite}]
+        }))
+        .unwrap()
+    }
+
+    /// ESO's ValidateKeys drops a key a rewrite left empty (no error), and
+    /// RewriteTransform renders each key through a Go template over .value.
+    #[test]
+    fn rewrites_drop_empty_keys_and_transform_keys() {
+        let client = Clients {
+            main: Box::new(Client(map(&[("db-user", "u"), ("keep", "k")]))),
+            entries: Default::default(),
+        };
+        let values = fetch_values(
+            &client,
+            &spec(serde_json::json!([{"regexp": {"source": "^db-(.*)$", "target": "$1_x"}}])),
+        )
+        .unwrap();
+        assert_eq!(values.keys().collect::<Vec<_>>(), vec!["keep"]);
+        let values = fetch_values(
+            &client,
+            &spec(serde_json::json!([
+                {"transform": {"template": "{{ .value | upper }}_V"}},
+                {"regexp": {"source": "-", "target": "_"}}
+            ])),
+        )
+        .unwrap();
+        assert_eq!(
+            values.keys().collect::<Vec<_>>(),
+            vec!["DB_USER_V", "KEEP_V"]
+        );
+        assert_eq!(values["DB_USER_V"].expose(), b"u");
     }
 }

@@ -24,7 +24,7 @@ mod types;
 mod validate;
 
 pub use engine::Engine;
-pub use fetch::{convert_keys, decode};
+pub use fetch::{convert_keys, decode, go_base64_decode};
 pub use planner::{check, plan};
 pub use remote::remote_requests;
 pub use stores::{store_namespaces, watched_namespaces};

@@ -2,7 +2,7 @@
 //! every target without reading a value. Both share the target expansion and store
 //! resolution, and report two manifests writing one Secret as a conflict.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::render::render_body;
@@ -16,13 +16,213 @@ use crate::core::load::Manifests;
 use crate::core::model::ExternalSecretSpec;
 use crate::core::provider::ProviderRegistry;
 use crate::core::template;
-use crate::core::world::World;
+use crate::core::world::{SourceSecret, World};
 
 /// Plans every target. Pure: reads only its arguments (remote values must already be
 /// in the world; see [`super::remote_requests`]).
+///
+/// In a files world a Kubernetes store may read a Secret that is itself a target (ESO's
+/// documented chain: one ExternalSecret pulls into a namespace, a ClusterExternalSecret
+/// fans that Secret out): such targets are rendered first and become sources for the
+/// targets that read them; targets that read each other in a cycle are refused.
 pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegistry) -> Plan {
     let planner = Planner::new(manifests, world, providers);
-    let (instances, mut errors) = planner.instances();
+    let (instances, errors) = planner.instances();
+    if !world.live
+        && let Some(chain) = chain_of(manifests, providers, &planner, &instances)
+    {
+        return plan_chained(manifests, world, providers, &chain);
+    }
+    plan_instances(&planner, instances, errors)
+}
+
+type Target = (String, String);
+
+/// Which targets read which other targets through a store, in a files world.
+struct Chain {
+    /// Target to the targets it reads.
+    reads: BTreeMap<Target, BTreeSet<Target>>,
+    /// A target's manifest (the first, when several write it).
+    owner: BTreeMap<Target, usize>,
+}
+
+/// The chain of targets, or None when no target is read by a store (the usual case).
+fn chain_of(
+    manifests: &Manifests,
+    providers: &dyn ProviderRegistry,
+    planner: &Planner<'_>,
+    instances: &[Instance<'_>],
+) -> Option<Chain> {
+    let read_namespaces = super::stores::store_namespaces(manifests, providers, false);
+    if !instances
+        .iter()
+        .any(|i| read_namespaces.contains(&i.namespace))
+    {
+        return None;
+    }
+    let mut by_namespace: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut owner = BTreeMap::new();
+    for instance in instances {
+        by_namespace
+            .entry(instance.namespace.as_str())
+            .or_default()
+            .insert(instance.secret_name.as_str());
+        owner
+            .entry((instance.namespace.clone(), instance.secret_name.clone()))
+            .or_insert(instance.owner_index);
+    }
+    let mut reads: BTreeMap<Target, BTreeSet<Target>> = BTreeMap::new();
+    for instance in instances {
+        let Ok(store) = planner.resolve_store(instance) else {
+            continue;
+        };
+        let mut namespaces = store.provider.world_namespaces();
+        for provider in store.entries.values() {
+            namespaces.extend(provider.world_namespaces());
+        }
+        let spec = instance.spec;
+        let find = spec.data_from.iter().any(|f| f.find.is_some());
+        let keys: BTreeSet<&str> = spec
+            .data
+            .iter()
+            .map(|d| d.remote_ref.key.as_str())
+            .chain(
+                spec.data_from
+                    .iter()
+                    .filter_map(|f| f.extract.as_ref().map(|e| e.key.as_str())),
+            )
+            .collect();
+        for namespace in &namespaces {
+            for name in by_namespace.get(namespace.as_str()).into_iter().flatten() {
+                if find || keys.contains(name) {
+                    reads
+                        .entry((instance.namespace.clone(), instance.secret_name.clone()))
+                        .or_default()
+                        .insert((namespace.clone(), (*name).to_owned()));
+                }
+            }
+        }
+    }
+    (!reads.is_empty()).then_some(Chain { reads, owner })
+}
+
+/// The targets on a cycle of reads, each with the cycle it is on.
+fn cycles(chain: &Chain) -> BTreeMap<Target, Vec<Target>> {
+    let mut on_cycle = BTreeMap::new();
+    for start in chain.reads.keys() {
+        // Depth-first from `start`, looking for a way back to it.
+        let mut stack: Vec<(Target, Vec<Target>)> = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            for next in chain.reads.get(&at).into_iter().flatten() {
+                if next == start {
+                    let mut cycle = path.clone();
+                    cycle.push(start.clone());
+                    on_cycle.entry(start.clone()).or_insert(cycle);
+                } else if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
+            }
+        }
+    }
+    on_cycle
+}
+
+/// Plans with the targets that stores read rendered first: each round renders, puts the
+/// targets that are read into the world as sources, and renders again, until they stop
+/// changing (at most one round per link of the longest chain).
+fn plan_chained(
+    manifests: &Manifests,
+    world: &World,
+    providers: &dyn ProviderRegistry,
+    chain: &Chain,
+) -> Plan {
+    let cyclic = cycles(chain);
+    let read: BTreeSet<&Target> = chain
+        .reads
+        .values()
+        .flatten()
+        .filter(|t| !cyclic.contains_key(*t))
+        .collect();
+    let mut world = world.clone();
+    let mut plan = plan_once(manifests, &world, providers);
+    for _ in 0..=read.len() {
+        let mut changed = false;
+        for secret in &plan.secrets {
+            let target = (secret.namespace.clone(), secret.name.clone());
+            if !read.contains(&target) {
+                continue;
+            }
+            let source = SourceSecret {
+                labels: secret.body.labels.clone(),
+                annotations: secret.body.annotations.clone(),
+                type_: secret.body.type_.clone(),
+                data: secret.body.data.clone(),
+            };
+            if world.secret(&target.0, &target.1) != Some(&source) {
+                world
+                    .secrets
+                    .entry(target.0.clone())
+                    .or_default()
+                    .insert(target.1.clone(), source);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+        plan = plan_once(manifests, &world, providers);
+    }
+    if !cyclic.is_empty() {
+        let planner = Planner::new(manifests, &world, providers);
+        plan.secrets
+            .retain(|s| !cyclic.contains_key(&(s.namespace.clone(), s.name.clone())));
+        // Their other errors (a source not found yet) follow from the cycle.
+        let in_cycle = |t: &String| {
+            t.split_once('/')
+                .is_some_and(|(ns, name)| cyclic.contains_key(&(ns.to_owned(), name.to_owned())))
+        };
+        plan.errors
+            .retain(|e| e.targets.is_empty() || !e.targets.iter().all(in_cycle));
+        for (target, cycle) in &cyclic {
+            let Some(&owner) = chain.owner.get(target) else {
+                continue;
+            };
+            let path: Vec<String> = cycle
+                .iter()
+                .map(|(ns, name)| format!("{ns}/{name}"))
+                .collect();
+            plan.errors.push(planner.error(
+                owner,
+                vec![format!("{}/{}", target.0, target.1)],
+                Failure::new(
+                    None::<String>,
+                    format!(
+                        "its store reads Secrets that courier writes, in a cycle: {}; courier cannot order them\nhint: point the store at a Secret no manifest writes, or rename a target",
+                        path.join(" reads ")
+                    ),
+                ),
+            ));
+        }
+    }
+    plan
+}
+
+fn plan_once(manifests: &Manifests, world: &World, providers: &dyn ProviderRegistry) -> Plan {
+    let planner = Planner::new(manifests, world, providers);
+    let (instances, errors) = planner.instances();
+    plan_instances(&planner, instances, errors)
+}
+
+/// Renders every instance (the body of [`plan`]).
+fn plan_instances(
+    planner: &Planner<'_>,
+    instances: Vec<Instance<'_>>,
+    mut errors: Vec<PlanError>,
+) -> Plan {
+    let world = planner.world;
     let env = template::environment();
     let mut shared: HashMap<(usize, String), Result<Arc<SecretBody>, Failure>> = HashMap::new();
     let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
@@ -33,8 +233,8 @@ pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegist
         let body = planner.resolve_store(instance).and_then(|store| {
             let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
             let render = || {
-                let client = store.provider.client(world, &instance.namespace);
-                render_body(&env, &planner, instance, client.as_ref()).map(Arc::new)
+                let clients = store.clients(world, &instance.namespace);
+                render_body(&env, planner, instance, &clients).map(Arc::new)
             };
             once(&mut shared, instance, &store, namespace_dependent, render)
         });
@@ -63,7 +263,7 @@ pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegist
             secrets.push(candidates.pop().expect("one candidate"));
         } else {
             let owners: Vec<&str> = candidates.iter().map(|c| &*c.owner).collect();
-            errors.push(conflict_error(&planner, &namespace, &name, &owners));
+            errors.push(conflict_error(planner, &namespace, &name, &owners));
         }
     }
     Plan { secrets, errors }
@@ -106,8 +306,8 @@ pub fn check(
                 return Ok(());
             }
             let render = || {
-                let client = store.provider.client(world, &instance.namespace);
-                render_body(&env, &planner, instance, client.as_ref()).map(drop)
+                let clients = store.clients(world, &instance.namespace);
+                render_body(&env, &planner, instance, &clients).map(drop)
             };
             let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
             once(&mut rendered, instance, &store, namespace_dependent, render)
@@ -168,10 +368,7 @@ fn once<T: Clone>(
         return render();
     }
     cache
-        .entry((
-            instance.owner_index,
-            store.provider.share_key(&instance.namespace),
-        ))
+        .entry((instance.owner_index, store.share_key(&instance.namespace)))
         .or_insert_with(render)
         .clone()
 }

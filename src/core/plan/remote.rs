@@ -1,6 +1,7 @@
 //! What a plan will read from remote stores, collected before planning so that each
 //! value is fetched once per reconcile however many targets use it.
 
+use super::stores::spec_for_store;
 use super::targets::Planner;
 use crate::core::load::Manifests;
 use crate::core::provider::{ProviderRegistry, RemoteRequests, StoreReads};
@@ -20,14 +21,26 @@ pub fn remote_requests(
             continue;
         };
         let namespace = instance.namespace.as_str();
-        let Some(key) = store.provider.remote_key(namespace) else {
-            continue;
+        let mut add = |provider: &std::sync::Arc<dyn crate::core::provider::StoreProvider>,
+                       spec: &crate::core::model::ExternalSecretSpec| {
+            let Some(key) = provider.remote_key(namespace) else {
+                return;
+            };
+            let entry = requests
+                .stores
+                .entry(key)
+                .or_insert_with(|| StoreReads::new(provider.clone(), namespace));
+            provider.remote_reads(namespace, spec, entry);
         };
-        let entry = requests
-            .stores
-            .entry(key)
-            .or_insert_with(|| StoreReads::new(store.provider.clone(), namespace));
-        store.provider.remote_reads(namespace, instance.spec, entry);
+        if store.entries.is_empty() {
+            add(&store.provider, instance.spec);
+            continue;
+        }
+        // Each store reads only the entries that name it (sourceRef.storeRef).
+        add(&store.provider, &spec_for_store(instance.spec, None));
+        for (reference, provider) in &store.entries {
+            add(provider, &spec_for_store(instance.spec, Some(reference)));
+        }
     }
     requests
 }

@@ -10,6 +10,7 @@ use minijinja::Environment;
 
 use super::engine::{Engine, Renderer};
 use super::fetch::fetch_values;
+use super::stores::Clients;
 use super::targets::{Instance, Planner};
 use super::types::{Failure, Fingerprinter, Refresh, SecretBody, Varying};
 use super::validate::SECRET_KEY;
@@ -20,7 +21,7 @@ use crate::core::model::{
     CreationPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate, StringMap,
     TemplateScope, TemplateTarget,
 };
-use crate::core::provider::{SecretMap, SecretsClient};
+use crate::core::provider::SecretMap;
 use crate::core::redact::{Derived, DerivedMap};
 use crate::core::secret_bytes::SecretBytes;
 use crate::core::validate_secret::{self, Candidate};
@@ -29,11 +30,11 @@ pub(super) fn render_body(
     env: &Environment<'_>,
     planner: &Planner<'_>,
     instance: &Instance<'_>,
-    client: &dyn SecretsClient,
+    clients: &Clients<'_>,
 ) -> Result<SecretBody, Failure> {
     let spec = instance.spec;
     let engine = planner.owners[instance.owner_index].engine.clone()?;
-    let provider = fetch_values(client, spec)?;
+    let provider = fetch_values(clients, spec)?;
     let Rendered {
         type_,
         mut labels,
@@ -54,6 +55,43 @@ pub(super) fn render_body(
         },
         Some(template) => render_template(env, engine, planner, instance, template, provider)?,
     };
+    // creationPolicy Merge in a files world: the input's Secret of that name is the
+    // existing target; its keys, type, labels and annotations stay, courier's values and
+    // metadata go on top (ESO's updateSecret with CreatePolicyMerge).
+    let creation_policy = spec.target.creation_policy.unwrap_or_default();
+    let (type_, data) = match planner
+        .world
+        .secret(&instance.namespace, &instance.secret_name)
+    {
+        // target.immutable with an existing Secret: ESO applies no template to it (its
+        // mutationFunc's objectDoesNotExistOrCanBeMutated), so its data, type, labels and
+        // annotations stay; only the ownership marks and `immutable` are set.
+        Some(existing) if spec.target.immutable && !planner.world.live => {
+            labels = existing.labels.clone();
+            annotations = existing.annotations.clone();
+            derived_labels = DerivedMap::new();
+            derived_annotations = DerivedMap::new();
+            (existing.type_.clone(), existing.data.clone())
+        }
+        Some(existing) if creation_policy == CreationPolicy::Merge && !planner.world.live => {
+            let template_type = spec.target.template.as_ref().and_then(|t| t.type_.clone());
+            let mut merged = existing.data.clone();
+            merged.extend(data);
+            for (key, value) in &existing.labels {
+                labels.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+            for (key, value) in &existing.annotations {
+                annotations
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            (
+                template_type.unwrap_or_else(|| existing.type_.clone()),
+                merged,
+            )
+        }
+        _ => (type_, data),
+    };
     for key in data.keys() {
         if !SECRET_KEY.is_match(key) {
             return Err(Failure::new(
@@ -71,7 +109,6 @@ pub(super) fn render_body(
     derived_annotations.remove(ORIGIN_ANNOTATION);
     // What the API server would refuse is this target's error now, named without a value;
     // its 422 would quote the value.
-    let creation_policy = spec.target.creation_policy.unwrap_or_default();
     validate_secret::validate(&Candidate {
         type_: &type_,
         labels: &labels,

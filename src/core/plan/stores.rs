@@ -2,14 +2,16 @@
 //! use it (`spec.conditions`), and its provider, parsed once per plan by the registry.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use regex::Regex;
 
 use super::types::Failure;
 use crate::core::load::{Loaded, Manifests, StoreKind, object_display};
-use crate::core::model::{ExternalSecretSpec, FindRef, RemoteRef, SecretStoreManifest, StringMap};
+use crate::core::model::{
+    ExternalSecretSpec, FindRef, RemoteRef, SecretStoreManifest, SecretStoreRef, StringMap,
+};
 use crate::core::provider::{
     FetchError, ProviderError, ProviderRegistry, SecretMap, SecretsClient, StoreInfo, StoreProvider,
 };
@@ -23,6 +25,132 @@ pub(super) struct ResolvedStore {
     pub(super) provider: Arc<dyn StoreProvider>,
     /// A SecretStore (serves its own namespace only), so renders are per namespace.
     pub(super) namespaced: bool,
+    /// The stores `data[].sourceRef.storeRef` and `dataFrom[].sourceRef.storeRef` name,
+    /// by (kind, name), each resolved as `secretStoreRef` is (ESO's
+    /// `secretstore.Manager.Get`, pkg/controllers/secretstore/client_manager.go, takes
+    /// the entry's store over the ExternalSecret's).
+    pub(super) entries: BTreeMap<(String, String), Arc<dyn StoreProvider>>,
+}
+
+impl ResolvedStore {
+    /// What bodies rendered with these stores are shared under.
+    pub(super) fn share_key(&self, namespace: &str) -> String {
+        let mut key = self.provider.share_key(namespace);
+        for ((kind, name), provider) in &self.entries {
+            key.push_str(&format!("|{kind}/{name}={}", provider.share_key(namespace)));
+        }
+        key
+    }
+}
+
+impl ResolvedStore {
+    /// The clients that read for `namespace`: the store's, and each entry store's.
+    pub(super) fn clients<'w>(&'w self, world: &'w World, namespace: &str) -> Clients<'w> {
+        Clients {
+            main: self.provider.client(world, namespace),
+            entries: self
+                .entries
+                .iter()
+                .map(|(key, provider)| (key.clone(), provider.client(world, namespace)))
+                .collect(),
+        }
+    }
+}
+
+/// What one ExternalSecret reads with: its store's client, and one per store its
+/// entries' `sourceRef.storeRef` name.
+pub(super) struct Clients<'w> {
+    pub(super) main: Box<dyn SecretsClient + 'w>,
+    pub(super) entries: BTreeMap<(String, String), Box<dyn SecretsClient + 'w>>,
+}
+
+impl Clients<'_> {
+    /// The client for an entry with this `sourceRef` (at `field`).
+    pub(super) fn for_entry(
+        &self,
+        source_ref: Option<&serde_json::Value>,
+        field: &str,
+    ) -> Result<&dyn SecretsClient, Failure> {
+        match entry_store(source_ref, field)? {
+            None => Ok(self.main.as_ref()),
+            Some(key) => self.entries.get(&key).map(|c| c.as_ref()).ok_or_else(|| {
+                Failure::new(
+                    format!("{field}.sourceRef.storeRef"),
+                    format!("{} {:?} was not resolved", key.0, key.1),
+                )
+            }),
+        }
+    }
+}
+
+/// The store an entry's `sourceRef` names: `Ok(None)` for none, the (kind, name) of a
+/// `storeRef`, or an error for a generator, which courier does not run.
+pub(super) fn entry_store(
+    source_ref: Option<&serde_json::Value>,
+    field: &str,
+) -> Result<Option<(String, String)>, Failure> {
+    let Some(source_ref) = source_ref.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    if source_ref.get("generatorRef").is_some_and(|g| !g.is_null()) {
+        return Err(Failure::new(
+            format!("{field}.sourceRef.generatorRef"),
+            "generators are not supported by courier yet",
+        ));
+    }
+    match source_ref.get("storeRef").filter(|v| !v.is_null()) {
+        Some(store) => {
+            let reference: SecretStoreRef =
+                serde_json::from_value(store.clone()).map_err(|_| {
+                    Failure::new(
+                        format!("{field}.sourceRef.storeRef"),
+                        "needs name and optional kind",
+                    )
+                })?;
+            Ok(Some((
+                reference.kind.unwrap_or_else(|| "SecretStore".to_owned()),
+                reference.name,
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The part of `spec` one store answers: the entries whose `sourceRef.storeRef` names
+/// `store` (None: the entries without one, which `secretStoreRef` answers).
+pub(super) fn spec_for_store(
+    spec: &ExternalSecretSpec,
+    store: Option<&(String, String)>,
+) -> ExternalSecretSpec {
+    let mine = |source_ref: Option<&serde_json::Value>| {
+        entry_store(source_ref, "").ok().flatten().as_ref() == store
+    };
+    let mut part = spec.clone();
+    part.data.retain(|entry| mine(entry.source_ref.as_ref()));
+    part.data_from
+        .retain(|entry| mine(entry.source_ref.as_ref()));
+    part
+}
+
+/// A store by (kind, name).
+pub(super) type StoreKey = (String, String);
+
+/// Each `sourceRef` of a spec with its field: `(field, storeRef)`.
+pub(super) fn entry_stores(
+    spec: &ExternalSecretSpec,
+) -> Result<Vec<(String, Option<StoreKey>)>, Failure> {
+    let mut out = Vec::new();
+    for (index, entry) in spec.data_from.iter().enumerate() {
+        let field = format!("dataFrom[{index}]");
+        let store = entry_store(entry.source_ref.as_ref(), &field)?;
+        out.push((field, store));
+    }
+    for (index, entry) in spec.data.iter().enumerate() {
+        let field = format!("data[{index}]");
+        let store = entry_store(entry.source_ref.as_ref(), &field)?;
+        out.push((field, store));
+    }
+    Ok(out)
 }
 
 type StoreManifest = Loaded<(StoreKind, SecretStoreManifest)>;
@@ -76,20 +204,61 @@ impl<'m> StoreIndex<'m> {
         namespace: &str,
         world: &World,
     ) -> Result<ResolvedStore, Failure> {
-        let field = || Some("secretStoreRef".to_owned());
-        let Some(reference) = &spec.secret_store_ref else {
-            if spec.data.is_empty() && spec.data_from.is_empty() {
-                // A template-only ExternalSecret reads no store.
-                return Ok(ResolvedStore {
-                    provider: Arc::new(NoStore),
-                    namespaced: false,
-                });
+        let sources = entry_stores(spec)?;
+        let mut entries = BTreeMap::new();
+        let mut namespaced = false;
+        for (field, store) in &sources {
+            let Some((kind, name)) = store else {
+                continue;
+            };
+            if entries.contains_key(&(kind.clone(), name.clone())) {
+                continue;
             }
-            return Err(Failure::new(
-                field(),
-                "missing; it names the store the values come from",
-            ));
+            let reference = SecretStoreRef {
+                name: name.clone(),
+                kind: Some(kind.clone()),
+            };
+            let resolved = self.resolve_ref(
+                &reference,
+                &format!("{field}.sourceRef.storeRef"),
+                namespace,
+                world,
+            )?;
+            namespaced |= resolved.namespaced;
+            entries.insert((kind.clone(), name.clone()), resolved.provider);
+        }
+        let main = match &spec.secret_store_ref {
+            Some(reference) => self.resolve_ref(reference, "secretStoreRef", namespace, world)?,
+            // A template-only ExternalSecret, or one whose every entry names its store,
+            // reads no store of its own.
+            None if sources.iter().all(|(_, store)| store.is_some()) => ResolvedStore {
+                provider: Arc::new(NoStore),
+                namespaced: false,
+                entries: BTreeMap::new(),
+            },
+            None => {
+                return Err(Failure::new(
+                    Some("secretStoreRef".to_owned()),
+                    "missing; it names the store the values come from",
+                ));
+            }
         };
+        Ok(ResolvedStore {
+            provider: main.provider,
+            namespaced: main.namespaced || namespaced,
+            entries,
+        })
+    }
+
+    /// One store reference, from `namespace`, checked against its conditions.
+    fn resolve_ref(
+        &self,
+        reference: &SecretStoreRef,
+        field_name: &str,
+        namespace: &str,
+        world: &World,
+    ) -> Result<ResolvedStore, Failure> {
+        let field = || Some(field_name.to_owned());
         let kind = reference.kind.as_deref().unwrap_or("SecretStore");
         let (index, namespaced) = match kind {
             "ClusterSecretStore" => (self.cluster.get(reference.name.as_str()), false),
@@ -151,6 +320,7 @@ impl<'m> StoreIndex<'m> {
             Ok(provider) => Ok(ResolvedStore {
                 provider: provider.clone(),
                 namespaced,
+                entries: BTreeMap::new(),
             }),
             Err(message) => Err(Failure::new(field(), message.clone())),
         }

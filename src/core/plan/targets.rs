@@ -40,6 +40,8 @@ pub(super) struct Planner<'m> {
     pub(super) world: &'m World,
     pub(super) owners: Vec<Owner<'m>>,
     pub(super) stores: StoreIndex<'m>,
+    /// (namespace, name) of every ExternalSecret in the input.
+    hand_written: BTreeSet<(&'m str, &'m str)>,
 }
 
 impl<'m> Planner<'m> {
@@ -77,11 +79,23 @@ impl<'m> Planner<'m> {
                 deletion_policy: es.object.spec.target.deletion_policy.unwrap_or_default(),
             });
         }
+        let hand_written = manifests
+            .external_secrets
+            .iter()
+            .map(|es| {
+                let meta = &es.object.metadata;
+                (
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_str(),
+                )
+            })
+            .collect();
         Self {
             manifests,
             world,
             owners,
             stores: StoreIndex::new(manifests, providers, world.live),
+            hand_written,
         }
     }
 
@@ -129,6 +143,23 @@ impl<'m> Planner<'m> {
         Ok(())
     }
 
+    /// `creationPolicy: Merge` with no Secret to merge into, in a files world (whose
+    /// Secrets are the existing targets): ESO creates nothing and reports no error
+    /// (`CreatePolicyMerge` in pkg/controllers/externalsecret/externalsecret_controller.go
+    /// waits for the next refresh), so the target is left out. In live mode `apply`
+    /// decides against the cluster.
+    fn merge_target_missing(&self, spec: &ExternalSecretSpec, namespace: &str, name: &str) -> bool {
+        let missing = spec.target.creation_policy == Some(CreationPolicy::Merge)
+            && !self.world.live
+            && self.world.secret(namespace, name).is_none();
+        if missing {
+            tracing::info!(
+                "{namespace}/{name}: creationPolicy Merge and no such Secret in the input; nothing is written, as ESO writes nothing"
+            );
+        }
+        missing
+    }
+
     /// Expands every CES over the namespaces it selects, and adds every ES.
     pub(super) fn instances(&self) -> (Vec<Instance<'m>>, Vec<PlanError>) {
         let mut instances = Vec::new();
@@ -168,6 +199,29 @@ impl<'m> Planner<'m> {
                 None => (&EMPTY, &EMPTY),
             };
             for namespace in namespaces {
+                if self.merge_target_missing(es_spec, &namespace, &secret_name) {
+                    continue;
+                }
+                // ESO's gatherProvisionedNamespaces
+                // (pkg/controllers/clusterexternalsecret/clusterexternalsecret_controller.go):
+                // an ExternalSecret of the generated name that this ClusterExternalSecret
+                // does not own fails that namespace; it is never overwritten.
+                if self
+                    .hand_written
+                    .contains(&(namespace.as_str(), es_name.as_str()))
+                {
+                    errors.push(self.error(
+                        index,
+                        vec![format!("{namespace}/{secret_name}")],
+                        Failure::new(
+                            "externalSecretName".to_owned(),
+                            format!(
+                                "ExternalSecret {namespace}/{es_name} already exists in namespace {namespace} (written by hand); ESO fails this namespace rather than overwrite it\nhint: set externalSecretName to another name, or remove the ExternalSecret"
+                            ),
+                        ),
+                    ));
+                    continue;
+                }
                 instances.push(Instance {
                     owner_index: index,
                     namespace,
@@ -198,9 +252,13 @@ impl<'m> Planner<'m> {
                 ));
                 continue;
             }
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            if self.merge_target_missing(spec, &namespace, &secret_name) {
+                continue;
+            }
             instances.push(Instance {
                 owner_index: offset + index,
-                namespace: meta.namespace.clone().unwrap_or_default(),
+                namespace,
                 secret_name,
                 spec,
                 metadata_labels: &meta.labels,

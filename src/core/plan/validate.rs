@@ -7,6 +7,7 @@ use minijinja::Environment;
 use regex::Regex;
 
 use super::engine::{Engine, validate as validate_template};
+use super::stores::entry_store;
 use super::types::Failure;
 use crate::core::model::{ExternalSecretSpec, LabelSelector};
 
@@ -27,9 +28,7 @@ pub(super) fn validate_spec(
 ) -> Result<(), Failure> {
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        entry_store(entry.source_ref.as_ref(), &at)?;
         match (&entry.extract, &entry.find) {
             (None, None) => return Err(Failure::new(at, "needs `extract` or `find`")),
             (_, Some(find)) => {
@@ -55,11 +54,11 @@ pub(super) fn validate_spec(
         }
         for (rewrite_index, rewrite) in entry.rewrite.iter().enumerate() {
             let field = format!("{at}.rewrite[{rewrite_index}]");
-            if rewrite.transform.is_some() {
-                return Err(Failure::new(
-                    field,
-                    "transform rewrites are not supported; use regexp",
-                ));
+            if let Some(transform) = &rewrite.transform {
+                let source = transform_template(transform)
+                    .map_err(|m| Failure::new(format!("{field}.transform"), m))?;
+                validate_template(Engine::Go, env, "transform", source)
+                    .map_err(|m| Failure::new(format!("{field}.transform"), m))?;
             }
             if let Some(regexp) = &rewrite.regexp {
                 compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
@@ -77,9 +76,7 @@ pub(super) fn validate_spec(
                 "secretKey must consist of alphanumerics, '-', '_' or '.'",
             ));
         }
-        if entry.source_ref.is_some() {
-            return Err(Failure::new(at, "sourceRef (generators) is not supported"));
-        }
+        entry_store(entry.source_ref.as_ref(), &format!("data[{index}]"))?;
         if entry.remote_ref.key.is_empty() {
             return Err(Failure::new(
                 at,
@@ -115,4 +112,12 @@ pub(super) fn validate_spec(
 
 pub(super) fn data_field(index: usize, secret_key: &str) -> String {
     format!("data[{index}] (secretKey {secret_key:?})")
+}
+
+/// `rewrite[].transform.template`.
+pub(super) fn transform_template(transform: &serde_json::Value) -> Result<&str, String> {
+    transform
+        .get("template")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| "needs `template`, a Go template over {{ .value }}".to_owned())
 }
