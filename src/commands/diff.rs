@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::core::load::load_paths;
+use courier::core::load::load_paths_partial;
 use courier::live::apply::ApplyOptions;
 use courier::live::cluster;
 use courier::live::diff;
@@ -36,9 +36,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         if manifest_source(live).is_err() {
             return Ok(ExitCode::from(DIFF_FAILED));
         }
-        match load_paths(&live.paths) {
-            Ok(inputs) => Some(inputs),
-            Err(errors) => {
+        // A refused ESO object is its own targets' error, in the plan below; the rest is
+        // compared.
+        match load_paths_partial(&live.paths) {
+            (inputs, errors) if errors.is_empty() => Some(inputs),
+            (_, errors) => {
                 return Ok(failed(
                     errors.iter().map(ToString::to_string),
                     "nothing was compared",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::core::clusters::{self, HOME_CLUSTER, Member};
-use crate::core::load::{LoadError, Manifests, load_paths};
+use crate::core::load::{LoadError, Manifests, load_paths_partial};
 use crate::core::plan::{self, DesiredSecret, Plan, PlanError};
 use crate::core::provider::RemoteRequests;
 use crate::core::world::{BlockList, World};
@@ -326,9 +326,12 @@ pub async fn reconcile_once(
 ) -> Result<Outcome, ReconcileError> {
     let hub = &fleet.hub;
     let (inputs, objects) = match source {
-        ManifestSource::Files(paths) => {
-            (load_paths(paths).map_err(ReconcileError::Load)?, Vec::new())
-        }
+        // A refused ESO object is not a load error here: the plan carries it as that
+        // object's error, so its targets are kept and every other one is reconciled.
+        ManifestSource::Files(paths) => match load_paths_partial(paths) {
+            (inputs, errors) if errors.is_empty() => (inputs, Vec::new()),
+            (_, errors) => return Err(ReconcileError::Load(errors)),
+        },
         ManifestSource::Cluster => {
             let (inputs, objects, errors) =
                 crate::live::eso::manifests_from_cluster(&hub.client).await?;

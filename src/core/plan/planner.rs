@@ -23,6 +23,7 @@ use crate::core::world::World;
 pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegistry) -> Plan {
     let planner = Planner::new(manifests, world, providers);
     let (instances, mut errors) = planner.instances();
+    errors.splice(0..0, refused_errors(manifests));
     let env = template::environment();
     let mut shared: HashMap<(usize, String), Result<Arc<SecretBody>, Failure>> = HashMap::new();
     let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
@@ -80,6 +81,7 @@ pub fn check(
 ) -> CheckReport {
     let planner = Planner::new(manifests, world, providers);
     let (instances, mut errors) = planner.instances();
+    errors.splice(0..0, refused_errors(manifests));
     let env = template::environment();
     let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
     let mut static_checked: HashMap<usize, Option<Failure>> = HashMap::new();
@@ -153,6 +155,26 @@ pub fn check(
         targets: listed,
         errors,
     }
+}
+
+/// The errors of the objects refused at load, as their own: each fails that object's
+/// targets alone (live mode keeps the targets it made before), and reads as the loader
+/// wrote it, file, line and field path.
+fn refused_errors(manifests: &Manifests) -> Vec<PlanError> {
+    manifests
+        .refused
+        .iter()
+        .flat_map(|refused| {
+            refused.errors.iter().map(|error| PlanError {
+                origin: error.origin.clone(),
+                object: refused.object.clone(),
+                targets: Vec::new(),
+                key: None,
+                message: error.message.clone(),
+                source_missing: None,
+            })
+        })
+        .collect()
 }
 
 /// A body that does not depend on the namespace is rendered once per (manifest, store)

@@ -34,6 +34,8 @@ pub(super) struct StoreIndex<'m> {
     cluster: HashMap<&'m str, usize>,
     namespaced: HashMap<(&'m str, &'m str), usize>,
     parsed: Vec<Result<Arc<dyn StoreProvider>, String>>,
+    /// Stores refused at load, `Kind/namespace/name`: named as such, not as missing.
+    refused: BTreeSet<&'m str>,
 }
 
 impl<'m> StoreIndex<'m> {
@@ -66,6 +68,7 @@ impl<'m> StoreIndex<'m> {
             cluster,
             namespaced,
             parsed,
+            refused: manifests.refused.iter().map(|r| r.object.as_str()).collect(),
         }
     }
 
@@ -106,6 +109,13 @@ impl<'m> StoreIndex<'m> {
         };
         let Some(&index) = index else {
             let name = reference.name.as_str();
+            let store = object_display(kind, namespaced.then_some(namespace), name);
+            if self.refused.contains(store.as_str()) {
+                return Err(Failure::new(
+                    field(),
+                    format!("{store} was refused (its own error says why), so nothing is read from it"),
+                ));
+            }
             let (place, hint) = if namespaced {
                 let here = self
                     .namespaced
