@@ -538,8 +538,8 @@ impl Loader {
         // From here an error of one of the four ESO kinds whose identity is known refuses
         // that object alone; the others (a missing name, an object defined twice) leave
         // courier unsure which targets are whose, and fail the whole input.
-        let identity_known =
-            !name.is_empty() && (cluster_scoped || namespace.as_deref().is_some_and(|n| !n.is_empty()));
+        let identity_known = !name.is_empty()
+            && (cluster_scoped || namespace.as_deref().is_some_and(|n| !n.is_empty()));
         self.refusable = (ESO_KINDS.contains(&kind) && identity_known)
             .then(|| (kind.to_owned(), display.clone()));
 

@@ -148,3 +148,114 @@ fn the_corpus_is_what_eso_v2_9_0_refuses_and_its_twins_what_it_accepts() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `courier diff` or `apply` of the platform's manifests: (exit code, stdout, stderr).
+fn courier_live(
+    command: &str,
+    platform: &crate::apply::Platform,
+    instance: &str,
+) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args([command, platform.manifests.path().to_str().unwrap()])
+        .arg("--kubeconfig")
+        .arg(&crate::support::control_plane().kubeconfig)
+        .args(["--instance", instance])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for value in ["first-value", "second-value"] {
+        assert!(
+            !stdout.contains(value) && !stderr.contains(value),
+            "a value was printed:\n{stdout}\n{stderr}"
+        );
+    }
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// A refused ESO object is an error for its own targets alone: the other manifests'
+/// targets are compared and written, the refused ones' existing targets are kept (never
+/// pruned), and the run fails naming the object and the field, never a value.
+#[tokio::test]
+async fn a_refused_object_fails_its_own_targets_alone_and_keeps_them() {
+    let platform = crate::apply::Platform::new("refused").await;
+    let instance = format!("refused-{}", platform.id);
+    let target = platform.target("refused-t", true).await;
+    platform.write_manifests(&[
+        ("shared", "creds"),
+        ("shared", "other"),
+        ("shared", "third"),
+    ]);
+    let first = platform.apply(&instance, &[]);
+    assert!(first.has("apply: 3 created"), "{}", first.stderr);
+
+    // The source changes; `other` gets a creationPolicy ESO's schema refuses and `third`
+    // a misspelt group (before: dropped from the input, so its target was pruned).
+    platform
+        .put_source(
+            "shared",
+            &[("username", "bot"), ("password", "second-value")],
+        )
+        .await;
+    let path = platform.manifests.path().join("manifests.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let id = &platform.id;
+    let text = text
+        .replace("target: {name: other}", "target: {name: other, creationPolicy: owner}")
+        .replace(
+            &format!("apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: third-{id}}}"),
+            &format!("apiVersion: external-secret.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: third-{id}}}"),
+        );
+    std::fs::write(&path, &text).unwrap();
+    let other_line = text
+        .lines()
+        .position(|l| l.contains("creationPolicy: owner"))
+        .unwrap()
+        + 1;
+    let refusals = [
+        format!(
+            "manifests.yaml:{other_line}: ClusterExternalSecret/other-{id}: spec.externalSecretSpec.target.creationPolicy: must be one of Owner"
+        ),
+        format!(
+            "ClusterExternalSecret/third-{id}: unknown API group \"external-secret.io\"; did you mean external-secrets.io?"
+        ),
+    ];
+
+    // diff: the valid manifest's change is shown, nothing is to be removed, exit 2.
+    let (code, stdout, stderr) = courier_live("diff", &platform, &instance);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    for refusal in &refusals {
+        assert!(
+            stderr.contains(refusal.as_str()),
+            "{refusal:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("diff: 0 to create, 1 to update, 0 to remove, 0 in sync"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("~ Secret {}/creds (update", target.name)),
+        "{stdout}"
+    );
+
+    // apply: the valid target is written, the refused ones' targets are kept as they were.
+    let (code, _, stderr) = courier_live("apply", &platform, &instance);
+    assert_eq!(code, 1, "{stderr}");
+    for refusal in &refusals {
+        assert!(
+            stderr.contains(refusal.as_str()),
+            "{refusal:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("apply: 0 created, 1 updated, 0 unchanged, 0 deleted"),
+        "{stderr}"
+    );
+    let value = |name: &'static str| platform.value(&target.name, name, "password");
+    assert_eq!(value("creds").await.as_deref(), Some("second-value"));
+    assert_eq!(value("other").await.as_deref(), Some("first-value"));
+    assert_eq!(value("third").await.as_deref(), Some("first-value"));
+}

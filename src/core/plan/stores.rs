@@ -68,7 +68,11 @@ impl<'m> StoreIndex<'m> {
             cluster,
             namespaced,
             parsed,
-            refused: manifests.refused.iter().map(|r| r.object.as_str()).collect(),
+            refused: manifests
+                .refused
+                .iter()
+                .map(|r| r.object.as_str())
+                .collect(),
         }
     }
 
@@ -113,7 +117,9 @@ impl<'m> StoreIndex<'m> {
             if self.refused.contains(store.as_str()) {
                 return Err(Failure::new(
                     field(),
-                    format!("{store} was refused (its own error says why), so nothing is read from it"),
+                    format!(
+                        "{store} was refused (its own error says why), so nothing is read from it"
+                    ),
                 ));
             }
             let (place, hint) = if namespaced {
