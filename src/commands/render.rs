@@ -400,7 +400,7 @@ fn refused_in_cluster_world(inputs: &Inputs, settings: &Settings) -> Vec<String>
 
 /// The errors of the cluster's stores that the app's objects name: a broken store no app
 /// uses fails no render.
-fn referenced_store_errors(inputs: &Inputs, errors: Vec<LoadError>) -> Vec<String> {
+pub(super) fn referenced_store_errors(inputs: &Inputs, errors: Vec<LoadError>) -> Vec<String> {
     let manifests = &inputs.manifests;
     let specs = manifests
         .external_secrets

@@ -76,6 +76,20 @@ impl<'m> StoreIndex<'m> {
         }
     }
 
+    /// Why the ClusterSecretStore `spec` names cannot be found (what a ClusterExternalSecret
+    /// that selects no namespace can still be told); None for a SecretStore, which depends
+    /// on the namespace, or a store that exists.
+    pub(super) fn missing_cluster_store(&self, spec: &ExternalSecretSpec) -> Option<Failure> {
+        let reference = spec.secret_store_ref.as_ref()?;
+        if reference.kind.as_deref() != Some("ClusterSecretStore")
+            || self.cluster.contains_key(reference.name.as_str())
+        {
+            return None;
+        }
+        // Resolution from no namespace fails with the message a namespace would get.
+        self.resolve(spec, "", &World::default()).err()
+    }
+
     /// The store `spec` reads from `namespace`, checked against its conditions.
     pub(super) fn resolve(
         &self,
