@@ -259,3 +259,68 @@ async fn a_refused_object_fails_its_own_targets_alone_and_keeps_them() {
     assert_eq!(value("other").await.as_deref(), Some("first-value"));
     assert_eq!(value("third").await.as_deref(), Some("first-value"));
 }
+
+/// `check --world cluster` on a repository of ESO manifests only (the store is in the
+/// cluster): it resolves the namespaces, the cluster's store and the source's key names
+/// against the live cluster, lists the targets, and names a key typo, never a value.
+#[tokio::test]
+async fn check_with_the_cluster_world_resolves_stores_and_source_keys() {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    let platform = crate::apply::Platform::new("checkw").await;
+    crate::support::install_eso_crds(&platform.client).await;
+    let store: DynamicObject = serde_saphyr::from_str(&platform.store()).unwrap();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("external-secrets.io", "v1", "ClusterSecretStore"),
+        "clustersecretstores",
+    );
+    Api::<DynamicObject>::all_with(platform.client.clone(), &resource)
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let target = platform.target("checkw-t", true).await;
+    let id = &platform.id;
+    let manifests = platform.manifests.path().join("manifests.yaml");
+    let good = format!(
+        "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: app, namespace: {ns}}}\nspec:\n  secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n  data:\n  - secretKey: password\n    remoteRef: {{key: shared, property: password}}\n",
+        ns = target.name
+    );
+    std::fs::write(&manifests, &good).unwrap();
+    let check = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args(["check", "--strict", "--world", "cluster"])
+            .arg(platform.manifests.path())
+            .arg("--kubeconfig")
+            .arg(&crate::support::control_plane().kubeconfig)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(
+            !stdout.contains("first-value") && !stderr.contains("first-value"),
+            "a value was printed:\n{stdout}\n{stderr}"
+        );
+        (output.status.code().unwrap_or(-1), stdout, stderr)
+    };
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{}  app", target.name)),
+        "{stdout}\n{stderr}"
+    );
+
+    // A property the source does not have: named, with the close key name.
+    std::fs::write(
+        &manifests,
+        good.replace("property: password", "property: pasword"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("ExternalSecret/{}/app", target.name))
+            && stderr.contains("property \"pasword\" does not exist")
+            && stderr.contains("password"),
+        "{stderr}"
+    );
+}
