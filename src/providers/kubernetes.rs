@@ -424,7 +424,9 @@ impl<'w> KubernetesClient<'w> {
             ))),
             Sources::Store(Some(read)) => match read.secrets.get(name) {
                 Some(Ok(secret)) => Ok(secret),
-                Some(Err(error)) if error.not_found && no_namespace.is_some() => Err(not_found()),
+                // A namespace that does not exist is the cause, whatever the read said
+                // (no Role can grant a namespace that is not there: a 403, typically).
+                _ if no_namespace.is_some() => Err(not_found()),
                 Some(Err(error)) => Err(FetchError {
                     message: error.message.clone(),
                     source_missing: error.not_found,

@@ -323,4 +323,35 @@ async fn check_with_the_cluster_world_resolves_stores_and_source_keys() {
             && stderr.contains("password"),
         "{stderr}"
     );
+
+    // A store of the files whose remoteNamespace does not exist: said so, naming the
+    // store (the read itself is refused: no Role can grant a namespace that is not there).
+    let central = &platform.central.name;
+    let store = platform
+        .store()
+        .replace(
+            &format!("name: store-{id}"),
+            &format!("name: elsewhere-{id}"),
+        )
+        .replace(
+            &format!("remoteNamespace: {central}"),
+            &format!("remoteNamespace: gone-{id}"),
+        );
+    assert!(
+        store.contains(&format!("remoteNamespace: gone-{id}")),
+        "{store}"
+    );
+    let good = good.replace(
+        &format!("name: store-{id}"),
+        &format!("name: elsewhere-{id}"),
+    );
+    std::fs::write(&manifests, format!("{store}---\n{good}")).unwrap();
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "source Secret gone-{id}/shared not found: namespace gone-{id} does not exist; it is the remoteNamespace of ClusterSecretStore/elsewhere-{id}"
+        )),
+        "{stderr}"
+    );
 }
