@@ -258,6 +258,57 @@ async fn a_refused_object_fails_its_own_targets_alone_and_keeps_them() {
     assert_eq!(value("creds").await.as_deref(), Some("second-value"));
     assert_eq!(value("other").await.as_deref(), Some("first-value"));
     assert_eq!(value("third").await.as_deref(), Some("first-value"));
+
+    // run: ready, the refusals counted as target errors, a later source change written to
+    // the valid target while the refused ones' targets stay.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["run", platform.manifests.path().to_str().unwrap()])
+        .args(["--instance", &instance, "--debounce", "100ms"])
+        .arg("--kubeconfig")
+        .arg(&crate::support::control_plane().kubeconfig)
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::run::within(
+        std::time::Duration::from_secs(15),
+        "run's first reconcile",
+        || async {
+            let metrics = crate::support::http_get(port, "/metrics").1;
+            crate::support::http_get(port, "/readyz").0 == 200
+                && metrics.contains("courier_target_errors 2")
+        },
+    )
+    .await;
+    platform
+        .put_source(
+            "shared",
+            &[("username", "bot"), ("password", "third-value")],
+        )
+        .await;
+    crate::run::within(
+        std::time::Duration::from_secs(15),
+        "run writes the valid target",
+        || async { value("creds").await.as_deref() == Some("third-value") },
+    )
+    .await;
+    let _ = run.kill();
+    let output = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(refusals[0].as_str()) && !stderr.contains("deleted"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("third-value"), "a value was logged");
+    assert_eq!(value("other").await.as_deref(), Some("first-value"));
+    assert_eq!(value("third").await.as_deref(), Some("first-value"));
 }
 
 /// `check --world cluster` on a repository of ESO manifests only (the store is in the
