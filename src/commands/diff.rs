@@ -91,6 +91,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(ToString::to_string)
             .collect();
+        let refused: std::collections::BTreeSet<&str> = inputs
+            .manifests
+            .refused
+            .iter()
+            .map(|r| r.object.as_str())
+            .collect();
+        let mut told = std::collections::HashSet::new();
         for cluster in &fleet_plan.clusters {
             let decisions = courier::live::apply::decide(
                 &cluster.member.connection.client,
@@ -118,8 +125,16 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             drift.remove += cluster_drift.remove;
             drift.unchanged += cluster_drift.unchanged;
             let prefix = name.map(|n| format!("cluster {n}: ")).unwrap_or_default();
+            // A refused object fails in every cluster (each keeps its targets); told once.
+            let plan_errors: Vec<_> = cluster
+                .plan
+                .errors
+                .iter()
+                .filter(|e| !refused.contains(e.object.as_str()) || told.insert(e.to_string()))
+                .cloned()
+                .collect();
             errors.extend(
-                super::located(&cluster.plan.errors)
+                super::located(&plan_errors)
                     .into_iter()
                     .chain(decisions.errors.iter().map(ToString::to_string))
                     .chain(decisions.blocked.iter().cloned())

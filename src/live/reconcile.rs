@@ -352,6 +352,13 @@ pub async fn reconcile_once(
     });
     let reports = futures::future::join_all(writes).await;
     let multi = fleet.is_multi();
+    let refused: std::collections::BTreeSet<&str> = inputs
+        .manifests
+        .refused
+        .iter()
+        .map(|r| r.object.as_str())
+        .collect();
+    let mut told = std::collections::HashSet::new();
     let mut plan = Plan::default();
     let mut report = Report::default();
     let mut clusters = Vec::new();
@@ -374,7 +381,12 @@ pub async fn reconcile_once(
             errors: cluster.plan.errors.len() + cluster_report.errors.len(),
         });
         let prefix = (multi && !cluster.member.member.is_home()).then_some(name.as_str());
-        merge_plan(&mut plan, cluster.plan, prefix);
+        let mut cluster_plan = cluster.plan;
+        // A refused object fails in every cluster (each keeps its targets); it is told once.
+        cluster_plan
+            .errors
+            .retain(|e| !refused.contains(e.object.as_str()) || told.insert(e.to_string()));
+        merge_plan(&mut plan, cluster_plan, prefix);
         merge_report(&mut report, cluster_report, prefix);
     }
     for failure in &fleet_plan.failures {
