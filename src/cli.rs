@@ -294,6 +294,14 @@ pub struct CheckArgs {
     /// instead of warning.
     #[arg(long)]
     pub strict: bool,
+    /// Where namespaces, stores and sources come from: the input files, or the live
+    /// cluster (its namespaces, the files' stores or else the cluster's, and the sources
+    /// each store's identity reads; no value is printed).
+    #[arg(long, value_enum, default_value_t = WorldSource::Files)]
+    pub world: WorldSource,
+    /// Cluster access, for `--world cluster`.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `courier render`.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::core::load::load_paths;
+use courier::core::load::load_paths_partial;
 use courier::core::world::BlockList;
 use courier::live::apply::ApplyOptions;
 use courier::live::cluster::{self, ClientOptions};
@@ -32,19 +32,22 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(apply_once(args, &source))
 }
 
-/// Files are loaded once up front so a broken manifest fails before touching the cluster;
-/// world objects in them are ignored, the cluster has the real ones.
+/// Files are loaded once up front so a broken input (YAML that does not parse, an object
+/// defined twice) fails before touching the cluster; world objects in them are ignored,
+/// the cluster has the real ones. An ESO object refused by ESO's rules is not such a
+/// failure: it fails its own targets alone, reported with the reconcile's errors.
 pub fn manifest_source(args: &LiveArgs) -> Result<ManifestSource, ExitCode> {
     if args.from_cluster {
         return Ok(ManifestSource::Cluster);
     }
-    let inputs = load_paths(&args.paths).map_err(|errors| {
-        report_errors(
+    let (inputs, errors) = load_paths_partial(&args.paths);
+    if !errors.is_empty() {
+        return Err(report_errors(
             errors.iter().map(ToString::to_string),
             "nothing was applied",
-        )
-    })?;
-    let policies = super::collect::refuse_policies(&inputs.passthrough);
+        ));
+    }
+    let policies = courier::core::collect::refuse_policies(&inputs.passthrough);
     if !policies.is_empty() {
         return Err(report_errors(policies, "nothing was applied"));
     }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use courier::core::load::load_paths;
+use courier::core::load::load_paths_partial;
 use courier::live::apply::ApplyOptions;
 use courier::live::cluster;
 use courier::live::diff;
@@ -36,9 +36,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         if manifest_source(live).is_err() {
             return Ok(ExitCode::from(DIFF_FAILED));
         }
-        match load_paths(&live.paths) {
-            Ok(inputs) => Some(inputs),
-            Err(errors) => {
+        // A refused ESO object is its own targets' error, in the plan below; the rest is
+        // compared.
+        match load_paths_partial(&live.paths) {
+            (inputs, errors) if errors.is_empty() => Some(inputs),
+            (_, errors) => {
                 return Ok(failed(
                     errors.iter().map(ToString::to_string),
                     "nothing was compared",
@@ -100,6 +102,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(ToString::to_string)
             .collect();
+        let refused: std::collections::BTreeSet<&str> = inputs
+            .manifests
+            .refused
+            .iter()
+            .map(|r| r.object.as_str())
+            .collect();
+        let mut told = std::collections::HashSet::new();
         for cluster in &fleet_plan.clusters {
             let decisions = courier::live::apply::decide(
                 &cluster.member.connection.client,
@@ -127,8 +136,16 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             drift.remove += cluster_drift.remove;
             drift.unchanged += cluster_drift.unchanged;
             let prefix = name.map(|n| format!("cluster {n}: ")).unwrap_or_default();
+            // A refused object fails in every cluster (each keeps its targets); told once.
+            let plan_errors: Vec<_> = cluster
+                .plan
+                .errors
+                .iter()
+                .filter(|e| !refused.contains(e.object.as_str()) || told.insert(e.to_string()))
+                .cloned()
+                .collect();
             errors.extend(
-                super::located(&cluster.plan.errors)
+                super::located(&plan_errors)
                     .into_iter()
                     .chain(decisions.errors.iter().map(ToString::to_string))
                     .chain(decisions.blocked.iter().cloned())

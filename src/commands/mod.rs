@@ -63,8 +63,19 @@ pub fn load_world(args: &InputArgs, namespace: Option<&str>) -> Result<(Inputs, 
     if errors.is_empty() {
         Ok((inputs, world))
     } else {
+        // Every refusal is told at once, next to what stops the check.
+        errors.extend(refused_errors(&inputs));
         Err(report_load_errors(&errors))
     }
+}
+
+/// The errors of the ESO objects refused at load (see `Manifests::refused`).
+pub fn refused_errors(inputs: &Inputs) -> impl Iterator<Item = LoadError> + '_ {
+    inputs
+        .manifests
+        .refused
+        .iter()
+        .flat_map(|refused| refused.errors.iter().cloned())
 }
 
 /// A warning for every ClusterExternalSecret that selects none of the world's namespaces

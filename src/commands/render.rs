@@ -35,7 +35,11 @@ struct Settings {
     app_namespace: Option<String>,
 }
 
-/// Prints every object, or nothing at all when anything fails.
+/// Prints every object, or nothing at all when anything fails: a refused ESO object or a
+/// target that fails is reported with every other error, and nothing is printed, since a
+/// Secret missing from the output is a deletion to whatever applies it (Argo CD, `kubectl
+/// apply --prune`, a rendered-manifests commit). `apply` and `run` are where one object
+/// fails alone.
 pub fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     let settings = match settings(args) {
         Ok(settings) => settings,
@@ -95,8 +99,16 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
             let snapshot = runtime.block_on(async {
                 let connection = cluster::connect(&client_options(&args.client)).await?;
                 if args.argocd {
-                    let (stores, store_errors) =
+                    let (stores, mut store_errors) =
                         courier::live::eso::stores_from_cluster(&connection.client).await?;
+                    // A cluster store ESO's rules refuse fails the apps that name it.
+                    store_errors.extend(
+                        stores
+                            .manifests
+                            .refused
+                            .iter()
+                            .flat_map(|refused| refused.errors.iter().cloned()),
+                    );
                     inputs.manifests.stores = stores.manifests.stores;
                     let store_errors = referenced_store_errors(&inputs, store_errors);
                     if !store_errors.is_empty() {
@@ -116,6 +128,7 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
         WorldSource::Cluster => (World::default(), FetchContext::default()),
     };
     if !errors.is_empty() {
+        errors.extend(super::refused_errors(&inputs).map(|e| e.to_string()));
         return Ok(Err(errors));
     }
     let mut world = world;
@@ -387,7 +400,7 @@ fn refused_in_cluster_world(inputs: &Inputs, settings: &Settings) -> Vec<String>
 
 /// The errors of the cluster's stores that the app's objects name: a broken store no app
 /// uses fails no render.
-fn referenced_store_errors(inputs: &Inputs, errors: Vec<LoadError>) -> Vec<String> {
+pub(super) fn referenced_store_errors(inputs: &Inputs, errors: Vec<LoadError>) -> Vec<String> {
     let manifests = &inputs.manifests;
     let specs = manifests
         .external_secrets

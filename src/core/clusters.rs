@@ -73,6 +73,9 @@ pub fn manifests_for(manifests: &Manifests, member: &Member) -> Manifests {
             .filter(|e| selects(&e.object.metadata.annotations, member))
             .cloned()
             .collect(),
+        // A refused object's cluster selector is not trusted: every cluster keeps its
+        // targets and names its error.
+        refused: manifests.refused.clone(),
     }
 }
 

@@ -192,6 +192,81 @@ pub fn parse_policy(value: serde_json::Value) -> Result<Policy, String> {
     })
 }
 
+/// Every SecretCollection among `passthrough`, validated; any other object is an error.
+/// Errors name file, line of the field and the policy, never a value.
+pub fn parse_policies(
+    passthrough: Vec<crate::core::load::Loaded<serde_json::Value>>,
+) -> (Vec<Policy>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut found = Vec::new();
+    let mut names = BTreeSet::new();
+    for loaded in passthrough {
+        let api_version = loaded.object["apiVersion"].as_str().unwrap_or_default();
+        let kind = loaded.object["kind"].as_str().unwrap_or_default();
+        if !is_policy(api_version, kind) {
+            errors.push(format!(
+                "{}: {kind} {api_version} is not a SecretCollection; hint: collect takes only SecretCollection policies (collect.courier.dev/v1alpha1)",
+                loaded.origin
+            ));
+            continue;
+        }
+        let display = format!(
+            "SecretCollection/{}",
+            loaded.object["metadata"]["name"]
+                .as_str()
+                .unwrap_or("<unnamed>")
+        );
+        let file_text = std::fs::read_to_string(loaded.origin.file.to_string()).ok();
+        match parse_policy(loaded.object) {
+            Ok(policy) => {
+                if !names.insert(policy.name.clone()) {
+                    errors.push(format!(
+                        "{}: SecretCollection/{} is declared twice",
+                        loaded.origin, policy.name
+                    ));
+                }
+                found.push(policy);
+            }
+            Err(message) => {
+                // Point at the field's own line when the file can be read again.
+                let mut origin = loaded.origin.clone();
+                let field = message.split(':').next().unwrap_or_default();
+                if let Some(line) = file_text
+                    .as_deref()
+                    .and_then(|text| crate::core::fieldline::field_line(text, origin.line, field))
+                {
+                    origin.line = line;
+                }
+                errors.push(format!("{origin}: {display}: {message}"));
+            }
+        }
+    }
+    (found, errors)
+}
+
+/// For the ESO commands: a SecretCollection among their inputs is a mistake (it would be
+/// ignored), named with the command that reads it.
+pub fn refuse_policies(
+    passthrough: &[crate::core::load::Loaded<serde_json::Value>],
+) -> Vec<String> {
+    passthrough
+        .iter()
+        .filter(|loaded| {
+            is_policy(
+                loaded.object["apiVersion"].as_str().unwrap_or_default(),
+                loaded.object["kind"].as_str().unwrap_or_default(),
+            )
+        })
+        .map(|loaded| {
+            format!(
+                "{}: SecretCollection/{} is read by `courier collect`, not by this command; hint: keep collection policies in their own files and pass them to `courier collect`",
+                loaded.origin,
+                loaded.object["metadata"]["name"].as_str().unwrap_or("<unnamed>")
+            )
+        })
+        .collect()
+}
+
 /// A Secret listed in a member's collection namespace.
 #[derive(Debug, Clone)]
 pub struct MemberSecret {

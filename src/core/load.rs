@@ -97,6 +97,21 @@ pub struct Manifests {
     pub cluster_external_secrets: Vec<Loaded<ClusterExternalSecretManifest>>,
     /// ExternalSecrets.
     pub external_secrets: Vec<Loaded<ExternalSecretManifest>>,
+    /// The ESO objects refused at load (ESO's schema or webhook rules, a field courier does
+    /// not implement, a misspelt group): each is an error for its own targets alone, which
+    /// the planner reports as that object's errors and live mode keeps as they are.
+    pub refused: Vec<Refused>,
+}
+
+/// An ESO object refused at load, known by its identity only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// `ExternalSecret`, `ClusterExternalSecret`, `SecretStore` or `ClusterSecretStore`.
+    pub kind: String,
+    /// `Kind/namespace/name`, as its targets' `courier.dev/origin` names it.
+    pub object: String,
+    /// Why, each naming the file, the line and the field; never a value.
+    pub errors: Vec<LoadError>,
 }
 
 /// A problem with the input.
@@ -127,16 +142,30 @@ pub struct LoadOptions {
 
 /// [`load_paths`] with options.
 pub fn load_paths_with(paths: &[PathBuf], options: &LoadOptions) -> Result<Inputs, Vec<LoadError>> {
-    let (inputs, errors) = load_paths_partial_with(paths, options);
-    if errors.is_empty() {
-        Ok(inputs)
-    } else {
-        Err(errors)
+    strict(load_paths_partial_with(paths, options))
+}
+
+/// What a caller that acts on nothing unless everything loaded gets: the inputs, or every
+/// error, the refused objects' included.
+fn strict((inputs, mut errors): (Inputs, Vec<LoadError>)) -> Result<Inputs, Vec<LoadError>> {
+    if errors.is_empty() && inputs.manifests.refused.is_empty() {
+        return Ok(inputs);
     }
+    errors.extend(
+        inputs
+            .manifests
+            .refused
+            .iter()
+            .flat_map(|refused| refused.errors.iter().cloned()),
+    );
+    errors.sort_by(|a, b| a.origin.cmp(&b.origin));
+    Err(errors)
 }
 
 /// Like [`load_paths`], but also returns what did load next to the errors, so a caller
-/// can find the later errors (a Secret's bad base64, say) in the same run.
+/// can find the later errors (a Secret's bad base64, say) in the same run. The errors of
+/// refused ESO objects are not among them: they are in `manifests.refused`, and the
+/// planner reports them as those objects' own errors.
 pub fn load_paths_partial(paths: &[PathBuf]) -> (Inputs, Vec<LoadError>) {
     load_paths_partial_with(paths, &LoadOptions::default())
 }
@@ -192,16 +221,11 @@ pub fn load_paths_partial_with(
 pub fn load_str(name: &str, text: &str) -> Result<Inputs, Vec<LoadError>> {
     let mut loader = Loader::default();
     loader.add_text(&Arc::from(name), text);
-    let (inputs, errors) = loader.finish();
-    if errors.is_empty() {
-        Ok(inputs)
-    } else {
-        Err(errors)
-    }
+    strict(loader.finish())
 }
 
 /// Objects already parsed (read from the API server, say), each with the origin to name
-/// in errors.
+/// in errors; refused ESO objects are in `manifests.refused`, as in [`load_paths_partial`].
 pub fn load_values(values: Vec<(Origin, Value)>) -> (Inputs, Vec<LoadError>) {
     let mut loader = Loader::default();
     for (origin, value) in values {
@@ -381,6 +405,9 @@ struct Loader {
     errors: Vec<LoadError>,
     seen: HashMap<(String, String, String), Origin>,
     default_namespace: Option<String>,
+    /// The ESO object being read, once its identity is known: its errors from then on
+    /// refuse it alone (see [`Refused`]).
+    refusable: Option<(String, String)>,
 }
 
 impl Loader {
@@ -394,6 +421,7 @@ impl Loader {
             Ok(documents) => {
                 for (line, value) in documents {
                     let before = self.errors.len();
+                    let refused_before = self.inputs.manifests.refused.len();
                     self.add_value(
                         Origin {
                             file: name.clone(),
@@ -402,6 +430,9 @@ impl Loader {
                         value,
                     );
                     locate_fields(&mut self.errors[before..], text, line);
+                    for refused in &mut self.inputs.manifests.refused[refused_before..] {
+                        locate_fields(&mut refused.errors, text, line);
+                    }
                 }
             }
             Err(e) => self.errors.push(e),
@@ -431,8 +462,19 @@ impl Loader {
                     }
                     return;
                 }
+                let before = self.errors.len();
                 if let Err(e) = self.add_object(&origin, &kind, &api_version, value) {
                     self.errors.push(e);
+                }
+                if let Some((kind, object)) = self.refusable.take()
+                    && self.errors.len() > before
+                {
+                    let errors = self.errors.split_off(before);
+                    self.inputs.manifests.refused.push(Refused {
+                        kind,
+                        object,
+                        errors,
+                    });
                 }
             }
             other => self.errors.push(LoadError {
@@ -493,6 +535,13 @@ impl Loader {
             namespace = Some(default.clone());
         }
         let display = object_display(kind, namespace.as_deref(), &name);
+        // From here an error of one of the four ESO kinds whose identity is known refuses
+        // that object alone; the others (a missing name, an object defined twice) leave
+        // courier unsure which targets are whose, and fail the whole input.
+        let identity_known = !name.is_empty()
+            && (cluster_scoped || namespace.as_deref().is_some_and(|n| !n.is_empty()));
+        self.refusable = (ESO_KINDS.contains(&kind) && identity_known)
+            .then(|| (kind.to_owned(), display.clone()));
 
         check_eso_api_version(kind, api_version, group)
             .map_err(|message| fail(Some(display.clone()), message))?;
@@ -558,6 +607,7 @@ impl Loader {
             name.clone(),
         );
         if let Some(first) = self.seen.get(&identity) {
+            self.refusable = None;
             return Err(fail(
                 Some(display),
                 format!("defined twice: first at {first}, again here"),

@@ -57,7 +57,13 @@ pub fn manifest_names(manifests: &Manifests) -> Arc<BTreeSet<String>> {
         let meta = &es.object.metadata;
         object_display("ExternalSecret", meta.namespace.as_deref(), &meta.name)
     });
-    Arc::new(clustered.chain(namespaced).collect())
+    // A refused one is still in the input: its targets are kept, not counted as retired.
+    let refused = manifests
+        .refused
+        .iter()
+        .filter(|r| matches!(r.kind.as_str(), "ClusterExternalSecret" | "ExternalSecret"))
+        .map(|r| r.object.clone());
+    Arc::new(clustered.chain(namespaced).chain(refused).collect())
 }
 
 /// `--max-deletions`: a number, or `unlimited`.

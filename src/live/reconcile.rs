@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::core::clusters::{self, HOME_CLUSTER, Member};
-use crate::core::load::{LoadError, Manifests, load_paths};
+use crate::core::load::{LoadError, Manifests, load_paths_partial};
 use crate::core::plan::{self, DesiredSecret, Plan, PlanError};
 use crate::core::provider::RemoteRequests;
 use crate::core::world::{BlockList, World};
@@ -331,9 +331,12 @@ pub async fn reconcile_once(
 ) -> Result<Outcome, ReconcileError> {
     let hub = &fleet.hub;
     let (mut inputs, mut objects) = match source {
-        ManifestSource::Files(paths) => {
-            (load_paths(paths).map_err(ReconcileError::Load)?, Vec::new())
-        }
+        // A refused ESO object is not a load error here: the plan carries it as that
+        // object's error, so its targets are kept and every other one is reconciled.
+        ManifestSource::Files(paths) => match load_paths_partial(paths) {
+            (inputs, errors) if errors.is_empty() => (inputs, Vec::new()),
+            (_, errors) => return Err(ReconcileError::Load(errors)),
+        },
         ManifestSource::Cluster => {
             let (inputs, objects, errors) =
                 crate::live::eso::manifests_from_cluster(&hub.client).await?;
@@ -374,6 +377,13 @@ pub async fn reconcile_once(
     });
     let reports = futures::future::join_all(writes).await;
     let multi = fleet.is_multi();
+    let refused: std::collections::BTreeSet<&str> = inputs
+        .manifests
+        .refused
+        .iter()
+        .map(|r| r.object.as_str())
+        .collect();
+    let mut told = std::collections::HashSet::new();
     let mut plan = Plan::default();
     let mut report = Report::default();
     let mut clusters = Vec::new();
@@ -396,7 +406,12 @@ pub async fn reconcile_once(
             errors: cluster.plan.errors.len() + cluster_report.errors.len(),
         });
         let prefix = (multi && !cluster.member.member.is_home()).then_some(name.as_str());
-        merge_plan(&mut plan, cluster.plan, prefix);
+        let mut cluster_plan = cluster.plan;
+        // A refused object fails in every cluster (each keeps its targets); it is told once.
+        cluster_plan
+            .errors
+            .retain(|e| !refused.contains(e.object.as_str()) || told.insert(e.to_string()));
+        merge_plan(&mut plan, cluster_plan, prefix);
         merge_report(&mut report, cluster_report, prefix);
     }
     for failure in &fleet_plan.failures {

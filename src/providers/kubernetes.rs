@@ -309,9 +309,19 @@ impl StoreProvider for KubernetesStore {
         } else {
             Sources::World(world)
         };
+        // A remoteNamespace the world lacks (a live cluster's namespaces; the files'
+        // Namespaces, when they hold any, and their Secrets' namespaces) is named as
+        // such, with the store, not as a missing Secret.
+        let same_cluster = self.other_server().is_none() && self.config.auth_ref.is_none();
+        let missing_namespace = (same_cluster
+            && !world.namespaces.is_empty()
+            && !world.namespaces.contains_key(&self.remote_namespace)
+            && !world.secrets.contains_key(&self.remote_namespace))
+        .then_some(self.display.as_str());
         Box::new(KubernetesClient {
             sources,
             namespace: &self.remote_namespace,
+            missing_namespace,
         })
     }
 
@@ -364,6 +374,8 @@ enum Sources<'w> {
 pub struct KubernetesClient<'w> {
     sources: Sources<'w>,
     namespace: &'w str,
+    /// The store's name when its remoteNamespace does not exist.
+    missing_namespace: Option<&'w str>,
 }
 
 impl<'w> KubernetesClient<'w> {
@@ -372,6 +384,7 @@ impl<'w> KubernetesClient<'w> {
         Self {
             sources: Sources::World(world),
             namespace,
+            missing_namespace: None,
         }
     }
 
@@ -391,13 +404,21 @@ impl<'w> KubernetesClient<'w> {
             Sources::Store(Some(read)) => read.secrets.keys().map(String::as_str).collect(),
             Sources::Store(None) => Vec::new(),
         };
+        let no_namespace = self.missing_namespace.map(|store| {
+            format!(
+                ": namespace {} does not exist; it is the remoteNamespace of {store}\nhint: set the store's remoteNamespace to the namespace that holds the source Secrets",
+                self.namespace
+            )
+        });
         let not_found = || FetchError {
             message: format!(
                 "source Secret {}/{name} not found{}",
                 self.namespace,
-                crate::core::suggest::did_you_mean(name, known.iter().copied())
-                    .map(|k| format!("; did you mean {k:?}?"))
-                    .unwrap_or_default()
+                no_namespace.clone().unwrap_or_else(|| {
+                    crate::core::suggest::did_you_mean(name, known.iter().copied())
+                        .map(|k| format!("; did you mean {k:?}?"))
+                        .unwrap_or_default()
+                })
             ),
             source_missing: true,
         };
@@ -417,6 +438,9 @@ impl<'w> KubernetesClient<'w> {
             ))),
             Sources::Store(Some(read)) => match read.secrets.get(name) {
                 Some(Ok(secret)) => Ok(secret),
+                // A namespace that does not exist is the cause, whatever the read said
+                // (no Role can grant a namespace that is not there: a 403, typically).
+                _ if no_namespace.is_some() => Err(not_found()),
                 Some(Err(error)) => Err(FetchError {
                     message: error.message.clone(),
                     source_missing: error.not_found,

@@ -154,6 +154,18 @@ fn template(name: &str) -> Template {
         .funcs(FUNCTIONS.clone())
 }
 
+/// Go's builtin functions (text/template's `builtins`).
+const GO_BUILTINS: [&str; 19] = [
+    "and", "call", "eq", "ge", "gt", "html", "index", "js", "le", "len", "lt", "ne", "not", "or",
+    "print", "printf", "println", "slice", "urlquery",
+];
+
+/// Whether a template may call `name`: Go's builtins, sprig's and ESO's functions, as
+/// ESO v2 registers them.
+pub fn is_function(name: &str) -> bool {
+    GO_BUILTINS.contains(&name) || FUNCTIONS.contains_key(name)
+}
+
 /// Checks that a template parses (for `check`), without data.
 pub fn validate(name: &str, source: &str) -> Result<(), GoTemplateError> {
     template(name)

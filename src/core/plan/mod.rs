@@ -25,7 +25,7 @@ mod validate;
 
 pub use engine::Engine;
 pub use fetch::{convert_keys, decode, go_base64_decode};
-pub use planner::{check, plan};
+pub use planner::{check, plan, stores_absent};
 pub use remote::remote_requests;
 pub use stores::{store_namespaces, watched_namespaces};
 pub use types::{

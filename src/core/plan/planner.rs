@@ -13,7 +13,7 @@ use super::types::{
 };
 use super::validate::validate_spec;
 use crate::core::load::Manifests;
-use crate::core::model::ExternalSecretSpec;
+use crate::core::model::{CreationPolicy, ExternalSecretSpec};
 use crate::core::provider::ProviderRegistry;
 use crate::core::template;
 use crate::core::world::{SourceSecret, World};
@@ -27,12 +27,15 @@ use crate::core::world::{SourceSecret, World};
 /// targets that read them; targets that read each other in a cycle are refused.
 pub fn plan(manifests: &Manifests, world: &World, providers: &dyn ProviderRegistry) -> Plan {
     let planner = Planner::new(manifests, world, providers);
-    let (instances, errors) = planner.instances();
+    let (instances, mut errors) = planner.instances();
     if !world.live
         && let Some(chain) = chain_of(manifests, providers, &planner, &instances)
     {
-        return plan_chained(manifests, world, providers, &chain);
+        let mut plan = plan_chained(manifests, world, providers, &chain);
+        plan.errors.splice(0..0, refused_errors(manifests));
+        return plan;
     }
+    errors.splice(0..0, refused_errors(manifests));
     plan_instances(&planner, instances, errors)
 }
 
@@ -280,61 +283,95 @@ pub fn check(
 ) -> CheckReport {
     let planner = Planner::new(manifests, world, providers);
     let (instances, mut errors) = planner.instances();
+    errors.splice(0..0, refused_errors(manifests));
     let env = template::environment();
     let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
     let mut static_checked: HashMap<usize, Option<Failure>> = HashMap::new();
     let mut rendered: HashMap<(usize, String), Result<(), Failure>> = HashMap::new();
     let mut targets: BTreeMap<(String, String), Vec<PlannedTarget>> = BTreeMap::new();
+    let static_check = |owner_index: usize, spec: &ExternalSecretSpec| {
+        let engine = planner.owners[owner_index].engine.clone();
+        engine
+            .and_then(|engine| validate_spec(&env, spec, engine))
+            .err()
+    };
+    // A files world without any store (a repository of ExternalSecrets whose stores live
+    // in the cluster) cannot resolve a store reference: the targets are listed and
+    // checked statically, and `check --world cluster` resolves the rest.
+    let no_stores = stores_absent(manifests, world);
     for instance in &instances {
         let target = format!("{}/{}", instance.namespace, instance.secret_name);
-        let outcome = planner.resolve_store(instance).and_then(|store| {
-            let checked = static_checked
-                .entry(instance.owner_index)
-                .or_insert_with(|| {
-                    let engine = planner.owners[instance.owner_index].engine.clone();
-                    engine
-                        .and_then(|engine| validate_spec(&env, instance.spec, engine))
-                        .err()
-                });
-            if let Some(failure) = checked {
-                return Err(failure.clone());
-            }
+        let mut failed: Vec<Failure> = static_checked
+            .entry(instance.owner_index)
+            .or_insert_with(|| static_check(instance.owner_index, instance.spec))
+            .clone()
+            .into_iter()
+            .collect();
+        // The store is resolved even when the spec is wrong: both are told at once.
+        match planner.resolve_store(instance) {
+            _ if no_stores => {}
+            Err(failure) => failed.push(failure),
             // Where the world itself holds the sources (a files world), render the body
             // and throw it away: a missing source, key or template variable is found
             // here, and nothing is printed. Remote stores are not contacted by check.
-            if store.provider.remote_key(&instance.namespace).is_some() {
-                return Ok(());
+            Ok(store)
+                if failed.is_empty()
+                    && store.provider.remote_key(&instance.namespace).is_none() =>
+            {
+                let render = || {
+                    let clients = store.clients(world, &instance.namespace);
+                    render_body(&env, &planner, instance, &clients).map(drop)
+                };
+                let namespace_dependent =
+                    store.namespaced || uses_namespace_templates(instance.spec);
+                if let Err(failure) =
+                    once(&mut rendered, instance, &store, namespace_dependent, render)
+                {
+                    failed.push(failure);
+                }
             }
-            let render = || {
-                let clients = store.clients(world, &instance.namespace);
-                render_body(&env, &planner, instance, &clients).map(drop)
-            };
-            let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
-            once(&mut rendered, instance, &store, namespace_dependent, render)
-        });
-        match outcome {
-            Ok(()) => {
-                let type_ = instance
-                    .spec
-                    .target
-                    .template
-                    .as_ref()
-                    .and_then(|t| t.type_.clone())
-                    .unwrap_or_else(|| "Opaque".into());
-                targets
-                    .entry((instance.namespace.clone(), instance.secret_name.clone()))
-                    .or_default()
-                    .push(PlannedTarget {
-                        namespace: instance.namespace.clone(),
-                        name: instance.secret_name.clone(),
-                        type_,
-                        owner: planner.owners[instance.owner_index].display.to_string(),
-                    });
-            }
-            Err(failure) => failures
+            Ok(_) => {}
+        }
+        if failed.is_empty() {
+            let type_ = instance
+                .spec
+                .target
+                .template
+                .as_ref()
+                .and_then(|t| t.type_.clone())
+                .unwrap_or_else(|| "Opaque".into());
+            targets
+                .entry((instance.namespace.clone(), instance.secret_name.clone()))
+                .or_default()
+                .push(PlannedTarget {
+                    namespace: instance.namespace.clone(),
+                    name: instance.secret_name.clone(),
+                    type_,
+                    owner: planner.owners[instance.owner_index].display.to_string(),
+                });
+        }
+        for failure in failed {
+            failures
                 .entry((instance.owner_index, failure))
                 .or_default()
-                .push(target),
+                .push(target.clone());
+        }
+    }
+    // A ClusterExternalSecret that selected no namespace (the inputs hold none, say) is
+    // still checked for what needs no namespace: its spec, and a ClusterSecretStore it
+    // names.
+    for (owner_index, ces) in manifests.cluster_external_secrets.iter().enumerate() {
+        let spec = &ces.object.spec.external_secret_spec;
+        if static_checked.contains_key(&owner_index)
+            || spec.target.creation_policy == Some(CreationPolicy::None)
+        {
+            continue;
+        }
+        if let Some(failure) = static_check(owner_index, spec) {
+            failures.entry((owner_index, failure)).or_default();
+        }
+        if !no_stores && let Some(failure) = planner.stores.missing_cluster_store(spec) {
+            failures.entry((owner_index, failure)).or_default();
         }
     }
     for ((owner_index, failure), targets) in failures {
@@ -353,6 +390,37 @@ pub fn check(
         targets: listed,
         errors,
     }
+}
+
+/// Whether a store reference cannot be resolved at all: a files world whose inputs hold no
+/// store, not even a refused one.
+pub fn stores_absent(manifests: &Manifests, world: &World) -> bool {
+    !world.live
+        && manifests.stores.is_empty()
+        && !manifests
+            .refused
+            .iter()
+            .any(|r| matches!(r.kind.as_str(), "SecretStore" | "ClusterSecretStore"))
+}
+
+/// The errors of the objects refused at load, as their own: each fails that object's
+/// targets alone (live mode keeps the targets it made before), and reads as the loader
+/// wrote it, file, line and field path.
+fn refused_errors(manifests: &Manifests) -> Vec<PlanError> {
+    manifests
+        .refused
+        .iter()
+        .flat_map(|refused| {
+            refused.errors.iter().map(|error| PlanError {
+                origin: error.origin.clone(),
+                object: refused.object.clone(),
+                targets: Vec::new(),
+                key: None,
+                message: error.message.clone(),
+                source_missing: None,
+            })
+        })
+        .collect()
 }
 
 /// A body that does not depend on the namespace is rendered once per (manifest, store)

@@ -162,6 +162,8 @@ pub(super) struct StoreIndex<'m> {
     cluster: HashMap<&'m str, usize>,
     namespaced: HashMap<(&'m str, &'m str), usize>,
     parsed: Vec<Result<Arc<dyn StoreProvider>, String>>,
+    /// Stores refused at load, `Kind/namespace/name`: named as such, not as missing.
+    refused: BTreeSet<&'m str>,
 }
 
 impl<'m> StoreIndex<'m> {
@@ -194,7 +196,26 @@ impl<'m> StoreIndex<'m> {
             cluster,
             namespaced,
             parsed,
+            refused: manifests
+                .refused
+                .iter()
+                .map(|r| r.object.as_str())
+                .collect(),
         }
+    }
+
+    /// Why the ClusterSecretStore `spec` names cannot be found (what a ClusterExternalSecret
+    /// that selects no namespace can still be told); None for a SecretStore, which depends
+    /// on the namespace, or a store that exists.
+    pub(super) fn missing_cluster_store(&self, spec: &ExternalSecretSpec) -> Option<Failure> {
+        let reference = spec.secret_store_ref.as_ref()?;
+        if reference.kind.as_deref() != Some("ClusterSecretStore")
+            || self.cluster.contains_key(reference.name.as_str())
+        {
+            return None;
+        }
+        // Resolution from no namespace fails with the message a namespace would get.
+        self.resolve(spec, "", &World::default()).err()
     }
 
     /// The store `spec` reads from `namespace`, checked against its conditions.
@@ -275,6 +296,15 @@ impl<'m> StoreIndex<'m> {
         };
         let Some(&index) = index else {
             let name = reference.name.as_str();
+            let store = object_display(kind, namespaced.then_some(namespace), name);
+            if self.refused.contains(store.as_str()) {
+                return Err(Failure::new(
+                    field(),
+                    format!(
+                        "{store} was refused (its own error says why), so nothing is read from it"
+                    ),
+                ));
+            }
             let (place, hint) = if namespaced {
                 let here = self
                     .namespaced
