@@ -549,9 +549,16 @@ async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_ke
         .unwrap();
     let apply = |extra: &[&str]| apply_from_cluster(&plane.kubeconfig, "own", extra);
 
-    // The lean path: no ExternalSecret objects; a no-op costs what it costs.
+    // The lean path: no ExternalSecret objects; a no-op costs what it costs. The
+    // hand-written ExternalSecret still fails its namespace (the planner's ESO rule), and
+    // only that one.
     let (code, stderr, _) = apply(&["--no-ces-external-secrets"]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ExternalSecret taken/creds already exists in namespace taken")
+            && stderr.contains("1 errors"),
+        "{stderr}"
+    );
     let (_, _, lean_no_op) = apply(&["--no-ces-external-secrets"]);
     assert!(es_in("kept").get_opt("creds").await.unwrap().is_none());
 
