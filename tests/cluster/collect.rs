@@ -465,26 +465,6 @@ async fn members_opt_secrets_in_and_the_hub_gets_them_by_the_seeds_rules() {
     );
 }
 
-/// A kubeconfig with contexts `hub` (current) and `prod-eu`, both as the admin.
-fn write_kubeconfig(path: &std::path::Path, hub: &ControlPlane, member: &ControlPlane) {
-    let cluster = |name: &str, plane: &ControlPlane| {
-        let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
-        format!(
-            "- name: {name}\n  cluster: {{server: \"{}\", certificate-authority-data: {ca}}}\n",
-            plane.server()
-        )
-    };
-    std::fs::write(
-        path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n- name: hub\n  context: {{cluster: hub, user: admin}}\n- name: prod-eu\n  context: {{cluster: prod-eu, user: admin}}\ncurrent-context: hub\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
-            cluster("hub", hub),
-            cluster("prod-eu", member)
-        ),
-    )
-    .unwrap();
-}
-
 #[tokio::test]
 async fn the_readme_collect_example_runs() {
     let (hub_plane, member) = tokio::join!(
@@ -508,7 +488,7 @@ async fn the_readme_collect_example_runs() {
         .unwrap();
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = home.path().join("kubeconfig");
-    write_kubeconfig(&kubeconfig, &hub_plane, &member);
+    crate::multicluster::write_kubeconfig(&kubeconfig, &hub_plane, "prod-eu", &member);
     let path = format!(
         "{}:{}",
         tools.path().display(),

@@ -49,8 +49,14 @@ fn token_config(plane: &ControlPlane) -> serde_json::Value {
     serde_json::json!({"bearerToken": ADMIN_TOKEN, "tlsClientConfig": {"insecure": false, "caData": ca}})
 }
 
-/// A kubeconfig with two contexts of the admin: `hub` (current) and `member` for `plane`.
-fn write_kubeconfig(path: &std::path::Path, member: &str, plane: &ControlPlane) {
+/// A kubeconfig with two contexts of the admin: `hub` (current) for `hub` and `member` for
+/// `plane`.
+pub fn write_kubeconfig(
+    path: &std::path::Path,
+    hub: &ControlPlane,
+    member: &str,
+    plane: &ControlPlane,
+) {
     let cluster = |name: &str, plane: &ControlPlane| {
         let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
         format!(
@@ -62,7 +68,7 @@ fn write_kubeconfig(path: &std::path::Path, member: &str, plane: &ControlPlane) 
         path,
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n- name: hub\n  context: {{cluster: hub, user: admin}}\n- name: {member}\n  context: {{cluster: {member}, user: admin}}\ncurrent-context: hub\nusers:\n- name: admin\n  user: {{token: {ADMIN_TOKEN}}}\n",
-            cluster("hub", control_plane()),
+            cluster("hub", hub),
             cluster(member, plane)
         ),
     )
@@ -579,7 +585,7 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
     // named after it. The same targets, written from the same hub, are a no-op.
     let contexts = tempfile::tempdir().unwrap();
     let combined = contexts.path().join("kubeconfig");
-    write_kubeconfig(&combined, "member-b", &b);
+    write_kubeconfig(&combined, control_plane(), "member-b", &b);
     let (code, _, stderr) = courier(
         "apply",
         &path,
@@ -626,7 +632,7 @@ async fn the_readme_multi_cluster_example_runs() {
         .unwrap();
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = home.path().join("kubeconfig");
-    write_kubeconfig(&kubeconfig, "prod-eu", &member);
+    write_kubeconfig(&kubeconfig, control_plane(), "prod-eu", &member);
     let config = home.path().join("prod-eu-config.json");
     std::fs::write(&config, token_config(&member).to_string()).unwrap();
     let path = format!(

@@ -102,6 +102,34 @@ impl Drop for Running {
     }
 }
 
+/// Creates `namespaces` (with their labels), the source Secret `name` in `central` holding
+/// `password`, and the store reader's access to `central`.
+async fn central_with_source(
+    client: &kube::Client,
+    namespaces: Vec<(&str, serde_json::Value)>,
+    name: &str,
+    password: &str,
+) {
+    for (namespace, labels) in namespaces {
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": namespace, "labels": labels}}))
+                .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+    }
+    let source: Secret = serde_json::from_value(
+        json!({"metadata": {"name": name}, "stringData": {"password": password}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    grant_reader(client, "central").await;
+}
+
 #[tokio::test]
 async fn the_runbooks_kubectl_views_read_as_under_eso() {
     crate::support::binaries_available();
@@ -476,23 +504,7 @@ async fn private_platform(namespaces: &[&str]) -> (Arc<ControlPlane>, kube::Clie
     install_crds_from(&client, &repo_root().join("testenv/eso-crds-v2.9.0")).await;
     let mut all = vec![("central", json!({}))];
     all.extend(namespaces.iter().map(|n| (*n, json!({"wants": "yes"}))));
-    for (name, labels) in all {
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
-    }
-    let source: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "shared"}, "stringData": {"password": "first-value"}}),
-    )
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), "central")
-        .create(&PostParams::default(), &source)
-        .await
-        .unwrap();
-    grant_reader(&client, "central").await;
+    central_with_source(&client, all, "shared", "first-value").await;
     let store: DynamicObject = serde_saphyr::from_str(&reader_store("central", "central")).unwrap();
     Api::<DynamicObject>::all_with(
         client.clone(),
@@ -650,28 +662,13 @@ async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
     )
     .unwrap();
     install_crds_from(&client, crds.path()).await;
-    for (name, labels) in [
+    let namespaces = vec![
         ("central", json!({})),
         ("external-secrets", json!({})),
         ("app-a", json!({"migrate": "yes"})),
         ("app-b", json!({"migrate": "yes"})),
-    ] {
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
-    }
-    let source: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "src"}, "stringData": {"password": "from-central"}}),
-    )
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), "central")
-        .create(&PostParams::default(), &source)
-        .await
-        .unwrap();
-    grant_reader(&client, "central").await;
+    ];
+    central_with_source(&client, namespaces, "src", "from-central").await;
     // ESO's controller runs outside the cluster here: the store names the API server.
     use base64::Engine as _;
     let store: DynamicObject = serde_json::from_value(json!({
