@@ -1149,6 +1149,10 @@ async fn wait_for_eso(client: &Client, cases: &[Case], limit: Duration) -> BTree
             if settled_once {
                 return pending;
             }
+            eprintln!(
+                "differential: every ExternalSecret and ClusterExternalSecret has a verdict after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             settled_once = true;
             tokio::time::sleep(Duration::from_secs(8)).await;
             continue;
@@ -1428,6 +1432,7 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
         .map(|c| (c.name.clone(), c.id.clone(), c.objects.clone()))
         .collect();
     let courier = std::thread::spawn(move || {
+        let courier_started = Instant::now();
         let chunks: Vec<Vec<(String, String, Vec<Value>)>> = jobs
             .chunks(jobs.len().div_ceil(4))
             .map(<[_]>::to_vec)
@@ -1452,10 +1457,11 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
                 })
             })
             .collect();
-        handles
+        let outcomes = handles
             .into_iter()
             .flat_map(|h| h.join().unwrap())
-            .collect::<BTreeMap<String, Outcome>>()
+            .collect::<BTreeMap<String, Outcome>>();
+        (outcomes, courier_started.elapsed())
     });
 
     let log = dir.path().join("eso.log");
@@ -1475,7 +1481,8 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
     ));
     let _ = eso.kill();
     let _ = eso.wait();
-    let courier_outcomes = courier.join().unwrap();
+    let (courier_outcomes, courier_took) = courier.join().unwrap();
+    let outcomes_read = started.elapsed();
 
     let known = known_differences();
     let mut report = String::new();
@@ -1517,7 +1524,7 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
         std::fs::write(path, &report).unwrap();
     }
     eprintln!(
-        "differential: {} hand-made + {} generated cases; {} agree ({} an error on both sides), {} differ ({} listed); objects created in {:.0} s, ESO's verdicts in {:.0} s, whole test {:.0} s",
+        "differential: {} hand-made + {} generated cases; {} agree ({} an error on both sides), {} differ ({} listed); objects created in {:.0} s, ESO's verdicts in {:.0} s, outcomes read at {:.0} s; courier's renders took {:.0} s (beside ESO); whole test {:.0} s",
         hand.len(),
         generated.len(),
         cases.len() - differing,
@@ -1526,6 +1533,8 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
         differing - unlisted.len(),
         created.as_secs_f64(),
         waited.as_secs_f64(),
+        outcomes_read.as_secs_f64(),
+        courier_took.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
     let mut failures = String::new();
