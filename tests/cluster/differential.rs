@@ -1311,6 +1311,9 @@ pub(crate) fn case_of(namespace: &str) -> &str {
     namespace.split('-').next().unwrap_or("")
 }
 
+/// ESO's verdict on an object: its Ready condition's status and reason, if any.
+type Verdict = Option<(String, String)>;
+
 /// How long the cases' verdicts must stay as they are before they count: a verdict
 /// ESO retries (a transient failure) gets the time to change.
 const QUIET: Duration = Duration::from_secs(3);
@@ -1341,8 +1344,7 @@ pub(crate) async fn wait_for_eso(
         watch("ClusterExternalSecret")
     ));
     // (kind, namespace/name) -> (case id, its verdict: Ready's status and reason)
-    let mut verdicts: BTreeMap<(&str, String), (String, Option<(String, String)>)> =
-        BTreeMap::new();
+    let mut verdicts: BTreeMap<(&str, String), (String, Verdict)> = BTreeMap::new();
     let mut listed = BTreeSet::new();
     let mut changed = Instant::now();
     let mut said = false;
@@ -1515,6 +1517,8 @@ pub(crate) struct EsoPlane {
     pub ca: String,
     /// ESO's log (stderr), in the plane's state directory.
     pub log: PathBuf,
+    /// The watchdog running ESO's controller (it stops ESO when the test process is gone).
+    _eso: std::process::Child,
 }
 
 static ESO_PLANE: std::sync::OnceLock<EsoPlane> = std::sync::OnceLock::new();
@@ -1544,7 +1548,7 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
             .parent()
             .expect("the plane's state directory")
             .join("eso.log");
-        start_eso(&binary, &plane.kubeconfig, &log);
+        let watchdog = start_eso(&binary, &plane.kubeconfig, &log);
         eprintln!(
             "differential: ESO v2.9.0's controller and its control plane ready in {:.0} s",
             started.elapsed().as_secs_f64()
@@ -1553,13 +1557,14 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
             ca: B64.encode(plane.ca_pem()),
             plane,
             log,
+            _eso: watchdog,
         }
     })
 }
 
 /// Starts ESO's controller under testenv's watchdog, which stops it when the test process
 /// is gone (the shared plane is never dropped).
-fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) {
+fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) -> std::process::Child {
     let port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -1591,7 +1596,7 @@ fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("testenv/watchdog.sh starts ESO's controller");
+        .expect("testenv/watchdog.sh starts ESO's controller")
 }
 
 // ---------------------------------------------------------------------------------------
