@@ -28,7 +28,7 @@ use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
 /// The label every namespace of a case carries, and every selector of the case requires.
 const CASE_LABEL: &str = "differential.courier.dev/case";
 /// The ServiceAccount the injected `auth` of every Kubernetes-provider store reads as.
-const READER: &str = "diff-reader";
+pub(crate) const READER: &str = "diff-reader";
 /// How many cases the generator makes, and from which seed.
 const GENERATED: usize = 1_000;
 const SEED: u64 = 0x00c0_0e1e_0029;
@@ -40,22 +40,22 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// One case as the corpus writes it (see `tests/differential/README.md`).
 #[derive(Clone)]
-struct RawCase {
-    name: String,
+pub(crate) struct RawCase {
+    pub name: String,
     spec: Value,
 }
 
 /// A case ready to run: its id, and the objects of its world and manifests, renamed.
-struct Case {
-    name: String,
-    id: String,
-    namespaces: Vec<String>,
-    objects: Vec<Value>,
+pub(crate) struct Case {
+    pub name: String,
+    pub id: String,
+    pub namespaces: Vec<String>,
+    pub objects: Vec<Value>,
 }
 
 /// What one tool made of a case.
 #[derive(Debug, Clone, PartialEq)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// The tool refused or failed the case (a short reason, never a value).
     Error(String),
     /// The Secrets it wrote, by (namespace, name).
@@ -63,11 +63,11 @@ enum Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Written {
+pub(crate) struct Written {
     type_: String,
     data: BTreeMap<String, Vec<u8>>,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// The hand-made cases: every `cases/*.yaml`, a `cases:` list each.
-fn hand_cases() -> Vec<RawCase> {
+pub(crate) fn hand_cases() -> Vec<RawCase> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir().join("cases"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -574,7 +574,7 @@ fn secret_data(values: &Value) -> Value {
 }
 
 /// The objects a case's compact form stands for, before renaming.
-fn expand(raw: &RawCase) -> Vec<Value> {
+pub(crate) fn expand(raw: &RawCase) -> Vec<Value> {
     let spec = &raw.spec;
     let mut objects = Vec::new();
     let mut namespaces: BTreeMap<String, Value> = BTreeMap::new();
@@ -660,7 +660,17 @@ fn expand(raw: &RawCase) -> Vec<Value> {
 /// Kubernetes-provider store the control plane's `server` and the reader's `auth` when the
 /// case names none.
 fn build(raw: &RawCase, id: &str, server: &str, ca: &str) -> Case {
-    let mut objects = expand(raw);
+    build_objects(&raw.name, expand(raw), id, server, ca)
+}
+
+/// [`build`] of any objects (a case's, or the seed platform's).
+pub(crate) fn build_objects(
+    name: &str,
+    mut objects: Vec<Value>,
+    id: &str,
+    server: &str,
+    ca: &str,
+) -> Case {
     let mut namespaces = BTreeSet::new();
     for object in &objects {
         if object["kind"] == "Namespace" {
@@ -683,7 +693,7 @@ fn build(raw: &RawCase, id: &str, server: &str, ca: &str) -> Case {
         rename.object(object, server, ca);
     }
     Case {
-        name: raw.name.clone(),
+        name: name.to_owned(),
         id: id.to_owned(),
         namespaces: namespaces.iter().map(|n| rename.ns(n)).collect(),
         objects,
@@ -881,16 +891,159 @@ impl Renamer {
 // ---------------------------------------------------------------------------------------
 
 fn courier_outcome(case: &Case, dir: &Path) -> Outcome {
-    let path = dir.join(format!("{}.yaml", case.id));
-    let text: String = case
-        .objects
+    let objects: Vec<&Value> = case.objects.iter().collect();
+    match render(&objects, &dir.join(format!("{}.yaml", case.id))) {
+        Ok(mut by_case) => Outcome::Secrets(by_case.remove(&case.id).unwrap_or_default()),
+        Err(stderr) => {
+            // courier's errors name objects and keys, never values (a rule of the project).
+            let first = stderr
+                .lines()
+                .find(|l| l.contains("error"))
+                .or_else(|| stderr.lines().next())
+                .unwrap_or("")
+                .chars()
+                .take(240)
+                .collect::<String>();
+            Outcome::Error(format!("courier: {first}"))
+        }
+    }
+}
+
+/// How courier's side renders the cases.
+#[derive(Clone, Copy, PartialEq)]
+enum Rendering {
+    /// Many cases per `courier render` (the default, see [`render_batch`]).
+    Batches,
+    /// One `courier render` per case (`COURIER_DIFFERENTIAL_RENDER=one-by-one`).
+    OneByOne,
+    /// Both, and the test fails unless every case's outcome is the same either way
+    /// (`COURIER_DIFFERENTIAL_RENDER=both`: the check that batching changes nothing).
+    Both,
+}
+
+/// Cases per `courier render` process.
+const BATCH: usize = 64;
+
+/// How many `courier render` processes courier's side ran.
+static RENDERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// courier's outcome of every case, on four threads.
+fn courier_side(cases: Vec<Case>, dir: &Path, rendering: Rendering) -> BTreeMap<String, Outcome> {
+    let chunk = cases.len().div_ceil(4).max(1);
+    let mut chunks: Vec<Vec<Case>> = Vec::new();
+    let mut cases = cases.into_iter().peekable();
+    while cases.peek().is_some() {
+        chunks.push(cases.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut outcomes = Vec::new();
+                    for batch in chunk.chunks(BATCH) {
+                        let batched = match rendering {
+                            Rendering::OneByOne => None,
+                            _ => Some(render_batch(batch, dir)),
+                        };
+                        let single = match rendering {
+                            Rendering::Batches => None,
+                            _ => Some(
+                                batch
+                                    .iter()
+                                    .map(|case| (case.name.clone(), courier_outcome(case, dir)))
+                                    .collect::<Vec<_>>(),
+                            ),
+                        };
+                        if let (Some(b), Some(s)) = (&batched, &single) {
+                            let b: BTreeMap<_, _> = b.iter().cloned().collect();
+                            for (name, outcome) in s {
+                                assert_eq!(
+                                    format!("{:?}", b[name]),
+                                    format!("{outcome:?}"),
+                                    "case {name}: courier's outcome in a batch differs from its own render's"
+                                );
+                            }
+                        }
+                        outcomes.extend(batched.or(single).unwrap());
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+/// courier's outcome of each case of a batch, rendering as many together as it can.
+/// `render` is all or nothing, and names every object that fails (with its namespace or
+/// its prefixed cluster-scoped name, so with its case id): a batch that renders gives
+/// each case the Secrets of its own namespaces; the cases a failing batch's errors name
+/// are rendered alone (their own outcome, their own error), and the rest together again.
+/// Cases share nothing (namespaces, cluster-scoped names and selectors are the case's),
+/// so a case's Secrets do not depend on its batch; `COURIER_DIFFERENTIAL_RENDER=both`
+/// checks it.
+fn render_batch(batch: &[Case], dir: &Path) -> Vec<(String, Outcome)> {
+    let mut outcomes = Vec::new();
+    let mut pending: Vec<&Case> = batch.iter().collect();
+    while pending.len() > 1 {
+        let objects: Vec<&Value> = pending.iter().flat_map(|c| &c.objects).collect();
+        match render(&objects, &dir.join(format!("batch-{}.yaml", pending[0].id))) {
+            Ok(mut by_case) => {
+                for case in pending.drain(..) {
+                    let secrets = by_case.remove(&case.id).unwrap_or_default();
+                    outcomes.push((case.name.clone(), Outcome::Secrets(secrets)));
+                }
+            }
+            Err(stderr) => {
+                let errors: Vec<&str> = stderr
+                    .lines()
+                    .filter(|l| !l.starts_with("warning"))
+                    .collect();
+                let named = |case: &&Case| {
+                    let prefix = format!("{}-", case.id);
+                    errors.iter().any(|l| l.contains(&prefix))
+                };
+                let (alone, rest): (Vec<&Case>, Vec<&Case>) =
+                    pending.iter().partition(|c| named(c));
+                // An error that names no case: every case on its own.
+                let alone = if alone.is_empty() {
+                    std::mem::take(&mut pending)
+                } else {
+                    pending = rest;
+                    alone
+                };
+                for case in alone {
+                    outcomes.push((case.name.clone(), courier_outcome(case, dir)));
+                }
+            }
+        }
+    }
+    for case in pending {
+        outcomes.push((case.name.clone(), courier_outcome(case, dir)));
+    }
+    outcomes
+}
+
+/// `courier render` of objects: the Secrets it prints by case id, then (namespace,
+/// name); or its stderr when it fails.
+#[allow(clippy::type_complexity)]
+fn render(
+    objects: &[&Value],
+    path: &Path,
+) -> Result<BTreeMap<String, BTreeMap<(String, String), Written>>, String> {
+    let text: String = objects
         .iter()
         .map(|o| format!("---\n{}\n", serde_json::to_string(o).unwrap()))
         .collect();
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(path, text).unwrap();
+    RENDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let output = Command::new(env!("CARGO_BIN_EXE_courier"))
         .arg("render")
-        .arg(&path)
+        .arg(path)
         .args(["-o", "json", "--allow-empty"])
         .env_remove("KUBECONFIG")
         .env("NO_COLOR", "1")
@@ -898,34 +1051,25 @@ fn courier_outcome(case: &Case, dir: &Path) -> Outcome {
         .output()
         .unwrap();
     if !output.status.success() {
-        // courier's errors name objects and keys, never values (a rule of the project).
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let first = stderr
-            .lines()
-            .find(|l| l.contains("error"))
-            .or_else(|| stderr.lines().next())
-            .unwrap_or("")
-            .chars()
-            .take(240)
-            .collect::<String>();
-        return Outcome::Error(format!("courier: {first}"));
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
     let list: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let mut secrets = BTreeMap::new();
+    let mut secrets: BTreeMap<String, BTreeMap<(String, String), Written>> = BTreeMap::new();
     for item in list["items"].as_array().into_iter().flatten() {
         if item["kind"] != "Secret" {
             continue;
         }
-        let key = (
-            item["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
-            item["metadata"]["name"].as_str().unwrap_or("").to_owned(),
-        );
-        secrets.insert(key, written(item));
+        let ns = item["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let name = item["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        secrets
+            .entry(case_of(&ns).to_owned())
+            .or_default()
+            .insert((ns, name), written(item));
     }
-    Outcome::Secrets(secrets)
+    Ok(secrets)
 }
 
 /// Each tool's own bookkeeping on a Secret, left out of the comparison.
@@ -935,7 +1079,7 @@ fn bookkeeping(key: &str, value: &str) -> bool {
         || (key == "app.kubernetes.io/managed-by" && value == "courier")
 }
 
-fn written(item: &Value) -> Written {
+pub(crate) fn written(item: &Value) -> Written {
     let strings = |v: &Value| -> BTreeMap<String, String> {
         v.as_object()
             .into_iter()
@@ -1013,10 +1157,29 @@ async fn create(client: &Client, object: &Value) -> Result<(), String> {
             object["metadata"]["name"].as_str().unwrap_or("")
         )
     })?;
+    let name = object["metadata"]["name"].as_str().unwrap_or("");
+    // The world (namespaces, Secrets, ConfigMaps, ServiceAccounts) is created with a POST,
+    // which costs the API server less than a server-side apply; one that exists already
+    // (declared twice) is applied over as before.
+    if matches!(
+        kind,
+        "Namespace" | "Secret" | "ConfigMap" | "ServiceAccount"
+    ) {
+        match api.create(&PostParams::default(), &dynamic).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(kube::Error::Api(status)) => {
+                return Err(format!(
+                    "the API server refused {kind} {name}: {}",
+                    status.reason
+                ));
+            }
+            Err(e) => return Err(format!("cannot create {kind}: {e}")),
+        }
+    }
     // Server-side apply with strict field validation, as `kubectl apply` does by default:
     // a field ESO's CRDs do not have is refused, not pruned.
     let params = PatchParams::apply("differential").validation_strict();
-    let name = object["metadata"]["name"].as_str().unwrap_or("");
     match api.patch(name, &params, &Patch::Apply(&dynamic)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) => Err(format!(
@@ -1029,7 +1192,7 @@ async fn create(client: &Client, object: &Value) -> Result<(), String> {
 
 /// Creates every case's objects in waves (namespaces and their reader, then the world,
 /// then stores, then the manifests); the cases the API server refused, with why.
-async fn create_all(client: &Client, cases: &[Case]) -> BTreeMap<String, String> {
+pub(crate) async fn create_all(client: &Client, cases: &[Case]) -> BTreeMap<String, String> {
     let wave = |o: &Value| match o["kind"].as_str().unwrap() {
         "Namespace" => 0,
         "ServiceAccount" | "Secret" | "ConfigMap" => 1,
@@ -1044,7 +1207,7 @@ async fn create_all(client: &Client, cases: &[Case]) -> BTreeMap<String, String>
                 jobs.push((case.name.clone(), o.clone()));
             }
             if w == 1 {
-                for ns in &case.namespaces {
+                for ns in readers_of(case) {
                     jobs.push((
                         case.name.clone(),
                         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": READER, "namespace": ns}}),
@@ -1067,6 +1230,29 @@ async fn create_all(client: &Client, cases: &[Case]) -> BTreeMap<String, String>
         }
     }
     refused
+}
+
+/// The namespaces that need the ServiceAccount `diff-reader`: those the `auth` the harness
+/// gave the case's Kubernetes stores names (every namespace of the case when a store names
+/// `diff-reader` without a namespace ESO would read it from).
+pub(crate) fn readers_of(case: &Case) -> BTreeSet<String> {
+    let mut namespaces = BTreeSet::new();
+    for o in &case.objects {
+        let Some(account) = o.pointer("/spec/provider/kubernetes/auth/serviceAccount") else {
+            continue;
+        };
+        if account["name"] != READER {
+            continue;
+        }
+        match account["namespace"]
+            .as_str()
+            .or(o["metadata"]["namespace"].as_str())
+        {
+            Some(ns) => namespaces.insert(ns.to_owned()),
+            None => return case.namespaces.iter().cloned().collect(),
+        };
+    }
+    namespaces
 }
 
 /// Every ServiceAccount may read Secrets and ConfigMaps anywhere: the stores' identity
@@ -1108,7 +1294,7 @@ fn ready_status(object: &Value) -> Option<(String, String)> {
         })
 }
 
-async fn list_all(client: &Client, kind: &str) -> Vec<Value> {
+pub(crate) async fn list_all(client: &Client, kind: &str) -> Vec<Value> {
     let (ar, _) = resource(kind);
     Api::<DynamicObject>::all_with(client.clone(), &ar)
         .list(&ListParams::default())
@@ -1121,43 +1307,113 @@ async fn list_all(client: &Client, kind: &str) -> Vec<Value> {
 }
 
 /// The case id a namespaced object belongs to.
-fn case_of(namespace: &str) -> &str {
+pub(crate) fn case_of(namespace: &str) -> &str {
     namespace.split('-').next().unwrap_or("")
 }
 
-/// Waits until ESO has a verdict on every ExternalSecret and ClusterExternalSecret (a
-/// Ready condition), then a little longer for retries to settle; the cases with none.
-async fn wait_for_eso(client: &Client, cases: &[Case], limit: Duration) -> BTreeSet<String> {
+/// ESO's verdict on an object: its Ready condition's status and reason, if any.
+type Verdict = Option<(String, String)>;
+
+/// How long the cases' verdicts must stay as they are before they count: a verdict
+/// ESO retries (a transient failure) gets the time to change.
+const QUIET: Duration = Duration::from_secs(3);
+
+/// Waits until ESO has a verdict (a Ready condition) on every ExternalSecret and
+/// ClusterExternalSecret of the cases, and no verdict has changed (and no new object
+/// appeared) for [`QUIET`]; the cases without a verdict when `limit` is reached. Watches
+/// both kinds rather than listing them again and again.
+pub(crate) async fn wait_for_eso(
+    client: &Client,
+    cases: &[Case],
+    limit: Duration,
+) -> BTreeSet<String> {
+    use kube::runtime::{WatchStreamExt as _, watcher};
     let ids: BTreeSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     let started = Instant::now();
-    let mut settled_once = false;
+    let watch = |kind: &'static str| {
+        let (ar, _) = resource(kind);
+        watcher(
+            Api::<DynamicObject>::all_with(client.clone(), &ar),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(move |event| (kind, event))
+    };
+    let mut events = std::pin::pin!(futures::stream::select(
+        watch("ExternalSecret"),
+        watch("ClusterExternalSecret")
+    ));
+    // (kind, namespace/name) -> (case id, its verdict: Ready's status and reason)
+    let mut verdicts: BTreeMap<(&str, String), (String, Verdict)> = BTreeMap::new();
+    let mut listed = BTreeSet::new();
+    let mut changed = Instant::now();
+    let mut said = false;
     loop {
-        let mut pending = BTreeSet::new();
-        for es in list_all(client, "ExternalSecret").await {
-            let ns = es["metadata"]["namespace"].as_str().unwrap_or("");
-            if ids.contains(case_of(ns)) && ready_status(&es).is_none() {
-                pending.insert(case_of(ns).to_owned());
-            }
+        let pending: BTreeSet<String> = verdicts
+            .values()
+            .filter(|(_, verdict)| verdict.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let complete = listed.len() == 2 && pending.is_empty();
+        if complete && !said {
+            said = true;
+            eprintln!(
+                "differential: every ExternalSecret and ClusterExternalSecret has a verdict after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
         }
-        for ces in list_all(client, "ClusterExternalSecret").await {
-            let name = ces["metadata"]["name"].as_str().unwrap_or("");
-            if ids.contains(case_of(name)) && ready_status(&ces).is_none() {
-                pending.insert(case_of(name).to_owned());
-            }
+        if complete && changed.elapsed() >= QUIET {
+            return pending;
         }
-        if pending.is_empty() {
-            if settled_once {
-                return pending;
-            }
-            settled_once = true;
-            tokio::time::sleep(Duration::from_secs(8)).await;
-            continue;
-        }
-        settled_once = false;
         if started.elapsed() > limit {
             return pending;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let wait = if complete {
+            QUIET.saturating_sub(changed.elapsed())
+        } else {
+            Duration::from_secs(1)
+        };
+        let Ok(Some((kind, event))) = tokio::time::timeout(wait, events.next()).await else {
+            continue;
+        };
+        let object = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
+            Ok(watcher::Event::InitDone) => {
+                listed.insert(kind);
+                continue;
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                let key = format!(
+                    "{}/{}",
+                    o.metadata.namespace.as_deref().unwrap_or(""),
+                    o.metadata.name.as_deref().unwrap_or("")
+                );
+                if verdicts.remove(&(kind, key)).is_some() {
+                    changed = Instant::now();
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let name = object.metadata.name.clone().unwrap_or_default();
+        // A namespaced object belongs to its namespace's case, a cluster-scoped one to its
+        // name's prefix.
+        let id = case_of(if namespace.is_empty() {
+            &name
+        } else {
+            &namespace
+        })
+        .to_owned();
+        if !ids.contains(id.as_str()) {
+            continue;
+        }
+        let verdict = ready_status(&serde_json::to_value(&object).unwrap());
+        let key = (kind, format!("{namespace}/{name}"));
+        if verdicts.get(&key).map(|(_, v)| v) != Some(&verdict) {
+            changed = Instant::now();
+            verdicts.insert(key, (id, verdict));
+        }
     }
 }
 
@@ -1251,6 +1507,63 @@ fn eso_binary() -> PathBuf {
     PathBuf::from(String::from_utf8(build.stdout).unwrap().trim())
 }
 
+/// ESO v2.9.0's controller on a private control plane holding ESO v2.9.0's CRDs and the
+/// readers' grant: one per test run, shared by the differential tests (the corpus against
+/// `render`, and the live one against `apply`), each in namespaces of its own. A private
+/// plane, because ESO's controller would reconcile every other test's ESO objects.
+pub(crate) struct EsoPlane {
+    pub plane: ControlPlane,
+    /// The plane's CA, base64 (a store's `caBundle`).
+    pub ca: String,
+    /// ESO's log (stderr), in the plane's state directory.
+    pub log: PathBuf,
+    /// The watchdog running ESO's controller (it stops ESO when the test process is gone).
+    _eso: std::process::Child,
+}
+
+static ESO_PLANE: std::sync::OnceLock<EsoPlane> = std::sync::OnceLock::new();
+
+/// The shared [`EsoPlane`], started on first use (call it from a test's own thread,
+/// outside any runtime).
+pub(crate) fn eso_plane() -> &'static EsoPlane {
+    crate::support::binaries_available();
+    ESO_PLANE.get_or_init(|| {
+        let started = Instant::now();
+        let binary = eso_binary();
+        let plane = ControlPlane::start_private();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let client = client_of(&plane).await;
+            let crds = tempfile::tempdir().unwrap();
+            std::fs::copy(
+                repo_root().join("../shared/eso/crds-v2.9.0.yaml"),
+                crds.path().join("crds.yaml"),
+            )
+            .expect("ESO v2.9.0's CRD bundle in ../shared/eso/ beside the repository");
+            install_crds_from(&client, crds.path()).await;
+            grant_readers(&client).await;
+        });
+        let log = plane
+            .kubeconfig
+            .parent()
+            .expect("the plane's state directory")
+            .join("eso.log");
+        let watchdog = start_eso(&binary, &plane.kubeconfig, &log);
+        eprintln!(
+            "differential: ESO v2.9.0's controller and its control plane ready in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        EsoPlane {
+            ca: B64.encode(plane.ca_pem()),
+            plane,
+            log,
+            _eso: watchdog,
+        }
+    })
+}
+
+/// Starts ESO's controller under testenv's watchdog, which stops it when the test process
+/// is gone (the shared plane is never dropped).
 fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) -> std::process::Child {
     let port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -1259,7 +1572,11 @@ fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) -> std::process::Chil
             .unwrap()
             .port()
     };
-    Command::new(binary)
+    Command::new(repo_root().join("testenv/watchdog.sh"))
+        .arg(std::process::id().to_string())
+        .arg(log)
+        .arg("--")
+        .arg(binary)
         .args([
             "--metrics-addr",
             &format!("127.0.0.1:{}", port()),
@@ -1275,10 +1592,11 @@ fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) -> std::process::Chil
             "5000",
         ])
         .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .expect("testenv/watchdog.sh starts ESO's controller")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1296,7 +1614,7 @@ fn bytes_marker(a: &[u8], b: &[u8]) -> String {
 }
 
 /// How ESO's outcome and courier's differ (ESO first), empty when they agree.
-fn compare(eso: &Outcome, courier: &Outcome) -> Vec<String> {
+pub(crate) fn compare(eso: &Outcome, courier: &Outcome) -> Vec<String> {
     match (eso, courier) {
         (Outcome::Error(e), _) if e == NO_VERDICT => vec![e.clone()],
         (Outcome::Error(_), Outcome::Error(_)) => vec![],
@@ -1358,7 +1676,7 @@ fn compare(eso: &Outcome, courier: &Outcome) -> Vec<String> {
 }
 
 /// `KNOWN_DIFFERENCES.yaml`: case name -> reason.
-fn known_differences() -> BTreeMap<String, String> {
+pub(crate) fn known_differences() -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(corpus_dir().join("KNOWN_DIFFERENCES.yaml")).unwrap();
     let entries: Vec<Value> = serde_saphyr::from_str(&text).unwrap();
     let mut known = BTreeMap::new();
@@ -1399,69 +1717,43 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
             generated.len()
         );
     }
-    let binary = eso_binary();
-    let plane = ControlPlane::start_private();
+    let eso = eso_plane();
+    let plane = &eso.plane;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = runtime.block_on(client_of(&plane));
-    let crds = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        repo_root().join("../shared/eso/crds-v2.9.0.yaml"),
-        crds.path().join("crds.yaml"),
-    )
-    .expect("ESO v2.9.0's CRD bundle in ../shared/eso/ beside the repository");
-    runtime.block_on(install_crds_from(&client, crds.path()));
-    runtime.block_on(grant_readers(&client));
-
-    let ca = B64.encode(plane.ca_pem());
+    let client = runtime.block_on(client_of(plane));
+    let ca = &eso.ca;
     let all: Vec<RawCase> = hand.iter().chain(&generated).cloned().collect();
     let cases: Vec<Case> = all
         .iter()
         .enumerate()
-        .map(|(i, raw)| build(raw, &format!("d{i:04}"), plane.server(), &ca))
+        .map(|(i, raw)| build(raw, &format!("d{i:04}"), plane.server(), ca))
         .collect();
 
     // courier's side, on threads while ESO works.
     let dir = tempfile::tempdir().unwrap();
     let courier_dir = dir.path().to_path_buf();
-    let jobs: Vec<(String, String, Vec<Value>)> = cases
+    let jobs: Vec<Case> = cases
         .iter()
-        .map(|c| (c.name.clone(), c.id.clone(), c.objects.clone()))
+        .map(|c| Case {
+            name: c.name.clone(),
+            id: c.id.clone(),
+            namespaces: vec![],
+            objects: c.objects.clone(),
+        })
         .collect();
+    let rendering = match std::env::var("COURIER_DIFFERENTIAL_RENDER").as_deref() {
+        Ok("one-by-one") => Rendering::OneByOne,
+        Ok("both") => Rendering::Both,
+        _ => Rendering::Batches,
+    };
     let courier = std::thread::spawn(move || {
-        let chunks: Vec<Vec<(String, String, Vec<Value>)>> = jobs
-            .chunks(jobs.len().div_ceil(4))
-            .map(<[_]>::to_vec)
-            .collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                let dir = courier_dir.clone();
-                std::thread::spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|(name, id, objects)| {
-                            let case = Case {
-                                name: name.clone(),
-                                id,
-                                namespaces: vec![],
-                                objects,
-                            };
-                            (name, courier_outcome(&case, &dir))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect::<BTreeMap<String, Outcome>>()
+        let courier_started = Instant::now();
+        let outcomes = courier_side(jobs, &courier_dir, rendering);
+        (outcomes, courier_started.elapsed())
     });
 
-    let log = dir.path().join("eso.log");
     let refused = runtime.block_on(create_all(&client, &cases));
     let created = started.elapsed();
-    let mut eso = start_eso(&binary, &plane.kubeconfig, &log);
     let waiting = Instant::now();
     let unsettled = runtime.block_on(wait_for_eso(&client, &cases, Duration::from_secs(300)));
     let waited = waiting.elapsed();
@@ -1473,9 +1765,8 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
         &unsettled,
         &mut messages,
     ));
-    let _ = eso.kill();
-    let _ = eso.wait();
-    let courier_outcomes = courier.join().unwrap();
+    let (courier_outcomes, courier_took) = courier.join().unwrap();
+    let outcomes_read = started.elapsed();
 
     let known = known_differences();
     let mut report = String::new();
@@ -1517,7 +1808,7 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
         std::fs::write(path, &report).unwrap();
     }
     eprintln!(
-        "differential: {} hand-made + {} generated cases; {} agree ({} an error on both sides), {} differ ({} listed); objects created in {:.0} s, ESO's verdicts in {:.0} s, whole test {:.0} s",
+        "differential: {} hand-made + {} generated cases; {} agree ({} an error on both sides), {} differ ({} listed); objects created in {:.0} s, ESO's verdicts in {:.0} s, outcomes read at {:.0} s; courier's renders took {:.0} s ({} processes, beside ESO); whole test {:.0} s",
         hand.len(),
         generated.len(),
         cases.len() - differing,
@@ -1526,6 +1817,9 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
         differing - unlisted.len(),
         created.as_secs_f64(),
         waited.as_secs_f64(),
+        outcomes_read.as_secs_f64(),
+        courier_took.as_secs_f64(),
+        RENDERS.load(std::sync::atomic::Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
     let mut failures = String::new();
@@ -1556,6 +1850,7 @@ fn eso_v2_9_0_and_courier_write_the_same_secrets() {
     if !failures.is_empty() {
         // Keep ESO's log and the cases' files for a look.
         let kept = dir.keep();
+        let _ = std::fs::copy(&eso.log, kept.join("eso.log"));
         panic!(
             "{failures}(ESO's log and the cases' files: {})",
             kept.display()

@@ -17,6 +17,7 @@ mod hygiene;
 mod identity;
 mod leader;
 mod leaks;
+mod live_differential;
 mod multicluster;
 mod nothing_lost;
 mod openbao_apply;
