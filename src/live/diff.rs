@@ -260,7 +260,7 @@ fn update_lines(
 ) {
     let body = &secret.body;
     if existing.type_ != body.type_
-        && body.creation_policy != crate::core::model::CreationPolicy::Merge
+        && !super::apply::merges(body.creation_policy)
     {
         let _ = writeln!(text, "    ~ type: {} -> {}", existing.type_, body.type_);
     }
@@ -274,7 +274,7 @@ fn update_lines(
                 let _ = writeln!(text, "    + data.{key}: {REDACTED}");
             }
             (Some(_), None)
-                if body.creation_policy != crate::core::model::CreationPolicy::Merge =>
+                if !super::apply::merges(body.creation_policy) =>
             {
                 let _ = writeln!(text, "    - data.{key}");
             }
