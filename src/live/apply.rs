@@ -291,9 +291,7 @@ pub async fn decide<'p>(
     let listing_needed = taken == TakenNames::Listed
         || adopt_eso
         || options.adopt_existing
-        || to_create
-            .iter()
-            .any(|s| merges(s.body.creation_policy));
+        || to_create.iter().any(|s| merges(s.body.creation_policy));
     if !listing_needed {
         let creates = to_create.drain(..);
         decisions
@@ -921,7 +919,11 @@ pub fn applied_manifest(secret: &DesiredSecret, instance: &str) -> serde_json::V
 
 /// Whether a target of creationPolicy Owner or Orphan is a Secret courier adopted with
 /// `--adopt-existing-targets` (marked Merge when adopted): held as a Merge target.
-fn held_as_adopted(existing: &ManagedSecret, secret: &DesiredSecret, options: &ApplyOptions) -> bool {
+fn held_as_adopted(
+    existing: &ManagedSecret,
+    secret: &DesiredSecret,
+    options: &ApplyOptions,
+) -> bool {
     options.adopt_existing
         && existing.merged
         && matches!(
@@ -948,7 +950,10 @@ fn as_adopted(mut manifest: serde_json::Value, secret: &DesiredSecret) -> serde_
 /// Whether courier adds its keys to a Secret that may hold others' (Merge, and
 /// CreateOrMerge once the Secret exists).
 pub fn merges(policy: CreationPolicy) -> bool {
-    matches!(policy, CreationPolicy::Merge | CreationPolicy::CreateOrMerge)
+    matches!(
+        policy,
+        CreationPolicy::Merge | CreationPolicy::CreateOrMerge
+    )
 }
 
 /// Attempts per write: the first and two retries.

@@ -915,7 +915,9 @@ fn courier_outcome(case: &Case, dir: &Path) -> Outcome {
     for item in list["items"].as_array().into_iter().flatten() {
         // A Secret without courier's origin annotation is an existing target courier
         // prints unchanged (it writes nothing to it, as ESO writes nothing).
-        if item["kind"] != "Secret" || item["metadata"]["annotations"]["courier.dev/origin"].is_null() {
+        if item["kind"] != "Secret"
+            || item["metadata"]["annotations"]["courier.dev/origin"].is_null()
+        {
             continue;
         }
         let key = (

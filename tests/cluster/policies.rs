@@ -433,7 +433,11 @@ async fn their_secret(secrets: &Api<Secret>) {
     }))
     .unwrap();
     secrets
-        .patch("creds", &PatchParams::apply("app-team"), &Patch::Apply(theirs))
+        .patch(
+            "creds",
+            &PatchParams::apply("app-team"),
+            &Patch::Apply(theirs),
+        )
         .await
         .unwrap();
 }
@@ -447,7 +451,13 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     let manifests = |policy: &str| {
         store(&platform)
             + &ces(&platform, "adopt", "shared", "creds", policy)
-            + &ces(&platform, "other", "shared", "other", "creationPolicy: Owner")
+            + &ces(
+                &platform,
+                "other",
+                "shared",
+                "other",
+                "creationPolicy: Owner",
+            )
     };
     write(&platform, &manifests("creationPolicy: Owner"));
     let instance = format!("adoptx-{}", platform.id);
@@ -455,9 +465,16 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     // By default: refused, left untouched.
     let refused = platform.apply(&instance, &[]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.has("is not managed by courier"), "{}", refused.stderr);
+    assert!(
+        refused.has("is not managed by courier"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(
-        platform.value(&target.name, "creds", "password").await.as_deref(),
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
         Some("old")
     );
 
@@ -468,13 +485,22 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     let secret = secrets.get("creds").await.unwrap();
     assert_eq!(secret.type_.as_deref(), Some("example.com/custom"));
     assert_eq!(secret.metadata.labels.as_ref().unwrap()["team"], "app");
-    assert_eq!(secret.metadata.annotations.as_ref().unwrap()["note"], "theirs");
     assert_eq!(
-        platform.value(&target.name, "creds", "password").await.as_deref(),
+        secret.metadata.annotations.as_ref().unwrap()["note"],
+        "theirs"
+    );
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
         Some("first-value")
     );
     assert_eq!(
-        platform.value(&target.name, "creds", "own").await.as_deref(),
+        platform
+            .value(&target.name, "creds", "own")
+            .await
+            .as_deref(),
         Some("theirs")
     );
     let again = platform.apply(&instance, &["--adopt-existing-targets"]);
@@ -487,11 +513,21 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     // No longer wanted: courier takes back only its own fields.
     write(
         &platform,
-        &(store(&platform) + &ces(&platform, "other", "shared", "other", "creationPolicy: Owner")),
+        &(store(&platform)
+            + &ces(
+                &platform,
+                "other",
+                "shared",
+                "other",
+                "creationPolicy: Owner",
+            )),
     );
     let released = platform.apply(&instance, &["--adopt-existing-targets"]);
     assert!(released.has("1 released"), "{}", released.stderr);
-    let after = secrets.get("creds").await.expect("the adopted Secret stays");
+    let after = secrets
+        .get("creds")
+        .await
+        .expect("the adopted Secret stays");
     let keys: Vec<String> = after.data.iter().flat_map(|d| d.keys().cloned()).collect();
     assert_eq!(keys, ["own"]);
     assert_eq!(after.type_.as_deref(), Some("example.com/custom"));
@@ -508,8 +544,20 @@ async fn no_data_under_retain_or_delete_creates_nothing_and_keeps_the_existing_t
         &platform,
         &(store(&platform)
             + &ces(&platform, "kept", "fills", "kept", "deletionPolicy: Retain")
-            + &ces(&platform, "deleted", "fills", "deleted", "creationPolicy: Owner, deletionPolicy: Delete")
-            + &ces(&platform, "never", "empty", "never", "deletionPolicy: Retain")),
+            + &ces(
+                &platform,
+                "deleted",
+                "fills",
+                "deleted",
+                "creationPolicy: Owner, deletionPolicy: Delete",
+            )
+            + &ces(
+                &platform,
+                "never",
+                "empty",
+                "never",
+                "deletionPolicy: Retain",
+            )),
     );
     let instance = format!("nodata-{}", platform.id);
     let first = platform.apply(&instance, &[]);
@@ -519,17 +567,24 @@ async fn no_data_under_retain_or_delete_creates_nothing_and_keeps_the_existing_t
         secrets.get_opt("never").await.unwrap().is_none(),
         "no data: nothing is created"
     );
-    assert!(first.has("never: the provider returned no data"), "{}", first.stderr);
+    assert!(
+        first.has("never: the provider returned no data"),
+        "{}",
+        first.stderr
+    );
 
     // The source empties: ESO writes nothing (Retain keeps, Delete would delete); courier
     // keeps both targets untouched and says so.
-    let empty: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": "fills"}, "data": {}})).unwrap();
+    let empty: Secret =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "fills"}, "data": {}}))
+            .unwrap();
     Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
         .replace("fills", &Default::default(), &{
-            let mut current = Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
-                .get("fills")
-                .await
-                .unwrap();
+            let mut current =
+                Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+                    .get("fills")
+                    .await
+                    .unwrap();
             current.data = empty.data;
             current.string_data = None;
             current

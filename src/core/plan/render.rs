@@ -18,8 +18,8 @@ use crate::core::duration::parse_go_duration;
 use crate::core::gotemplate;
 use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
 use crate::core::model::{
-    CreationPolicy, DeletionPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate, StringMap,
-    TemplateScope, TemplateTarget,
+    CreationPolicy, DeletionPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate,
+    StringMap, TemplateScope, TemplateTarget,
 };
 use crate::core::provider::SecretMap;
 use crate::core::redact::{Derived, DerivedMap};
@@ -40,7 +40,8 @@ pub(super) fn render_body(
     // deletionPolicy Retain it keeps the Secret as it is, under Delete it deletes it;
     // only Merge goes on to write. courier writes nothing either, and loses nothing: the
     // target is kept as it is (see [`unwritten`]).
-    if provider.is_empty() && spec.target.deletion_policy.unwrap_or_default() != DeletionPolicy::Merge
+    if provider.is_empty()
+        && spec.target.deletion_policy.unwrap_or_default() != DeletionPolicy::Merge
     {
         return Ok(unwritten(planner, instance));
     }
@@ -119,7 +120,10 @@ pub(super) fn render_body(
                     .entry(key.clone())
                     .or_insert_with(|| value.clone());
             }
-            (template_type.unwrap_or_else(|| existing.type_.clone()), data)
+            (
+                template_type.unwrap_or_else(|| existing.type_.clone()),
+                data,
+            )
         }
         _ => (type_, data),
     };
@@ -714,7 +718,8 @@ mod tests {
 
     #[test]
     fn a_missing_extract_source_under_delete_or_merge_is_skipped_in_a_files_world() {
-        let yaml_target = |deletion: &str| format!("{{creationPolicy: Owner, deletionPolicy: {deletion}}}");
+        let yaml_target =
+            |deletion: &str| format!("{{creationPolicy: Owner, deletionPolicy: {deletion}}}");
         // The source Secret `src` is absent: the existing Secret stands in its place by name only.
         let absent = |deletion: &str| {
             let yaml = format!(
