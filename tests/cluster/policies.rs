@@ -607,3 +607,61 @@ async fn no_data_under_retain_or_delete_creates_nothing_and_keeps_the_existing_t
         );
     }
 }
+
+#[tokio::test]
+async fn create_or_merge_merges_into_an_existing_secret_and_creates_a_missing_one() {
+    let platform = Platform::new("com").await;
+    let target = platform.target("com-t", true).await;
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    their_secret(&secrets).await;
+    write(
+        &platform,
+        &(store(&platform)
+            + &ces(
+                &platform,
+                "into",
+                "shared",
+                "creds",
+                "creationPolicy: CreateOrMerge",
+            )
+            + &ces(
+                &platform,
+                "new",
+                "shared",
+                "fresh",
+                "creationPolicy: CreateOrMerge",
+            )),
+    );
+    let instance = format!("com-{}", platform.id);
+    let applied = platform.apply(&instance, &[]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(applied.has("1 created, 1 updated"), "{}", applied.stderr);
+    // Merged: courier's keys on top, the owner's key, type and labels stay.
+    let merged = secrets.get("creds").await.unwrap();
+    assert_eq!(merged.type_.as_deref(), Some("example.com/custom"));
+    assert_eq!(merged.metadata.labels.as_ref().unwrap()["team"], "app");
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "own")
+            .await
+            .as_deref(),
+        Some("theirs")
+    );
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+    // Created where there was none.
+    assert_eq!(
+        platform
+            .value(&target.name, "fresh", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+    let again = platform.apply(&instance, &[]);
+    assert!(again.has("2 unchanged"), "{}", again.stderr);
+}
