@@ -215,6 +215,12 @@ pub struct LiveArgs {
     /// interval since ESO's last refresh.
     #[arg(long, requires = "adopt_eso")]
     pub eso_stopped: bool,
+    /// Adopt a target Secret of creationPolicy Owner or Orphan that exists but that
+    /// neither courier nor ESO made (by default it is refused, left untouched): courier
+    /// writes its keys into it with server-side apply and leaves its type, labels,
+    /// annotations and other keys as they are. See README: ESO semantics courier follows.
+    #[arg(long, env = "COURIER_ADOPT_EXISTING_TARGETS")]
+    pub adopt_existing_targets: bool,
     /// Most targets one reconcile may remove in one cluster (a number, or `unlimited`).
     /// Above it none is removed and the run fails, so an empty input, a selector typo or a
     /// missing manifest cannot delete what it should keep. An input with no
@@ -333,6 +339,12 @@ pub struct RenderArgs {
     /// Where namespaces and source Secrets come from: the input files, or the live cluster.
     #[arg(long, value_enum, default_value_t = WorldSource::Files)]
     pub world: WorldSource,
+    /// Adopt an existing Secret (one in the input's files world) that a target of
+    /// creationPolicy Owner or Orphan names and courier did not write, as ESO does: it is
+    /// updated in place and keeps its type, labels and annotations. By default courier's
+    /// Secret replaces it.
+    #[arg(long, env = "COURIER_ADOPT_EXISTING_TARGETS")]
+    pub adopt_existing_targets: bool,
     /// Run as Argo CD's Config Management Plugin: settings from Argo CD's environment
     /// (ARGOCD_APP_NAME, ARGOCD_APP_NAMESPACE, ARGOCD_ENV_COURIER_*, ARGOCD_APP_PARAMETERS),
     /// pass-through on, errors on one line.

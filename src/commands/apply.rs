@@ -110,6 +110,7 @@ async fn apply_once(apply: &ApplyArgs, source: &ManifestSource) -> anyhow::Resul
         // indicatif draws only on a terminal; CI logs stay quiet even under a pseudo-terminal.
         progress: std::env::var_os("CI").is_none(),
         adopt_eso: args.adopt_eso,
+        adopt_existing: args.adopt_existing_targets,
         eso_stopped: args.eso_stopped,
         hub: None,
         prune: prune_guard(args),

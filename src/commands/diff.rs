@@ -81,6 +81,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         let options = ApplyOptions {
             instance: live.instance.clone(),
             adopt_eso: live.adopt_eso,
+            adopt_existing: live.adopt_existing_targets,
             eso_stopped: live.eso_stopped,
             prune: super::apply::prune_guard(live),
             // A due refresh of a target whose template varies is a rotation, not drift.

@@ -132,12 +132,28 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
         return Ok(Err(errors));
     }
     let mut world = world;
+    world.adopt_existing = args.adopt_existing_targets;
     let remote = plan::remote_requests(&inputs.manifests, &world, &courier::providers::Registry);
     if !remote.stores.is_empty() {
         runtime.block_on(courier::providers::prefetch(&remote, &mut world, &fetch));
     }
     let plan = plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
     errors.extend(super::located(&plan.errors));
+    // No data under deletionPolicy Retain or Delete: ESO writes nothing. A files world's
+    // existing target is printed unchanged; a cluster world does not hold the targets,
+    // and leaving one out would read as its deletion to a GitOps tool: refused.
+    if world.live {
+        for secret in plan
+            .secrets
+            .iter()
+            .filter(|s| s.body.creation_policy == courier::core::model::CreationPolicy::None)
+        {
+            errors.push(format!(
+                "{}: target {}/{}: the provider returned no data; ESO writes nothing, and with --world cluster render cannot print the existing Secret unchanged (left out, a GitOps tool would delete it)\nhint: restore the source data, or render with the target Secret in a files world",
+                secret.owner, secret.namespace, secret.name
+            ));
+        }
+    }
     // The namespaces stores read (sources and credentials): their Secrets, and the
     // Namespaces themselves, are inputs of the render, never outputs, or a GitOps tool
     // would apply and own the master Secrets in every app that includes them.

@@ -30,6 +30,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             // A controller logs; a bar would interleave with the log lines.
             progress: false,
             adopt_eso: args.live.adopt_eso,
+            adopt_existing: args.live.adopt_existing_targets,
             eso_stopped: args.live.eso_stopped,
             hub: None,
             prune: super::apply::prune_guard(&args.live),

@@ -95,6 +95,9 @@ pub struct SecretManifest {
     /// Plain values; the API server folds them into `data`, and so do we.
     #[serde(default, deserialize_with = "null_default")]
     pub string_data: StringMap,
+    /// `immutable`: its data and type can no longer change.
+    #[serde(default)]
+    pub immutable: Option<bool>,
 }
 
 /// A `v1` ConfigMap, read for `templateFrom.configMap`.
@@ -327,6 +330,10 @@ pub enum CreationPolicy {
     Merge,
     /// courier renders nothing.
     None,
+    /// ESO v2.8's CreateOrMerge: courier adds its keys to the Secret when it exists (as
+    /// Merge), and creates it when it does not (as Orphan: left behind when no longer
+    /// wanted).
+    CreateOrMerge,
 }
 
 /// `target.deletionPolicy`: what happens when the source data disappears.

@@ -88,7 +88,8 @@ pub const UNSUPPORTED: [(&str, &str, Option<&str>); 11] = [
 ];
 
 /// One value of an enum that courier does not implement.
-const UNSUPPORTED_VALUES: [(&str, &str); 1] = [("spec.target.creationPolicy", "CreateOrMerge")];
+/// (creationPolicy CreateOrMerge, ESO v2.8, is implemented now.)
+const UNSUPPORTED_VALUES: [(&str, &str); 0] = [];
 
 /// A field that breaks ESO's schema, or that courier does not implement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -571,12 +572,9 @@ mod tests {
             json!({"spec": {"externalSecretSpec": {"syncWindows": {"kind": "allow", "windows": []},
                 "refreshPolicy": "Periodic", "target": {"creationPolicy": "CreateOrMerge"}}}}),
         );
-        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with(
             "spec.externalSecretSpec.syncWindows: syncWindows is not supported by courier yet"
-        ));
-        assert!(found[1].starts_with(
-            "spec.externalSecretSpec.target.creationPolicy: creationPolicy CreateOrMerge is not supported"
         ));
         let store = errors(
             "ClusterSecretStore",

@@ -1,7 +1,7 @@
 //! The world a plan is made against: namespaces, source Secrets and ConfigMaps,
 //! as the cluster (or the files standing in for it) holds them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 
@@ -92,6 +92,14 @@ pub struct World {
     /// Namespaces and Secrets come from a live cluster. Stores then read their sources
     /// with the identity they name; only a files world serves sources from `secrets`.
     pub live: bool,
+    /// `--adopt-existing-targets`: a target of creationPolicy Owner or Orphan that exists
+    /// and that courier did not write is adopted and updated in place, as ESO does (its
+    /// type, labels and annotations stay), instead of refused (live) or replaced
+    /// (`render`). Off by default.
+    pub adopt_existing: bool,
+    /// A files world's Secrets marked `immutable: true`, by namespace and name: an
+    /// existing target whose data or type would change fails, as under ESO.
+    pub immutable: BTreeSet<(String, String)>,
 }
 
 /// What one store identity could read of its remote namespace.
@@ -203,6 +211,11 @@ impl World {
                     .unwrap_or_else(|| "Opaque".into()),
                 data,
             };
+            if secret.object.immutable == Some(true) {
+                world
+                    .immutable
+                    .insert((namespace.clone(), meta.name.clone()));
+            }
             world
                 .secrets
                 .entry(namespace)

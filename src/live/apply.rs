@@ -65,6 +65,14 @@ pub struct ApplyOptions {
     /// `--eso-stopped`: the user answers for ESO's controller being stopped, so adopting
     /// waits neither for its Deployment nor for its refresh interval.
     pub eso_stopped: bool,
+    /// `--adopt-existing-targets`: a target of creationPolicy Owner or Orphan that exists
+    /// and that neither courier nor ESO made is adopted (ESO adopts it) instead of
+    /// refused. courier then holds it as it holds a Merge target: it writes and compares
+    /// only its own keys, labels and annotations, leaves the type (unless the template
+    /// sets one), immutability and every other field as they are, and takes back only
+    /// its own fields when the target is no longer wanted. Nothing of the Secret's owner
+    /// is lost.
+    pub adopt_existing: bool,
 }
 
 impl Default for ApplyOptions {
@@ -81,6 +89,7 @@ impl Default for ApplyOptions {
             written: None,
             no_ces_external_secrets: false,
             eso_stopped: false,
+            adopt_existing: false,
         }
     }
 }
@@ -253,6 +262,16 @@ pub async fn decide<'p>(
 
     for secret in &plan.secrets {
         let target = format!("{}/{}", secret.namespace, secret.name);
+        // The provider returned no data under deletionPolicy Retain or Delete: ESO writes
+        // nothing, and courier neither creates the target nor touches an existing one
+        // (listed as desired above, so it is not pruned either).
+        if secret.body.creation_policy == CreationPolicy::None {
+            decisions.warnings.push(format!(
+                "Secret {target}: the provider returned no data for {}; nothing is written and an existing Secret is kept as it is (ESO writes nothing)",
+                secret.owner
+            ));
+            continue;
+        }
         match snapshot
             .managed
             .get(&(secret.namespace.clone(), secret.name.clone()))
@@ -271,9 +290,8 @@ pub async fn decide<'p>(
     }
     let listing_needed = taken == TakenNames::Listed
         || adopt_eso
-        || to_create
-            .iter()
-            .any(|s| s.body.creation_policy == CreationPolicy::Merge);
+        || options.adopt_existing
+        || to_create.iter().any(|s| merges(s.body.creation_policy));
     if !listing_needed {
         let creates = to_create.drain(..);
         decisions
@@ -295,9 +313,18 @@ pub async fn decide<'p>(
                 };
                 for secret in to_create {
                     let existing = unmanaged.get(&(secret.namespace.clone(), secret.name.clone()));
-                    let merge = secret.body.creation_policy == CreationPolicy::Merge;
+                    let merge = merges(secret.body.creation_policy);
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     match (existing, merge) {
+                        // CreateOrMerge (ESO v2.8): created when it does not exist.
+                        (None, true)
+                            if secret.body.creation_policy == CreationPolicy::CreateOrMerge =>
+                        {
+                            decisions.actions.push(Action::Apply {
+                                secret,
+                                create: true,
+                            })
+                        }
                         (None, false) => decisions.actions.push(Action::Apply {
                             secret,
                             create: true,
@@ -306,6 +333,16 @@ pub async fn decide<'p>(
                             secret,
                             create: false,
                         }),
+                        // `--adopt-existing-targets`: a Secret neither courier nor ESO
+                        // made is adopted, held as a Merge target (see ApplyOptions).
+                        (Some(existing), false)
+                            if options.adopt_existing && existing.eso_owner.is_none() =>
+                        {
+                            decisions.actions.push(Action::Adopt {
+                                secret,
+                                existing: existing.clone(),
+                            })
+                        }
                         (Some(existing), false) => {
                             match eso_takeover(secret, existing, adopt_eso, &activity) {
                                 Ok(()) => decisions.actions.push(Action::Adopt {
@@ -470,10 +507,13 @@ pub async fn reconcile(
                 } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     let result = async {
-                        let manifest = written_manifest(secret, options);
                         let existing = snapshot
                             .managed
                             .get(&(secret.namespace.clone(), secret.name.clone()));
+                        let mut manifest = written_manifest(secret, options);
+                        if existing.is_some_and(|e| held_as_adopted(e, secret, options)) {
+                            manifest = as_adopted(manifest, secret);
+                        }
                         if existing.is_some_and(|e| leaves_out_a_field(e, &manifest)) {
                             take_over_created_fields(
                                 client,
@@ -496,6 +536,11 @@ pub async fn reconcile(
                 Action::Adopt { secret, existing } => {
                     let target = format!("{}/{}", secret.namespace, secret.name);
                     let result = async {
+                        if existing.eso_owner.is_none() {
+                            // --adopt-existing-targets: nothing of ESO's to take off.
+                            let manifest = as_adopted(written_manifest(secret, options), secret);
+                            return apply_one(client, secret, manifest, options).await;
+                        }
                         super::adopt::release_from_eso(
                             client,
                             &secret.namespace,
@@ -653,7 +698,7 @@ pub fn is_current(
         present &= there;
     };
     let data_varies = |k: &String| varying.is_some_and(|v| v.data.contains(k));
-    if body.creation_policy == CreationPolicy::Merge {
+    if merges(body.creation_policy) || held_as_adopted(existing, desired, options) {
         // Merged into someone's Secret: only courier's keys are courier's to compare.
         for (k, v) in &body.data {
             tally(compare(content.data.get(k), v, data_varies(k)));
@@ -847,23 +892,68 @@ fn eso_takeover(
 pub fn applied_manifest(secret: &DesiredSecret, instance: &str) -> serde_json::Value {
     let mut manifest = output::secret_json(secret, output::Values::Reveal);
     manifest["metadata"]["labels"][INSTANCE_LABEL] = serde_json::Value::from(instance);
+    // CreateOrMerge is marked Merge: courier's keys are taken back when the target is
+    // no longer wanted, whoever created the Secret; other writers' keys stay.
     let marker = match secret.body.creation_policy {
         CreationPolicy::Orphan => Some("Orphan"),
-        CreationPolicy::Merge => Some("Merge"),
+        CreationPolicy::Merge | CreationPolicy::CreateOrMerge => Some("Merge"),
         CreationPolicy::Owner | CreationPolicy::None => None,
     };
     if let Some(marker) = marker {
         manifest["metadata"]["annotations"][CREATION_POLICY_ANNOTATION] =
             serde_json::Value::from(marker);
     }
-    if secret.body.creation_policy == CreationPolicy::Merge
-        && let Some(fields) = manifest.as_object_mut()
-    {
+    let theirs = match secret.body.creation_policy {
+        CreationPolicy::Merge => true,
+        // A type the template sets is applied; the default is left to the Secret.
+        CreationPolicy::CreateOrMerge => secret.body.type_ == "Opaque",
+        _ => false,
+    };
+    if theirs && let Some(fields) = manifest.as_object_mut() {
         // The Secret is someone else's: its type and immutability are theirs to set.
         fields.remove("type");
         fields.remove("immutable");
     }
     manifest
+}
+
+/// Whether a target of creationPolicy Owner or Orphan is a Secret courier adopted with
+/// `--adopt-existing-targets` (marked Merge when adopted): held as a Merge target.
+fn held_as_adopted(
+    existing: &ManagedSecret,
+    secret: &DesiredSecret,
+    options: &ApplyOptions,
+) -> bool {
+    options.adopt_existing
+        && existing.merged
+        && matches!(
+            secret.body.creation_policy,
+            CreationPolicy::Owner | CreationPolicy::Orphan
+        )
+}
+
+/// The manifest of an adopted Secret: marked Merge (courier's fields are taken back
+/// when it is no longer wanted), its type (unless the template sets one) and
+/// immutability left to it.
+fn as_adopted(mut manifest: serde_json::Value, secret: &DesiredSecret) -> serde_json::Value {
+    manifest["metadata"]["annotations"][CREATION_POLICY_ANNOTATION] =
+        serde_json::Value::from("Merge");
+    if let Some(fields) = manifest.as_object_mut() {
+        if secret.body.type_ == "Opaque" {
+            fields.remove("type");
+        }
+        fields.remove("immutable");
+    }
+    manifest
+}
+
+/// Whether courier adds its keys to a Secret that may hold others' (Merge, and
+/// CreateOrMerge once the Secret exists).
+pub fn merges(policy: CreationPolicy) -> bool {
+    matches!(
+        policy,
+        CreationPolicy::Merge | CreationPolicy::CreateOrMerge
+    )
 }
 
 /// Attempts per write: the first and two retries.

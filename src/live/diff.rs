@@ -259,9 +259,7 @@ fn update_lines(
     instance: &str,
 ) {
     let body = &secret.body;
-    if existing.type_ != body.type_
-        && body.creation_policy != crate::core::model::CreationPolicy::Merge
-    {
+    if existing.type_ != body.type_ && !super::apply::merges(body.creation_policy) {
         let _ = writeln!(text, "    ~ type: {} -> {}", existing.type_, body.type_);
     }
     let keys: BTreeSet<&String> = existing.data.keys().chain(body.data.keys()).collect();
@@ -273,9 +271,7 @@ fn update_lines(
             (None, Some(_)) => {
                 let _ = writeln!(text, "    + data.{key}: {REDACTED}");
             }
-            (Some(_), None)
-                if body.creation_policy != crate::core::model::CreationPolicy::Merge =>
-            {
+            (Some(_), None) if !super::apply::merges(body.creation_policy) => {
                 let _ = writeln!(text, "    - data.{key}");
             }
             _ => {}

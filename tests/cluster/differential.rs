@@ -1044,7 +1044,7 @@ fn render(
     let output = Command::new(env!("CARGO_BIN_EXE_courier"))
         .arg("render")
         .arg(path)
-        .args(["-o", "json", "--allow-empty"])
+        .args(["-o", "json", "--allow-empty", "--adopt-existing-targets"])
         .env_remove("KUBECONFIG")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -1056,7 +1056,11 @@ fn render(
     let list: Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut secrets: BTreeMap<String, BTreeMap<(String, String), Written>> = BTreeMap::new();
     for item in list["items"].as_array().into_iter().flatten() {
-        if item["kind"] != "Secret" {
+        // A Secret without courier's origin annotation is an existing target courier
+        // prints unchanged (it writes nothing to it, as ESO writes nothing).
+        if item["kind"] != "Secret"
+            || item["metadata"]["annotations"]["courier.dev/origin"].is_null()
+        {
             continue;
         }
         let ns = item["metadata"]["namespace"]

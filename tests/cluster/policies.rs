@@ -422,3 +422,246 @@ async fn a_created_target_released_before_any_update_loses_exactly_courier_s_key
         ["theirs"]
     );
 }
+
+/// An unmanaged Secret `creds` in `namespace`: someone else's, with their type, labels,
+/// annotations and keys.
+async fn their_secret(secrets: &Api<Secret>) {
+    let theirs: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "creds", "labels": {"team": "app"}, "annotations": {"note": "theirs"}},
+        "type": "example.com/custom",
+        "data": {"own": "dGhlaXJz", "password": "b2xk"}
+    }))
+    .unwrap();
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::apply("app-team"),
+            &Patch::Apply(theirs),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adopted_on_request() {
+    let platform = Platform::new("adoptx").await;
+    let target = platform.target("adoptx-t", true).await;
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    their_secret(&secrets).await;
+    let manifests = |policy: &str| {
+        store(&platform)
+            + &ces(&platform, "adopt", "shared", "creds", policy)
+            + &ces(
+                &platform,
+                "other",
+                "shared",
+                "other",
+                "creationPolicy: Owner",
+            )
+    };
+    write(&platform, &manifests("creationPolicy: Owner"));
+    let instance = format!("adoptx-{}", platform.id);
+
+    // By default: refused, left untouched.
+    let refused = platform.apply(&instance, &[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.has("is not managed by courier"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("old")
+    );
+
+    // Asked to: adopted in place, as ESO adopts it; its type, labels, annotations and
+    // other keys stay.
+    let adopted = platform.apply(&instance, &["--adopt-existing-targets"]);
+    assert_eq!(adopted.code, 0, "{}", adopted.stderr);
+    let secret = secrets.get("creds").await.unwrap();
+    assert_eq!(secret.type_.as_deref(), Some("example.com/custom"));
+    assert_eq!(secret.metadata.labels.as_ref().unwrap()["team"], "app");
+    assert_eq!(
+        secret.metadata.annotations.as_ref().unwrap()["note"],
+        "theirs"
+    );
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "own")
+            .await
+            .as_deref(),
+        Some("theirs")
+    );
+    let again = platform.apply(&instance, &["--adopt-existing-targets"]);
+    assert!(
+        again.has("0 created, 0 updated, 2 unchanged"),
+        "an adopted Secret is current once written: {}",
+        again.stderr
+    );
+
+    // No longer wanted: courier takes back only its own fields.
+    write(
+        &platform,
+        &(store(&platform)
+            + &ces(
+                &platform,
+                "other",
+                "shared",
+                "other",
+                "creationPolicy: Owner",
+            )),
+    );
+    let released = platform.apply(&instance, &["--adopt-existing-targets"]);
+    assert!(released.has("1 released"), "{}", released.stderr);
+    let after = secrets
+        .get("creds")
+        .await
+        .expect("the adopted Secret stays");
+    let keys: Vec<String> = after.data.iter().flat_map(|d| d.keys().cloned()).collect();
+    assert_eq!(keys, ["own"]);
+    assert_eq!(after.type_.as_deref(), Some("example.com/custom"));
+}
+
+#[tokio::test]
+async fn no_data_under_retain_or_delete_creates_nothing_and_keeps_the_existing_target() {
+    let platform = Platform::new("nodata").await;
+    let target = platform.target("nodata-t", true).await;
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    platform.put_source("fills", &[("k", "v1")]).await;
+    platform.put_source("empty", &[]).await;
+    write(
+        &platform,
+        &(store(&platform)
+            + &ces(&platform, "kept", "fills", "kept", "deletionPolicy: Retain")
+            + &ces(
+                &platform,
+                "deleted",
+                "fills",
+                "deleted",
+                "creationPolicy: Owner, deletionPolicy: Delete",
+            )
+            + &ces(
+                &platform,
+                "never",
+                "empty",
+                "never",
+                "deletionPolicy: Retain",
+            )),
+    );
+    let instance = format!("nodata-{}", platform.id);
+    let first = platform.apply(&instance, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.has("2 created"), "{}", first.stderr);
+    assert!(
+        secrets.get_opt("never").await.unwrap().is_none(),
+        "no data: nothing is created"
+    );
+    assert!(
+        first.has("never: the provider returned no data"),
+        "{}",
+        first.stderr
+    );
+
+    // The source empties: ESO writes nothing (Retain keeps, Delete would delete); courier
+    // keeps both targets untouched and says so.
+    let empty: Secret =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "fills"}, "data": {}}))
+            .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+        .replace("fills", &Default::default(), &{
+            let mut current =
+                Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+                    .get("fills")
+                    .await
+                    .unwrap();
+            current.data = empty.data;
+            current.string_data = None;
+            current
+        })
+        .await
+        .unwrap();
+    let emptied = platform.apply(&instance, &[]);
+    assert_eq!(emptied.code, 0, "{}", emptied.stderr);
+    assert!(emptied.has("0 deleted"), "{}", emptied.stderr);
+    for name in ["kept", "deleted"] {
+        assert_eq!(
+            platform.value(&target.name, name, "k").await.as_deref(),
+            Some("v1"),
+            "{name} kept untouched"
+        );
+        assert!(
+            emptied.has(&format!("{name}: the provider returned no data")),
+            "{}",
+            emptied.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_or_merge_merges_into_an_existing_secret_and_creates_a_missing_one() {
+    let platform = Platform::new("com").await;
+    let target = platform.target("com-t", true).await;
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    their_secret(&secrets).await;
+    write(
+        &platform,
+        &(store(&platform)
+            + &ces(
+                &platform,
+                "into",
+                "shared",
+                "creds",
+                "creationPolicy: CreateOrMerge",
+            )
+            + &ces(
+                &platform,
+                "new",
+                "shared",
+                "fresh",
+                "creationPolicy: CreateOrMerge",
+            )),
+    );
+    let instance = format!("com-{}", platform.id);
+    let applied = platform.apply(&instance, &[]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(applied.has("1 created, 1 updated"), "{}", applied.stderr);
+    // Merged: courier's keys on top, the owner's key, type and labels stay.
+    let merged = secrets.get("creds").await.unwrap();
+    assert_eq!(merged.type_.as_deref(), Some("example.com/custom"));
+    assert_eq!(merged.metadata.labels.as_ref().unwrap()["team"], "app");
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "own")
+            .await
+            .as_deref(),
+        Some("theirs")
+    );
+    assert_eq!(
+        platform
+            .value(&target.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+    // Created where there was none.
+    assert_eq!(
+        platform
+            .value(&target.name, "fresh", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+    let again = platform.apply(&instance, &[]);
+    assert!(again.has("2 unchanged"), "{}", again.stderr);
+}

@@ -69,6 +69,9 @@ written by `courier apply` is the chart's too. */}}
 - --clusters-from-secrets
 - {{ . | quote }}
 {{- end }}
+{{- if .Values.adoptExistingTargets }}
+- --adopt-existing-targets
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -22,9 +22,14 @@ use crate::core::secret_bytes::SecretBytes;
 /// externalsecret_controller_secret.go): under `deletionPolicy` Delete or Merge a
 /// `dataFrom` entry whose source does not exist (the provider's `NoSecretError`, which
 /// the Kubernetes provider's `GetSecretMap` answers) is skipped; under Retain it fails.
+/// When every source was skipped, ESO carries on with no data (Delete then writes
+/// nothing, Merge writes what is left); `live` keeps courier's answer of the cluster
+/// modes instead: the target's error, marked source missing, so that `apply` deletes
+/// (Delete) or releases (Merge) courier's own targets and reports it.
 pub(super) fn fetch_values(
     clients: &Clients<'_>,
     spec: &ExternalSecretSpec,
+    live: bool,
 ) -> Result<SecretMap, Failure> {
     let skip_missing = spec.target.deletion_policy.unwrap_or_default() != DeletionPolicy::Retain;
     let mut skipped: Option<Failure> = None;
@@ -98,7 +103,14 @@ pub(super) fn fetch_values(
     if values.is_empty()
         && let Some(missing) = skipped
     {
-        return Err(missing);
+        if live {
+            return Err(missing);
+        }
+        tracing::warn!(
+            "{}: every dataFrom source is missing; skipped, as ESO skips them under deletionPolicy {:?}",
+            missing.key.as_deref().unwrap_or("dataFrom"),
+            spec.target.deletion_policy.unwrap_or_default()
+        );
     }
     Ok(values)
 }
@@ -421,6 +433,7 @@ mod tests {
         let values = fetch_values(
             &client,
             &spec(serde_json::json!([{"regexp": {"source": "^db-(.*)$", "target": "$1_x"}}])),
+            false,
         )
         .unwrap();
         assert_eq!(values.keys().collect::<Vec<_>>(), vec!["keep"]);
@@ -430,6 +443,7 @@ mod tests {
                 {"transform": {"template": "{{ .value | upper }}_V"}},
                 {"regexp": {"source": "-", "target": "_"}}
             ])),
+            false,
         )
         .unwrap();
         assert_eq!(

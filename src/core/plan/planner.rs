@@ -234,7 +234,14 @@ fn plan_instances(
     for instance in &instances {
         let target = format!("{}/{}", instance.namespace, instance.secret_name);
         let body = planner.resolve_store(instance).and_then(|store| {
-            let namespace_dependent = store.namespaced || uses_namespace_templates(instance.spec);
+            // A files world's existing target (Merge, CreateOrMerge, immutable,
+            // adoption, no data) makes the body its namespace's own.
+            let namespace_dependent = store.namespaced
+                || uses_namespace_templates(instance.spec)
+                || (!world.live
+                    && world
+                        .secret(&instance.namespace, &instance.secret_name)
+                        .is_some());
             let render = || {
                 let clients = store.clients(world, &instance.namespace);
                 render_body(&env, planner, instance, &clients).map(Arc::new)
@@ -242,6 +249,31 @@ fn plan_instances(
             once(&mut shared, instance, &store, namespace_dependent, render)
         });
         match body {
+            // ESO writes nothing (no data under deletionPolicy Retain or Delete): a files
+            // world's existing target is printed unchanged, else nothing is.
+            Ok(body) if body.creation_policy == CreationPolicy::None && !world.live => {
+                if world
+                    .secret(&instance.namespace, &instance.secret_name)
+                    .is_some()
+                {
+                    tracing::warn!(
+                        "{target}: the provider returned no data; nothing is written (as ESO writes nothing) and the existing Secret is printed unchanged"
+                    );
+                    rendered
+                        .entry((instance.namespace.clone(), instance.secret_name.clone()))
+                        .or_default()
+                        .push(DesiredSecret {
+                            namespace: instance.namespace.clone(),
+                            name: instance.secret_name.clone(),
+                            owner: planner.owners[instance.owner_index].display.clone(),
+                            body,
+                        });
+                } else {
+                    tracing::warn!(
+                        "{target}: the provider returned no data; nothing is written, as ESO writes nothing"
+                    );
+                }
+            }
             Ok(body) => rendered
                 .entry((instance.namespace.clone(), instance.secret_name.clone()))
                 .or_default()

@@ -18,8 +18,8 @@ use crate::core::duration::parse_go_duration;
 use crate::core::gotemplate;
 use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
 use crate::core::model::{
-    CreationPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate, StringMap,
-    TemplateScope, TemplateTarget,
+    CreationPolicy, DeletionPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate,
+    StringMap, TemplateScope, TemplateTarget,
 };
 use crate::core::provider::SecretMap;
 use crate::core::redact::{Derived, DerivedMap};
@@ -34,7 +34,17 @@ pub(super) fn render_body(
 ) -> Result<SecretBody, Failure> {
     let spec = instance.spec;
     let engine = planner.owners[instance.owner_index].engine.clone()?;
-    let provider = fetch_values(clients, spec)?;
+    let provider = fetch_values(clients, spec, planner.world.live)?;
+    // ESO's reconcile returns early when the provider returned no data (`len(dataMap) ==
+    // 0` in pkg/controllers/externalsecret/externalsecret_controller.go): under
+    // deletionPolicy Retain it keeps the Secret as it is, under Delete it deletes it;
+    // only Merge goes on to write. courier writes nothing either, and loses nothing: the
+    // target is kept as it is (see [`unwritten`]).
+    if provider.is_empty()
+        && spec.target.deletion_policy.unwrap_or_default() != DeletionPolicy::Merge
+    {
+        return Ok(unwritten(planner, instance));
+    }
     let Rendered {
         type_,
         mut labels,
@@ -73,7 +83,12 @@ pub(super) fn render_body(
             derived_annotations = DerivedMap::new();
             (existing.type_.clone(), existing.data.clone())
         }
-        Some(existing) if creation_policy == CreationPolicy::Merge && !planner.world.live => {
+        Some(existing)
+            if matches!(
+                creation_policy,
+                CreationPolicy::Merge | CreationPolicy::CreateOrMerge
+            ) && !planner.world.live =>
+        {
             let template_type = spec.target.template.as_ref().and_then(|t| t.type_.clone());
             let mut merged = existing.data.clone();
             merged.extend(data);
@@ -90,8 +105,49 @@ pub(super) fn render_body(
                 merged,
             )
         }
+        // Owner or Orphan over a Secret courier did not write, with the opt-in
+        // (`--adopt-existing-targets`): ESO adopts it and updates it in place. Its data
+        // is replaced (ApplyTemplate clears it for every policy but Merge and
+        // CreateOrMerge); its type (unless the template sets one), labels and
+        // annotations stay under courier's.
+        Some(existing) if planner.world.adopt_existing && !planner.world.live => {
+            let template_type = spec.target.template.as_ref().and_then(|t| t.type_.clone());
+            for (key, value) in &existing.labels {
+                labels.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+            for (key, value) in &existing.annotations {
+                annotations
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            (
+                template_type.unwrap_or_else(|| existing.type_.clone()),
+                data,
+            )
+        }
         _ => (type_, data),
     };
+    // An existing Secret marked immutable: ESO's updateSecret fails when its data or
+    // type would change (ErrSecretImmutable: "could not update secret, target is
+    // immutable"); so does courier, naming the target and no value.
+    if !planner.world.live
+        && planner
+            .world
+            .immutable
+            .contains(&(instance.namespace.clone(), instance.secret_name.clone()))
+        && let Some(existing) = planner
+            .world
+            .secret(&instance.namespace, &instance.secret_name)
+        && (existing.type_ != type_ || existing.data != data)
+    {
+        return Err(Failure::new(
+            None::<String>,
+            format!(
+                "the existing Secret {}/{} is immutable, and its data or type would change (ESO fails it too: target is immutable)\nhint: delete the Secret so that it is written again, or make the source match it",
+                instance.namespace, instance.secret_name
+            ),
+        ));
+    }
     for key in data.keys() {
         if !SECRET_KEY.is_match(key) {
             return Err(Failure::new(
@@ -116,7 +172,10 @@ pub(super) fn render_body(
         derived_labels: &derived_labels,
         derived_annotations: &derived_annotations,
         data: &data,
-        merge: creation_policy == CreationPolicy::Merge,
+        merge: matches!(
+            creation_policy,
+            CreationPolicy::Merge | CreationPolicy::CreateOrMerge
+        ),
     })
     .map_err(|refusal| Failure::new(refusal.field, refusal.message))?;
     Ok(SecretBody {
@@ -131,6 +190,45 @@ pub(super) fn render_body(
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
         varying: marks.map(|marks| Arc::new(marks.finish(spec))),
     })
+}
+
+/// The body of a target ESO writes nothing to (the provider returned no data, and
+/// deletionPolicy is Retain or Delete): marked `creationPolicy: None`, which no other body
+/// carries (the planner leaves None targets out). In a files world it is the existing
+/// Secret of that name as it is, so that `render` prints it unchanged (a Secret missing
+/// from render's output reads as a deletion to a GitOps tool); with no such Secret it
+/// is empty, and the planner leaves it out. Live mode keeps the existing target
+/// untouched and creates nothing (`live::apply::decide`).
+fn unwritten(planner: &Planner<'_>, instance: &Instance<'_>) -> SecretBody {
+    let spec = instance.spec;
+    let existing = (!planner.world.live)
+        .then(|| {
+            planner
+                .world
+                .secret(&instance.namespace, &instance.secret_name)
+        })
+        .flatten();
+    let existing = existing.cloned().unwrap_or_default();
+    SecretBody {
+        type_: if existing.type_.is_empty() {
+            "Opaque".to_owned()
+        } else {
+            existing.type_
+        },
+        labels: existing.labels,
+        annotations: existing.annotations,
+        derived_labels: DerivedMap::new(),
+        derived_annotations: DerivedMap::new(),
+        data: existing.data,
+        immutable: !planner.world.live
+            && planner
+                .world
+                .immutable
+                .contains(&(instance.namespace.clone(), instance.secret_name.clone())),
+        creation_policy: CreationPolicy::None,
+        deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
+        varying: None,
+    }
 }
 
 /// A template's output: type, metadata (with what in it a template produced) and values.
@@ -569,5 +667,125 @@ mod tests {
         assert_eq!(refresh("  refreshInterval: 0s\n"), Refresh::Periodic(None));
         // `refreshPolicy: CreatedOnce` and `OnChange` are refused at load until they hold
         // for every target, not only for those whose template varies (`core::schema`).
+    }
+
+    /// A files world holding `existing` (a Secret `web` in `app`, or nothing) and an
+    /// ExternalSecret `web` with `target` reading `dataFrom` from Secret `src`.
+    fn with_existing(existing: &str, target: &str, source: &str, adopt: bool) -> Plan {
+        let yaml = format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: src, namespace: app}}\n{source}\n{existing}---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: local, namespace: app}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: app}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: web, namespace: app}}\nspec:\n  secretStoreRef: {{name: local}}\n  target: {target}\n  dataFrom:\n  - extract: {{key: src}}\n"
+        );
+        let inputs = load_str("w.yaml", &yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut world = World::from_inputs(&inputs).unwrap_or_else(|e| panic!("{e:?}"));
+        world.adopt_existing = adopt;
+        plan(&inputs.manifests, &world, &crate::providers::Registry)
+    }
+
+    const EXISTING: &str = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: web, namespace: app, labels: {theirs: 'yes'}}\ntype: example.com/custom\nstringData: {own: kept}\n";
+    const VALUES: &str = "stringData: {user: bot}";
+
+    fn keys(body: &SecretBody) -> Vec<&str> {
+        body.data.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn no_data_under_retain_or_delete_writes_nothing_and_reprints_the_existing_target() {
+        use crate::core::model::CreationPolicy;
+        for target in ["{}", "{creationPolicy: Owner, deletionPolicy: Delete}"] {
+            // No existing target: nothing at all, and no error.
+            let nothing = with_existing("", target, "data: {}", false);
+            assert!(nothing.errors.is_empty(), "{:?}", nothing.errors);
+            assert!(nothing.secrets.is_empty(), "{target}");
+            // An existing target: printed as it is, without courier's marks.
+            let kept = with_existing(EXISTING, target, "data: {}", false);
+            let body = body(&kept);
+            assert_eq!(body.creation_policy, CreationPolicy::None);
+            assert_eq!(keys(body), ["own"]);
+            assert_eq!(body.type_, "example.com/custom");
+            assert_eq!(
+                body.labels.keys().collect::<Vec<_>>(),
+                ["theirs"],
+                "{target}"
+            );
+            assert!(body.annotations.is_empty());
+        }
+        // Under deletionPolicy Merge ESO goes on and writes the Secret, without keys.
+        let merge = with_existing("", "{deletionPolicy: Merge}", "data: {}", false);
+        let body = body(&merge);
+        assert!(body.data.is_empty());
+        assert_eq!(body.creation_policy, CreationPolicy::Owner);
+    }
+
+    #[test]
+    fn a_missing_extract_source_under_delete_or_merge_is_skipped_in_a_files_world() {
+        let yaml_target =
+            |deletion: &str| format!("{{creationPolicy: Owner, deletionPolicy: {deletion}}}");
+        // The source Secret `src` is absent: the existing Secret stands in its place by name only.
+        let absent = |deletion: &str| {
+            let yaml = format!(
+                "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: app}}\n---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: local, namespace: app}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: app}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: web, namespace: app}}\nspec:\n  secretStoreRef: {{name: local}}\n  target: {}\n  dataFrom:\n  - extract: {{key: absent}}\n",
+                yaml_target(deletion)
+            );
+            let inputs = load_str("w.yaml", &yaml).unwrap();
+            let world = World::from_inputs(&inputs).unwrap();
+            plan(&inputs.manifests, &world, &crate::providers::Registry)
+        };
+        let delete = absent("Delete");
+        assert!(delete.errors.is_empty(), "{:?}", delete.errors);
+        assert!(delete.secrets.is_empty());
+        let merge = absent("Merge");
+        assert!(body(&merge).data.is_empty());
+        // Retain still fails the target.
+        assert_eq!(absent("Retain").errors.len(), 1);
+    }
+
+    #[test]
+    fn an_existing_target_is_replaced_by_default_and_adopted_on_request() {
+        let replaced = with_existing(EXISTING, "{}", VALUES, false);
+        let body_of = |plan: &Plan| body(plan).clone();
+        let replaced = body_of(&replaced);
+        assert_eq!(keys(&replaced), ["user"]);
+        assert_eq!(replaced.type_, "Opaque");
+        assert!(!replaced.labels.contains_key("theirs"));
+        for policy in ["Owner", "Orphan"] {
+            let adopted = body_of(&with_existing(
+                EXISTING,
+                &format!("{{creationPolicy: {policy}}}"),
+                VALUES,
+                true,
+            ));
+            // ESO clears the data (only Merge and CreateOrMerge keep it), keeps the rest.
+            assert_eq!(keys(&adopted), ["user"], "{policy}");
+            assert_eq!(adopted.type_, "example.com/custom");
+            assert_eq!(adopted.labels["theirs"], "yes");
+        }
+    }
+
+    #[test]
+    fn create_or_merge_merges_into_an_existing_secret_and_creates_a_missing_one() {
+        use crate::core::model::CreationPolicy;
+        let merged = with_existing(EXISTING, "{creationPolicy: CreateOrMerge}", VALUES, false);
+        let merged = body(&merged);
+        assert_eq!(keys(merged), ["own", "user"]);
+        assert_eq!(merged.type_, "example.com/custom");
+        assert_eq!(merged.creation_policy, CreationPolicy::CreateOrMerge);
+        let created = with_existing("", "{creationPolicy: CreateOrMerge}", VALUES, false);
+        assert_eq!(keys(body(&created)), ["user"]);
+    }
+
+    #[test]
+    fn an_immutable_existing_secret_whose_data_would_change_fails_naming_no_value() {
+        let immutable = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: web, namespace: app}\nimmutable: true\nstringData: {user: old-secret-value}\n";
+        let failed = with_existing(immutable, "{creationPolicy: Orphan}", VALUES, false);
+        assert!(failed.secrets.is_empty());
+        let message = failed.errors[0].to_string();
+        assert!(message.contains("app/web is immutable"), "{message}");
+        assert!(!message.contains("old-secret-value") && !message.contains("bot"));
+        // The same data: nothing changes, nothing fails.
+        let same = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: web, namespace: app}\nimmutable: true\nstringData: {user: bot}\n";
+        assert!(with_existing(same, "{}", VALUES, false).errors.is_empty());
+        // target.immutable keeps the existing data: no change, no error.
+        let kept = with_existing(immutable, "{immutable: true}", VALUES, false);
+        assert_eq!(body(&kept).data["user"].expose(), b"old-secret-value");
     }
 }
