@@ -93,7 +93,6 @@ pub fn go_lossy(bytes: &[u8]) -> String {
     out
 }
 
-
 /// Go's `json.Marshal` of a value `json.Unmarshal` produced into `any` (HTML escaping
 /// off): objects with sorted keys, every number a float64 printed as Go prints it.
 pub fn go_json_of_value(value: &Value) -> String {

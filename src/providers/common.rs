@@ -144,8 +144,8 @@ pub(crate) fn json_result_bytes(value: Value) -> Vec<u8> {
     }
 }
 
-pub use crate::core::gojson::{go_json_of_value, go_json_string};
 pub(crate) use crate::core::gojson::go_json_unmarshal;
+pub use crate::core::gojson::{go_json_of_value, go_json_string};
 
 /// `esutils.JSONMarshal(map[string]string)` over byte values (`string(val)` in Go):
 /// sorted keys, Go's escaping. ESO's Kubernetes provider writes a whole Secret so
@@ -176,7 +176,6 @@ pub fn go_json_of_string_map(map: &BTreeMap<String, String>) -> Vec<u8> {
     }
     go_json_of_byte_map(map.iter().map(|(k, v)| (k.as_str(), v.as_bytes())))
 }
-
 
 /// What gjson (`github.com/tidwall/gjson` v1.18, which ESO's Kubernetes provider uses)
 /// would find at a path, as the text its `Result.String()` gives; `Err` names path syntax

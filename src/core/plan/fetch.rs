@@ -10,12 +10,12 @@ use super::validate::{compile_rewrite, data_field, transform_template};
 use regex::Regex;
 
 use crate::core::model::{
-    ConversionStrategy, DecodingStrategy, DeletionPolicy, ExternalSecretSpec,
-    MergeConflictPolicy, MergePriorityPolicy, MergeStrategy, NullBytePolicy, Rewrite, RewriteMerge,
+    ConversionStrategy, DecodingStrategy, DeletionPolicy, ExternalSecretSpec, MergeConflictPolicy,
+    MergePriorityPolicy, MergeStrategy, NullBytePolicy, Rewrite, RewriteMerge,
 };
-use crate::core::{gojson, gotemplate};
 use crate::core::provider::{FetchError, SecretMap};
 use crate::core::secret_bytes::SecretBytes;
+use crate::core::{gojson, gotemplate};
 
 /// dataFrom in order (later wins), then data[] on top: ESO's order.
 ///
@@ -484,7 +484,10 @@ mod tests {
         let input = map(&[
             ("a", r#"{"x":"1","y":"2"}"#),
             ("b", r#"{"y":"3","z":"4"}"#),
-            ("c", r#"{"w":{"n":1,"h":"<&>"},"list":[1,2.50],"big":1e21,"t":true,"nil":null}"#),
+            (
+                "c",
+                r#"{"w":{"n":1,"h":"<&>"},"list":[1,2.50],"big":1e21,"t":true,"nil":null}"#,
+            ),
         ]);
         let ignore = merge_op(serde_json::json!({"conflictPolicy": "Ignore"}));
         let out = texts(&rewrite_merge(&ignore, input.clone()).unwrap());
@@ -510,14 +513,24 @@ mod tests {
         let error = rewrite_merge(&merge_op(serde_json::json!({})), input.clone()).unwrap_err();
         assert!(error.contains("conflicts: y"), "{error}");
         // A missing priority key: an error unless IgnoreNotFound.
-        let strict = merge_op(serde_json::json!({"conflictPolicy": "Ignore", "priority": ["nope"]}));
-        assert!(rewrite_merge(&strict, input.clone()).unwrap_err().contains("\"nope\""));
+        let strict =
+            merge_op(serde_json::json!({"conflictPolicy": "Ignore", "priority": ["nope"]}));
+        assert!(
+            rewrite_merge(&strict, input.clone())
+                .unwrap_err()
+                .contains("\"nope\"")
+        );
         let lenient = merge_op(serde_json::json!({
             "conflictPolicy": "Ignore", "priority": ["nope"], "priorityPolicy": "IgnoreNotFound"
         }));
-        assert_eq!(rewrite_merge(&lenient, input.clone()).unwrap()["y"].expose(), b"3");
+        assert_eq!(
+            rewrite_merge(&lenient, input.clone()).unwrap()["y"].expose(),
+            b"3"
+        );
         // JSON: the keys stay, `into` holds the merged object (HTML escaping off).
-        let json = merge_op(serde_json::json!({"strategy": "JSON", "into": "all", "conflictPolicy": "Ignore"}));
+        let json = merge_op(
+            serde_json::json!({"strategy": "JSON", "into": "all", "conflictPolicy": "Ignore"}),
+        );
         let out = rewrite_merge(&json, input.clone()).unwrap();
         assert_eq!(out.len(), 4);
         assert_eq!(out["a"].expose(), input["a"].expose());
@@ -529,9 +542,16 @@ mod tests {
         assert!(rewrite_merge(&no_into, input.clone()).is_err());
         // A value that is not a JSON object fails, naming the key only; `null` has no members.
         let error = rewrite_merge(&ignore, map(&[("a", "secret-text")])).unwrap_err();
-        assert!(error.contains("\"a\"") && !error.contains("secret-text"), "{error}");
+        assert!(
+            error.contains("\"a\"") && !error.contains("secret-text"),
+            "{error}"
+        );
         assert!(rewrite_merge(&ignore, map(&[("a", "[1]")])).is_err());
-        assert!(rewrite_merge(&ignore, map(&[("a", "null")])).unwrap().is_empty());
+        assert!(
+            rewrite_merge(&ignore, map(&[("a", "null")]))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// ESO's `validateFetchedSecretValue`: only `Fail` looks, and only after decoding.
@@ -541,8 +561,13 @@ mod tests {
         assert!(check_null_bytes(None, "k", &nul).is_ok());
         assert!(check_null_bytes(Some(NullBytePolicy::Ignore), "k", &nul).is_ok());
         let error = check_null_bytes(Some(NullBytePolicy::Fail), "k", &nul).unwrap_err();
-        assert!(error.contains("\"k\"") && error.contains("hint:"), "{error}");
-        assert!(check_null_bytes(Some(NullBytePolicy::Fail), "k", &SecretBytes::from("ab")).is_ok());
+        assert!(
+            error.contains("\"k\"") && error.contains("hint:"),
+            "{error}"
+        );
+        assert!(
+            check_null_bytes(Some(NullBytePolicy::Fail), "k", &SecretBytes::from("ab")).is_ok()
+        );
         // "YQBi" is base64 for a NUL between two letters: the decoded value is what counts.
         let decoded = decode(DecodingStrategy::Base64, SecretBytes::from("YQBi")).unwrap();
         assert!(check_null_bytes(Some(NullBytePolicy::Fail), "k", &decoded).is_err());
