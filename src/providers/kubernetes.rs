@@ -567,9 +567,11 @@ impl SecretsClient for KubernetesClient<'_> {
     }
 
     fn get_all_secrets(&self, find: &FindRef) -> Result<SecretMap, FetchError> {
+        // ESO's Kubernetes provider never reads find.path (it searches the whole
+        // remoteNamespace); a path set here is a mistake courier refuses, not ignores.
         if find.path.as_deref().is_some_and(|p| !p.is_empty()) {
             return Err(FetchError::new(
-                "find.path is not supported by the Kubernetes provider",
+                "find.path has no meaning for the Kubernetes provider (ESO ignores it and searches the whole remoteNamespace); courier refuses it rather than ignore it\nhint: remove find.path; narrow the search with find.name.regexp or find.tags",
             ));
         }
         type Filter<'a> = Box<dyn Fn(&str, &SourceSecret) -> bool + 'a>;
@@ -739,6 +741,8 @@ impl KubernetesStore {
             let field = "server.caProvider";
             if described(&ns) {
                 let error = match provider.type_.as_str() {
+                    // The API server makes it in every namespace; files never hold it.
+                    "ConfigMap" if provider.name == "kube-root-ca.crt" => None,
                     "ConfigMap" => match world.config_maps.get(&ns).and_then(|m| m.get(&provider.name)) {
                         None => fail(field, format!("ConfigMap {ns}/{}, which does not exist", provider.name)),
                         Some(data) if !data.contains_key(&provider.key) => fail(
@@ -1054,6 +1058,7 @@ mod tests {
         };
         assert!(fetch(serde_json::json!({"remoteNamespace": "src"})).is_ok());
         assert!(fetch(ca("ConfigMap", "ca", "ca.crt")).is_ok());
+        assert!(fetch(ca("ConfigMap", "kube-root-ca.crt", "ca.crt")).is_ok());
         let error = fetch(ca("ConfigMap", "absent", "ca.crt")).unwrap_err();
         assert!(
             error.contains("ClusterSecretStore/s") && error.contains("server.caProvider")
@@ -1091,6 +1096,21 @@ mod tests {
             ..RemoteRef::default()
         };
         assert!(store.client(&bare, "app").get_secret_map(&extract).is_ok());
+    }
+
+    #[test]
+    fn find_path_is_refused_with_a_hint() {
+        let mut world = World::default();
+        world.add_secret("src", "db", SourceSecret::default());
+        let find = FindRef {
+            path: Some("db".into()),
+            ..FindRef::default()
+        };
+        let error = KubernetesClient::new(&world, "src")
+            .get_all_secrets(&find)
+            .unwrap_err()
+            .message;
+        assert!(error.contains("find.path") && error.contains("hint: remove find.path"), "{error}");
     }
 
     #[test]
