@@ -12,6 +12,7 @@ pub mod collect;
 pub mod duration;
 pub mod eso_rules;
 pub mod fieldline;
+pub mod gojson;
 pub mod gotemplate;
 pub mod instance;
 pub mod labels;

@@ -498,6 +498,19 @@ pub struct RemoteRef {
     /// None (default) or Fetch (read labels/annotations instead of data).
     #[serde(default)]
     pub metadata_policy: Option<MetadataPolicy>,
+    /// Ignore (default) or Fail: a decoded value holding a NUL byte fails.
+    #[serde(default)]
+    pub null_byte_policy: Option<NullBytePolicy>,
+}
+
+/// `nullBytePolicy` (ESO v2.9): what a fetched, decoded value holding a NUL byte does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum NullBytePolicy {
+    /// Written as it is.
+    #[default]
+    Ignore,
+    /// Fails the ExternalSecret.
+    Fail,
 }
 
 /// `decodingStrategy`.
@@ -572,6 +585,9 @@ pub struct FindRef {
     /// None, Base64, Base64URL, Auto.
     #[serde(default)]
     pub decoding_strategy: Option<DecodingStrategy>,
+    /// Ignore (default) or Fail.
+    #[serde(default)]
+    pub null_byte_policy: Option<NullBytePolicy>,
 }
 
 /// `find.name`.
@@ -591,6 +607,62 @@ pub struct Rewrite {
     /// Template rewrite of keys; not supported yet.
     #[serde(default)]
     pub transform: Option<serde_json::Value>,
+    /// Merge of JSON values into one map (ESO's `esutils.RewriteMerge`).
+    #[serde(default)]
+    pub merge: Option<RewriteMerge>,
+}
+
+/// `rewrite[].merge`: each value is a JSON object; their members are merged, keys in
+/// sorted order and then the `priority` keys in their order (later wins).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewriteMerge {
+    /// The key that receives the merged JSON (strategy JSON only; required there).
+    #[serde(default)]
+    pub into: String,
+    /// Keys merged last, in this order, so that they win conflicts.
+    #[serde(default, deserialize_with = "null_default")]
+    pub priority: Vec<String>,
+    /// Strict (default): a priority key missing from the input is an error.
+    #[serde(default)]
+    pub priority_policy: Option<MergePriorityPolicy>,
+    /// Error (default): a member defined by two values is an error.
+    #[serde(default)]
+    pub conflict_policy: Option<MergeConflictPolicy>,
+    /// Extract (default): the members become the keys; JSON: one key holds them.
+    #[serde(default)]
+    pub strategy: Option<MergeStrategy>,
+}
+
+/// `rewrite[].merge.priorityPolicy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum MergePriorityPolicy {
+    /// A priority key missing from the input fails the merge.
+    #[default]
+    Strict,
+    /// A priority key missing from the input is skipped.
+    IgnoreNotFound,
+}
+
+/// `rewrite[].merge.conflictPolicy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum MergeConflictPolicy {
+    /// A member defined twice fails the merge.
+    #[default]
+    Error,
+    /// The later value wins.
+    Ignore,
+}
+
+/// `rewrite[].merge.strategy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum MergeStrategy {
+    /// The merged members replace the input keys.
+    #[default]
+    Extract,
+    /// The input keys stay and `into` holds the merged object as JSON.
+    #[serde(rename = "JSON")]
+    Json,
 }
 
 /// `rewrite[].regexp`.

@@ -53,8 +53,7 @@ const OBJECT_META: [&str; 15] = [
 /// Fields of an ExternalSecret spec (also `ClusterExternalSecret.spec.externalSecretSpec`,
 /// and `spec.` of the stores) that ESO defines and courier does not implement, with the
 /// one value that means what courier does, if any. Paths write list items as `[]`.
-pub const UNSUPPORTED: [(&str, &str, Option<&str>); 11] = [
-    ("ExternalSecret", "spec.refreshPolicy", Some("Periodic")),
+pub const UNSUPPORTED: [(&str, &str, Option<&str>); 6] = [
     ("ExternalSecret", "spec.syncWindows", None),
     ("ExternalSecret", "spec.target.manifest", None),
     (
@@ -67,22 +66,6 @@ pub const UNSUPPORTED: [(&str, &str, Option<&str>); 11] = [
         "spec.target.template.templateFrom[].valuesDecodingStrategy",
         Some("None"),
     ),
-    (
-        "ExternalSecret",
-        "spec.data[].remoteRef.nullBytePolicy",
-        Some("Ignore"),
-    ),
-    (
-        "ExternalSecret",
-        "spec.dataFrom[].extract.nullBytePolicy",
-        Some("Ignore"),
-    ),
-    (
-        "ExternalSecret",
-        "spec.dataFrom[].find.nullBytePolicy",
-        Some("Ignore"),
-    ),
-    ("ExternalSecret", "spec.dataFrom[].rewrite[].merge", None),
     ("SecretStore", "spec.controller", None),
     ("SecretStore", "spec.retrySettings", None),
 ];

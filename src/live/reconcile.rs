@@ -13,6 +13,7 @@ use crate::live::apply::{self, ApplyOptions, Report};
 use crate::live::cluster::{self, ClusterError, Snapshot};
 use crate::live::fleet::{ClusterFailure, Fleet, MemberConnection};
 use crate::live::status;
+use crate::live::varying;
 
 /// Where the manifests come from.
 #[derive(Debug, Clone)]
@@ -229,9 +230,15 @@ pub async fn plan_fleet(
             .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
             .collect();
         cluster::list_managed(&member.connection.client, |namespace, name, listed| {
-            targets
-                .get(&(namespace, name))
-                .is_some_and(|desired| apply::is_current(listed, desired, options))
+            targets.get(&(namespace, name)).is_some_and(|desired| {
+                varying::held_by_refresh_policy(
+                    listed,
+                    desired,
+                    &options.instance,
+                    options.written.as_ref(),
+                    apply::is_current(listed, desired, options),
+                )
+            })
         })
         .await
     });

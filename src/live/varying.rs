@@ -121,6 +121,45 @@ pub fn rewrite_due(
     }
 }
 
+/// Whether `refreshPolicy` keeps an existing target of this instance as it is, whatever
+/// courier would write now (ESO's `shouldRefresh`, pkg/controllers/externalsecret/
+/// externalsecret_controller.go): `CreatedOnce` never renders it again; `OnChange` only
+/// when the ExternalSecret's spec changed since this process last wrote (or first saw)
+/// the target. Without a memory (one-shot `apply`) nothing tells a changed spec, so an
+/// OnChange target is held too. A missing target, or someone else's, is never held.
+/// `current`: the target already holds what courier would write; it is then remembered
+/// as rendered from today's spec (ESO's refresh after a spec change writes the same).
+pub fn held_by_refresh_policy(
+    existing: &ManagedSecret,
+    desired: &DesiredSecret,
+    instance: &str,
+    written: Option<&Written>,
+    current: bool,
+) -> bool {
+    let Some(varying) = desired.body.varying.as_deref() else {
+        return current;
+    };
+    if matches!(varying.refresh, Refresh::Periodic(_)) {
+        return current;
+    }
+    if current {
+        if let Some(written) = written {
+            written.record(desired);
+        }
+        return true;
+    }
+    let Some(content) = existing.content.as_deref() else {
+        return existing.current;
+    };
+    let ours = !content.has_legacy_digest()
+        && content
+            .labels
+            .get(crate::core::labels::INSTANCE_LABEL)
+            .map(String::as_str)
+            == Some(instance);
+    ours && !written.is_some_and(|w| w.changed(desired, varying))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,10 +318,16 @@ impl StoreProvider for KubernetesStore {
             && !world.namespaces.contains_key(&self.remote_namespace)
             && !world.secrets.contains_key(&self.remote_namespace))
         .then_some(self.display.as_str());
+        let store_error = if self.live {
+            None
+        } else {
+            self.files_credentials(world, namespace)
+        };
         Box::new(KubernetesClient {
             sources,
             namespace: &self.remote_namespace,
             missing_namespace,
+            store_error,
         })
     }
 
@@ -376,6 +382,8 @@ pub struct KubernetesClient<'w> {
     namespace: &'w str,
     /// The store's name when its remoteNamespace does not exist.
     missing_namespace: Option<&'w str>,
+    /// Why the store fails as a whole (credentials it names are missing).
+    store_error: Option<String>,
 }
 
 impl<'w> KubernetesClient<'w> {
@@ -385,10 +393,14 @@ impl<'w> KubernetesClient<'w> {
             sources: Sources::World(world),
             namespace,
             missing_namespace: None,
+            store_error: None,
         }
     }
 
     fn source(&self, name: &str) -> Result<&'w SourceSecret, FetchError> {
+        if let Some(error) = &self.store_error {
+            return Err(FetchError::new(error.clone()));
+        }
         if name.is_empty() {
             return Err(FetchError::new(
                 "remoteRef.key is empty; it names the source Secret",
@@ -455,6 +467,9 @@ impl<'w> KubernetesClient<'w> {
 
     /// Every readable Secret of the namespace (what `find` searches).
     fn secrets_in(&self) -> Result<Vec<(&'w String, &'w SourceSecret)>, FetchError> {
+        if let Some(error) = &self.store_error {
+            return Err(FetchError::new(error.clone()));
+        }
         match self.sources {
             Sources::World(world) => Ok(world.secrets_in(self.namespace).collect()),
             Sources::Store(None) => Err(FetchError::new(format!(
@@ -552,9 +567,11 @@ impl SecretsClient for KubernetesClient<'_> {
     }
 
     fn get_all_secrets(&self, find: &FindRef) -> Result<SecretMap, FetchError> {
+        // ESO's Kubernetes provider never reads find.path (it searches the whole
+        // remoteNamespace); a path set here is a mistake courier refuses, not ignores.
         if find.path.as_deref().is_some_and(|p| !p.is_empty()) {
             return Err(FetchError::new(
-                "find.path is not supported by the Kubernetes provider",
+                "find.path has no meaning for the Kubernetes provider (ESO ignores it and searches the whole remoteNamespace); courier refuses it rather than ignore it\nhint: remove find.path; narrow the search with find.name.regexp or find.tags",
             ));
         }
         type Filter<'a> = Box<dyn Fn(&str, &SourceSecret) -> bool + 'a>;
@@ -676,6 +693,90 @@ fn property_map(map: &SecretMap, property: &str) -> Result<Option<SecretMap>, St
 }
 
 impl KubernetesStore {
+    /// A files world: the credential objects the store names (`authRef`,
+    /// `server.caProvider` unless `caBundle` is set, `auth.token`, `auth.cert`), in the
+    /// order ESO's `BuildRESTConfigFromKubernetesConnection` (runtime/esutils/
+    /// k8s_rest_config.go) reads them, must exist with their key when the files describe
+    /// their namespace (they list Namespaces, or hold objects there): ESO fails the store
+    /// otherwise. courier reads no credential from files; only their presence is checked.
+    /// (`auth.serviceAccount` is not checked: a files world holds no ServiceAccounts.)
+    fn files_credentials(&self, world: &World, namespace: &str) -> Option<String> {
+        let described = |ns: &str| {
+            !world.namespaces.is_empty()
+                || world.secrets.contains_key(ns)
+                || world.config_maps.contains_key(ns)
+        };
+        let fail = |field: &str, what: String| {
+            Some(format!(
+                "{}: {field} names {what}\nhint: create it (add it to the files rendered), or fix the store's {field}",
+                self.display
+            ))
+        };
+        let secret_key = |field: &str, selector: &SecretKeySelector| {
+            let ns = self.reference_namespace(selector.namespace.as_deref(), namespace);
+            if !described(&ns) {
+                return None;
+            }
+            match world.secret(&ns, &selector.name) {
+                // A blocked Secret (a ServiceAccount token) exists; its keys are not read.
+                None if world.blocked_reason(&ns, &selector.name).is_some() => None,
+                None => fail(
+                    field,
+                    format!("Secret {ns}/{}, which does not exist", selector.name),
+                ),
+                Some(secret) if !secret.data.contains_key(&selector.key) => fail(
+                    field,
+                    format!("key {:?} of Secret {ns}/{}, which it does not hold", selector.key, selector.name),
+                ),
+                Some(_) => None,
+            }
+        };
+        if let Some(reference) = &self.config.auth_ref {
+            return secret_key("authRef", reference);
+        }
+        let server = self.config.server.as_ref();
+        let ca_bundle = server.and_then(|s| s.ca_bundle.as_deref()).is_some_and(|b| !b.is_empty());
+        if !ca_bundle && let Some(provider) = server.and_then(|s| s.ca_provider.as_ref()) {
+            let ns = self.reference_namespace(provider.namespace.as_deref(), namespace);
+            let field = "server.caProvider";
+            if described(&ns) {
+                let error = match provider.type_.as_str() {
+                    // The API server makes it in every namespace; files never hold it.
+                    "ConfigMap" if provider.name == "kube-root-ca.crt" => None,
+                    "ConfigMap" => match world.config_maps.get(&ns).and_then(|m| m.get(&provider.name)) {
+                        None => fail(field, format!("ConfigMap {ns}/{}, which does not exist", provider.name)),
+                        Some(data) if !data.contains_key(&provider.key) => fail(
+                            field,
+                            format!("key {:?} of ConfigMap {ns}/{}, which it does not hold", provider.key, provider.name),
+                        ),
+                        Some(_) => None,
+                    },
+                    _ => secret_key(
+                        field,
+                        &SecretKeySelector {
+                            name: provider.name.clone(),
+                            key: provider.key.clone(),
+                            namespace: provider.namespace.clone(),
+                        },
+                    ),
+                };
+                if error.is_some() {
+                    return error;
+                }
+            }
+        }
+        let auth = self.config.auth.as_ref()?;
+        if let Some(token) = &auth.token {
+            return secret_key("auth.token.bearerToken", &token.bearer_token);
+        }
+        if auth.service_account.is_some() {
+            return None;
+        }
+        let cert = auth.cert.as_ref()?;
+        secret_key("auth.cert.clientCert", &cert.client_cert)
+            .or_else(|| secret_key("auth.cert.clientKey", &cert.client_key))
+    }
+
     fn credential(&self, namespace: &str) -> Option<Credential> {
         let resolve = |selector: &SecretKeySelector| {
             CredentialRef::new(
@@ -911,6 +1012,105 @@ mod tests {
 
     fn text(bytes: Option<SecretBytes>) -> Option<String> {
         bytes.map(|v| String::from_utf8(v.expose().to_vec()).unwrap())
+    }
+
+    fn files_store(kind: StoreKind, config: Value) -> KubernetesStore {
+        KubernetesStore {
+            display: "ClusterSecretStore/s".into(),
+            kind,
+            own_namespace: "app".into(),
+            remote_namespace: "src".into(),
+            live: false,
+            config: serde_json::from_value(config).unwrap(),
+        }
+    }
+
+    /// ESO fails a store whose named credential objects are missing (runtime/esutils/
+    /// k8s_rest_config.go); a files world that describes their namespace does too.
+    #[test]
+    fn files_world_fails_a_store_whose_credentials_are_missing() {
+        let mut world = World::default();
+        world.add_namespace("src", Default::default());
+        world.add_secret(
+            "src",
+            "user",
+            SourceSecret {
+                data: [("k".to_owned(), SecretBytes::from("v"))].into(),
+                ..SourceSecret::default()
+            },
+        );
+        world.config_maps.insert(
+            "src".into(),
+            [("ca".to_owned(), [("ca.crt".to_owned(), "pem".to_owned())].into())].into(),
+        );
+        let fetch = |config: Value| {
+            let store = files_store(StoreKind::ClusterSecretStore, config);
+            let client = store.client(&world, "app");
+            let extract = RemoteRef {
+                key: "user".into(),
+                ..RemoteRef::default()
+            };
+            client.get_secret_map(&extract).map(|_| ()).map_err(|e| e.message)
+        };
+        let ca = |type_: &str, name: &str, key: &str| {
+            serde_json::json!({"remoteNamespace": "src", "server": {"caProvider": {
+                "type": type_, "name": name, "key": key, "namespace": "src"}}})
+        };
+        assert!(fetch(serde_json::json!({"remoteNamespace": "src"})).is_ok());
+        assert!(fetch(ca("ConfigMap", "ca", "ca.crt")).is_ok());
+        assert!(fetch(ca("ConfigMap", "kube-root-ca.crt", "ca.crt")).is_ok());
+        let error = fetch(ca("ConfigMap", "absent", "ca.crt")).unwrap_err();
+        assert!(
+            error.contains("ClusterSecretStore/s") && error.contains("server.caProvider")
+                && error.contains("ConfigMap src/absent") && error.contains("hint:"),
+            "{error}"
+        );
+        assert!(fetch(ca("ConfigMap", "ca", "other")).unwrap_err().contains("key \"other\""));
+        assert!(fetch(ca("Secret", "absent", "k")).unwrap_err().contains("Secret src/absent"));
+        assert!(fetch(ca("Secret", "user", "k")).is_ok());
+        // caBundle wins over caProvider, as in ESO's FetchCACertFromSource.
+        let mut bundled = ca("Secret", "absent", "k");
+        bundled["server"]["caBundle"] = Value::from("Y2E=");
+        assert!(fetch(bundled).is_ok());
+        let token = |name: &str| {
+            serde_json::json!({"remoteNamespace": "src", "auth": {"token": {"bearerToken": {
+                "name": name, "key": "k", "namespace": "src"}}}})
+        };
+        assert!(fetch(token("user")).is_ok());
+        let error = fetch(token("absent")).unwrap_err();
+        assert!(error.contains("auth.token.bearerToken") && error.contains("Secret src/absent"), "{error}");
+        let cert = serde_json::json!({"remoteNamespace": "src", "auth": {"cert": {
+            "clientCert": {"name": "user", "key": "k", "namespace": "src"},
+            "clientKey": {"name": "absent", "key": "k", "namespace": "src"}}}});
+        assert!(fetch(cert).unwrap_err().contains("auth.cert.clientKey"));
+        // A namespace the files do not describe is not checked (nothing is known there).
+        let mut bare = World::default();
+        bare.add_secret("src", "user", SourceSecret::default());
+        let store = files_store(
+            StoreKind::ClusterSecretStore,
+            serde_json::json!({"remoteNamespace": "src", "auth": {"token": {"bearerToken": {
+                "name": "t", "key": "k", "namespace": "vault"}}}}),
+        );
+        let extract = RemoteRef {
+            key: "user".into(),
+            ..RemoteRef::default()
+        };
+        assert!(store.client(&bare, "app").get_secret_map(&extract).is_ok());
+    }
+
+    #[test]
+    fn find_path_is_refused_with_a_hint() {
+        let mut world = World::default();
+        world.add_secret("src", "db", SourceSecret::default());
+        let find = FindRef {
+            path: Some("db".into()),
+            ..FindRef::default()
+        };
+        let error = KubernetesClient::new(&world, "src")
+            .get_all_secrets(&find)
+            .unwrap_err()
+            .message;
+        assert!(error.contains("find.path") && error.contains("hint: remove find.path"), "{error}");
     }
 
     #[test]

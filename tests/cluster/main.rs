@@ -24,6 +24,7 @@ mod openbao_apply;
 mod openbao_kubernetes_auth;
 mod policies;
 mod random_templates;
+mod refresh_policy;
 mod run;
 mod runbook;
 mod strict;

@@ -9,12 +9,13 @@ use super::types::Failure;
 use super::validate::{compile_rewrite, data_field, transform_template};
 use regex::Regex;
 
-use crate::core::gotemplate;
 use crate::core::model::{
-    ConversionStrategy, DecodingStrategy, DeletionPolicy, ExternalSecretSpec, Rewrite,
+    ConversionStrategy, DecodingStrategy, DeletionPolicy, ExternalSecretSpec, MergeConflictPolicy,
+    MergePriorityPolicy, MergeStrategy, NullBytePolicy, Rewrite, RewriteMerge,
 };
 use crate::core::provider::{FetchError, SecretMap};
 use crate::core::secret_bytes::SecretBytes;
+use crate::core::{gojson, gotemplate};
 
 /// dataFrom in order (later wins), then data[] on top: ESO's order.
 ///
@@ -37,12 +38,13 @@ pub(super) fn fetch_values(
     for (index, entry) in spec.data_from.iter().enumerate() {
         let at = format!("dataFrom[{index}]");
         let client = clients.for_entry(entry.source_ref.as_ref(), &at)?;
-        let (fetched, decoding, conversion) = match (&entry.extract, &entry.find) {
+        let (fetched, decoding, conversion, null_bytes) = match (&entry.extract, &entry.find) {
             (Some(extract), _) => match client.get_secret_map(extract) {
                 Ok(fetched) => (
                     fetched,
                     extract.decoding_strategy,
                     extract.conversion_strategy,
+                    extract.null_byte_policy,
                 ),
                 Err(error) if error.source_missing && skip_missing => {
                     skipped.get_or_insert(Failure::fetch(format!("{at}.extract"), error));
@@ -56,6 +58,7 @@ pub(super) fn fetch_values(
                     .map_err(|e| Failure::fetch(format!("{at}.find"), e))?,
                 find.decoding_strategy,
                 find.conversion_strategy,
+                find.null_byte_policy,
             ),
             (None, None) => return Err(Failure::new(at, "needs `extract` or `find`")),
         };
@@ -76,6 +79,7 @@ pub(super) fn fetch_values(
         for (key, value) in map {
             let value = decode(decoding.unwrap_or_default(), value)
                 .map_err(|e| Failure::fetch(format!("{at} key {key:?}"), e))?;
+            check_null_bytes(null_bytes, &key, &value).map_err(|m| Failure::new(at.clone(), m))?;
             values.insert(key, value);
         }
     }
@@ -96,6 +100,8 @@ pub(super) fn fetch_values(
             value,
         )
         .map_err(|e| Failure::fetch(at.clone(), e))?;
+        check_null_bytes(entry.remote_ref.null_byte_policy, &entry.secret_key, &value)
+            .map_err(|m| Failure::new(at.clone(), m))?;
         values.insert(entry.secret_key.clone(), value);
     }
     // Every source skipped: the provider returned no data, and the deletion policy
@@ -115,11 +121,30 @@ pub(super) fn fetch_values(
     Ok(values)
 }
 
+/// ESO's `validateFetchedSecretValue` (pkg/controllers/externalsecret/
+/// externalsecret_controller_secret.go): under `nullBytePolicy: Fail` a decoded value
+/// holding a NUL byte fails; the message names the key, never the value.
+fn check_null_bytes(
+    policy: Option<NullBytePolicy>,
+    key: &str,
+    value: &SecretBytes,
+) -> Result<(), String> {
+    if policy.unwrap_or_default() == NullBytePolicy::Fail && value.expose().contains(&0) {
+        return Err(format!(
+            "the fetched value of key {key:?} contains NUL bytes (nullBytePolicy: Fail)\nhint: store binary data in a text-safe form (PEM, base64 with a decodingStrategy), or leave nullBytePolicy unset to write it as it is"
+        ));
+    }
+    Ok(())
+}
+
 /// One `rewrite[]` operation over every key, as ESO's `esutils.RewriteMap`
 /// (runtime/esutils/utils.go): `regexp` is Go's `Regexp.ReplaceAllString`, `transform`
 /// a Go template over `{{ .value }}`, the key. Two keys rewritten to one: the later
 /// (in key order) wins, where ESO's Go map order picks one at random.
 fn apply_rewrite(rewrite: &Rewrite, field: &str, map: SecretMap) -> Result<SecretMap, Failure> {
+    if let Some(merge) = &rewrite.merge {
+        return rewrite_merge(merge, map).map_err(|m| Failure::new(format!("{field}.merge"), m));
+    }
     if let Some(regexp) = &rewrite.regexp {
         let pattern = compile_rewrite(&regexp.source, &format!("{field}.regexp.source"))?;
         return Ok(map
@@ -145,6 +170,86 @@ fn apply_rewrite(rewrite: &Rewrite, field: &str, map: SecretMap) -> Result<Secre
         return Ok(out);
     }
     Ok(map)
+}
+
+/// ESO's `esutils.RewriteMerge` (runtime/esutils/utils.go): each value, read in key order
+/// with the `priority` keys last in their order, is a JSON object (Go's `json.Unmarshal`
+/// into a map; `null` has no members) whose members are merged, a later one winning. A
+/// member defined twice is a conflict, an error unless `conflictPolicy: Ignore`. Strategy
+/// Extract: the members are the keys (a string as is, a number as `strconv.FormatFloat`
+/// 'f', an object or array as Go's `json.Marshal`, `null` empty); JSON: the keys stay and
+/// `into` holds the merged object as `esutils.JSONMarshal` writes it. Errors name keys,
+/// never values.
+fn rewrite_merge(merge: &RewriteMerge, map: SecretMap) -> Result<SecretMap, String> {
+    let mut order: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !merge.priority.iter().any(|p| p == key))
+        .collect();
+    order.extend(merge.priority.iter().map(String::as_str));
+    let mut merged = serde_json::Map::new();
+    let mut conflicts: Vec<String> = Vec::new();
+    for key in order {
+        let Some(value) = map.get(key) else {
+            if merge.priority_policy.unwrap_or_default() == MergePriorityPolicy::IgnoreNotFound {
+                continue;
+            }
+            return Err(format!(
+                "priority key {key:?} is not among the keys to merge\nhint: set priorityPolicy: IgnoreNotFound to skip a missing priority key"
+            ));
+        };
+        let members = match gojson::go_json_unmarshal(value.expose()) {
+            Some(serde_json::Value::Object(members)) => members,
+            Some(serde_json::Value::Null) => serde_json::Map::new(),
+            _ => {
+                return Err(format!(
+                    "the value of key {key:?} is not a JSON object, which merge needs"
+                ));
+            }
+        };
+        for (member, item) in members {
+            if merged.contains_key(&member) {
+                conflicts.push(member.clone());
+            }
+            merged.insert(member, item);
+        }
+    }
+    if merge.conflict_policy.unwrap_or_default() != MergeConflictPolicy::Ignore
+        && !conflicts.is_empty()
+    {
+        return Err(format!(
+            "merge failed with conflicts: {}\nhint: set conflictPolicy: Ignore to let the later value win (priority orders them)",
+            conflicts.join(", ")
+        ));
+    }
+    match merge.strategy.unwrap_or_default() {
+        MergeStrategy::Extract => Ok(merged
+            .into_iter()
+            .map(|(member, item)| {
+                let bytes = match item {
+                    serde_json::Value::String(text) => text.into_bytes(),
+                    serde_json::Value::Number(n) => {
+                        gojson::go_format_float(n.as_f64().unwrap_or_default()).into_bytes()
+                    }
+                    serde_json::Value::Bool(b) => b.to_string().into_bytes(),
+                    serde_json::Value::Null => Vec::new(),
+                    other => gojson::go_json_marshal(&other).into_bytes(),
+                };
+                (member, SecretBytes::new(bytes))
+            })
+            .collect()),
+        MergeStrategy::Json => {
+            if merge.into.is_empty() {
+                return Err(
+                    "strategy JSON needs `into`, the key that receives the merged JSON".to_owned(),
+                );
+            }
+            let json = gojson::go_json_of_value(&serde_json::Value::Object(merged));
+            let mut out = map;
+            out.insert(merge.into.clone(), SecretBytes::new(json.into_bytes()));
+            Ok(out)
+        }
+    }
 }
 
 /// Go's `Regexp.ReplaceAllString`: every match replaced by `template` expanded as Go's
@@ -371,6 +476,113 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    fn merge_op(value: serde_json::Value) -> RewriteMerge {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn texts(map: &SecretMap) -> Vec<(String, String)> {
+        map.iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v.expose()).into_owned()))
+            .collect()
+    }
+
+    /// ESO's `RewriteMerge` (runtime/esutils/utils.go and its TestRewriteMerge table):
+    /// keys in order with the priority keys last, conflicts, both strategies, and values
+    /// re-encoded as Go writes them.
+    #[test]
+    fn rewrite_merge_is_eso_s() {
+        let input = map(&[
+            ("a", r#"{"x":"1","y":"2"}"#),
+            ("b", r#"{"y":"3","z":"4"}"#),
+            (
+                "c",
+                r#"{"w":{"n":1,"h":"<&>"},"list":[1,2.50],"big":1e21,"t":true,"nil":null}"#,
+            ),
+        ]);
+        let ignore = merge_op(serde_json::json!({"conflictPolicy": "Ignore"}));
+        let out = texts(&rewrite_merge(&ignore, input.clone()).unwrap());
+        assert_eq!(
+            out,
+            [
+                ("big", "1000000000000000000000"),
+                ("list", "[1,2.5]"),
+                ("nil", ""),
+                ("t", "true"),
+                ("w", r#"{"h":"\u003c\u0026\u003e","n":1}"#),
+                ("x", "1"),
+                ("y", "3"),
+                ("z", "4"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        // The priority key is merged last, so it wins.
+        let priority = merge_op(serde_json::json!({"conflictPolicy": "Ignore", "priority": ["a"]}));
+        let out = rewrite_merge(&priority, input.clone()).unwrap();
+        assert_eq!(out["y"].expose(), b"2");
+        // Conflicts are an error by default, naming the member, not the value.
+        let error = rewrite_merge(&merge_op(serde_json::json!({})), input.clone()).unwrap_err();
+        assert!(error.contains("conflicts: y"), "{error}");
+        // A missing priority key: an error unless IgnoreNotFound.
+        let strict =
+            merge_op(serde_json::json!({"conflictPolicy": "Ignore", "priority": ["nope"]}));
+        assert!(
+            rewrite_merge(&strict, input.clone())
+                .unwrap_err()
+                .contains("\"nope\"")
+        );
+        let lenient = merge_op(serde_json::json!({
+            "conflictPolicy": "Ignore", "priority": ["nope"], "priorityPolicy": "IgnoreNotFound"
+        }));
+        assert_eq!(
+            rewrite_merge(&lenient, input.clone()).unwrap()["y"].expose(),
+            b"3"
+        );
+        // JSON: the keys stay, `into` holds the merged object (HTML escaping off).
+        let json = merge_op(
+            serde_json::json!({"strategy": "JSON", "into": "all", "conflictPolicy": "Ignore"}),
+        );
+        let out = rewrite_merge(&json, input.clone()).unwrap();
+        assert_eq!(out.len(), 4);
+        assert_eq!(out["a"].expose(), input["a"].expose());
+        assert_eq!(
+            String::from_utf8_lossy(out["all"].expose()),
+            r#"{"big":1e+21,"list":[1,2.5],"nil":null,"t":true,"w":{"h":"<&>","n":1},"x":"1","y":"3","z":"4"}"#
+        );
+        let no_into = merge_op(serde_json::json!({"strategy": "JSON", "conflictPolicy": "Ignore"}));
+        assert!(rewrite_merge(&no_into, input.clone()).is_err());
+        // A value that is not a JSON object fails, naming the key only; `null` has no members.
+        let error = rewrite_merge(&ignore, map(&[("a", "secret-text")])).unwrap_err();
+        assert!(
+            error.contains("\"a\"") && !error.contains("secret-text"),
+            "{error}"
+        );
+        assert!(rewrite_merge(&ignore, map(&[("a", "[1]")])).is_err());
+        assert!(
+            rewrite_merge(&ignore, map(&[("a", "null")]))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// ESO's `validateFetchedSecretValue`: only `Fail` looks, and only after decoding.
+    #[test]
+    fn null_byte_policy_fail_refuses_nul_after_decoding() {
+        let nul = SecretBytes::new(b"a\0b".to_vec());
+        assert!(check_null_bytes(None, "k", &nul).is_ok());
+        assert!(check_null_bytes(Some(NullBytePolicy::Ignore), "k", &nul).is_ok());
+        let error = check_null_bytes(Some(NullBytePolicy::Fail), "k", &nul).unwrap_err();
+        assert!(
+            error.contains("\"k\"") && error.contains("hint:"),
+            "{error}"
+        );
+        assert!(
+            check_null_bytes(Some(NullBytePolicy::Fail), "k", &SecretBytes::from("ab")).is_ok()
+        );
+        // "YQBi" is base64 for a NUL between two letters: the decoded value is what counts.
+        let decoded = decode(DecodingStrategy::Base64, SecretBytes::from("YQBi")).unwrap();
+        assert!(check_null_bytes(Some(NullBytePolicy::Fail), "k", &decoded).is_err());
     }
 
     /// Go's ReplaceAllString and Expand, checked against Go 1.26's regexp.

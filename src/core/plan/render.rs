@@ -188,7 +188,36 @@ pub(super) fn render_body(
         immutable: spec.target.immutable,
         creation_policy,
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
-        varying: marks.map(|marks| Arc::new(marks.finish(spec))),
+        varying: varying_of(marks, spec).map(Arc::new),
+    })
+}
+
+/// What of a body varies, and when it is rewritten. Under `refreshPolicy` CreatedOnce or
+/// OnChange every body carries one (with nothing marked when no template varies), so
+/// that `run` holds the target as ESO's `shouldRefresh` does: CreatedOnce never renders
+/// an existing target again, OnChange only when the ExternalSecret's spec changed, which
+/// `templates` then fingerprints whole (keyed, in memory only; the spec holds no values).
+fn varying_of(marks: Option<Marks>, spec: &ExternalSecretSpec) -> Option<Varying> {
+    let refresh = refresh_of(spec);
+    if matches!(refresh, Refresh::Periodic(_)) {
+        return marks.map(|marks| marks.finish(spec));
+    }
+    let mut manifest = Fingerprinter::new();
+    manifest.part(format!("{spec:?}").as_bytes());
+    let manifest = manifest.finish();
+    Some(match marks {
+        Some(marks) => Varying {
+            templates: manifest,
+            ..marks.finish(spec)
+        },
+        None => Varying {
+            data: BTreeSet::new(),
+            labels: BTreeSet::new(),
+            annotations: BTreeSet::new(),
+            refresh,
+            templates: manifest,
+            inputs: manifest,
+        },
     })
 }
 
@@ -665,8 +694,37 @@ mod tests {
             Refresh::Periodic(Some(std::time::Duration::from_secs(900)))
         );
         assert_eq!(refresh("  refreshInterval: 0s\n"), Refresh::Periodic(None));
-        // `refreshPolicy: CreatedOnce` and `OnChange` are refused at load until they hold
-        // for every target, not only for those whose template varies (`core::schema`).
+        assert_eq!(
+            refresh("  refreshPolicy: CreatedOnce\n"),
+            Refresh::CreatedOnce
+        );
+    }
+
+    /// Under CreatedOnce and OnChange every body says so, also one whose template does
+    /// not vary, and OnChange's fingerprint follows the spec, not the source values.
+    #[test]
+    fn refresh_policy_marks_every_body_and_fingerprints_the_spec() {
+        let fixed = "      data:\n        k: \"{{ .user }}\"\n";
+        let varying = |extra: &str, password: &str| {
+            body(&planned(extra, fixed, password))
+                .varying
+                .as_deref()
+                .cloned()
+        };
+        assert_eq!(varying("", "one"), None);
+        let once = varying("  refreshPolicy: CreatedOnce\n", "one").unwrap();
+        assert_eq!(once.refresh, Refresh::CreatedOnce);
+        assert!(once.data.is_empty() && once.labels.is_empty() && once.annotations.is_empty());
+        let on_change = |extra: &str, password: &str| {
+            varying(&format!("  refreshPolicy: OnChange\n{extra}"), password).unwrap()
+        };
+        let first = on_change("", "one");
+        assert_eq!(first.refresh, Refresh::OnChange);
+        assert_eq!(first.templates, on_change("", "two").templates);
+        assert_ne!(
+            first.templates,
+            on_change("  refreshInterval: 2h\n", "one").templates
+        );
     }
 
     /// A files world holding `existing` (a Secret `web` in `app`, or nothing) and an
