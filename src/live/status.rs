@@ -508,7 +508,9 @@ static STORES_CHECKED: std::sync::Mutex<BTreeMap<String, (i64, std::time::Instan
 /// store is checked when this process has not checked it yet, when its spec changed, or
 /// after its `refreshInterval` (5 minutes when none), so a no-op reconcile makes no
 /// request for it. A Vault or OpenBao store is checked as ESO's does: its login, then a
-/// lookup of its token. Stores of other providers get no status: courier does not check them.
+/// lookup of its token; a webhook store by a TCP connection to its url's host, as ESO's
+/// `NetworkValidate`. Stores of other providers (AWS) get no status: courier does not
+/// check them.
 pub async fn store_statuses(
     objects: &[ClusterObject],
     world: Option<&crate::core::world::World>,
@@ -574,6 +576,10 @@ pub async fn store_statuses(
                         }
                         None => None,
                     },
+                };
+                let checked = match checked {
+                    Some(validation) => Some(validation),
+                    None => crate::providers::webhook::validate_store(&parsed).await,
                 };
                 match checked {
                     Some(validation) => validation,

@@ -1156,9 +1156,11 @@ async fn run_from_the_cluster_follows_eso_objects_changing_within_seconds() {
 /// A Vault (OpenBao) store's `Ready`, as ESO's `Validate` finds it with the store's own
 /// token against the real OpenBao: `Valid` for a token OpenBao knows, and
 /// `InvalidProviderConfig` "unable to validate store" for one it refuses, with a Warning
-/// Event that names the store and never the token.
+/// Event that names the store and never the token. A webhook store is `Valid` when its
+/// url's host answers a TCP connection, as ESO's `NetworkValidate` checks, and not when
+/// nothing listens there.
 #[tokio::test]
-async fn a_vault_store_reads_valid_or_invalid_as_esos_validate_finds_it() {
+async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
     let bao = crate::openbao::OpenBao::start().await;
     let (plane, client) = private_platform(&[]).await;
     let tokens: Secret = serde_json::from_value(json!({
@@ -1186,6 +1188,26 @@ async fn a_vault_store_reads_valid_or_invalid_as_esos_validate_finds_it() {
         .unwrap();
         stores.create(&PostParams::default(), &store).await.unwrap();
     }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (name, url) in [
+        (
+            "hook-up",
+            format!("{}/v1/secret/data/{{{{ .remoteRef.key }}}}", bao.address),
+        ),
+        ("hook-down", format!("http://127.0.0.1:{closed}/values")),
+    ] {
+        let store: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {"provider": {"webhook": {"url": url, "result": {"jsonPath": "$.data"}}}}
+        }))
+        .unwrap();
+        stores.create(&PostParams::default(), &store).await.unwrap();
+    }
     let (code, stderr, _) = apply_from_cluster(&plane.kubeconfig, "bao", &[]);
     assert_eq!(code, 0, "{stderr}");
     let rows = rows(&client, "clustersecretstores").await;
@@ -1196,6 +1218,16 @@ async fn a_vault_store_reads_valid_or_invalid_as_esos_validate_finds_it() {
     );
     assert_eq!(
         status_ready(rows.get("bao-bad")),
+        ("InvalidProviderConfig".into(), "False".into()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        status_ready(rows.get("hook-up")),
+        ("Valid".into(), "True".into()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        status_ready(rows.get("hook-down")),
         ("InvalidProviderConfig".into(), "False".into()),
         "{rows:?}"
     );
