@@ -51,12 +51,18 @@ impl Drop for World {
 impl World {
     /// `with_eso_crds`: ESO's own CRDs of the pinned release, for ESO to run here.
     pub async fn new(namespaces: usize, with_eso_crds: bool) -> World {
+        let crds = with_eso_crds.then(eso_crds_dir);
+        World::with_crds(namespaces, crds.as_deref()).await
+    }
+
+    /// The world on a control plane with the CRDs of `crds` (a directory of YAML files).
+    pub async fn with_crds(namespaces: usize, crds: Option<&std::path::Path>) -> World {
         let plane = tokio::task::spawn_blocking(support::ControlPlane::start_private)
             .await
             .unwrap();
         let client = support::client_of(&plane).await;
-        if with_eso_crds {
-            support::install_crds_from(&client, &eso_crds_dir()).await;
+        if let Some(crds) = crds {
+            support::install_crds_from(&client, crds).await;
         }
         Api::<Namespace>::all(client.clone())
             .create(

@@ -248,6 +248,20 @@ pub async fn run(fleet: Fleet, mut options: RunOptions) -> anyhow::Result<()> {
         managed,
     );
 
+    if matches!(options.source, ManifestSource::Cluster) {
+        // ESO's objects are the manifests: a ClusterExternalSecret, an ExternalSecret or a
+        // store created, edited or deleted is reconciled at once, not at the next resync.
+        for (kind, _) in crate::live::eso::ESO_RESOURCES {
+            spawn_spec_watch(
+                watch(kind),
+                Api::<PartialObjectMeta<kube::api::DynamicObject>>::all_with(
+                    connection.client.clone(),
+                    &crate::live::eso::resource(kind),
+                ),
+            );
+        }
+    }
+
     if let Some(namespace) = &fleet.options.cluster_secrets_namespace {
         // A cluster added, relabelled or removed in Argo CD changes where targets go.
         spawn_watch(
@@ -556,9 +570,64 @@ where
         + 'static,
     K::DynamicType: Default,
 {
+    drive_watch(watch, watcher::watcher(api, config), |_| true);
+}
+
+/// Watches the metadata of an ESO kind and wakes a reconcile when an object comes, goes,
+/// or changes its spec (`metadata.generation`), labels or annotations (ESO's `force-sync`
+/// annotation, say). A status write, such as courier's own, changes none of these, so it
+/// wakes nothing.
+fn spawn_spec_watch(watch: Watch, api: Api<PartialObjectMeta<kube::api::DynamicObject>>) {
+    type Seen = (
+        Option<i64>,
+        Option<std::collections::BTreeMap<String, String>>,
+        Option<std::collections::BTreeMap<String, String>>,
+    );
+    let mut seen: std::collections::HashMap<String, Seen> = std::collections::HashMap::new();
+    let stream = watcher::watcher(api, watcher::Config::default());
+    drive_watch(watch, stream, move |event| {
+        let fingerprint = |meta: &kube::api::ObjectMeta| -> (String, Seen) {
+            (
+                meta.uid.clone().unwrap_or_default(),
+                (
+                    meta.generation,
+                    meta.labels.clone(),
+                    meta.annotations.clone(),
+                ),
+            )
+        };
+        match event {
+            Event::InitApply(object) => {
+                let (uid, now) = fingerprint(&object.metadata);
+                seen.insert(uid, now);
+                false
+            }
+            Event::Apply(object) => {
+                let (uid, now) = fingerprint(&object.metadata);
+                seen.insert(uid, now.clone()) != Some(now)
+            }
+            Event::Delete(object) => {
+                seen.remove(&fingerprint(&object.metadata).0);
+                true
+            }
+            Event::Init | Event::InitDone => false,
+        }
+    });
+}
+
+/// Drives a metadata watch: `relevant` says which events wake a reconcile.
+fn drive_watch<K, S>(
+    watch: Watch,
+    stream: S,
+    mut relevant: impl FnMut(&Event<PartialObjectMeta<K>>) -> bool + Send + 'static,
+) where
+    K: Send + 'static,
+    PartialObjectMeta<K>: Send,
+    S: futures::Stream<Item = Result<Event<PartialObjectMeta<K>>, watcher::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         let mut initial_sync_done = false;
-        let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+        let mut events = std::pin::pin!(stream.default_backoff());
         let Watch {
             what,
             changed,
@@ -579,11 +648,18 @@ where
                 }
             }
             match event {
-                Ok(Event::Apply(_) | Event::Delete(_)) => changed.notify_one(),
+                Ok(ref event @ (Event::Apply(_) | Event::Delete(_))) => {
+                    if relevant(event) {
+                        changed.notify_one();
+                    }
+                }
+                Ok(ref event @ Event::InitApply(_)) => {
+                    relevant(event);
+                }
                 // A watch that had to list again may have missed changes: reconcile.
                 Ok(Event::InitDone) if initial_sync_done => changed.notify_one(),
                 Ok(Event::InitDone) => initial_sync_done = true,
-                Ok(Event::Init | Event::InitApply(_)) => {}
+                Ok(Event::Init) => {}
                 Err(error) if is_forbidden(&error) => {
                     if !forbidden {
                         forbidden = true;

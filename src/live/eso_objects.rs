@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::StreamExt as _;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -32,6 +33,8 @@ use crate::live::eso::{ClusterObject, resource};
 pub const ALREADY_EXISTS: &str = "external secret already exists in namespace";
 /// ESO's ExternalSecret finalizer: an ExternalSecret ESO made carries it, and courier
 /// takes it off when it deletes one (ESO, which would, is stopped).
+/// ExternalSecret creates in flight at once.
+const CREATES_IN_FLIGHT: usize = 16;
 const ESO_FINALIZER: &str = "externalsecrets.external-secrets.io/externalsecret-cleanup";
 /// ESO's annotation that forces a refresh, copied from a ClusterExternalSecret to its ExternalSecrets.
 const FORCE_SYNC: &str = "external-secrets.io/force-sync";
@@ -286,6 +289,7 @@ pub async fn sync_children(
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     let mut replaced: BTreeMap<usize, DynamicObject> = BTreeMap::new();
     let mut added: Vec<DynamicObject> = Vec::new();
+    let mut to_create: Vec<(String, String, String, DynamicObject)> = Vec::new();
     for ces in &cluster_external_secrets {
         let Some((spec, es_name)) = spec_of(ces) else {
             continue;
@@ -365,25 +369,43 @@ pub async fn sync_children(
                         Ok(object) => object,
                         Err(_) => continue,
                     };
-                    match api.create(&PostParams::default(), &object).await {
-                        Ok(written) => {
-                            children.created += 1;
-                            provisioned.insert(namespace.clone());
-                            added.push(written);
-                        }
-                        Err(e) => {
-                            let error = ClusterError::api(
-                                format!("create ExternalSecret {namespace}/{es_name}"),
-                                e,
-                            );
-                            failed.insert(
-                                namespace.clone(),
-                                format!("could not create or update ExternalSecret: {error}"),
-                            );
-                            children.errors.push(error);
-                        }
-                    }
+                    to_create.push((ces.name.clone(), namespace.clone(), es_name.clone(), object));
                 }
+            }
+        }
+    }
+    // Creates go 16 at a time (a first sync makes one per selected namespace).
+    let created: Vec<_> = futures::stream::iter(to_create)
+        .map(|(ces, namespace, es_name, object)| {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &namespace, &resource);
+            async move {
+                let result = api.create(&PostParams::default(), &object).await;
+                (ces, namespace, es_name, result)
+            }
+        })
+        .buffer_unordered(CREATES_IN_FLIGHT)
+        .collect()
+        .await;
+    for (ces, namespace, es_name, result) in created {
+        match result {
+            Ok(written) => {
+                children.created += 1;
+                children
+                    .provisioned
+                    .entry(ces)
+                    .or_default()
+                    .insert(namespace);
+                added.push(written);
+            }
+            Err(e) => {
+                let error =
+                    ClusterError::api(format!("create ExternalSecret {namespace}/{es_name}"), e);
+                children.failed.entry(ces).or_default().insert(
+                    namespace,
+                    format!("could not create or update ExternalSecret: {error}"),
+                );
+                children.errors.push(error);
             }
         }
     }

@@ -405,6 +405,8 @@ pub async fn reconcile_once(
             )
         })
         .collect();
+    // The hub's world, where a store's credential Secrets are read for its check.
+    let mut home_world = None;
     for (cluster, cluster_report) in fleet_plan.clusters.into_iter().zip(reports) {
         let name = cluster.member.member.name.clone();
         clusters.push(ClusterOutcome {
@@ -420,6 +422,9 @@ pub async fn reconcile_once(
             .retain(|e| !refused.contains(e.object.as_str()) || told.insert(e.to_string()));
         merge_plan(&mut plan, cluster_plan, prefix);
         merge_report(&mut report, cluster_report, prefix);
+        if cluster.member.member.is_home() {
+            home_world = Some(cluster.snapshot.world);
+        }
     }
     for failure in &fleet_plan.failures {
         clusters.push(ClusterOutcome {
@@ -454,9 +459,12 @@ pub async fn reconcile_once(
             now: k8s_openapi::jiff::Timestamp::now(),
         };
         let mut updates = status::desired_statuses(&objects, &inputs);
-        updates.extend(status::store_statuses(&objects, &hub.fetch, inputs.now).await);
+        updates.extend(
+            status::store_statuses(&objects, home_world.as_ref(), &hub.fetch, inputs.now).await,
+        );
         readiness = status::readiness(&objects, &updates);
-        status::write(&hub.client, &objects, updates).await
+        let normal = status::normal_events(&objects, &inputs);
+        status::write(&hub.client, &objects, updates, normal).await
     };
     let mut eso_objects = [0; 3];
     if let Some(children) = children {

@@ -44,6 +44,9 @@ pub type StatusUpdate = (usize, Value, Option<(&'static str, String)>);
 const MSG_SYNCED: &str = "secret synced";
 const MSG_GET_DATA: &str = "could not get secret data from provider";
 const MSG_UPDATE: &str = "could not update secret";
+/// ESO's Normal Events' messages (pkg/controllers/externalsecret).
+const MSG_CREATED: &str = "secret created";
+const MSG_UPDATED: &str = "secret updated";
 /// ESO's message on a ClusterExternalSecret with failed namespaces.
 const MSG_NAMESPACES_FAILED: &str = "one or more namespaces failed";
 
@@ -58,19 +61,7 @@ enum Outcome {
 
 /// The status each object should have after this reconcile, for those whose status differs.
 pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) -> Vec<StatusUpdate> {
-    let failed_writes: BTreeMap<&str, &str> = inputs
-        .report
-        .errors
-        .iter()
-        .map(|e| (e.target.as_str(), e.message.as_str()))
-        .collect();
-    let mut targets_of: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-    for secret in &inputs.plan.secrets {
-        targets_of
-            .entry(&secret.owner)
-            .or_default()
-            .push((&secret.namespace, &secret.name));
-    }
+    let (targets_of, failed_writes) = targets_and_failures(inputs);
     let mut updates = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         let display = object.display();
@@ -115,21 +106,7 @@ pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) ->
                 (status, event)
             })
         } else {
-            let outcome = match (object.controller(), &object.namespace) {
-                (Some(ces), Some(namespace)) => {
-                    let owner =
-                        crate::core::load::object_display("ClusterExternalSecret", None, ces);
-                    outcome_of(
-                        object,
-                        &owner,
-                        Some(namespace),
-                        inputs,
-                        &targets_of,
-                        &failed_writes,
-                    )
-                }
-                _ => outcome_of(object, &display, None, inputs, &targets_of, &failed_writes),
-            };
+            let outcome = es_outcome(object, inputs, &targets_of, &failed_writes);
             let status = es_status(object, &outcome, inputs.now);
             let owned = [
                 "refreshTime",
@@ -150,6 +127,93 @@ pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) ->
         }
     }
     updates
+}
+
+/// Per manifest, the targets it planned (`namespace`, `name`); per target
+/// (`namespace/name`), the message of its failed write.
+type TargetsOf<'a> = BTreeMap<&'a str, Vec<(&'a str, &'a str)>>;
+
+fn targets_and_failures<'a>(
+    inputs: &'a StatusInputs<'_>,
+) -> (TargetsOf<'a>, BTreeMap<&'a str, &'a str>) {
+    let failed_writes: BTreeMap<&str, &str> = inputs
+        .report
+        .errors
+        .iter()
+        .map(|e| (e.target.as_str(), e.message.as_str()))
+        .collect();
+    let mut targets_of: TargetsOf<'a> = BTreeMap::new();
+    for secret in &inputs.plan.secrets {
+        targets_of
+            .entry(&secret.owner)
+            .or_default()
+            .push((&secret.namespace, &secret.name));
+    }
+    (targets_of, failed_writes)
+}
+
+/// How an ExternalSecret's target fared (one a ClusterExternalSecret controls is planned
+/// by that ClusterExternalSecret, in the ExternalSecret's namespace).
+fn es_outcome(
+    object: &ClusterObject,
+    inputs: &StatusInputs<'_>,
+    targets_of: &TargetsOf<'_>,
+    failed_writes: &BTreeMap<&str, &str>,
+) -> Outcome {
+    match (object.controller(), &object.namespace) {
+        (Some(ces), Some(namespace)) => {
+            let owner = crate::core::load::object_display("ClusterExternalSecret", None, ces);
+            outcome_of(
+                object,
+                &owner,
+                Some(namespace),
+                inputs,
+                targets_of,
+                failed_writes,
+            )
+        }
+        _ => outcome_of(
+            object,
+            &object.display(),
+            None,
+            inputs,
+            targets_of,
+            failed_writes,
+        ),
+    }
+}
+
+/// A Normal Event to record: the object's index, ESO's reason and message.
+pub type NormalEvent = (usize, &'static str, &'static str);
+
+/// ESO's Normal Events on the ExternalSecrets whose Secret this reconcile created
+/// (`Created`, "secret created") or changed (`Updated`, "secret updated"), as ESO's
+/// ExternalSecret controller records them; none for a Secret left as it was.
+pub fn normal_events(objects: &[ClusterObject], inputs: &StatusInputs<'_>) -> Vec<NormalEvent> {
+    let created: BTreeSet<&str> = inputs.report.created.iter().map(String::as_str).collect();
+    let updated: BTreeSet<&str> = inputs.report.updated.iter().map(String::as_str).collect();
+    if created.is_empty() && updated.is_empty() {
+        return Vec::new();
+    }
+    let (targets_of, failed_writes) = targets_and_failures(inputs);
+    let mut events = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        let Some(namespace) = object.namespace.as_deref() else {
+            continue;
+        };
+        if object.kind != "ExternalSecret" {
+            continue;
+        }
+        if let Outcome::Synced(name) = es_outcome(object, inputs, &targets_of, &failed_writes) {
+            let target = format!("{namespace}/{name}");
+            if created.contains(target.as_str()) {
+                events.push((index, "Created", MSG_CREATED));
+            } else if updated.contains(target.as_str()) {
+                events.push((index, "Updated", MSG_UPDATED));
+            }
+        }
+    }
+    events
 }
 
 /// The status ESO's ClusterExternalSecret controller writes: the ExternalSecret name, the
@@ -443,9 +507,13 @@ static STORES_CHECKED: std::sync::Mutex<BTreeMap<String, (i64, std::time::Instan
 /// "store validated" and `capabilities: ReadWrite`, or False `InvalidProviderConfig`). A
 /// store is checked when this process has not checked it yet, when its spec changed, or
 /// after its `refreshInterval` (5 minutes when none), so a no-op reconcile makes no
-/// request for it. Stores of other providers get no status: courier does not check them.
+/// request for it. A Vault or OpenBao store is checked as ESO's does: its login, then a
+/// lookup of its token; a webhook store by a TCP connection to its url's host, as ESO's
+/// `NetworkValidate`. Stores of other providers (AWS) get no status: courier does not
+/// check them.
 pub async fn store_statuses(
     objects: &[ClusterObject],
+    world: Option<&crate::core::world::World>,
     context: &crate::providers::FetchContext,
     now: Timestamp,
 ) -> Vec<StatusUpdate> {
@@ -499,10 +567,25 @@ pub async fn store_statuses(
             live: true,
         };
         let validation = match crate::providers::Registry.parse(provider, config, &info) {
-            Ok(parsed) => match validate_store(&parsed, context).await {
-                Some(validation) => validation,
-                None => continue,
-            },
+            Ok(parsed) => {
+                let checked = match validate_store(&parsed, context).await {
+                    Some(validation) => Some(validation),
+                    None => match world {
+                        Some(world) => {
+                            crate::providers::vault::validate_store(&parsed, world, context).await
+                        }
+                        None => None,
+                    },
+                };
+                let checked = match checked {
+                    Some(validation) => Some(validation),
+                    None => crate::providers::webhook::validate_store(&parsed).await,
+                };
+                match checked {
+                    Some(validation) => validation,
+                    None => continue,
+                }
+            }
             Err(_) => {
                 Validation::NoClient(format!("{display}: spec.provider.{provider} is not valid"))
             }
@@ -605,43 +688,64 @@ pub fn readiness(objects: &[ClusterObject], updates: &[StatusUpdate]) -> Vec<Rea
         .collect()
 }
 
-/// Writes the statuses that changed, and an Event for each new failure.
+/// Status writes and Events in flight at once.
+const IN_FLIGHT: usize = 16;
+
+/// Writes the statuses that changed, a Warning Event for each new failure, and the
+/// Normal Events of the Secrets written.
 pub async fn write(
     client: &Client,
     objects: &[ClusterObject],
     updates: Vec<StatusUpdate>,
+    normal: Vec<NormalEvent>,
 ) -> Vec<ClusterError> {
-    let mut errors = Vec::new();
-    for (index, status, event) in updates {
-        let object = &objects[index];
-        let resource = resource(&object.kind);
-        let api: Api<DynamicObject> = match &object.namespace {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        let patch = Patch::Merge(json!({"status": status}));
-        if let Err(e) = api
-            .patch_status(&object.name, &PatchParams::default(), &patch)
-            .await
-        {
-            errors.push(ClusterError::api(
-                format!("write the status of {}", object.display()),
-                e,
-            ));
-            continue;
-        }
-        if let Some((reason, message)) = event
-            && let Err(e) = record_event(client, object, reason, &message).await
-        {
-            errors.push(e);
-        }
-    }
-    errors
+    use futures::StreamExt as _;
+    let statuses = futures::stream::iter(updates)
+        .map(|(index, status, event)| async move {
+            let object = &objects[index];
+            let resource = resource(&object.kind);
+            let api: Api<DynamicObject> = match &object.namespace {
+                Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            let patch = Patch::Merge(json!({"status": status}));
+            if let Err(e) = api
+                .patch_status(&object.name, &PatchParams::default(), &patch)
+                .await
+            {
+                return Some(ClusterError::api(
+                    format!("write the status of {}", object.display()),
+                    e,
+                ));
+            }
+            match event {
+                Some((reason, message)) => {
+                    record_event(client, object, "Warning", reason, &message)
+                        .await
+                        .err()
+                }
+                None => None,
+            }
+        })
+        .buffer_unordered(IN_FLIGHT);
+    let events = futures::stream::iter(normal)
+        .map(|(index, reason, message)| async move {
+            record_event(client, &objects[index], "Normal", reason, message)
+                .await
+                .err()
+        })
+        .buffer_unordered(IN_FLIGHT);
+    statuses
+        .chain(events)
+        .filter_map(|e| async move { e })
+        .collect()
+        .await
 }
 
 async fn record_event(
     client: &Client,
     object: &ClusterObject,
+    kind: &str,
     reason: &str,
     message: &str,
 ) -> Result<(), ClusterError> {
@@ -663,7 +767,7 @@ async fn record_event(
         },
         reason: Some(reason.into()),
         message: Some(message.chars().take(1000).collect()),
-        type_: Some("Warning".into()),
+        type_: Some(kind.into()),
         reporting_component: Some("courier".into()),
         reporting_instance: Some("courier".into()),
         source: Some(k8s_openapi::api::core::v1::EventSource {

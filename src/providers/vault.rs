@@ -731,6 +731,67 @@ pub struct VaultAppRole {
 }
 
 
+/// ESO's `Validate` of a Vault (or OpenBao) store (providers/v1/vault/validate.go), with
+/// the store's own identity: log in as the store says (ESO: "unable to create client" when
+/// that fails), then look the token up (`auth/token/lookup-self`; ESO: "invalid vault
+/// credentials"). A ClusterSecretStore whose credentials are in each ExternalSecret's
+/// namespace (a reference without a namespace) cannot be checked: ESO counts it unknown.
+/// `None` for a store of another provider.
+pub async fn validate_store(
+    store: &Arc<dyn StoreProvider>,
+    world: &World,
+    context: &FetchContext,
+) -> Option<crate::providers::kubernetes_validate::Validation> {
+    use crate::providers::kubernetes_validate::Validation;
+    let vault = store.as_any().downcast_ref::<VaultStore>()?;
+    let auth = &vault.config.auth;
+    let referent = vault.store.starts_with("ClusterSecretStore/")
+        && (auth
+            .token_secret_ref
+            .as_ref()
+            .is_some_and(|r| r.namespace.is_none())
+            || auth
+                .app_role
+                .as_ref()
+                .and_then(|a| a.secret_ref.as_ref())
+                .is_some_and(|r| r.namespace.is_none())
+            || auth.kubernetes.as_ref().is_some_and(|k| {
+                k.secret_ref.as_ref().is_some_and(|r| r.namespace.is_none())
+                    || k.service_account_ref
+                        .as_ref()
+                        .is_some_and(|r| r.namespace.is_none())
+            }));
+    if referent {
+        return Some(Validation::Unknown(format!(
+            "{}: its credentials are read in each ExternalSecret's namespace",
+            vault.store
+        )));
+    }
+    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+        Ok(http) => http,
+        Err(e) => {
+            return Some(Validation::NoClient(format!(
+                "{}: cannot build an HTTP client: {e}",
+                vault.store
+            )));
+        }
+    };
+    let counters = Counters::default();
+    let session = match Session::open(&http, vault, world, context.client(), &counters).await {
+        Ok(session) => session,
+        Err(message) => {
+            return Some(Validation::NoClient(format!("{}: {message}", vault.store)));
+        }
+    };
+    Some(match session.get("auth/token/lookup-self", &[]).await {
+        Ok(_) => Validation::Ready,
+        Err(e) => Validation::Invalid(format!(
+            "{}: invalid vault credentials: {}",
+            vault.store, e.message
+        )),
+    })
+}
+
 /// A Vault store answered from the values prefetched into the world.
 pub struct VaultClient<'w> {
     world: &'w World,

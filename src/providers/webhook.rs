@@ -429,6 +429,41 @@ impl Request<'_> {
     }
 }
 
+/// ESO's `Validate` of a webhook store (providers/v1/webhook, `NetworkValidate`): a TCP
+/// connection to the url's host and port (443 when the url names none, as ESO dials
+/// whatever the scheme), given 15 s. `None` for a store of another provider.
+pub async fn validate_store(
+    store: &Arc<dyn StoreProvider>,
+) -> Option<crate::providers::kubernetes_validate::Validation> {
+    use crate::providers::kubernetes_validate::Validation;
+    let webhook = store.as_any().downcast_ref::<WebhookStore>()?;
+    let url = match reqwest::Url::parse(&webhook.config.url) {
+        Ok(url) => url,
+        Err(e) => {
+            return Some(Validation::Invalid(format!(
+                "{}: could not parse url: {e}",
+                webhook.store
+            )));
+        }
+    };
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let address = format!("{host}:{}", url.port().unwrap_or(443));
+    let connect = tokio::net::TcpStream::connect(address.clone());
+    Some(
+        match tokio::time::timeout(Duration::from_secs(15), connect).await {
+            Ok(Ok(_)) => Validation::Ready,
+            Ok(Err(e)) => Validation::Invalid(format!(
+                "{}: error accessing external store: dial tcp {address}: {e}",
+                webhook.store
+            )),
+            Err(_) => Validation::Invalid(format!(
+                "{}: error accessing external store: dial tcp {address}: i/o timeout",
+                webhook.store
+            )),
+        },
+    )
+}
+
 /// `spec.provider.webhook`: values from an HTTP endpoint of your own.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]

@@ -910,3 +910,352 @@ async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
     let (code, out, err) = shell(&commands[3]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+/// A no-op `apply --from-cluster` costs the same requests with 2 or 12 ExternalSecrets:
+/// a constant number of LISTs, none per ExternalSecret.
+#[tokio::test]
+async fn a_no_op_from_the_cluster_costs_the_same_requests_at_any_number_of_external_secrets() {
+    let (plane, client) = private_platform(&["few-0", "few-1"]).await;
+    let ces: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "creds"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"wants": "yes"}}],
+            "externalSecretSpec": {
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+                "target": {"name": "creds"},
+                "dataFrom": [{"extract": {"key": "shared"}}]
+            }
+        }
+    }))
+    .unwrap();
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    )
+    .create(&PostParams::default(), &ces)
+    .await
+    .unwrap();
+    let apply = || apply_from_cluster(&plane.kubeconfig, "own", &[]);
+    let external_secrets = || async {
+        Api::<DynamicObject>::all_with(client.clone(), &eso("ExternalSecret", "externalsecrets"))
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+
+    let (code, stderr, _) = apply();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(external_secrets().await, 2);
+    let (code, stderr, few) = apply();
+    assert_eq!(code, 0, "{stderr}");
+
+    for n in 0..10 {
+        let namespace: Namespace = serde_json::from_value(
+            json!({"metadata": {"name": format!("many-{n}"), "labels": {"wants": "yes"}}}),
+        )
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+    }
+    let (code, stderr, first) = apply();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(external_secrets().await, 12);
+    let (code, stderr, many) = apply();
+    assert_eq!(code, 0, "{stderr}");
+    eprintln!(
+        "no-op requests: {few} with 2 ExternalSecrets, {many} with 12 (the 10 new ones: {first})"
+    );
+    assert_eq!(
+        few, many,
+        "a no-op's requests grew with the ExternalSecrets: {stderr}"
+    );
+}
+
+/// `run --from-cluster` reacts to ESO's objects changing without waiting for its resync
+/// (an hour here): a ClusterExternalSecret's selector edited moves its ExternalSecrets and
+/// Secrets within seconds, a deleted ExternalSecret comes back, and courier's own status
+/// writes wake no reconcile.
+#[tokio::test]
+async fn run_from_the_cluster_follows_eso_objects_changing_within_seconds() {
+    let (plane, client) = private_platform(&["before"]).await;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "after", "labels": {"moved": "here"}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let ces_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
+    let ces: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+        "metadata": {"name": "creds"},
+        "spec": {
+            "namespaceSelectors": [{"matchLabels": {"wants": "yes"}}],
+            "externalSecretSpec": {
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+                "target": {"name": "creds"},
+                "dataFrom": [{"extract": {"key": "shared"}}]
+            }
+        }
+    }))
+    .unwrap();
+    ces_api.create(&PostParams::default(), &ces).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _run = Running(
+        Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args(["run", "--from-cluster", "--instance", "follow"])
+            .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--debounce", "200ms", "--refresh", "1h"])
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "courier=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let es_in = |namespace: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            namespace,
+            &eso("ExternalSecret", "externalsecrets"),
+        )
+    };
+    let present = |namespace: &'static str| {
+        let (es, secret) = (
+            es_in(namespace),
+            Api::<Secret>::namespaced(client.clone(), namespace),
+        );
+        async move {
+            (
+                es.get_opt("creds").await.unwrap().is_some(),
+                secret.get_opt("creds").await.unwrap().is_some(),
+            )
+        }
+    };
+    wait_for("the ExternalSecret and Secret in `before`", || async {
+        present("before").await == (true, true)
+    })
+    .await;
+    // Settled: courier's own writes (ExternalSecret, statuses) wake no further reconcile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = metric(port, "courier_reconciles_total");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        metric(port, "courier_reconciles_total"),
+        settled,
+        "courier's own writes keep waking reconciles"
+    );
+
+    // The selector edited: the ExternalSecret and Secret move within seconds.
+    ces_api
+        .patch(
+            "creds",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"namespaceSelectors": [{"matchLabels": {"moved": "here"}}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let edited = Instant::now();
+    let deadline = Duration::from_secs(15);
+    loop {
+        if present("after").await == (true, true) && present("before").await == (false, false) {
+            break;
+        }
+        assert!(
+            edited.elapsed() < deadline,
+            "15 s after the selector's edit: `after` {:?}, `before` {:?} (ExternalSecret, Secret)",
+            present("after").await,
+            present("before").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("the selector's edit followed in {:?}", edited.elapsed());
+
+    // ESO's Normal Events on the ExternalSecret, only when its Secret changes.
+    let normal_events = |namespace: &'static str| {
+        let api = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), namespace);
+        async move {
+            api.list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.type_.as_deref() == Some("Normal")
+                        && e.involved_object.kind.as_deref() == Some("ExternalSecret")
+                        && e.involved_object.name.as_deref() == Some("creds")
+                })
+                .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        }
+    };
+    wait_for("the Created Event", || async {
+        normal_events("after").await == [("Created".to_owned(), "secret created".to_owned())]
+    })
+    .await;
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "second-value"}})),
+        )
+        .await
+        .unwrap();
+    wait_for("the Updated Event", || async {
+        normal_events("after")
+            .await
+            .contains(&("Updated".to_owned(), "secret updated".to_owned()))
+    })
+    .await;
+    // Nothing changes any more: no further Event.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        normal_events("after").await.len(),
+        2,
+        "{:?}",
+        normal_events("after").await
+    );
+
+    // A deleted ExternalSecret comes back, as ESO's CES controller makes it again.
+    es_in("after")
+        .delete("creds", &Default::default())
+        .await
+        .unwrap();
+    let deleted = Instant::now();
+    loop {
+        let back = es_in("after").get_opt("creds").await.unwrap();
+        if back.is_some_and(|es| es.metadata.deletion_timestamp.is_none()) {
+            break;
+        }
+        assert!(
+            deleted.elapsed() < deadline,
+            "the deleted ExternalSecret is not back after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A Vault (OpenBao) store's `Ready`, as ESO's `Validate` finds it with the store's own
+/// token against the real OpenBao: `Valid` for a token OpenBao knows, and
+/// `InvalidProviderConfig` "unable to validate store" for one it refuses, with a Warning
+/// Event that names the store and never the token. A webhook store is `Valid` when its
+/// url's host answers a TCP connection, as ESO's `NetworkValidate` checks, and not when
+/// nothing listens there.
+#[tokio::test]
+async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
+    let bao = crate::openbao::OpenBao::start().await;
+    let (plane, client) = private_platform(&[]).await;
+    let tokens: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "bao-tokens"},
+        "stringData": {"good": crate::openbao::ROOT_TOKEN, "bad": "not-a-token-bao-knows"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &tokens)
+        .await
+        .unwrap();
+    let stores = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    for (name, key) in [("bao-good", "good"), ("bao-bad", "bad")] {
+        let store: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {"provider": {"vault": {
+                "server": bao.address, "path": "secret", "version": "v2",
+                "auth": {"tokenSecretRef": {"name": "bao-tokens", "key": key, "namespace": "central"}}
+            }}}
+        }))
+        .unwrap();
+        stores.create(&PostParams::default(), &store).await.unwrap();
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (name, url) in [
+        (
+            "hook-up",
+            format!("{}/v1/secret/data/{{{{ .remoteRef.key }}}}", bao.address),
+        ),
+        ("hook-down", format!("http://127.0.0.1:{closed}/values")),
+    ] {
+        let store: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {"provider": {"webhook": {"url": url, "result": {"jsonPath": "$.data"}}}}
+        }))
+        .unwrap();
+        stores.create(&PostParams::default(), &store).await.unwrap();
+    }
+    let (code, stderr, _) = apply_from_cluster(&plane.kubeconfig, "bao", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = rows(&client, "clustersecretstores").await;
+    assert_eq!(
+        status_ready(rows.get("bao-good")),
+        ("Valid".into(), "True".into()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        status_ready(rows.get("bao-bad")),
+        ("InvalidProviderConfig".into(), "False".into()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        status_ready(rows.get("hook-up")),
+        ("Valid".into(), "True".into()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        status_ready(rows.get("hook-down")),
+        ("InvalidProviderConfig".into(), "False".into()),
+        "{rows:?}"
+    );
+    let bad = stores.get("bao-bad").await.unwrap();
+    let ready = bad.data["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready["message"], "unable to validate store", "{ready}");
+    let good = stores.get("bao-good").await.unwrap();
+    assert_eq!(good.data["status"]["capabilities"], "ReadWrite");
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let warning = events
+        .iter()
+        .find(|e| e.involved_object.name.as_deref() == Some("bao-bad"))
+        .unwrap_or_else(|| panic!("no Event for bao-bad: {events:?}"));
+    assert_eq!(warning.reason.as_deref(), Some("InvalidProviderConfig"));
+    let message = warning.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("invalid vault credentials") && !message.contains("not-a-token"),
+        "{message}"
+    );
+    assert!(!stderr.contains("not-a-token") && !stderr.contains(crate::openbao::ROOT_TOKEN));
+}
