@@ -233,6 +233,10 @@ pub struct ExternalSecretMetadata {
     /// Annotations.
     #[serde(default, deserialize_with = "null_default")]
     pub annotations: StringMap,
+    /// Finalizers, literal: only `target.template.metadata` has them (ESO's schema refuses
+    /// them in `externalSecretMetadata`), added to the Secret as ESO's `setMetadata` adds them.
+    #[serde(default, deserialize_with = "null_default")]
+    pub finalizers: Vec<String>,
 }
 
 /// `ExternalSecret`.

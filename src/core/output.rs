@@ -50,6 +50,8 @@ struct MetadataOut<'a> {
     labels: Cow<'a, BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: Cow<'a, BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    finalizers: &'a [String],
 }
 
 fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
@@ -83,6 +85,7 @@ fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
             namespace: &secret.namespace,
             labels,
             annotations,
+            finalizers: &body.finalizers,
         },
         immutable: body.immutable,
         type_: &body.type_,

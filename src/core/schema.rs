@@ -53,14 +53,9 @@ const OBJECT_META: [&str; 15] = [
 /// Fields of an ExternalSecret spec (also `ClusterExternalSecret.spec.externalSecretSpec`,
 /// and `spec.` of the stores) that ESO defines and courier does not implement, with the
 /// one value that means what courier does, if any. Paths write list items as `[]`.
-pub const UNSUPPORTED: [(&str, &str, Option<&str>); 6] = [
+pub const UNSUPPORTED: [(&str, &str, Option<&str>); 5] = [
     ("ExternalSecret", "spec.syncWindows", None),
     ("ExternalSecret", "spec.target.manifest", None),
-    (
-        "ExternalSecret",
-        "spec.target.template.metadata.finalizers",
-        None,
-    ),
     (
         "ExternalSecret",
         "spec.target.template.templateFrom[].valuesDecodingStrategy",

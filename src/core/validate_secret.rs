@@ -35,6 +35,8 @@ pub struct Candidate<'a> {
     pub derived_annotations: &'a DerivedMap,
     /// Values.
     pub data: &'a BTreeMap<String, SecretBytes>,
+    /// `metadata.finalizers` (`template.metadata.finalizers`, literal).
+    pub finalizers: &'a [String],
     /// Merged into someone's Secret (`creationPolicy: Merge`): its type and the rest of
     /// its data are theirs, so the type's required keys are not courier's to check.
     pub merge: bool,
@@ -64,6 +66,7 @@ pub fn validate(secret: &Candidate<'_>) -> Result<(), Refusal> {
     validate_labels(secret.labels, secret.derived_labels)?;
     validate_annotations(secret.annotations, secret.derived_annotations)?;
     validate_data(secret.data)?;
+    validate_finalizers(secret.finalizers)?;
     if !secret.merge {
         validate_type(secret)?;
     }
@@ -190,6 +193,31 @@ fn validate_data(data: &BTreeMap<String, SecretBytes>) -> Result<(), Refusal> {
         return Err(Refusal::new(
             "data",
             "the values together exceed the 1 MiB a Secret may hold",
+        ));
+    }
+    Ok(())
+}
+
+/// Finalizer names (`ValidateFinalizers`): each a qualified name, and not both of the
+/// garbage collector's `orphan` and `foregroundDeletion`. They are the manifest's own
+/// text, never a value, so the message quotes them.
+fn validate_finalizers(finalizers: &[String]) -> Result<(), Refusal> {
+    for (index, finalizer) in finalizers.iter().enumerate() {
+        if validate_key(finalizer).is_err() {
+            return Err(Refusal::new(
+                format!("template.metadata.finalizers[{index}]"),
+                format!(
+                    "{finalizer:?} is not a name the API server takes: an optional DNS-subdomain prefix and '/', then 1-63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric\nhint: name finalizers after a domain you own, as example.com/cleanup"
+                ),
+            ));
+        }
+    }
+    if finalizers.iter().any(|f| f == "orphan")
+        && finalizers.iter().any(|f| f == "foregroundDeletion")
+    {
+        return Err(Refusal::new(
+            "template.metadata.finalizers",
+            "holds both orphan and foregroundDeletion, which the API server refuses together",
         ));
     }
     Ok(())
@@ -327,6 +355,7 @@ mod tests {
                 derived_labels: &self.derived_labels,
                 derived_annotations: &self.derived_annotations,
                 data: &self.data,
+                finalizers: &[],
                 merge: false,
             });
             if let Err(refusal) = &refusal {
@@ -488,8 +517,33 @@ mod tests {
             derived_labels: &secret.derived_labels,
             derived_annotations: &secret.derived_annotations,
             data: &secret.data,
+            finalizers: &[],
             merge: true,
         };
         assert_eq!(validate(&candidate), Ok(()));
+    }
+
+    #[test]
+    fn finalizers_are_qualified_names_and_not_orphan_with_foreground_deletion() {
+        let secret = Owned::opaque();
+        let check = |finalizers: &[&str]| {
+            let finalizers: Vec<String> = finalizers.iter().map(|f| f.to_string()).collect();
+            validate(&Candidate {
+                type_: &secret.type_,
+                labels: &secret.labels,
+                annotations: &secret.annotations,
+                derived_labels: &secret.derived_labels,
+                derived_annotations: &secret.derived_annotations,
+                data: &secret.data,
+                finalizers: &finalizers,
+                merge: false,
+            })
+        };
+        assert_eq!(check(&["example.com/cleanup", "kubernetes"]), Ok(()));
+        let refusal = check(&["example.com/cleanup", "bad name"]).unwrap_err();
+        assert_eq!(refusal.field, "template.metadata.finalizers[1]");
+        assert!(refusal.message.contains("hint: "), "{}", refusal.message);
+        let refusal = check(&["orphan", "foregroundDeletion"]).unwrap_err();
+        assert_eq!(refusal.field, "template.metadata.finalizers");
     }
 }

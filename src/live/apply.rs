@@ -720,6 +720,12 @@ pub fn is_current(
         let varies = varying.is_some_and(|m| m.annotations.contains(k));
         tally(compare(content.annotations.get(k), v, varies));
     }
+    // The template's finalizers must be there; others' (and ones the template dropped)
+    // may stay, as ESO adds finalizers and removes none.
+    for finalizer in &body.finalizers {
+        let there = content.finalizers.contains(finalizer);
+        tally((there, there));
+    }
     let ours = !content.has_legacy_digest()
         && content.labels.get(INSTANCE_LABEL).map(String::as_str)
             == Some(options.instance.as_str());

@@ -266,6 +266,8 @@ pub struct SecretContent {
     pub data: BTreeMap<String, SecretBytes>,
     /// `immutable`.
     pub immutable: bool,
+    /// `metadata.finalizers`.
+    pub finalizers: Vec<String>,
 }
 
 /// The (courier, Update) entry a create left in `metadata.managedFields`.
@@ -459,6 +461,8 @@ struct LeanMeta {
     labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    finalizers: Option<Vec<String>>,
     /// Who wrote which fields; only the entries' identity is read, not their field sets.
     #[serde(default)]
     managed_fields: Option<Vec<LeanFieldsEntry>>,
@@ -594,6 +598,7 @@ fn managed_secret(secret: LeanSecret) -> ((String, String), ManagedSecret) {
             annotations,
             data,
             immutable: secret.immutable.unwrap_or(false),
+            finalizers: meta.finalizers.unwrap_or_default(),
         })),
         current: false,
     };

@@ -810,6 +810,7 @@ mod tests {
                 derived_annotations: Default::default(),
                 data: Default::default(),
                 immutable: false,
+                finalizers: Vec::new(),
                 creation_policy: CreationPolicy::Owner,
                 deletion_policy: DeletionPolicy::Retain,
                 varying: None,

@@ -229,6 +229,7 @@ mod tests {
                 annotations: desired.body.annotations.clone(),
                 data,
                 immutable: false,
+                finalizers: Vec::new(),
             })),
             current: false,
             written_at: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(age)),

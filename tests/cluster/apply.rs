@@ -685,3 +685,76 @@ async fn the_managed_listing_reads_every_page_and_drops_the_content_of_current_t
         ]
     );
 }
+
+/// `template.metadata.finalizers`: added to the Secret as ESO's `setMetadata` adds them;
+/// a finalizer another controller adds stays, and a Secret holding the template's
+/// finalizers is current (the next apply writes nothing).
+#[tokio::test]
+async fn template_finalizers_reach_the_secret_and_others_finalizers_stay() {
+    let platform = Platform::new("fin").await;
+    let instance = format!("fin-{}", platform.id);
+    let target = platform.target("fin-a", true).await;
+    let manifests = format!(
+        "{store}---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: fin-{id}}}\nspec:\n  namespaceSelectors:\n  - matchLabels: {{{label}: \"true\"}}\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n    target:\n      name: creds\n      template:\n        metadata:\n          finalizers: [example.com/keep, example.com/keep]\n    dataFrom:\n    - extract: {{key: shared}}\n",
+        store = platform.store(),
+        id = platform.id,
+        label = platform.label
+    );
+    std::fs::write(platform.manifests.path().join("manifests.yaml"), manifests).unwrap();
+    let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
+    let finalizers = |secret: Secret| secret.metadata.finalizers.unwrap_or_default();
+
+    let first = platform.apply(&instance, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        finalizers(secrets.get("creds").await.unwrap()),
+        ["example.com/keep"]
+    );
+
+    let again = platform.apply(&instance, &[]);
+    assert!(
+        again.has("apply: 0 created, 0 updated, 1 unchanged, 0 deleted"),
+        "{}",
+        again.stderr
+    );
+
+    // Another controller's finalizer: not courier's to remove.
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": ["example.com/keep", "example.com/theirs"]}})),
+        )
+        .await
+        .unwrap();
+    platform
+        .put_source(
+            "shared",
+            &[("username", "bot"), ("password", "second-value")],
+        )
+        .await;
+    let updated = platform.apply(&instance, &[]);
+    assert!(
+        updated.has("apply: 0 created, 1 updated"),
+        "{}",
+        updated.stderr
+    );
+    let secret = secrets.get("creds").await.unwrap();
+    assert_eq!(
+        String::from_utf8(secret.data.clone().unwrap()["password"].0.clone()).unwrap(),
+        "second-value"
+    );
+    let mut held = finalizers(secret);
+    held.sort();
+    assert_eq!(held, ["example.com/keep", "example.com/theirs"]);
+
+    // Leave nothing that would hold the namespace's deletion.
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+}

@@ -68,6 +68,8 @@ pub(crate) struct Written {
     data: BTreeMap<String, Vec<u8>>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// `metadata.finalizers` (`template.metadata.finalizers`), in order.
+    finalizers: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1106,6 +1108,12 @@ pub(crate) fn written(item: &Value) -> Written {
         data,
         labels: strings(&item["metadata"]["labels"]),
         annotations: strings(&item["metadata"]["annotations"]),
+        finalizers: item["metadata"]["finalizers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f.as_str().unwrap_or("").to_owned())
+            .collect(),
     }
 }
 

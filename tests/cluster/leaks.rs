@@ -227,6 +227,7 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
                 derived_annotations,
                 data: [("k".to_owned(), SecretBytes::from(data_value.as_str()))].into(),
                 immutable: false,
+                finalizers: Vec::new(),
                 creation_policy: CreationPolicy::Owner,
                 deletion_policy: DeletionPolicy::Retain,
                 varying: None,

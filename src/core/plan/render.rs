@@ -165,6 +165,15 @@ pub(super) fn render_body(
     derived_annotations.remove(ORIGIN_ANNOTATION);
     // What the API server would refuse is this target's error now, named without a value;
     // its 422 would quote the value.
+    // ESO's setMetadata adds the template's finalizers, each once, in order.
+    let mut finalizers: Vec<String> = Vec::new();
+    if let Some(template) = &spec.target.template {
+        for finalizer in &template.metadata.finalizers {
+            if !finalizers.contains(finalizer) {
+                finalizers.push(finalizer.clone());
+            }
+        }
+    }
     validate_secret::validate(&Candidate {
         type_: &type_,
         labels: &labels,
@@ -172,6 +181,7 @@ pub(super) fn render_body(
         derived_labels: &derived_labels,
         derived_annotations: &derived_annotations,
         data: &data,
+        finalizers: &finalizers,
         merge: matches!(
             creation_policy,
             CreationPolicy::Merge | CreationPolicy::CreateOrMerge
@@ -186,6 +196,7 @@ pub(super) fn render_body(
         derived_annotations,
         data,
         immutable: spec.target.immutable,
+        finalizers,
         creation_policy,
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
         varying: varying_of(marks, spec).map(Arc::new),
@@ -254,6 +265,7 @@ fn unwritten(planner: &Planner<'_>, instance: &Instance<'_>) -> SecretBody {
                 .world
                 .immutable
                 .contains(&(instance.namespace.clone(), instance.secret_name.clone())),
+        finalizers: Vec::new(),
         creation_policy: CreationPolicy::None,
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
         varying: None,

@@ -29,6 +29,9 @@ pub struct SecretBody {
     pub data: BTreeMap<String, SecretBytes>,
     /// `immutable: true`.
     pub immutable: bool,
+    /// `target.template.metadata.finalizers`, in order, each once: added to the Secret,
+    /// never removed from it by courier's comparison (ESO adds them and removes none).
+    pub finalizers: Vec<String>,
     /// `target.creationPolicy`.
     pub creation_policy: CreationPolicy,
     /// `target.deletionPolicy`.
@@ -172,6 +175,7 @@ impl fmt::Debug for SecretBody {
             .field("annotations", &self.shown_annotations())
             .field("data", &self.data)
             .field("immutable", &self.immutable)
+            .field("finalizers", &self.finalizers)
             .field("creation_policy", &self.creation_policy)
             .field("deletion_policy", &self.deletion_policy)
             .finish_non_exhaustive()
