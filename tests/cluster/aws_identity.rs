@@ -214,9 +214,9 @@ async fn run_keeps_sts_sessions_across_reconciles() {
     let id = &platform.id;
     let label = &platform.label;
     let mut manifests = format!(
-        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-role-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      role: arn:aws:iam::123456789012:role/reader\n      externalID: ext-1\n      sessionTags: [{{key: team, value: blue}}, {{key: env, value: test}}]\n      transitiveTagKeys: [team]\n      auth: {{secretRef: {{accessKeyIDSecretRef: {{name: aws-keys, key: id, namespace: {central}}}, secretAccessKeySecretRef: {{name: aws-keys, key: secret, namespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-jwt-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      auth:\n        jwt:\n          serviceAccountRef: {{name: courier-aws, namespace: {central}}}\n"
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-role-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      role: arn:aws:iam::123456789012:role/reader\n      externalID: ext-1\n      sessionTags: [{{key: team, value: blue}}, {{key: env, value: test}}]\n      transitiveTagKeys: [team]\n      auth: {{secretRef: {{accessKeyIDSecretRef: {{name: aws-keys, key: id, namespace: {central}}}, secretAccessKeySecretRef: {{name: aws-keys, key: secret, namespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-bare-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      role: arn:aws:iam::123456789012:role/reader\n      transitiveTagKeys: [team]\n      auth: {{secretRef: {{accessKeyIDSecretRef: {{name: aws-keys, key: id, namespace: {central}}}, secretAccessKeySecretRef: {{name: aws-keys, key: secret, namespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-jwt-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      auth:\n        jwt:\n          serviceAccountRef: {{name: courier-aws, namespace: {central}}}\n"
     );
-    for store in ["role", "jwt"] {
+    for store in ["role", "bare", "jwt"] {
         manifests.push_str(&format!(
             "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {store}-{id}}}\nspec:\n  namespaceSelectors: [{{matchLabels: {{{label}: \"true\"}}}}]\n  externalSecretSpec:\n    refreshInterval: 5s\n    secretStoreRef: {{kind: ClusterSecretStore, name: aws-{store}-{id}}}\n    target: {{name: db-{store}}}\n    data: [{{secretKey: password, remoteRef: {{key: platform/db, property: password}}}}]\n"
         ));
@@ -246,7 +246,7 @@ async fn run_keeps_sts_sessions_across_reconciles() {
         .unwrap();
     // Reconciles every 5 s (±10 %): wait for four rounds of reads.
     let started = std::time::Instant::now();
-    while moto.count("BatchGetSecretValue") < 8 {
+    while moto.count("BatchGetSecretValue") < 12 {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(90),
             "courier run made only {:?}",
@@ -259,7 +259,7 @@ async fn run_keeps_sts_sessions_across_reconciles() {
         .status();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for store in ["role", "jwt"] {
+    for store in ["role", "bare", "jwt"] {
         assert_eq!(
             platform
                 .value(&target.name, &format!("db-{store}"), "password")
@@ -270,28 +270,43 @@ async fn run_keeps_sts_sessions_across_reconciles() {
         );
     }
     let operations = moto.operations();
-    assert_eq!(moto.count("AssumeRole"), 1, "{operations:?}");
+    assert_eq!(moto.count("AssumeRole"), 2, "one per store: {operations:?}");
     assert_eq!(moto.count("AssumeRoleWithWebIdentity"), 1, "{operations:?}");
-    // ESO's form: ExternalId, the tags, and the transitive keys.
-    let body = moto.form_bodies("AssumeRole").pop().unwrap();
-    let fields: Vec<(&str, &str)> = body
-        .iter()
-        .filter(|(k, _)| k != "RoleSessionName")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+    // ESO's form: ExternalId, the tags, and the transitive keys; without sessionTags an
+    // empty tag list (`Tags=`) and the transitive keys all the same.
+    let mut bodies: Vec<Vec<(String, String)>> = moto
+        .form_bodies("AssumeRole")
+        .into_iter()
+        .map(|body| {
+            body.into_iter()
+                .filter(|(k, _)| k != "RoleSessionName")
+                .collect()
+        })
         .collect();
-    assert_eq!(
-        fields,
-        [
+    bodies.sort();
+    let expected = |fields: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut all = vec![
             ("Action", "AssumeRole"),
             ("Version", "2011-06-15"),
             ("RoleArn", "arn:aws:iam::123456789012:role/reader"),
+        ];
+        all.extend_from_slice(fields);
+        all.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let mut wanted = vec![
+        expected(&[
             ("ExternalId", "ext-1"),
             ("Tags.member.1.Key", "team"),
             ("Tags.member.1.Value", "blue"),
             ("Tags.member.2.Key", "env"),
             ("Tags.member.2.Value", "test"),
             ("TransitiveTagKeys.member.1", "team"),
-        ]
-    );
+        ]),
+        expected(&[("Tags", ""), ("TransitiveTagKeys.member.1", "team")]),
+    ];
+    wanted.sort();
+    assert_eq!(bodies, wanted);
     assert!(!stderr.contains(&secret_key) && !stderr.contains("sts-value"));
 }
