@@ -1300,7 +1300,7 @@ async fn instance_metadata(http: &reqwest::Client, base: &str) -> Result<Credent
         expires: answer
             .expiration
             .and_then(|e| e.parse::<jiff::Timestamp>().ok())
-            .and_then(|e| SystemTime::try_from(e).ok()),
+            .map(SystemTime::from),
     })
 }
 
@@ -1398,7 +1398,7 @@ fn sts_credentials(answer: &[u8]) -> Result<Credentials, AwsError> {
         session_token: xml_text(&text, "SessionToken").map(SecretBytes::from),
         expires: xml_text(&text, "Expiration")
             .and_then(|e| e.parse::<jiff::Timestamp>().ok())
-            .and_then(|e| SystemTime::try_from(e).ok()),
+            .map(SystemTime::from),
     })
 }
 

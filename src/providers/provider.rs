@@ -158,11 +158,14 @@ impl TokenCache {
     }
 }
 
+/// A provider's session (its own type) and the instant it must be renewed at.
+type Session = (Arc<dyn std::any::Any + Send + Sync>, Instant);
+
 /// Session credentials by a key the provider makes, each with the instant it must be
 /// renewed at. Values are the provider's own type.
 #[derive(Clone, Default)]
 pub struct SessionCache {
-    sessions: Arc<Mutex<HashMap<String, (Arc<dyn std::any::Any + Send + Sync>, Instant)>>>,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
 
 impl SessionCache {
