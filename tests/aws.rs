@@ -548,3 +548,138 @@ async fn referent_credentials_make_one_identity_per_namespace() {
     );
     assert!(!stderr.contains("(for namespace a)"), "{stderr}");
 }
+
+/// A stand-in for EC2's instance metadata service, IMDSv2 only: a token by PUT, then the
+/// role name and the role's credentials by GET with that token (401 without). Returns
+/// its address and what it was asked, in order (method, path, which header came).
+async fn metadata_service(
+    credentials: serde_json::Value,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+        let log = log.clone();
+        let credentials = credentials.clone();
+        async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let path = uri.path().to_owned();
+            let ttl = header("x-aws-ec2-metadata-token-ttl-seconds");
+            let token = header("x-aws-ec2-metadata-token");
+            log.lock().unwrap().push(format!(
+                "{method} {path} ttl={} token={}",
+                ttl.as_deref().unwrap_or("-"),
+                token.as_deref() == Some("imds-session-1")
+            ));
+            if method == Method::PUT && path == "/latest/api/token" && ttl.is_some() {
+                return (StatusCode::OK, "imds-session-1".to_owned());
+            }
+            if token.as_deref() != Some("imds-session-1") {
+                return (StatusCode::UNAUTHORIZED, String::new());
+            }
+            match path.as_str() {
+                "/latest/meta-data/iam/security-credentials/" => {
+                    (StatusCode::OK, "courier-node\n".to_owned())
+                }
+                "/latest/meta-data/iam/security-credentials/courier-node" => {
+                    (StatusCode::OK, credentials.to_string())
+                }
+                _ => (StatusCode::NOT_FOUND, String::new()),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_metadata_credentials_by_imdsv2_only_where_ambient_credentials_are_allowed() {
+    let (moto, id, secret) = seeded().await;
+    // What an instance profile gives: a role's session credentials from STS.
+    let session = moto.python(&format!(
+        "sts = boto3.client('sts', **{{**kw, 'aws_access_key_id': {id:?}, 'aws_secret_access_key': {secret:?}}})\nc = sts.assume_role(RoleArn='arn:aws:iam::123456789012:role/reader', RoleSessionName='node')['Credentials']\nprint(json.dumps({{'Code': 'Success', 'Type': 'AWS-HMAC', 'AccessKeyId': c['AccessKeyId'], 'SecretAccessKey': c['SecretAccessKey'], 'Token': c['SessionToken'], 'Expiration': c['Expiration'].strftime('%Y-%m-%dT%H:%M:%SZ'), 'LastUpdated': '2026-01-01T00:00:00Z'}}))"
+    ));
+    let credentials: serde_json::Value = serde_json::from_str(session.trim()).unwrap();
+    let (address, seen) = metadata_service(credentials.clone()).await;
+    let mut env = endpoints(&moto);
+    env.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT", address));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "    data:\n    - {secretKey: p, remoteRef: {key: app/db, property: password}}\n";
+    let cluster_store = "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: node}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: eu-west-1}\n---\n";
+    std::fs::write(
+        dir.path().join("world.yaml"),
+        header("{}") + cluster_store + &cluster_external_secret("from-sm", "node", spec),
+    )
+    .unwrap();
+    let run = |env: Vec<(&'static str, String)>, path: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || render(&path, &borrowed(&env)))
+    };
+    let (code, stdout, stderr) = run(env.clone(), dir.path().to_owned()).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(text(&values(&stdout, "a"), "p"), "sm-secret-value");
+    let imdsv2 = [
+        "PUT /latest/api/token ttl=21600 token=false",
+        "GET /latest/meta-data/iam/security-credentials/ ttl=- token=true",
+        "GET /latest/meta-data/iam/security-credentials/courier-node ttl=- token=true",
+    ];
+    assert_eq!(*seen.lock().unwrap(), imdsv2);
+    for value in ["AccessKeyId", "SecretAccessKey", "Token"] {
+        assert!(
+            !stderr.contains(credentials[value].as_str().unwrap()),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("imds-session-1"), "{stderr}");
+
+    // A namespaced SecretStore without auth: refused before any metadata request.
+    seen.lock().unwrap().clear();
+    std::fs::write(
+        dir.path().join("world.yaml"),
+        header("{}")
+            + "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: node, namespace: a}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: eu-west-1}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: a}\nspec:\n  secretStoreRef: {kind: SecretStore, name: node}\n  data:\n  - {secretKey: p, remoteRef: {key: app/db, property: password}}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(env.clone(), dir.path().to_owned()).await.unwrap();
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("SecretStore/a/node names no auth"),
+        "{stderr}"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    // Allowed by the operator: served from instance metadata.
+    let mut allowed = env.clone();
+    allowed.push(("COURIER_AWS_AMBIENT_CREDENTIALS", "true".to_owned()));
+    let (code, stdout, stderr) = run(allowed, dir.path().to_owned()).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(text(&values(&stdout, "a"), "p"), "sm-secret-value");
+    assert_eq!(*seen.lock().unwrap(), imdsv2);
+
+    // Turned off: a clear error, and no metadata request.
+    seen.lock().unwrap().clear();
+    let mut off = env.clone();
+    off.push(("AWS_EC2_METADATA_DISABLED", "true".to_owned()));
+    std::fs::write(
+        dir.path().join("world.yaml"),
+        header("{}") + cluster_store + &cluster_external_secret("from-sm", "node", spec),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(off, dir.path().to_owned()).await.unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("instance metadata is off: AWS_EC2_METADATA_DISABLED"),
+        "{stderr}"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+}

@@ -5,7 +5,7 @@
 //! with SigV4 (the `aws-sigv4` crate) and sent over courier's own reqwest and rustls.
 //!
 //! Identity is stricter than ESO's: a store without `auth` reads with courier's ambient
-//! credentials (environment, web identity token file) only when it is a
+//! credentials (environment, web identity token file, instance metadata) only when it is a
 //! ClusterSecretStore, or when the operator allows it for SecretStores
 //! (`--aws-ambient-credentials`); otherwise a tenant's SecretStore would read with
 //! courier's own role.
@@ -418,6 +418,42 @@ struct Credentials {
     access_key_id: SecretBytes,
     secret_access_key: SecretBytes,
     session_token: Option<SecretBytes>,
+    /// When STS's session credentials expire.
+    expires: Option<SystemTime>,
+}
+
+/// Where STS session credentials are kept across reconciles: the store's identity and a
+/// per-process keyed hash of what they came from (source credentials, roles, options),
+/// so new source credentials or options make a new session. Never shown.
+fn session_key(identity: &str, parts: &[&[u8]]) -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut hasher = STATE
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    for part in parts {
+        hasher.write_usize(part.len());
+        hasher.write(part);
+    }
+    format!("aws {identity} {:016x}", hasher.finish())
+}
+
+/// Keeps session credentials until shortly before they expire: five minutes before, or
+/// half their remaining life when that is shorter. Without an expiry they are not kept.
+fn keep_session(context: &FetchContext, key: String, credentials: &Credentials) {
+    let Some(expires) = credentials.expires else {
+        return;
+    };
+    let Ok(left) = expires.duration_since(SystemTime::now()) else {
+        return;
+    };
+    let margin = Duration::from_secs(300).min(left / 2);
+    context.sessions.put(
+        key,
+        credentials.clone(),
+        std::time::Instant::now() + (left - margin),
+    );
 }
 
 /// Why an AWS call failed: AWS's error code and HTTP status, never its message (which
@@ -507,6 +543,7 @@ impl<'a> Session<'a> {
                 access_key_id,
                 secret_access_key,
                 session_token,
+                expires: None,
             }
         } else if let Some(jwt) = &auth.jwt {
             let account = jwt
@@ -519,29 +556,82 @@ impl<'a> Session<'a> {
             )?;
             let (role_arn, token) =
                 service_account_token(client, context, &namespace, account).await?;
-            counters.logins.fetch_add(1, Ordering::Relaxed);
-            assume_role_with_web_identity(http, region, &role_arn, &token)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "auth.jwt: STS AssumeRoleWithWebIdentity for ServiceAccount {namespace}/{}: {e}",
-                        account.name
-                    )
-                })?
+            let key = session_key(
+                identity,
+                &[
+                    b"jwt",
+                    namespace.as_bytes(),
+                    account.name.as_bytes(),
+                    role_arn.as_bytes(),
+                    sts_endpoint(region).as_bytes(),
+                ],
+            );
+            match context.sessions.get::<Credentials>(&key) {
+                Some(credentials) => credentials,
+                None => {
+                    counters.logins.fetch_add(1, Ordering::Relaxed);
+                    let credentials = assume_role_with_web_identity(http, region, &role_arn, &token)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "auth.jwt: STS AssumeRoleWithWebIdentity for ServiceAccount {namespace}/{}: {e}",
+                                account.name
+                            )
+                        })?;
+                    keep_session(context, key, &credentials);
+                    credentials
+                }
+            }
         } else {
-            ambient(http, region, counters).await?
+            ambient(http, region, identity, context, counters).await?
         };
-        for role in config
+        let roles: Vec<&String> = config
             .additional_roles
             .iter()
             .chain(std::iter::once(&config.role))
             .filter(|r| !r.is_empty())
-        {
-            let is_main = role == &config.role;
-            counters.logins.fetch_add(1, Ordering::Relaxed);
-            credentials = assume_role(http, region, &credentials, role, config, is_main)
-                .await
-                .map_err(|e| format!("role: STS AssumeRole {role}: {e}"))?;
+            .collect();
+        if !roles.is_empty() {
+            let empty = SecretBytes::from("");
+            let options = serde_json::json!([
+                config.external_id,
+                config.session_tags.as_ref().map(|tags| tags
+                    .iter()
+                    .map(|t| [&t.key, &t.value])
+                    .collect::<Vec<_>>()),
+                config.transitive_tag_keys,
+            ])
+            .to_string();
+            let mut parts: Vec<&[u8]> = vec![
+                b"roles",
+                credentials.access_key_id.expose(),
+                credentials.secret_access_key.expose(),
+                credentials.session_token.as_ref().unwrap_or(&empty).expose(),
+                options.as_bytes(),
+            ];
+            let endpoint = sts_endpoint(region);
+            parts.push(endpoint.as_bytes());
+            parts.extend(roles.iter().map(|r| r.as_bytes()));
+            let key = session_key(identity, &parts);
+            match context.sessions.get::<Credentials>(&key) {
+                Some(cached) => credentials = cached,
+                None => {
+                    let source_expires = credentials.expires;
+                    for role in roles {
+                        let is_main = role == &config.role;
+                        counters.logins.fetch_add(1, Ordering::Relaxed);
+                        credentials =
+                            assume_role(http, region, &credentials, role, config, is_main)
+                                .await
+                                .map_err(|e| format!("role: STS AssumeRole {role}: {e}"))?;
+                    }
+                    credentials.expires = match (source_expires, credentials.expires) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => b.or(a),
+                    };
+                    keep_session(context, key, &credentials);
+                }
+            }
         }
         let endpoint = match store.service {
             Service::SecretsManager => endpoint(
@@ -1060,11 +1150,15 @@ async fn service_account_token(
     Ok((role_arn, token))
 }
 
-/// courier's own credentials: the environment's keys, else a web identity token file.
-/// Instance metadata is not read.
+/// courier's own credentials, in the SDK's order: the environment's keys, a web identity
+/// token file, then instance metadata (IMDSv2; `AWS_EC2_METADATA_SERVICE_ENDPOINT`,
+/// `AWS_EC2_METADATA_DISABLED`). STS and instance-metadata sessions are kept until
+/// shortly before they expire.
 async fn ambient(
     http: &reqwest::Client,
     region: &str,
+    identity: &str,
+    context: &FetchContext,
     counters: &Counters,
 ) -> Result<Credentials, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -1075,17 +1169,139 @@ async fn ambient(
             access_key_id: SecretBytes::from(access_key_id),
             secret_access_key: SecretBytes::from(secret_access_key),
             session_token: var("AWS_SESSION_TOKEN").map(SecretBytes::from),
+            expires: None,
         });
     }
     if let (Some(file), Some(role_arn)) = (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN")) {
         let token = std::fs::read(&file)
             .map_err(|e| format!("ambient credentials: cannot read AWS_WEB_IDENTITY_TOKEN_FILE {file}: {e}"))?;
+        let key = session_key(
+            identity,
+            &[b"ambient", &token, role_arn.as_bytes(), sts_endpoint(region).as_bytes()],
+        );
+        if let Some(credentials) = context.sessions.get::<Credentials>(&key) {
+            return Ok(credentials);
+        }
         counters.logins.fetch_add(1, Ordering::Relaxed);
-        return assume_role_with_web_identity(http, region, &role_arn, &SecretBytes::new(token))
-            .await
-            .map_err(|e| format!("ambient credentials: STS AssumeRoleWithWebIdentity: {e}"));
+        let credentials =
+            assume_role_with_web_identity(http, region, &role_arn, &SecretBytes::new(token))
+                .await
+                .map_err(|e| format!("ambient credentials: STS AssumeRoleWithWebIdentity: {e}"))?;
+        keep_session(context, key, &credentials);
+        return Ok(credentials);
     }
-    Err("no auth and no ambient AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN; instance metadata is not read)".into())
+    if var("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err("no auth and no ambient AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN; instance metadata is off: AWS_EC2_METADATA_DISABLED)".into());
+    }
+    let base = var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .unwrap_or_else(|| "http://169.254.169.254".to_owned());
+    let base = base.trim_end_matches('/').to_owned();
+    let key = session_key(identity, &[b"imds", base.as_bytes()]);
+    if let Some(credentials) = context.sessions.get::<Credentials>(&key) {
+        return Ok(credentials);
+    }
+    counters.logins.fetch_add(1, Ordering::Relaxed);
+    let credentials = instance_metadata(http, &base).await.map_err(|e| {
+        format!("no auth and no ambient AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN), and instance metadata at {base}: {e}")
+    })?;
+    keep_session(context, key, &credentials);
+    Ok(credentials)
+}
+
+/// Instance-metadata credentials, IMDSv2 as the SDKs read them: a session token by
+/// `PUT /latest/api/token`, then the role's name and its credentials under
+/// `/latest/meta-data/iam/security-credentials/`, each with the token. Errors name the
+/// step and the HTTP status, never a token or a key.
+async fn instance_metadata(http: &reqwest::Client, base: &str) -> Result<Credentials, String> {
+    const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
+    let step = |what: &str, e: reqwest::Error| {
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else {
+            "failed"
+        };
+        format!("{what}: {kind}")
+    };
+    let answer = http
+        .put(format!("{base}/latest/api/token"))
+        .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+        .timeout(IMDS_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| step("PUT /latest/api/token", e))?;
+    if !answer.status().is_success() {
+        return Err(format!("PUT /latest/api/token: HTTP {}", answer.status().as_u16()));
+    }
+    let token = answer
+        .text()
+        .await
+        .map_err(|e| step("PUT /latest/api/token", e))?;
+    let get = |path: String| {
+        let token = token.clone();
+        async move {
+            let answer = http
+                .get(format!("{base}{path}"))
+                .header("x-aws-ec2-metadata-token", token)
+                .timeout(IMDS_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| step("GET /latest/meta-data/iam/security-credentials/", e))?;
+            let status = answer.status();
+            if !status.is_success() {
+                let hint = if status.as_u16() == 404 {
+                    "\nhint: the instance has no IAM role (instance profile)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "GET /latest/meta-data/iam/security-credentials/: HTTP {}{hint}",
+                    status.as_u16()
+                ));
+            }
+            answer
+                .bytes()
+                .await
+                .map_err(|e| step("GET /latest/meta-data/iam/security-credentials/", e))
+        }
+    };
+    let roles = get("/latest/meta-data/iam/security-credentials/".to_owned()).await?;
+    let role = String::from_utf8_lossy(&roles)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+        .ok_or("GET /latest/meta-data/iam/security-credentials/: no role")?;
+    let answer = get(format!("/latest/meta-data/iam/security-credentials/{role}")).await?;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Answer {
+        code: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        token: Option<String>,
+        expiration: Option<String>,
+    }
+    let answer: Answer = serde_json::from_slice(&answer)
+        .map_err(|_| format!("the credentials of role {role} are not JSON"))?;
+    if let Some(code) = answer.code.as_deref().filter(|c| *c != "Success") {
+        return Err(format!("the credentials of role {role}: Code {code}"));
+    }
+    let (Some(access_key_id), Some(secret_access_key)) =
+        (answer.access_key_id, answer.secret_access_key)
+    else {
+        return Err(format!("the credentials of role {role} lack AccessKeyId or SecretAccessKey"));
+    };
+    Ok(Credentials {
+        access_key_id: SecretBytes::from(access_key_id),
+        secret_access_key: SecretBytes::from(secret_access_key),
+        session_token: answer.token.map(SecretBytes::from),
+        expires: answer
+            .expiration
+            .and_then(|e| e.parse::<jiff::Timestamp>().ok())
+            .map(SystemTime::from),
+    })
 }
 
 fn sts_endpoint(region: &str) -> String {
@@ -1135,14 +1351,19 @@ async fn assume_role(
         if !config.external_id.is_empty() {
             pairs.push(("ExternalId".into(), config.external_id.clone()));
         }
-        for (index, tag) in config.session_tags.iter().flatten().enumerate() {
+        // ESO always hands the SDK a tag list for the main role, empty without
+        // sessionTags, which the query protocol sends as `Tags=`; its transitiveTagKeys
+        // therefore go out with or without session tags.
+        let tags = config.session_tags.as_deref().unwrap_or_default();
+        if tags.is_empty() {
+            pairs.push(("Tags".into(), String::new()));
+        }
+        for (index, tag) in tags.iter().enumerate() {
             pairs.push((format!("Tags.member.{}.Key", index + 1), tag.key.clone()));
             pairs.push((format!("Tags.member.{}.Value", index + 1), tag.value.clone()));
         }
-        if config.session_tags.as_ref().is_some_and(|t| !t.is_empty()) {
-            for (index, key) in config.transitive_tag_keys.iter().enumerate() {
-                pairs.push((format!("TransitiveTagKeys.member.{}", index + 1), key.clone()));
-            }
+        for (index, key) in config.transitive_tag_keys.iter().enumerate() {
+            pairs.push((format!("TransitiveTagKeys.member.{}", index + 1), key.clone()));
         }
     }
     let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -1175,6 +1396,9 @@ fn sts_credentials(answer: &[u8]) -> Result<Credentials, AwsError> {
             xml_text(&text, "SecretAccessKey").ok_or_else(missing)?,
         ),
         session_token: xml_text(&text, "SessionToken").map(SecretBytes::from),
+        expires: xml_text(&text, "Expiration")
+            .and_then(|e| e.parse::<jiff::Timestamp>().ok())
+            .map(SystemTime::from),
     })
 }
 

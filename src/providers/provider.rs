@@ -97,6 +97,9 @@ pub struct FetchContext {
     pub cluster: Option<(kube::Client, kube::Config)>,
     /// ServiceAccount tokens requested for stores.
     pub tokens: TokenCache,
+    /// Session credentials stores obtained (AWS STS), kept until shortly before they
+    /// expire.
+    pub sessions: SessionCache,
     /// Counts every HTTP request the stores' own clients send, with courier's.
     pub requests: Option<prometheus_client::metrics::counter::Counter>,
 }
@@ -111,6 +114,7 @@ impl FetchContext {
         Self {
             cluster: Some((client, config)),
             tokens: TokenCache::default(),
+            sessions: SessionCache::default(),
             requests: Some(requests),
         }
     }
@@ -151,6 +155,34 @@ impl TokenCache {
     pub fn evict(&self, key: &TokenKey) {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         tokens.remove(key);
+    }
+}
+
+/// A provider's session (its own type) and the instant it must be renewed at.
+type Session = (Arc<dyn std::any::Any + Send + Sync>, Instant);
+
+/// Session credentials by a key the provider makes, each with the instant it must be
+/// renewed at. Values are the provider's own type.
+#[derive(Clone, Default)]
+pub struct SessionCache {
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+impl SessionCache {
+    /// A session not yet due for renewal.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<T> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions
+            .get(key)
+            .filter(|(_, renew_at)| Instant::now() < *renew_at)
+            .and_then(|(value, _)| value.downcast_ref::<T>().cloned())
+    }
+
+    /// Keeps a session until `renew_at`.
+    pub fn put<T: Send + Sync + 'static>(&self, key: String, value: T, renew_at: Instant) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, (_, at)| Instant::now() < *at);
+        sessions.insert(key, (Arc::new(value), renew_at));
     }
 }
 

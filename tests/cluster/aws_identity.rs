@@ -4,10 +4,10 @@
 //! names (ESO's IRSA); a namespaced SecretStore without `auth` is refused even when
 //! courier has ambient AWS credentials.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -177,4 +177,136 @@ async fn a_namespaced_store_without_auth_is_refused_despite_ambient_credentials(
             .as_deref(),
         Some("ambient-value")
     );
+}
+
+/// `courier run` keeps STS sessions across reconciles: with a store that assumes a role
+/// (externalID, sessionTags, transitiveTagKeys) and one that exchanges a ServiceAccount
+/// token, several reconciles make one AssumeRole and one AssumeRoleWithWebIdentity,
+/// and AssumeRole carries the options in ESO's form.
+#[tokio::test]
+async fn run_keeps_sts_sessions_across_reconciles() {
+    let moto = Moto::start().await;
+    let (key_id, secret_key) = moto.iam_user();
+    moto.python(
+        "sm.create_secret(Name='platform/db', SecretString=json.dumps({'password': 'sts-value'}))",
+    );
+    let platform = Platform::new("awssts").await;
+    let target = platform.target("awssts-t", true).await;
+    let central = platform.central.name.clone();
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {
+        "name": "courier-aws",
+        "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/reader"}
+    }}))
+    .unwrap();
+    Api::<ServiceAccount>::namespaced(platform.client.clone(), &central)
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let credentials: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "aws-keys"},
+        "stringData": {"id": key_id, "secret": secret_key}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &central)
+        .create(&PostParams::default(), &credentials)
+        .await
+        .unwrap();
+    let id = &platform.id;
+    let label = &platform.label;
+    let mut manifests = format!(
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-role-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      role: arn:aws:iam::123456789012:role/reader\n      externalID: ext-1\n      sessionTags: [{{key: team, value: blue}}, {{key: env, value: test}}]\n      transitiveTagKeys: [team]\n      auth: {{secretRef: {{accessKeyIDSecretRef: {{name: aws-keys, key: id, namespace: {central}}}, secretAccessKeySecretRef: {{name: aws-keys, key: secret, namespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-bare-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      role: arn:aws:iam::123456789012:role/reader\n      transitiveTagKeys: [team]\n      auth: {{secretRef: {{accessKeyIDSecretRef: {{name: aws-keys, key: id, namespace: {central}}}, secretAccessKeySecretRef: {{name: aws-keys, key: secret, namespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: aws-jwt-{id}}}\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: eu-west-1\n      auth:\n        jwt:\n          serviceAccountRef: {{name: courier-aws, namespace: {central}}}\n"
+    );
+    for store in ["role", "bare", "jwt"] {
+        manifests.push_str(&format!(
+            "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {store}-{id}}}\nspec:\n  namespaceSelectors: [{{matchLabels: {{{label}: \"true\"}}}}]\n  externalSecretSpec:\n    refreshInterval: 5s\n    secretStoreRef: {{kind: ClusterSecretStore, name: aws-{store}-{id}}}\n    target: {{name: db-{store}}}\n    data: [{{secretKey: password, remoteRef: {{key: platform/db, property: password}}}}]\n"
+        ));
+    }
+    std::fs::write(platform.manifests.path().join("manifests.yaml"), manifests).unwrap();
+    moto.start_recording().await;
+    let kubeconfig = control_plane().kubeconfig.to_str().unwrap().to_owned();
+    let child = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["run", platform.manifests.path().to_str().unwrap()])
+        .args([
+            "--kubeconfig",
+            &kubeconfig,
+            "--instance",
+            &format!("aws-{id}"),
+        ])
+        .args(["--refresh", "1h", "--metrics-addr", "127.0.0.1:0"])
+        .env_remove("KUBECONFIG")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env("AWS_SECRETSMANAGER_ENDPOINT", &moto.address)
+        .env("AWS_STS_ENDPOINT", &moto.address)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Reconciles every 5 s (±10 %): wait for four rounds of reads.
+    let started = std::time::Instant::now();
+    while moto.count("BatchGetSecretValue") < 12 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "courier run made only {:?}",
+            moto.operations()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for store in ["role", "bare", "jwt"] {
+        assert_eq!(
+            platform
+                .value(&target.name, &format!("db-{store}"), "password")
+                .await
+                .as_deref(),
+            Some("sts-value"),
+            "{stderr}"
+        );
+    }
+    let operations = moto.operations();
+    assert_eq!(moto.count("AssumeRole"), 2, "one per store: {operations:?}");
+    assert_eq!(moto.count("AssumeRoleWithWebIdentity"), 1, "{operations:?}");
+    // ESO's form: ExternalId, the tags, and the transitive keys; without sessionTags an
+    // empty tag list (`Tags=`) and the transitive keys all the same.
+    let mut bodies: Vec<Vec<(String, String)>> = moto
+        .form_bodies("AssumeRole")
+        .into_iter()
+        .map(|body| {
+            body.into_iter()
+                .filter(|(k, _)| k != "RoleSessionName")
+                .collect()
+        })
+        .collect();
+    bodies.sort();
+    let expected = |fields: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut all = vec![
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", "arn:aws:iam::123456789012:role/reader"),
+        ];
+        all.extend_from_slice(fields);
+        all.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let mut wanted = vec![
+        expected(&[
+            ("ExternalId", "ext-1"),
+            ("Tags.member.1.Key", "team"),
+            ("Tags.member.1.Value", "blue"),
+            ("Tags.member.2.Key", "env"),
+            ("Tags.member.2.Value", "test"),
+            ("TransitiveTagKeys.member.1", "team"),
+        ]),
+        expected(&[("Tags", ""), ("TransitiveTagKeys.member.1", "team")]),
+    ];
+    wanted.sort();
+    assert_eq!(bodies, wanted);
+    assert!(!stderr.contains(&secret_key) && !stderr.contains("sts-value"));
 }

@@ -180,6 +180,37 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
             .collect()
     }
 
+    /// The form bodies (decoded, `&`-separated pairs) of the recorded query-protocol calls
+    /// of `action` (`AssumeRole`), in order.
+    pub fn form_bodies(&self, action: &str) -> Vec<Vec<(String, String)>> {
+        let text =
+            std::fs::read_to_string(self.state.path().join("requests.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+                let mut body = entry["body"].as_str()?.to_owned();
+                if entry["body_encoded"] == true {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(&body)
+                        .ok()?;
+                    body = String::from_utf8(bytes).ok()?;
+                }
+                let pairs: Vec<(String, String)> = body
+                    .split('&')
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        (percent_decode(k), percent_decode(v))
+                    })
+                    .collect();
+                pairs
+                    .iter()
+                    .any(|(k, v)| k == "Action" && v == action)
+                    .then_some(pairs)
+            })
+            .collect()
+    }
+
     /// The `WebIdentityToken`s of the AssumeRoleWithWebIdentity calls recorded.
     pub fn web_identity_tokens(&self) -> Vec<String> {
         let text =
