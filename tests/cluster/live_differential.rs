@@ -283,30 +283,18 @@ fn eso_v2_9_0_and_courier_apply_write_the_same_secrets() {
         "ESO gave no verdict on {unsettled:?} (its log: {})",
         eso.log.display()
     );
-    let waited = waiting.elapsed();
-    // Every ExternalSecret ESO has (its own, and those it made for the ClusterExternalSecrets)
-    // is synced: these cases all write Secrets.
-    let ids: BTreeSet<&str> = eso_side.iter().map(|c| c.id.as_str()).collect();
-    let mut not_ready = Vec::new();
-    let mut synced = 0;
-    for es in runtime.block_on(list_all(&client, "ExternalSecret")) {
-        let ns = es["metadata"]["namespace"].as_str().unwrap_or("");
-        if !ids.contains(case_of(ns)) {
-            continue;
-        }
-        let ready = es["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-            .is_some_and(|c| c["status"] == "True");
-        if ready {
-            synced += 1;
-        } else {
-            not_ready.push(format!(
-                "{ns}/{}",
-                es["metadata"]["name"].as_str().unwrap_or("")
-            ));
-        }
+    // A verdict can be a passing error (ESO's store not validated yet, its floodgate,
+    // a retry after backoff under load): every case here writes Secrets, so wait until
+    // ESO has synced as many ExternalSecrets as courier wrote targets, or the limit.
+    let targets = applied_targets(&stderr);
+    let (mut synced, mut not_ready) = runtime.block_on(synced_by_eso(&client, &eso_side));
+    while (synced < targets || !not_ready.is_empty())
+        && waiting.elapsed() < Duration::from_secs(300)
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        (synced, not_ready) = runtime.block_on(synced_by_eso(&client, &eso_side));
     }
+    let waited = waiting.elapsed();
     if !not_ready.is_empty() {
         failures.push_str(&format!(
             "ESO did not sync {not_ready:?} (its log: {})\n",
@@ -365,4 +353,48 @@ fn eso_v2_9_0_and_courier_apply_write_the_same_secrets() {
         failures.is_empty(),
         "ESO and courier apply differ:\n{failures}"
     );
+}
+
+/// The targets `courier apply`'s summary counts (created, updated and unchanged).
+fn applied_targets(stderr: &str) -> usize {
+    let Some(line) = stderr.lines().rev().find(|l| l.starts_with("apply:")) else {
+        return 0;
+    };
+    ["created", "updated", "unchanged"]
+        .iter()
+        .filter_map(|word| {
+            let before = line.split(&format!(" {word}")).next()?;
+            before
+                .rsplit([' ', ','])
+                .find(|w| !w.is_empty())?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum()
+}
+
+/// How many of ESO's ExternalSecrets in the cases' namespaces read Ready, and which do not.
+async fn synced_by_eso(client: &kube::Client, cases: &[Case]) -> (usize, Vec<String>) {
+    let ids: BTreeSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    let mut not_ready = Vec::new();
+    let mut synced = 0;
+    for es in list_all(client, "ExternalSecret").await {
+        let ns = es["metadata"]["namespace"].as_str().unwrap_or("");
+        if !ids.contains(case_of(ns)) {
+            continue;
+        }
+        let ready = es["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .is_some_and(|c| c["status"] == "True");
+        if ready {
+            synced += 1;
+        } else {
+            not_ready.push(format!(
+                "{ns}/{}",
+                es["metadata"]["name"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    (synced, not_ready)
 }
