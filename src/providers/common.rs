@@ -244,7 +244,7 @@ pub mod gjson {
 
     fn unsupported(path: &str) -> String {
         format!(
-            "property path {path:?} uses gjson syntax courier does not evaluate (queries, modifiers, pipes, multipaths, `#` before more path); courier reads keys, array indexes, `*`/`?` wildcards and a final `#`"
+            "property path {path:?} uses gjson queries, modifiers, pipes or multipaths, which courier evaluates only over JSON that is UTF-8 text, and this value is not\nhint: read the value by keys, array indexes, `*`/`?` wildcards and a final `#`, or store it as UTF-8"
         )
     }
 
