@@ -186,8 +186,29 @@ pub mod gjson {
         Key { text: Vec<u8>, wild: bool },
     }
 
-    /// `gjson.Get(json, path).String()`; `Ok(None)` when nothing exists there.
+    /// `gjson.Get(json, path).String()`; `Ok(None)` when nothing exists there. Keys,
+    /// indexes, wildcards and a final `#` are read here; queries, modifiers, pipes,
+    /// multipaths and `#` inside a path go to tidwall's Rust port of gjson ([`by_port`]).
     pub fn get_string(json: &[u8], path: &str) -> Result<Option<Vec<u8>>, String> {
+        match get_simple(json, path) {
+            Err(unsupported) => by_port(json, path).ok_or(unsupported),
+            found => found,
+        }
+    }
+
+    /// The `gjson` crate's match, its raw text turned into Go's `Result.String()` as
+    /// [`result_string`] does for the hand-written reader. `None` when the JSON is not
+    /// UTF-8 (the port reads `&str`): then the path stays refused by name.
+    fn by_port(json: &[u8], path: &str) -> Option<Option<Vec<u8>>> {
+        let json = std::str::from_utf8(json).ok()?;
+        let found = ::gjson::get(json, path);
+        if !found.exists() {
+            return Some(None);
+        }
+        Some(result_string(found.json().as_bytes()))
+    }
+
+    fn get_simple(json: &[u8], path: &str) -> Result<Option<Vec<u8>>, String> {
         let parts = parse_path(path)?;
         let mut at = skip_ws(json, 0);
         let count = parts.len();
@@ -223,7 +244,7 @@ pub mod gjson {
 
     fn unsupported(path: &str) -> String {
         format!(
-            "property path {path:?} uses gjson syntax courier does not evaluate (queries, modifiers, pipes, multipaths, `#` before more path); courier reads keys, array indexes, `*`/`?` wildcards and a final `#`"
+            "property path {path:?} uses gjson queries, modifiers, pipes or multipaths, which courier evaluates only over JSON that is UTF-8 text, and this value is not\nhint: read the value by keys, array indexes, `*`/`?` wildcards and a final `#`, or store it as UTF-8"
         )
     }
 

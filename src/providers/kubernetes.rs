@@ -1160,8 +1160,10 @@ mod tests {
         assert_eq!(get("c.k*").as_deref(), Some("1"));
         assert_eq!(get("c.k?").as_deref(), Some("1"));
         assert_eq!(get("c.arr.2"), None);
-        assert!(property_value(&data, "c.arr.#(k==1)").is_err());
-        assert!(property_value(&data, "c.obj|@pretty").is_err());
+        // Queries, `#` over arrays and modifiers: gjson's own port.
+        assert_eq!(get("c.arr.#(k==1)").as_deref(), Some("{\"k\":1}"));
+        assert_eq!(get("c.arr.#(k==2)"), None);
+        assert_eq!(get("c.obj.a|@reverse").as_deref(), Some("[2,1]"));
     }
 
     #[test]
