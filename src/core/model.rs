@@ -118,6 +118,17 @@ pub struct NamespaceManifest {
     /// Object metadata.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// `status`: its `phase` is `Terminating` while the namespace is being deleted.
+    #[serde(default)]
+    pub status: NamespaceStatus,
+}
+
+/// `Namespace.status`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NamespaceStatus {
+    /// `Active` or `Terminating`.
+    #[serde(default)]
+    pub phase: Option<String>,
 }
 
 /// `ClusterSecretStore` or `SecretStore`.

@@ -73,6 +73,10 @@ pub type RemoteFinds = BTreeMap<(String, String), Result<Vec<String>, RemoteErro
 pub struct World {
     /// Namespace name to labels (with `kubernetes.io/metadata.name`).
     pub namespaces: BTreeMap<String, StringMap>,
+    /// Namespaces being deleted (`status.phase: Terminating`, or a deletion timestamp):
+    /// a ClusterExternalSecret provisions nothing there, as ESO's controller skips them,
+    /// and what courier wrote there is left to the namespace's deletion, never pruned.
+    pub terminating: BTreeSet<String>,
     /// Namespace, then Secret name.
     pub secrets: BTreeMap<String, BTreeMap<String, SourceSecret>>,
     /// Namespace, then ConfigMap name, then its data.
@@ -181,6 +185,9 @@ impl World {
         let mut errors = Vec::new();
         for ns in &inputs.namespaces {
             world.add_namespace(&ns.object.metadata.name, ns.object.metadata.labels.clone());
+            if ns.object.status.phase.as_deref() == Some("Terminating") {
+                world.terminating.insert(ns.object.metadata.name.clone());
+            }
         }
         for secret in &inputs.secrets {
             let meta = &secret.object.metadata;

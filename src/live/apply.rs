@@ -390,9 +390,12 @@ pub async fn decide<'p>(
             .origin
             .as_deref()
             .is_some_and(|o| failing_owners.contains(o));
+        // A namespace being deleted takes its Secrets with it: nothing of it is pruned
+        // (a removal there would only count against the deletion cap).
         if !ours(existing)
             || owner_failing
             || desired.contains(&(namespace.as_str(), name.as_str()))
+            || snapshot.world.terminating.contains(namespace)
         {
             continue;
         }

@@ -414,6 +414,12 @@ fn add_namespaces(world: &mut World, namespaces: Vec<Namespace>) -> Option<Strin
         if name == "kube-system" {
             cluster_id = namespace.metadata.uid;
         }
+        let phase = namespace.status.and_then(|s| s.phase);
+        if namespace.metadata.deletion_timestamp.is_some()
+            || phase.as_deref() == Some("Terminating")
+        {
+            world.terminating.insert(name.clone());
+        }
         world.add_namespace(&name, namespace.metadata.labels.unwrap_or_default());
     }
     cluster_id

@@ -758,3 +758,58 @@ async fn template_finalizers_reach_the_secret_and_others_finalizers_stay() {
         .await
         .unwrap();
 }
+
+/// A namespace being deleted: ESO's ClusterExternalSecret controller provisions nothing
+/// there, and courier neither writes into it nor prunes what it wrote there (the
+/// namespace's deletion takes it). The test plane runs no namespace controller, so a
+/// deleted namespace stays Terminating with its Secrets.
+#[tokio::test]
+async fn a_namespace_being_deleted_is_neither_written_nor_pruned() {
+    let platform = Platform::new("term").await;
+    let instance = format!("term-{}", platform.id);
+    let staying = platform.target("term-a", true).await;
+    let going = platform.target("term-b", true).await;
+    let first = platform.apply(&instance, &[]);
+    assert!(first.has("apply: 2 created, 0 updated"), "{}", first.stderr);
+
+    Api::<Namespace>::all(platform.client.clone())
+        .delete(&going.name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let phase = Api::<Namespace>::all(platform.client.clone())
+        .get(&going.name)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.phase);
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+
+    platform
+        .put_source(
+            "shared",
+            &[("username", "bot"), ("password", "second-value")],
+        )
+        .await;
+    let after = platform.apply(&instance, &["--max-deletions", "0"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert!(
+        after.has("apply: 0 created, 1 updated, 0 unchanged, 0 deleted"),
+        "{}",
+        after.stderr
+    );
+    assert_eq!(
+        platform
+            .value(&staying.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("second-value")
+    );
+    // Left to the namespace's deletion, as it was.
+    assert_eq!(
+        platform
+            .value(&going.name, "creds", "password")
+            .await
+            .as_deref(),
+        Some("first-value")
+    );
+}

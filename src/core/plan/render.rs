@@ -640,6 +640,19 @@ mod tests {
         &plan.secrets[0].body
     }
 
+    /// ESO's ClusterExternalSecret controller skips a namespace being deleted.
+    #[test]
+    fn a_namespace_being_deleted_gets_nothing_from_a_cluster_external_secret() {
+        let yaml = "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: central}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: live, labels: {wants: 'yes'}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: going, labels: {wants: 'yes'}}\nstatus: {phase: Terminating}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: central}\nstringData: {user: bot}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec: {provider: {kubernetes: {remoteNamespace: central}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: fan}\nspec:\n  namespaceSelectors: [{matchLabels: {wants: 'yes'}}]\n  namespaces: [going]\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: central}\n    target: {name: copy}\n    dataFrom: [{extract: {key: src}}]\n";
+        let inputs = load_str("w.yaml", yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        let world = World::from_inputs(&inputs).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(world.terminating.contains("going"));
+        let plan = plan(&inputs.manifests, &world, &crate::providers::Registry);
+        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+        let targets: Vec<&str> = plan.secrets.iter().map(|s| s.namespace.as_str()).collect();
+        assert_eq!(targets, ["live"]);
+    }
+
     const HTPASSWD: &str = "      data:\n        auth: '{{ htpasswd \"user\" .password }}'\n        user: '{{ .user }}'\n      metadata:\n        annotations: {rotated: '{{ now }}', fixed: 'x'}\n";
 
     #[test]

@@ -298,6 +298,8 @@ impl<'m> Planner<'m> {
                 selected.insert(name.clone());
             }
         }
+        // ESO's gatherProvisionedNamespaces skips a namespace being deleted.
+        selected.retain(|name| !self.world.terminating.contains(name));
         Ok(selected)
     }
 }
