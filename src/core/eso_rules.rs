@@ -45,6 +45,7 @@ fn set(value: &Value) -> bool {
 }
 
 fn external_secret(spec: &Value, at: &str, errors: &mut Vec<FieldError>) {
+    sync_windows(&spec["syncWindows"], &format!("{at}.syncWindows"), errors);
     let target = &spec["target"];
     // The CRD defaults both policies.
     let creation = target["creationPolicy"].as_str().unwrap_or("Owner");
@@ -130,6 +131,36 @@ fn external_secret(spec: &Value, at: &str, errors: &mut Vec<FieldError>) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// `syncWindows.windows[]`: a `duration` must be a Go duration (ESO reads it as a
+/// `metav1.Duration`; an object whose duration does not parse cannot be read at all). A
+/// `schedule` robfig/cron cannot parse is skipped by ESO's controller (inactive, logged at
+/// debug level), which turns an allow window into no refresh ever and a deny window into
+/// nothing: courier refuses it, deliberately, as it refuses other mistakes ESO ignores.
+fn sync_windows(windows: &Value, at: &str, errors: &mut Vec<FieldError>) {
+    for (index, window) in list(&windows["windows"]).iter().enumerate() {
+        if let Some(duration) = window["duration"].as_str()
+            && crate::core::sync_window::parse_go_duration_exact(duration).is_none()
+        {
+            push(
+                errors,
+                format!("{at}.windows[{index}].duration"),
+                "is not a Go duration\nhint: write it like 30m, 1h or 1h30m",
+            );
+        }
+        if let Some(schedule) = window["schedule"].as_str()
+            && let Err(reason) = crate::core::sync_window::parse(schedule)
+        {
+            push(
+                errors,
+                format!("{at}.windows[{index}].schedule"),
+                format!(
+                    "robfig/cron cannot parse this schedule ({reason}); ESO's controller would skip the window silently\nhint: five fields (minute hour day-of-month month day-of-week, e.g. 0 2 * * *) or @hourly, @daily, @weekly, @monthly, @yearly, @every 1h"
+                ),
+            );
         }
     }
 }

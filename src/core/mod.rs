@@ -26,6 +26,7 @@ pub mod schema;
 pub mod secret_bytes;
 pub mod select;
 pub mod suggest;
+pub mod sync_window;
 pub mod template;
 pub mod validate_secret;
 pub mod world;

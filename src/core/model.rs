@@ -277,12 +277,45 @@ pub struct ExternalSecretSpec {
     /// When to refresh (ESO v2.9): Periodic (the default), CreatedOnce or OnChange.
     #[serde(default)]
     pub refresh_policy: Option<RefreshPolicy>,
+    /// Cron windows that allow or deny the periodic refresh (ESO v2.9;
+    /// [`crate::core::sync_window`]).
+    #[serde(default)]
+    pub sync_windows: Option<SyncWindows>,
     /// Single values.
     #[serde(default, deserialize_with = "null_default")]
     pub data: Vec<ExternalSecretData>,
     /// Maps of values.
     #[serde(default, deserialize_with = "null_default")]
     pub data_from: Vec<ExternalSecretDataFrom>,
+}
+
+/// `syncWindows`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct SyncWindows {
+    /// Whether the windows allow or deny the periodic refresh.
+    pub kind: SyncWindowKind,
+    /// At least one.
+    pub windows: Vec<SyncWindow>,
+}
+
+/// `syncWindows.kind`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum SyncWindowKind {
+    /// A periodic refresh only while a window is active.
+    #[serde(rename = "allow")]
+    Allow,
+    /// No periodic refresh while a window is active.
+    #[serde(rename = "deny")]
+    Deny,
+}
+
+/// `syncWindows.windows[]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct SyncWindow {
+    /// A cron schedule (5 fields) or descriptor: when a window opens.
+    pub schedule: String,
+    /// A Go duration: how long it stays open.
+    pub duration: String,
 }
 
 /// `secretStoreRef`.
@@ -413,6 +446,10 @@ pub struct TemplateFrom {
     /// An inline template whose output is a YAML map of keys and values.
     #[serde(default)]
     pub literal: Option<String>,
+    /// How each rendered value is decoded before it lands (ESO's `decoding.Decode`);
+    /// unset is `None`.
+    #[serde(default)]
+    pub values_decoding_strategy: Option<DecodingStrategy>,
 }
 
 /// Where `templateFrom` output lands. Read without regard to case, as ESO's webhook

@@ -53,14 +53,8 @@ const OBJECT_META: [&str; 15] = [
 /// Fields of an ExternalSecret spec (also `ClusterExternalSecret.spec.externalSecretSpec`,
 /// and `spec.` of the stores) that ESO defines and courier does not implement, with the
 /// one value that means what courier does, if any. Paths write list items as `[]`.
-pub const UNSUPPORTED: [(&str, &str, Option<&str>); 5] = [
-    ("ExternalSecret", "spec.syncWindows", None),
+pub const UNSUPPORTED: [(&str, &str, Option<&str>); 3] = [
     ("ExternalSecret", "spec.target.manifest", None),
-    (
-        "ExternalSecret",
-        "spec.target.template.templateFrom[].valuesDecodingStrategy",
-        Some("None"),
-    ),
     ("SecretStore", "spec.controller", None),
     ("SecretStore", "spec.retrySettings", None),
 ];
@@ -544,16 +538,50 @@ mod tests {
     }
 
     #[test]
+    fn sync_windows_are_checked_as_eso_s_crd_checks_them() {
+        let found = errors(
+            "ExternalSecret",
+            json!({"spec": {"syncWindows": {"kind": "Deny", "windows": []}}}),
+        );
+        assert_eq!(
+            found,
+            [
+                "spec.syncWindows.kind: must be one of allow, deny; did you mean deny?",
+                "spec.syncWindows.windows: needs at least 1 item(s)",
+            ]
+        );
+        let found = errors(
+            "ExternalSecret",
+            json!({"spec": {"syncWindows": {"kind": "allow", "windows": [
+                {"schedule": "0 0 * *", "duration": "1h"}, {"schedule": "@daily"}, {"schedule": "@every 1h", "duration": "1h"}]}}}),
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0]
+                .starts_with("spec.syncWindows.windows[0].schedule: does not match ESO's pattern"),
+            "{found:?}"
+        );
+        assert_eq!(
+            found[1],
+            "spec.syncWindows.windows[1].duration: missing required field \"duration\""
+        );
+    }
+
+    #[test]
     fn what_courier_does_not_implement_is_refused_and_defaults_pass() {
         let found = errors(
             "ClusterExternalSecret",
-            json!({"spec": {"externalSecretSpec": {"syncWindows": {"kind": "allow", "windows": []},
-                "refreshPolicy": "Periodic", "target": {"creationPolicy": "CreateOrMerge"}}}}),
+            json!({"spec": {"externalSecretSpec": {"target": {"manifest": {"apiVersion": "v1", "kind": "ConfigMap"},
+                "creationPolicy": "CreateOrMerge"}, "refreshPolicy": "Periodic",
+                "syncWindows": {"kind": "deny", "windows": [{"schedule": "@every 1h", "duration": "5m"}]}}}}),
         );
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with(
-            "spec.externalSecretSpec.syncWindows: syncWindows is not supported by courier yet"
-        ));
+        assert!(
+            found[0].starts_with(
+                "spec.externalSecretSpec.target.manifest: manifest is not supported by courier yet"
+            ),
+            "{found:?}"
+        );
         let store = errors(
             "ClusterSecretStore",
             json!({"spec": {"controller": "dev", "provider": {"kubernetes": {"remoteNamespce": "a"}}}}),

@@ -104,6 +104,9 @@ pub struct World {
     /// A files world's Secrets marked `immutable: true`, by namespace and name: an
     /// existing target whose data or type would change fails, as under ESO.
     pub immutable: BTreeSet<(String, String)>,
+    /// The time `spec.syncWindows` are evaluated at (UTC); `None`: the clock, when a
+    /// target with windows is planned. Tests set it.
+    pub now: Option<jiff::Timestamp>,
 }
 
 /// What one store identity could read of its remote namespace.

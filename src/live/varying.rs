@@ -85,7 +85,7 @@ impl Written {
         let before = *targets.entry(self.key(secret)).or_insert(now);
         match varying.refresh {
             Refresh::CreatedOnce => false,
-            Refresh::OnChange => before.templates != now.templates,
+            Refresh::OnChange | Refresh::SyncWindowClosed => before.templates != now.templates,
             Refresh::Periodic(_) => before != now,
         }
     }

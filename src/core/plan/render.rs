@@ -9,7 +9,7 @@ use std::sync::Arc;
 use minijinja::Environment;
 
 use super::engine::{Engine, Renderer};
-use super::fetch::fetch_values;
+use super::fetch::{decode, fetch_values};
 use super::stores::Clients;
 use super::targets::{Instance, Planner};
 use super::types::{Failure, Fingerprinter, Refresh, SecretBody, Varying};
@@ -18,12 +18,13 @@ use crate::core::duration::parse_go_duration;
 use crate::core::gotemplate;
 use crate::core::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, ORIGIN_ANNOTATION};
 use crate::core::model::{
-    CreationPolicy, DeletionPolicy, ExternalSecretSpec, MergePolicy, RefreshPolicy, SecretTemplate,
-    StringMap, TemplateScope, TemplateTarget,
+    CreationPolicy, DecodingStrategy, DeletionPolicy, ExternalSecretSpec, MergePolicy,
+    RefreshPolicy, SecretTemplate, StringMap, TemplateScope, TemplateTarget,
 };
 use crate::core::provider::SecretMap;
 use crate::core::redact::{Derived, DerivedMap};
 use crate::core::secret_bytes::SecretBytes;
+use crate::core::sync_window;
 use crate::core::validate_secret::{self, Candidate};
 
 pub(super) fn render_body(
@@ -34,6 +35,19 @@ pub(super) fn render_body(
 ) -> Result<SecretBody, Failure> {
     let spec = instance.spec;
     let engine = planner.owners[instance.owner_index].engine.clone()?;
+    let closed = sync_window_closed(spec, planner.world.now);
+    // A periodic refresh the windows block, in a files world: the existing target (the
+    // input's Secret of that name) is printed as it is, as ESO keeps it; with none, this
+    // is ESO's first sync, which windows never block.
+    if closed
+        && !planner.world.live
+        && planner
+            .world
+            .secret(&instance.namespace, &instance.secret_name)
+            .is_some()
+    {
+        return Ok(unwritten(planner, instance));
+    }
     let provider = fetch_values(clients, spec, planner.world.live)?;
     // ESO's reconcile returns early when the provider returned no data (`len(dataMap) ==
     // 0` in pkg/controllers/externalsecret/externalsecret_controller.go): under
@@ -199,7 +213,7 @@ pub(super) fn render_body(
         finalizers,
         creation_policy,
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
-        varying: varying_of(marks, spec).map(Arc::new),
+        varying: varying_of(marks, spec, closed).map(Arc::new),
     })
 }
 
@@ -208,8 +222,14 @@ pub(super) fn render_body(
 /// that `run` holds the target as ESO's `shouldRefresh` does: CreatedOnce never renders
 /// an existing target again, OnChange only when the ExternalSecret's spec changed, which
 /// `templates` then fingerprints whole (keyed, in memory only; the spec holds no values).
-fn varying_of(marks: Option<Marks>, spec: &ExternalSecretSpec) -> Option<Varying> {
-    let refresh = refresh_of(spec);
+/// While `syncWindows` block the periodic refresh ([`sync_window_closed`]) a body carries
+/// [`Refresh::SyncWindowClosed`], held as under OnChange.
+fn varying_of(marks: Option<Marks>, spec: &ExternalSecretSpec, closed: bool) -> Option<Varying> {
+    let refresh = if closed {
+        Refresh::SyncWindowClosed
+    } else {
+        refresh_of(spec)
+    };
     if matches!(refresh, Refresh::Periodic(_)) {
         return marks.map(|marks| marks.finish(spec));
     }
@@ -219,6 +239,7 @@ fn varying_of(marks: Option<Marks>, spec: &ExternalSecretSpec) -> Option<Varying
     Some(match marks {
         Some(marks) => Varying {
             templates: manifest,
+            refresh,
             ..marks.finish(spec)
         },
         None => Varying {
@@ -313,6 +334,21 @@ impl Marks {
     }
 }
 
+/// Whether `spec.syncWindows` block the periodic refresh at `now` (the clock when
+/// `None`): ESO's `shouldRefreshPeriodic` consults them only under `refreshPolicy`
+/// Periodic with a `refreshInterval` other than 0, once the interval has passed
+/// ([`crate::core::sync_window`]).
+fn sync_window_closed(spec: &ExternalSecretSpec, now: Option<jiff::Timestamp>) -> bool {
+    let Some(windows) = &spec.sync_windows else {
+        return false;
+    };
+    if !matches!(refresh_of(spec), Refresh::Periodic(Some(_))) {
+        return false;
+    }
+    let now = now.unwrap_or_else(jiff::Timestamp::now);
+    !sync_window::periodic_refresh_allowed(windows, now.as_nanosecond())
+}
+
 /// ESO's `refreshPolicy` and `refreshInterval` (default 1h, 0 never).
 fn refresh_of(spec: &ExternalSecretSpec) -> Refresh {
     match spec.refresh_policy.unwrap_or_default() {
@@ -400,6 +436,7 @@ fn render_template(
     };
     for (index, from) in template.template_from.iter().enumerate() {
         let at = format!("template.templateFrom[{index}]");
+        let decoding = from.values_decoding_strategy.unwrap_or_default();
         let (sink, mut derived, which) = match from.target.unwrap_or_default() {
             TemplateTarget::Data => (&mut data, None, Marked::Data),
             TemplateTarget::Labels => (&mut labels, Some(&mut derived_labels), Marked::Labels),
@@ -462,7 +499,7 @@ fn render_template(
                     },
                     &item.key,
                     item.template_as.unwrap_or_default(),
-                    output,
+                    (output, decoding),
                     &field,
                 )?;
                 mark(which, keys, varies);
@@ -477,7 +514,13 @@ fn render_template(
                 derived,
                 from_values: has_action(literal),
             };
-            let keys = add_rendered(sink, "", TemplateScope::KeysAndValues, output, &field)?;
+            let keys = add_rendered(
+                sink,
+                "",
+                TemplateScope::KeysAndValues,
+                (output, decoding),
+                &field,
+            )?;
             mark(which, keys, varies);
         }
     }
@@ -576,13 +619,51 @@ struct Sink<'s> {
     from_values: bool,
 }
 
+/// Decodes one rendered value by `valuesDecodingStrategy`, as ESO's `valueScopeApply` and
+/// `mapScopeApply` (runtime/template/v2) do with `decoding.Decode`. The error names the
+/// key, never the value. Labels and annotations (`text`) are strings: bytes that are not
+/// UTF-8 become U+FFFD, one per byte, as Go's JSON encoding writes them.
+fn decode_rendered(
+    (strategy, text): (DecodingStrategy, bool),
+    key: &str,
+    value: String,
+    field: &str,
+) -> Result<String, Failure> {
+    if strategy == DecodingStrategy::None {
+        return Ok(value);
+    }
+    let bytes = SecretBytes::new(gotemplate::binary::to_bytes(&value).into_owned());
+    let decoded = decode(strategy, bytes).map_err(|_| {
+        let (what, name) = match strategy {
+            DecodingStrategy::Base64Url => ("base64url", "Base64URL"),
+            _ => ("base64", "Base64"),
+        };
+        Failure::new(
+            field.to_owned(),
+            format!(
+                "failed to decode the rendered value of key {key:?}: not valid {what} \
+                 (valuesDecodingStrategy: {name})\n\
+                 hint: make the template render {what} text, or use valuesDecodingStrategy: Auto \
+                 (keeps text that does not decode) or None"
+            ),
+        )
+    })?;
+    let carried = gotemplate::binary::from_bytes(decoded.expose());
+    Ok(if text {
+        gotemplate::binary::replaced(&carried).into_owned()
+    } else {
+        carried.into_owned()
+    })
+}
+
 /// `Values`: the output is the value of `key`. `KeysAndValues`: the output is a YAML map,
-/// whose keys come out of the template too. Returns the keys written.
+/// whose keys come out of the template too. Each value is then decoded by
+/// `valuesDecodingStrategy`. Returns the keys written.
 fn add_rendered(
     sink: Sink<'_>,
     key: &str,
     scope: TemplateScope,
-    output: String,
+    (output, decoding): (String, DecodingStrategy),
     field: &str,
 ) -> Result<Vec<String>, Failure> {
     let Sink {
@@ -598,6 +679,7 @@ fn add_rendered(
     };
     match scope {
         TemplateScope::Values => {
+            let output = decode_rendered((decoding, derived.is_some()), key, output, field)?;
             map.insert(key.to_owned(), output);
             if let Some(derived) = derived.as_deref_mut() {
                 note(derived, key, from(false));
@@ -610,6 +692,7 @@ fn add_rendered(
                 .map_err(|e| Failure::new(field.to_owned(), without_values(&e)))?;
             let keys = members.keys().cloned().collect();
             for (key, value) in members {
+                let value = decode_rendered((decoding, derived.is_some()), &key, value, field)?;
                 if let Some(derived) = derived.as_deref_mut() {
                     note(derived, &key, from(true));
                 }

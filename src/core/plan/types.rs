@@ -70,6 +70,9 @@ pub enum Refresh {
     CreatedOnce,
     /// `refreshPolicy: OnChange`: when the manifest changes.
     OnChange,
+    /// `refreshPolicy: Periodic` while `syncWindows` block the periodic refresh: an
+    /// existing target is held as under OnChange (a spec change still refreshes it).
+    SyncWindowClosed,
 }
 
 /// A keyed digest (HMAC-SHA256) of a target's inputs, under a key drawn at random when
