@@ -29,6 +29,7 @@ mod run;
 mod runbook;
 mod strict;
 mod support;
+mod sync_windows;
 mod walkthrough;
 mod webhook_apply;
 

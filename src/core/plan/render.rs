@@ -848,10 +848,69 @@ mod tests {
     }
 
     const EXISTING: &str = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: web, namespace: app, labels: {theirs: 'yes'}}\ntype: example.com/custom\nstringData: {own: kept}\n";
+
+    /// `syncWindows` (one window 03:00-04:00 UTC every day) planned at `now`.
+    fn windows_at(existing: &str, spec: &str, kind: &str, now: &str) -> Plan {
+        let target = format!(
+            "{{}}\n{spec}\n  syncWindows: {{kind: {kind}, windows: [{{schedule: '0 3 * * *', duration: 1h}}]}}"
+        );
+        let yaml = format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: src, namespace: app}}\n{VALUES}\n{existing}---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: local, namespace: app}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: app}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: web, namespace: app}}\nspec:\n  secretStoreRef: {{name: local}}\n  target: {target}\n  dataFrom:\n  - extract: {{key: src}}\n"
+        );
+        let inputs = load_str("w.yaml", &yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut world = World::from_inputs(&inputs).unwrap_or_else(|e| panic!("{e:?}"));
+        world.now = Some(now.parse().unwrap());
+        plan(&inputs.manifests, &world, &crate::providers::Registry)
+    }
     const VALUES: &str = "stringData: {user: bot}";
 
     fn keys(body: &SecretBody) -> Vec<&str> {
         body.data.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn a_closed_sync_window_reprints_the_existing_target_and_never_blocks_the_first_sync() {
+        use crate::core::model::CreationPolicy;
+        let keys_at = |existing: &str, spec: &str, kind: &str, now: &str| {
+            let plan = windows_at(existing, spec, kind, now);
+            assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+            let body = body(&plan);
+            let kept = body.creation_policy == CreationPolicy::None;
+            (keys(body).join(","), kept)
+        };
+        let (inside, outside) = ("2026-12-05T03:30:00Z", "2026-12-05T04:00:01Z");
+        let spec = "  refreshInterval: 1h";
+        // deny, inside the window: the existing target as it is; outside: refreshed.
+        assert_eq!(
+            keys_at(EXISTING, spec, "deny", inside),
+            ("own".into(), true)
+        );
+        assert_eq!(
+            keys_at(EXISTING, spec, "deny", "2026-12-05T04:00:00Z"),
+            ("own".into(), true)
+        );
+        assert_eq!(
+            keys_at(EXISTING, spec, "deny", outside),
+            ("user".into(), false)
+        );
+        // allow: the reverse.
+        assert_eq!(
+            keys_at(EXISTING, spec, "allow", inside),
+            ("user".into(), false)
+        );
+        assert_eq!(
+            keys_at(EXISTING, spec, "allow", outside),
+            ("own".into(), true)
+        );
+        // No existing target: the first sync, which windows never block.
+        assert_eq!(keys_at("", spec, "allow", outside), ("user".into(), false));
+        // refreshInterval 0 and refreshPolicy CreatedOnce never consult the windows.
+        for other in ["  refreshInterval: 0s", "  refreshPolicy: CreatedOnce"] {
+            assert_eq!(
+                keys_at(EXISTING, other, "allow", outside),
+                ("user".into(), false)
+            );
+        }
     }
 
     #[test]
