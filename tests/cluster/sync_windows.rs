@@ -145,6 +145,53 @@ async fn sync_windows_hold_only_the_periodic_refresh_under_run() {
     .await;
 }
 
+/// `apply` (the CronJob) is a periodic refresh of the targets it already wrote: a blocked
+/// one is kept, a missing one created.
+#[tokio::test]
+async fn sync_windows_hold_targets_apply_already_wrote() {
+    let platform = Platform::new("windows-apply").await;
+    std::fs::write(
+        platform.manifests.path().join("manifests.yaml"),
+        manifests(
+            &platform,
+            &[
+                ("deny-always", "deny", ALWAYS, ""),
+                ("allow-always", "allow", ALWAYS, ""),
+                ("allow-never", "allow", NEVER, ""),
+            ],
+        ),
+    )
+    .unwrap();
+    let target = platform.target("windows-a", true).await;
+    let instance = format!("windows-apply-{}", platform.id);
+    let first = platform.apply(&instance, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let value = |name: &'static str| {
+        let platform = &platform;
+        let namespace = target.name.clone();
+        async move { platform.value(&namespace, name, "password").await }
+    };
+    for name in ["deny-always", "allow-always", "allow-never"] {
+        assert_eq!(value(name).await.as_deref(), Some("first-value"), "{name}");
+    }
+    platform
+        .put_source("shared", &[("username", "bot"), ("password", "rotated")])
+        .await;
+    Api::<Secret>::namespaced(platform.client.clone(), &target.name)
+        .delete("allow-never", &DeleteParams::default())
+        .await
+        .unwrap();
+    let second = platform.apply(&instance, &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(value("deny-always").await.as_deref(), Some("first-value"));
+    assert_eq!(value("allow-always").await.as_deref(), Some("rotated"));
+    assert_eq!(
+        value("allow-never").await.as_deref(),
+        Some("rotated"),
+        "a missing blocked target is created"
+    );
+}
+
 /// The `run` child this test started, stopped (by its own handle) when the test ends,
 /// also when an assertion fails.
 struct Stop(std::process::Child);
