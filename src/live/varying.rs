@@ -39,6 +39,9 @@ type Key = (Arc<str>, String, String);
 struct Inputs {
     templates: Fingerprint,
     values: Fingerprint,
+    /// Recorded while `syncWindows` blocked the refresh (`templates` then fingerprints
+    /// the spec).
+    closed: bool,
 }
 
 impl std::fmt::Debug for Written {
@@ -82,7 +85,14 @@ impl Written {
             return false;
         };
         let now = inputs_of(varying);
-        let before = *targets.entry(self.key(secret)).or_insert(now);
+        let before = targets.entry(self.key(secret)).or_insert(now);
+        if now.closed && !before.closed {
+            // The window just closed: what was written came from a periodic refresh,
+            // fingerprinted otherwise. The spec is remembered from now on.
+            *before = now;
+            return false;
+        }
+        let before = *before;
         match varying.refresh {
             Refresh::CreatedOnce => false,
             Refresh::OnChange | Refresh::SyncWindowClosed => before.templates != now.templates,
@@ -95,6 +105,7 @@ fn inputs_of(varying: &Varying) -> Inputs {
     Inputs {
         templates: varying.templates,
         values: varying.inputs,
+        closed: varying.refresh == Refresh::SyncWindowClosed,
     }
 }
 
@@ -333,6 +344,41 @@ mod tests {
             &first.secrets[0],
             &other
         ));
+    }
+
+    /// A varying target planned at 03:30 UTC under a deny window 03:00-04:00 (`closed`)
+    /// or 05:00-06:00, with the given spec line.
+    fn planned_in_window(closed: bool, extra: &str, password: &str) -> Plan {
+        let schedule = if closed { "0 3 * * *" } else { "0 5 * * *" };
+        let extra = format!(
+            "{extra}  syncWindows: {{kind: deny, windows: [{{schedule: '{schedule}', duration: 1h}}]}}\n"
+        );
+        let yaml = format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: src, namespace: app}}\nstringData: {{user: bot, password: {password}}}\n---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: local, namespace: app}}\nspec: {{provider: {{kubernetes: {{remoteNamespace: app}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: web, namespace: app}}\nspec:\n{extra}  secretStoreRef: {{name: local}}\n  target:\n    template:\n      data:\n        auth: '{{{{ htpasswd \"user\" .password }}}}'\n  dataFrom:\n  - extract: {{key: src}}\n"
+        );
+        let inputs = load_str("w.yaml", &yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut world = World::from_inputs(&inputs).unwrap_or_else(|e| panic!("{e:?}"));
+        world.now = Some("2026-12-05T03:30:00Z".parse().unwrap());
+        let plan = plan(&inputs.manifests, &world, &crate::providers::Registry);
+        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+        plan
+    }
+
+    #[test]
+    fn a_closing_sync_window_holds_what_the_periodic_refresh_wrote() {
+        let memory = Written::default();
+        let open = planned_in_window(false, "", "one");
+        let varying = |plan: &Plan| plan.secrets[0].body.varying.as_deref().unwrap().clone();
+        assert!(matches!(varying(&open).refresh, Refresh::Periodic(_)));
+        memory.record(&open.secrets[0]);
+        // The window closes and the source changes: held.
+        let closed = planned_in_window(true, "", "two");
+        assert_eq!(varying(&closed).refresh, Refresh::SyncWindowClosed);
+        assert!(!memory.changed(&closed.secrets[0], &varying(&closed)));
+        assert!(!memory.changed(&closed.secrets[0], &varying(&closed)));
+        // The spec changes while it is closed: refreshed.
+        let edited = planned_in_window(true, "  refreshInterval: 2h\n", "two");
+        assert!(memory.changed(&edited.secrets[0], &varying(&edited)));
     }
 
     #[test]
