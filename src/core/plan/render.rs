@@ -625,7 +625,7 @@ struct Sink<'s> {
 /// UTF-8 become U+FFFD, one per byte, as Go's JSON encoding writes them.
 fn decode_rendered(
     (strategy, text): (DecodingStrategy, bool),
-    key: &str,
+    key: Option<&str>,
     value: String,
     field: &str,
 ) -> Result<String, Failure> {
@@ -638,10 +638,15 @@ fn decode_rendered(
             DecodingStrategy::Base64Url => ("base64url", "Base64URL"),
             _ => ("base64", "Base64"),
         };
+        // A key a KeysAndValues template rendered from the values is not named.
+        let of = key.map_or_else(
+            || "a rendered value".to_owned(),
+            |key| format!("the rendered value of key {key:?}"),
+        );
         Failure::new(
             field.to_owned(),
             format!(
-                "failed to decode the rendered value of key {key:?}: not valid {what} \
+                "failed to decode {of}: not valid {what} \
                  (valuesDecodingStrategy: {name})\n\
                  hint: make the template render {what} text, or use valuesDecodingStrategy: Auto \
                  (keeps text that does not decode) or None"
@@ -679,7 +684,7 @@ fn add_rendered(
     };
     match scope {
         TemplateScope::Values => {
-            let output = decode_rendered((decoding, derived.is_some()), key, output, field)?;
+            let output = decode_rendered((decoding, derived.is_some()), Some(key), output, field)?;
             map.insert(key.to_owned(), output);
             if let Some(derived) = derived.as_deref_mut() {
                 note(derived, key, from(false));
@@ -692,7 +697,8 @@ fn add_rendered(
                 .map_err(|e| Failure::new(field.to_owned(), without_values(&e)))?;
             let keys = members.keys().cloned().collect();
             for (key, value) in members {
-                let value = decode_rendered((decoding, derived.is_some()), &key, value, field)?;
+                let named = (!from_values).then_some(key.as_str());
+                let value = decode_rendered((decoding, derived.is_some()), named, value, field)?;
                 if let Some(derived) = derived.as_deref_mut() {
                     note(derived, &key, from(true));
                 }
@@ -996,6 +1002,36 @@ mod tests {
         assert_eq!(merged.creation_policy, CreationPolicy::CreateOrMerge);
         let created = with_existing("", "{creationPolicy: CreateOrMerge}", VALUES, false);
         assert_eq!(keys(body(&created)), ["user"]);
+    }
+
+    #[test]
+    fn a_value_that_does_not_decode_fails_naming_no_value_nor_a_key_made_of_one() {
+        let source = "stringData: {user: bot-secret-value, pad: 'x!'}";
+        let keys_from_values = "{template: {templateFrom: [{literal: '{{ .user }}: \"{{ .pad }}\"', valuesDecodingStrategy: Base64}]}}";
+        let failed = with_existing("", keys_from_values, source, false);
+        let message = failed.errors[0].to_string();
+        assert!(message.contains("failed to decode a rendered value: not valid base64 (valuesDecodingStrategy: Base64)"), "{message}");
+        assert!(
+            !message.contains("bot-secret-value") && !message.contains("x!"),
+            "{message}"
+        );
+        // A key of the manifest's own (a ConfigMap item, a literal without actions) is named.
+        let fixed = "{template: {templateFrom: [{literal: 'k: \"x!\"', valuesDecodingStrategy: Base64URL}]}}";
+        let message = with_existing("", fixed, source, false).errors[0].to_string();
+        assert!(
+            message.contains("the rendered value of key \"k\": not valid base64url"),
+            "{message}"
+        );
+        // Auto keeps it; None too.
+        for strategy in ["Auto", "None"] {
+            let kept = with_existing("", &fixed.replace("Base64URL", strategy), source, false);
+            assert_eq!(body(&kept).data["k"].expose(), b"x!");
+        }
+        let decoded = "{template: {templateFrom: [{literal: 'k: \"aGk=\"', valuesDecodingStrategy: Base64}]}}";
+        assert_eq!(
+            body(&with_existing("", decoded, source, false)).data["k"].expose(),
+            b"hi"
+        );
     }
 
     #[test]
