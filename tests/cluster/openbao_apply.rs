@@ -50,3 +50,82 @@ async fn apply_writes_values_read_from_openbao() {
     );
     assert_eq!(bao.secret_reads(), 1);
 }
+
+/// `spec.provider.openBao` (ESO's own OpenBao provider, not `vault`) through `courier
+/// apply`: an AppRole login on KV v2 (the mount named, `kv` being the default), a token
+/// on a KV v1 mount, a flat `property`, the whole secret as Go's `json.Marshal` (HTML
+/// escaped), `extract`; a key OpenBao does not have fails its own target, even under
+/// `deletionPolicy: Delete` (ESO's OpenBao provider has no "secret missing"), while the
+/// others are written.
+#[tokio::test]
+async fn apply_reads_through_an_openbao_store() {
+    let bao = openbao::OpenBao::start().await;
+    let (role_id, secret_id) = crate::openbao_eso::seed(&bao).await;
+    let platform = Platform::new("obao").await;
+    let target = platform.target("obao-t", true).await;
+    let creds: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": "bao-creds"}, "stringData": {"token": openbao::ROOT_TOKEN, "secret-id": secret_id}})).unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &platform.central.name)
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    let (id, central, label, address) = (
+        &platform.id,
+        &platform.central.name,
+        &platform.label,
+        &bao.address,
+    );
+    let ces = |name: &str, store: &str, body: &str| {
+        format!(
+            "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {name}-{id}}}\nspec:\n  namespaceSelectors: [{{matchLabels: {{{label}: \"true\"}}}}]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: {store}-{id}}}\n    target: {{name: {name}, deletionPolicy: Delete}}\n{body}"
+        )
+    };
+    let manifests = format!(
+        "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: obao-{id}}}\nspec:\n  provider:\n    openBao:\n      server: {address}\n      path: secret\n      auth: {{appRole: {{path: approle, roleId: {role_id}, secretRef: {{name: bao-creds, key: secret-id, namespace: {central}}}}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: obao-v1-{id}}}\nspec:\n  provider:\n    openBao:\n      server: {address}\n      path: kv1\n      version: v1\n      auth: {{tokenSecretRef: {{name: bao-creds, key: token, namespace: {central}}}}}\n{}{}{}",
+        ces(
+            "bao-app",
+            "obao",
+            "    data:\n    - {secretKey: html, remoteRef: {key: app/json, property: html}}\n    - {secretKey: whole, remoteRef: {key: app/db}}\n    dataFrom:\n    - extract: {key: app/db}\n",
+        ),
+        ces(
+            "bao-legacy",
+            "obao-v1",
+            "    data:\n    - {secretKey: token, remoteRef: {key: legacy, property: token}}\n    - {secretKey: num, remoteRef: {key: legacy, property: num}}\n",
+        ),
+        ces(
+            "bao-missing",
+            "obao",
+            "    data:\n    - {secretKey: x, remoteRef: {key: app/missing, property: x}}\n",
+        ),
+    );
+    std::fs::write(platform.manifests.path().join("manifests.yaml"), manifests).unwrap();
+    let outcome = platform.apply(&format!("obao-{id}"), &[]);
+    assert_ne!(outcome.code, 0, "the missing key fails: {}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .contains("secret not found: at secret/data/app/missing"),
+        "{}",
+        outcome.stderr
+    );
+    let value = |name: &'static str, key: &'static str| {
+        let namespace = target.name.clone();
+        let platform = &platform;
+        async move { platform.value(&namespace, name, key).await }
+    };
+    assert_eq!(
+        value("bao-app", "html").await.as_deref(),
+        Some("<a href=\"x\">&amp;</a>")
+    );
+    assert_eq!(
+        value("bao-app", "whole").await.as_deref(),
+        Some(r#"{"password":"p2\u003c","user":"u2"}"#)
+    );
+    assert_eq!(value("bao-app", "password").await.as_deref(), Some("p2<"));
+    assert_eq!(value("bao-app", "user").await.as_deref(), Some("u2"));
+    assert_eq!(value("bao-legacy", "token").await.as_deref(), Some("t<1>"));
+    assert_eq!(value("bao-legacy", "num").await.as_deref(), Some("7.0"));
+    assert_eq!(value("bao-missing", "x").await, None);
+    for secret in [openbao::ROOT_TOKEN, secret_id.as_str(), "p2<", "t<1>"] {
+        assert!(!outcome.stderr.contains(secret), "{}", outcome.stderr);
+    }
+}
