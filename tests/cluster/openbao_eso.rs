@@ -59,9 +59,24 @@ pub async fn put_raw(bao: &OpenBao, path: &str, raw: &str) {
 pub async fn seed(bao: &OpenBao) -> (String, String) {
     let json = r#"{"data": {"html": "<a href=\"x\">&amp;</a>", "uni": "héllo ✓ \u2028 \ud83d\ude00", "int": 42, "float": 1.50, "exp": 1e3, "big": 12345678901234567890, "neg": -0.0, "bool": true, "nul": null, "nested": {"b": [1, 2.5, "<>", null], "a": {"x": null, "y": 1E-7}}, "jsonstr": "{\"k\": \"<v>\", \"n\": 1.0}", "ctl": "tab\tnl\nbell\u0007"}}"#;
     put_raw(bao, "secret/data/app/json", json).await;
-    put_raw(bao, "secret/data/app/db", r#"{"data": {"user": "u1", "password": "p1&"}}"#).await;
-    put_raw(bao, "secret/data/app/db", r#"{"data": {"user": "u2", "password": "p2<"}}"#).await;
-    put_raw(bao, "secret/data/top", r#"{"data": {"a": "<1>", "n": 2.50}}"#).await;
+    put_raw(
+        bao,
+        "secret/data/app/db",
+        r#"{"data": {"user": "u1", "password": "p1&"}}"#,
+    )
+    .await;
+    put_raw(
+        bao,
+        "secret/data/app/db",
+        r#"{"data": {"user": "u2", "password": "p2<"}}"#,
+    )
+    .await;
+    put_raw(
+        bao,
+        "secret/data/top",
+        r#"{"data": {"a": "<1>", "n": 2.50}}"#,
+    )
+    .await;
     put_raw(bao, "secret/data/topless", r#"{"data": {"b": "x"}}"#).await;
     bao.call(
         "POST",
@@ -69,7 +84,12 @@ pub async fn seed(bao: &OpenBao) -> (String, String) {
         serde_json::json!({"type": "kv", "options": {"version": "1"}}),
     )
     .await;
-    put_raw(bao, "kv1/legacy", r#"{"token": "t<1>", "num": 7.0, "obj": {"z": [true]}}"#).await;
+    put_raw(
+        bao,
+        "kv1/legacy",
+        r#"{"token": "t<1>", "num": 7.0, "obj": {"z": [true]}}"#,
+    )
+    .await;
     let (role, secret) = bao.app_role(0).await;
     let policy = "path \"*\" { capabilities = [\"read\", \"list\"] }";
     bao.call(
@@ -249,7 +269,8 @@ async fn eso_v2_and_courier_write_the_same_secrets_from_openbao() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     // The missing key: ESO's ExternalSecret is not synced, and no Secret is written.
-    let es_api = Api::<DynamicObject>::namespaced_with(client.clone(), "team", &resource("ExternalSecret"));
+    let es_api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), "team", &resource("ExternalSecret"));
     let missing_status = loop {
         let object = es_api.get("es-missing").await.unwrap();
         let ready = object.data["status"]["conditions"]
@@ -261,7 +282,10 @@ async fn eso_v2_and_courier_write_the_same_secrets_from_openbao() {
         if let Some(ready) = ready {
             break ready;
         }
-        assert!(started.elapsed() < Duration::from_secs(300), "ESO gave es-missing no status");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "ESO gave es-missing no status"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let _ = Command::new("kill")
@@ -283,7 +307,9 @@ async fn eso_v2_and_courier_write_the_same_secrets_from_openbao() {
         let courier = courier_data.get(name);
         for (key, value) in eso {
             assert_eq!(
-                courier.and_then(|c| c.get(key)).map(|v| String::from_utf8_lossy(v).into_owned()),
+                courier
+                    .and_then(|c| c.get(key))
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
                 Some(String::from_utf8_lossy(value).into_owned()),
                 "{name}/{key}"
             );
@@ -347,7 +373,12 @@ async fn targets(client: &kube::Client) -> Data {
         .unwrap()
         .items
         .into_iter()
-        .filter(|s| s.metadata.name.as_deref().is_some_and(|n| n.starts_with("es-")))
+        .filter(|s| {
+            s.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("es-"))
+        })
         .map(|s| {
             (
                 s.metadata.name.unwrap(),
@@ -361,7 +392,11 @@ async fn targets(client: &kube::Client) -> Data {
         .collect()
 }
 
-fn spawn_eso(eso: &str, kubeconfig: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+fn spawn_eso(
+    eso: &str,
+    kubeconfig: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
     Command::new(repo_root().join("testenv/watchdog.sh"))
         .arg(std::process::id().to_string())
         .arg(log)
