@@ -869,6 +869,69 @@ mod tests {
         assert_eq!(whole("null"), "null");
     }
 
+    fn parse(kind: StoreKind, config: Value) -> Result<(), String> {
+        let origin = crate::core::load::Origin {
+            file: "stores.yaml".into(),
+            line: 1,
+        };
+        let info = StoreInfo {
+            kind,
+            namespace: (kind == StoreKind::SecretStore).then_some("team-a"),
+            name: "s",
+            display: "Store/s",
+            origin: &origin,
+            annotations: &crate::core::model::StringMap::new(),
+            live: false,
+        };
+        OpenBao.parse(&config, &info).map(|_| ())
+    }
+
+    #[test]
+    fn fields_courier_does_not_implement_are_refused_by_name() {
+        let token = serde_json::json!({"tokenSecretRef": {"name": "t", "key": "k", "namespace": "central"}});
+        let ok = serde_json::json!({"server": "http://bao:8200", "auth": token});
+        assert_eq!(parse(StoreKind::ClusterSecretStore, ok.clone()), Ok(()));
+        for (field, value) in [
+            ("caBundle", serde_json::json!("Y2E=")),
+            ("caProvider", serde_json::json!({"type": "Secret", "name": "ca", "key": "ca.crt", "namespace": "central"})),
+        ] {
+            let mut config = ok.clone();
+            config[field] = value;
+            let refused = parse(StoreKind::ClusterSecretStore, config).unwrap_err();
+            assert!(refused.starts_with(&format!("{field} is not supported by courier yet")), "{refused}");
+        }
+        let referent = serde_json::json!({"server": "http://bao:8200", "auth": {"tokenSecretRef": {"name": "t", "key": "k"}}});
+        let refused = parse(StoreKind::ClusterSecretStore, referent.clone()).unwrap_err();
+        assert!(refused.starts_with("auth.tokenSecretRef.namespace: a ClusterSecretStore's reference without a namespace"), "{refused}");
+        assert_eq!(parse(StoreKind::SecretStore, referent), Ok(()), "a SecretStore's own namespace");
+    }
+
+    #[test]
+    fn the_store_is_checked_as_esos_crd_and_validate_do() {
+        let refused = |config: Value| parse(StoreKind::SecretStore, config).unwrap_err();
+        let secret = serde_json::json!({"name": "t", "key": "k"});
+        assert!(refused(serde_json::json!({"server": "http://b", "auth": {"tokenSecretRef": secret, "userPass": {"username": "u", "secretRef": secret}}}))
+            .contains("exactly one of the fields in [appRole tokenSecretRef userPass]"));
+        assert!(refused(serde_json::json!({"server": "http://b", "auth": {"appRole": {"secretRef": secret}}}))
+            .contains("exactly one of the fields in [roleId roleRef]"));
+        assert!(refused(serde_json::json!({"server": "http://b", "auth": {"userPass": {"username": "u"}}}))
+            .contains("auth.userPass.secretRef is required"));
+        assert!(refused(serde_json::json!({"server": "http://b", "auth": {"tokenSecretRef": {"name": "t", "key": "k", "namespace": "central"}}}))
+            .starts_with("auth.tokenSecretRef.namespace: a SecretStore reads credentials from its own namespace (team-a), not central"));
+        assert_eq!(refused(serde_json::json!({"path": "kv"})), "server is empty");
+        assert_eq!(parse(StoreKind::SecretStore, serde_json::json!({"server": "http://b"})), Ok(()), "no auth: no token");
+    }
+
+    #[test]
+    fn the_mount_is_kv_unless_named() {
+        let config: OpenBaoProvider = serde_json::from_value(serde_json::json!({"server": "http://b"})).unwrap();
+        assert_eq!(config.mount(), "kv");
+        assert!(!config.kv1());
+        let config: OpenBaoProvider = serde_json::from_value(serde_json::json!({"server": "http://b", "path": "/secret/", "version": "v1"})).unwrap();
+        assert_eq!(config.mount(), "secret");
+        assert!(config.kv1());
+    }
+
     #[test]
     fn a_property_is_a_flat_key_and_numbers_keep_their_text() {
         assert_eq!(raw_value_bytes(r#""x<y""#), b"x<y");
