@@ -90,6 +90,19 @@ pub async fn seed(bao: &OpenBao) -> (String, String) {
         r#"{"token": "t<1>", "num": 7.0, "obj": {"z": [true]}}"#,
     )
     .await;
+    // ESO's OpenBao provider reads mount `kv` when the store names no `path`.
+    bao.call(
+        "POST",
+        "sys/mounts/kv",
+        serde_json::json!({"type": "kv", "options": {"version": "2"}}),
+    )
+    .await;
+    put_raw(
+        bao,
+        "kv/data/app/json",
+        r#"{"data": {"where": "kv<default>"}}"#,
+    )
+    .await;
     let (role, secret) = bao.app_role(0).await;
     let policy = "path \"*\" { capabilities = [\"read\", \"list\"] }";
     bao.call(
@@ -147,6 +160,11 @@ pub fn manifests(address: &str, role_id: &str) -> String {
         "      path: kv1\n      version: v1\n",
         "{tokenSecretRef: {name: bao-creds, key: token, namespace: central}}",
     ));
+    text.push_str(&store(
+        "bao-default-mount",
+        "",
+        "{tokenSecretRef: {name: bao-creds, key: token, namespace: central}}",
+    ));
     let es = |name: &str, store: &str, body: &str| {
         format!(
             "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: team}}\nspec:\n  refreshInterval: 1h\n  secretStoreRef: {{kind: ClusterSecretStore, name: {store}}}\n  target: {{name: {name}}}\n{body}---\n"
@@ -189,6 +207,11 @@ pub fn manifests(address: &str, role_id: &str) -> String {
         "  data:\n  - {secretKey: token, remoteRef: {key: legacy, property: token}}\n  - {secretKey: num, remoteRef: {key: legacy, property: num}}\n  - {secretKey: whole, remoteRef: {key: legacy}}\n  dataFrom:\n  - extract: {key: legacy}\n",
     ));
     text.push_str(&es(
+        "es-default-mount",
+        "bao-default-mount",
+        "  data:\n  - {secretKey: where, remoteRef: {key: app/json, property: where}}\n  - {secretKey: whole, remoteRef: {key: app/json}}\n",
+    ));
+    text.push_str(&es(
         "es-find",
         "bao-token",
         "  dataFrom:\n  - find: {name: {regexp: \"^top\"}}\n",
@@ -203,7 +226,7 @@ fn missing(store: &str) -> String {
     )
 }
 
-const EXPECTED: usize = 7;
+const EXPECTED: usize = 8;
 
 #[tokio::test]
 async fn eso_v2_and_courier_write_the_same_secrets_from_openbao() {
