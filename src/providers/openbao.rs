@@ -17,9 +17,9 @@
 //!   set), or none at all (no token sent).
 //!
 //! Every distinct secret is read once per reconcile however many targets use it, 16 at a
-//! time. `caBundle`, `caProvider` and a ClusterSecretStore's references without a
-//! namespace (ESO's referent auth) are refused by name: courier does not implement them
-//! for OpenBao yet.
+//! time. `caBundle` replaces the system's roots, as ESO's `RootCAs`. `caProvider` and a
+//! ClusterSecretStore's references without a namespace (ESO's referent auth) are refused
+//! by name: courier does not implement them for OpenBao yet.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,7 +75,7 @@ pub struct OpenBaoProvider {
     /// How to log in; none sends no token.
     #[serde(default)]
     pub auth: Option<OpenBaoAuth>,
-    /// Refused: not implemented for OpenBao yet.
+    /// PEM, base64: the roots to trust instead of the system's.
     #[serde(default)]
     pub ca_bundle: Option<Value>,
     /// Refused: not implemented for OpenBao yet.
@@ -181,16 +181,22 @@ impl Provider for OpenBao {
         store: &StoreInfo<'_>,
     ) -> Result<Arc<dyn StoreProvider>, String> {
         let config: OpenBaoProvider = parse_config(config)?;
-        for (field, set) in [
-            ("caBundle", config.ca_bundle.is_some()),
-            ("caProvider", config.ca_provider.is_some()),
-        ] {
-            if set {
-                return Err(format!(
-                    "{field} is not supported by courier yet for openBao stores\nhint: remove it (courier trusts the system's roots) or use provider.vault; README.md lists what courier does not implement"
-                ));
-            }
+        if config.ca_provider.is_some() {
+            return Err(
+                "caProvider is not supported by courier yet for openBao stores\nhint: put the CA in caBundle (base64 of the PEM); README.md lists what courier does not implement".into(),
+            );
         }
+        let ca = match &config.ca_bundle {
+            None => None,
+            Some(Value::String(text)) => {
+                use base64::Engine as _;
+                let pem = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|_| "caBundle is not base64".to_owned())?;
+                Some(pem)
+            }
+            Some(_) => return Err("caBundle must be a base64 string".into()),
+        };
         if config.server.is_empty() {
             return Err("server is empty".into());
         }
@@ -247,6 +253,7 @@ impl Provider for OpenBao {
             store: store.display.to_owned(),
             own_namespace: store.namespace.unwrap_or_default().to_owned(),
             kind: store.kind,
+            ca,
             config,
             world_namespaces,
         }))
@@ -276,6 +283,8 @@ pub struct OpenBaoStore {
     /// A SecretStore's namespace.
     own_namespace: String,
     kind: StoreKind,
+    /// `caBundle`, decoded: the only roots trusted when set (ESO's `RootCAs`).
+    ca: Option<Vec<u8>>,
     config: OpenBaoProvider,
     world_namespaces: BTreeSet<String>,
 }
@@ -354,15 +363,10 @@ async fn prefetch(
 ) -> FetchStats {
     let store = &bao.store;
     let counters = Counters::default();
-    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+    let http = match http_client(bao.ca.as_deref()) {
         Ok(http) => http,
-        Err(e) => {
-            fail_all(
-                fetched,
-                store,
-                wanted,
-                &format!("cannot build an HTTP client: {e}"),
-            );
+        Err(message) => {
+            fail_all(fetched, store, wanted, &message);
             return FetchStats::default();
         }
     };
@@ -401,6 +405,24 @@ async fn prefetch(
             .insert((store.clone(), key, version), result);
     }
     counters_stats(&counters)
+}
+
+/// The store's HTTP client: with `caBundle`, its certificates are the only roots.
+fn http_client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
+    if let Some(pem) = ca {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or("cannot set OpenBao CA certificate: caBundle holds no PEM certificate")?;
+        builder = builder.tls_built_in_root_certs(false);
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
 fn counters_stats(counters: &Counters) -> FetchStats {
@@ -891,15 +913,13 @@ mod tests {
         let token = serde_json::json!({"tokenSecretRef": {"name": "t", "key": "k", "namespace": "central"}});
         let ok = serde_json::json!({"server": "http://bao:8200", "auth": token});
         assert_eq!(parse(StoreKind::ClusterSecretStore, ok.clone()), Ok(()));
-        for (field, value) in [
-            ("caBundle", serde_json::json!("Y2E=")),
-            ("caProvider", serde_json::json!({"type": "Secret", "name": "ca", "key": "ca.crt", "namespace": "central"})),
-        ] {
-            let mut config = ok.clone();
-            config[field] = value;
-            let refused = parse(StoreKind::ClusterSecretStore, config).unwrap_err();
-            assert!(refused.starts_with(&format!("{field} is not supported by courier yet")), "{refused}");
-        }
+        let mut config = ok.clone();
+        config["caProvider"] = serde_json::json!({"type": "Secret", "name": "ca", "key": "ca.crt", "namespace": "central"});
+        let refused = parse(StoreKind::ClusterSecretStore, config).unwrap_err();
+        assert!(refused.starts_with("caProvider is not supported by courier yet"), "{refused}");
+        let mut config = ok.clone();
+        config["caBundle"] = serde_json::json!("not base64!");
+        assert_eq!(parse(StoreKind::ClusterSecretStore, config), Err("caBundle is not base64".into()));
         let referent = serde_json::json!({"server": "http://bao:8200", "auth": {"tokenSecretRef": {"name": "t", "key": "k"}}});
         let refused = parse(StoreKind::ClusterSecretStore, referent.clone()).unwrap_err();
         assert!(refused.starts_with("auth.tokenSecretRef.namespace: a ClusterSecretStore's reference without a namespace"), "{refused}");

@@ -129,3 +129,44 @@ async fn apply_reads_through_an_openbao_store() {
         assert!(!outcome.stderr.contains(secret), "{}", outcome.stderr);
     }
 }
+
+/// An `openBao` store's `caBundle` is the CA courier trusts for the server (an OpenBao
+/// `-dev-tls` server with a CA of its own); without it the same server is refused, with
+/// the store named.
+#[tokio::test]
+async fn an_openbao_ca_bundle_is_trusted_and_nothing_else() {
+    use base64::Engine as _;
+    let bao = openbao::OpenBao::start_tls().await;
+    bao.put("app/tls", serde_json::json!({"v": "over-tls"}))
+        .await;
+    let ca = base64::engine::general_purpose::STANDARD.encode(bao.ca_pem());
+    let world = |ca_line: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: team}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: bao-creds, namespace: team}}\nstringData: {{token: {token}}}\n---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: bao, namespace: team}}\nspec:\n  provider:\n    openBao:\n      server: {address}\n      path: secret\n{ca_line}      auth: {{tokenSecretRef: {{name: bao-creds, key: token}}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: tls, namespace: team}}\nspec:\n  secretStoreRef: {{kind: SecretStore, name: bao}}\n  target: {{name: tls}}\n  data:\n  - {{secretKey: v, remoteRef: {{key: app/tls, property: v}}}}\n",
+            token = openbao::ROOT_TOKEN,
+            address = bao.address,
+        )
+    };
+    let render = |text: String| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("world.yaml"), text).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args(["render", dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            crate::openbao_eso::rendered_data(&output.stdout),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, data, stderr) = render(world(&format!("      caBundle: {ca}\n")));
+    assert!(ok, "{stderr}");
+    assert_eq!(data["tls"]["v"], b"over-tls");
+    let (ok, data, stderr) = render(world(""));
+    assert!(!ok && data.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("SecretStore/team/bao") && stderr.contains("GET secret/data/app/tls"),
+        "{stderr}"
+    );
+}
