@@ -78,6 +78,8 @@ pub async fn seed(bao: &OpenBao) -> (String, String) {
     )
     .await;
     put_raw(bao, "secret/data/topless", r#"{"data": {"b": "x"}}"#).await;
+    // `find.path: app` lists `app/db`, and ESO then reads `db` from the mount's root.
+    put_raw(bao, "secret/data/db", r#"{"data": {"at": "root&"}}"#).await;
     bao.call(
         "POST",
         "sys/mounts/kv1",
@@ -214,7 +216,7 @@ pub fn manifests(address: &str, role_id: &str) -> String {
     text.push_str(&es(
         "es-find",
         "bao-token",
-        "  dataFrom:\n  - find: {name: {regexp: \"^top\"}}\n",
+        "  dataFrom:\n  - find: {name: {regexp: \"^top\"}}\n  - find: {path: app, name: {regexp: \"^d\"}}\n",
     ));
     text
 }
@@ -339,6 +341,12 @@ async fn eso_v2_and_courier_write_the_same_secrets_from_openbao() {
         }
     }
     assert_eq!(courier_data, eso_data, "the same Secrets");
+    // ESO's quirks, shown: `find.path` names are read from the mount's root, and a whole
+    // secret is HTML-escaped.
+    assert_eq!(
+        eso_data["es-find"].get("db").map(Vec::as_slice),
+        Some(&br#"{"at":"root\u0026"}"#[..])
+    );
     assert!(
         !stderr.contains(ROOT_TOKEN) && !stderr.contains("reader-password"),
         "{stderr}"
