@@ -128,6 +128,22 @@ async fn apply_reads_through_an_openbao_store() {
     for secret in [openbao::ROOT_TOKEN, secret_id.as_str(), "p2<", "t<1>"] {
         assert!(!outcome.stderr.contains(secret), "{}", outcome.stderr);
     }
+
+    // The secret goes away in OpenBao: under ESO's OpenBao provider that is an error, not
+    // a missing source, so `deletionPolicy: Delete` neither empties nor deletes the target.
+    bao.call("DELETE", "secret/metadata/app/db", serde_json::Value::Null)
+        .await;
+    let outcome = platform.apply(&format!("obao-{id}"), &[]);
+    assert_ne!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .contains("secret not found: at secret/data/app/db"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(value("bao-app", "user").await.as_deref(), Some("u2"));
+    assert_eq!(value("bao-legacy", "token").await.as_deref(), Some("t<1>"));
 }
 
 /// An `openBao` store's `caBundle` is the CA courier trusts for the server (an OpenBao
