@@ -700,6 +700,69 @@ impl<'a> Session<'a> {
     }
 }
 
+/// ESO's `Validate` of an OpenBao store (providers/v1/openbao/client.go), with the store's
+/// own identity: its client and login (ESO: "unable to create client" when that fails),
+/// then the mount's information (`sys/mounts/<path>`), which must be a `kv` engine of the
+/// store's version (ESO: "unable to validate store" otherwise). `None` for a store of
+/// another provider.
+pub async fn validate_store(
+    store: &Arc<dyn StoreProvider>,
+    world: &World,
+) -> Option<crate::providers::kubernetes_validate::Validation> {
+    use crate::providers::kubernetes_validate::Validation;
+    let bao = store.as_any().downcast_ref::<OpenBaoStore>()?;
+    let name = &bao.store;
+    let http = match http_client(bao.ca.as_deref()) {
+        Ok(http) => http,
+        Err(message) => return Some(Validation::NoClient(format!("{name}: {message}"))),
+    };
+    let counters = Counters::default();
+    let session = match Session::open(&http, bao, world, &counters).await {
+        Ok(session) => session,
+        Err(message) => return Some(Validation::NoClient(format!("{name}: {message}"))),
+    };
+    let mount = bao.config.mount();
+    let server = &bao.config.server;
+    let invalid = |detail: String| Validation::Invalid(format!("{name}: {detail}"));
+    let answer = match session.get(&format!("sys/mounts/{mount}"), &[]).await {
+        Ok(answer) if !answer.not_found => answer,
+        Ok(_) => {
+            return Some(invalid(format!(
+                "error while validating {server:?}: no mount at {mount}"
+            )));
+        }
+        Err(error) => {
+            return Some(invalid(format!(
+                "error while validating {server:?}: {}",
+                error.message
+            )));
+        }
+    };
+    let info: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let field = |pointer: &str| {
+        info.pointer(&format!("/data{pointer}"))
+            .or_else(|| info.pointer(pointer))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let kind = field("/type");
+    if kind != "kv" {
+        return Some(invalid(format!(
+            "expected mount type \"kv\" found {kind:?}"
+        )));
+    }
+    let expected = bao.config.version.as_deref().unwrap_or("v2");
+    let expected = expected.strip_prefix('v').unwrap_or(expected);
+    let actual = field("/options/version");
+    if actual != expected {
+        return Some(invalid(format!(
+            "expected kv engine version {expected} found version {actual}"
+        )));
+    }
+    Some(Validation::Ready)
+}
+
 /// An OpenBao store answered from the values prefetched into the world.
 struct OpenBaoClient<'w> {
     world: &'w World,

@@ -479,3 +479,146 @@ pub fn rendered_data(stdout: &[u8]) -> Data {
         })
         .collect()
 }
+
+/// ESO v2.9's store controller and `courier apply --from-cluster` give the same `openBao`
+/// stores the same `Ready` condition and `capabilities`: a store that reads (`Valid`,
+/// `ReadOnly`), a token OpenBao refuses and a mount of another type or KV version
+/// (`unable to validate store`), a login OpenBao refuses (`unable to create client`).
+#[tokio::test]
+async fn eso_v2_and_courier_give_openbao_stores_the_same_status() {
+    let bao = OpenBao::start().await;
+    seed(&bao).await;
+    let eso = eso_tool(&["controller", "openbao"]);
+    let source = eso_tool(&["source"]);
+    let plane = tokio::task::spawn_blocking(ControlPlane::start_private)
+        .await
+        .unwrap();
+    let client = client_of(&plane).await;
+    install_crds_from(
+        &client,
+        &std::path::Path::new(&source).join("config/crds/bases"),
+    )
+    .await;
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "central"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let creds = serde_json::json!({
+        "metadata": {"name": "bao-creds", "namespace": "central"},
+        "stringData": {"token": ROOT_TOKEN, "bad": "not-a-token-bao-knows", "password": "not-the-password"}
+    });
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(creds).unwrap(),
+        )
+        .await
+        .unwrap();
+    let address = &bao.address;
+    let token = |key: &str| {
+        format!("{{tokenSecretRef: {{name: bao-creds, key: {key}, namespace: central}}}}")
+    };
+    let stores = [
+        ("good", "path: secret, version: v2", token("token")),
+        ("good-v1", "path: kv1, version: v1", token("token")),
+        ("bad-token", "path: secret", token("bad")),
+        ("wrong-version", "path: secret, version: v1", token("token")),
+        ("not-kv", "path: cubbyhole", token("token")),
+        (
+            "bad-login",
+            "path: secret",
+            "{userPass: {path: userpass, username: reader, secretRef: {name: bao-creds, key: password, namespace: central}}}".to_owned(),
+        ),
+    ];
+    let manifests: String = stores
+        .iter()
+        .map(|(name, mount, auth)| {
+            format!(
+                "apiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: {name}}}\nspec:\n  provider:\n    openBao: {{server: \"{address}\", {mount}, auth: {auth}}}\n---\n"
+            )
+        })
+        .collect();
+    let api = Api::<DynamicObject>::all_with(client.clone(), &resource("ClusterSecretStore"));
+    let statuses = || async {
+        let mut found = BTreeMap::new();
+        for (name, _, _) in &stores {
+            let object = api.get(name).await.unwrap();
+            let status = &object.data["status"];
+            if let Some(ready) = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Ready")
+            {
+                found.insert(
+                    name.to_string(),
+                    (
+                        ready["status"].as_str().unwrap_or_default().to_owned(),
+                        ready["reason"].as_str().unwrap_or_default().to_owned(),
+                        ready["message"].as_str().unwrap_or_default().to_owned(),
+                        status["capabilities"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+        found
+    };
+
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("eso.log");
+    let mut controller = spawn_eso(&eso, &plane.kubeconfig, &log);
+    create_eso_objects(&client, &manifests).await;
+    let started = Instant::now();
+    let eso_statuses = loop {
+        let found = statuses().await;
+        if found.len() == stores.len() {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "ESO validated {found:?}; its log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &controller.id().to_string()])
+        .status();
+    let _ = controller.wait();
+    assert_eq!(
+        eso_statuses["good"],
+        (
+            "True".into(),
+            "Valid".into(),
+            "store validated".into(),
+            "ReadOnly".into()
+        )
+    );
+
+    // ESO's status goes; courier writes its own.
+    for (name, _, _) in &stores {
+        api.patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"status": null})),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(statuses().await.is_empty());
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["apply", "--from-cluster", "--instance", "bao-status"])
+        .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(statuses().await, eso_statuses, "{stderr}");
+    assert!(!stderr.contains("not-a-token") && !stderr.contains("not-the-password"));
+}
