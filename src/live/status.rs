@@ -508,9 +508,10 @@ static STORES_CHECKED: std::sync::Mutex<BTreeMap<String, (i64, std::time::Instan
 /// store is checked when this process has not checked it yet, when its spec changed, or
 /// after its `refreshInterval` (5 minutes when none), so a no-op reconcile makes no
 /// request for it. A Vault or OpenBao store is checked as ESO's does: its login, then a
-/// lookup of its token; a webhook store by a TCP connection to its url's host, as ESO's
-/// `NetworkValidate`. Stores of other providers (AWS) get no status: courier does not
-/// check them.
+/// lookup of its token; an `openBao` store as ESO's OpenBao provider does: its login,
+/// then its mount's type and KV version (`capabilities: ReadOnly`); a webhook store by a
+/// TCP connection to its url's host, as ESO's `NetworkValidate`. Stores of other
+/// providers (AWS) get no status: courier does not check them.
 pub async fn store_statuses(
     objects: &[ClusterObject],
     world: Option<&crate::core::world::World>,
@@ -572,7 +573,14 @@ pub async fn store_statuses(
                     Some(validation) => Some(validation),
                     None => match world {
                         Some(world) => {
-                            crate::providers::vault::validate_store(&parsed, world, context).await
+                            match crate::providers::vault::validate_store(&parsed, world, context)
+                                .await
+                            {
+                                Some(validation) => Some(validation),
+                                None => {
+                                    crate::providers::openbao::validate_store(&parsed, world).await
+                                }
+                            }
                         }
                         None => None,
                     },
@@ -625,9 +633,14 @@ pub async fn store_statuses(
             .collect();
         conditions.push(ready);
         let mut status = json!({"conditions": conditions});
-        // ESO sets the capabilities only once the store validated.
+        // ESO sets the capabilities only once the store validated; its OpenBao provider
+        // is read only.
         status["capabilities"] = if ok {
-            Value::from("ReadWrite")
+            Value::from(if provider == "openBao" {
+                "ReadOnly"
+            } else {
+                "ReadWrite"
+            })
         } else {
             old["capabilities"].clone()
         };

@@ -40,6 +40,7 @@ macro_rules! providers {
 providers![
     aws::Aws,
     kubernetes::Kubernetes,
+    openbao::OpenBao,
     vault::Vault,
     webhook::Webhook
 ];

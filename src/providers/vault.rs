@@ -635,7 +635,7 @@ async fn service_account_token(
 }
 
 /// Vault's `errors` list; its messages name paths and policies, not values.
-async fn vault_errors(response: reqwest::Response) -> String {
+pub(super) async fn vault_errors(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let errors: Vec<&str> = body["errors"]
         .as_array()
@@ -648,7 +648,7 @@ async fn vault_errors(response: reqwest::Response) -> String {
     }
 }
 
-fn transport(error: &reqwest::Error) -> String {
+pub(super) fn transport(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "timed out".into()
     } else if error.is_connect() {

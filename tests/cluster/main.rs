@@ -21,6 +21,7 @@ mod live_differential;
 mod multicluster;
 mod nothing_lost;
 mod openbao_apply;
+mod openbao_eso;
 mod openbao_kubernetes_auth;
 mod policies;
 mod random_templates;

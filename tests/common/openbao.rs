@@ -16,6 +16,8 @@ pub struct OpenBao {
     /// The audit log: one JSON line per request and response.
     pub audit_log: PathBuf,
     port: u16,
+    /// `-dev-tls`: HTTPS with a CA of the server's own ([`OpenBao::ca_pem`]).
+    tls: bool,
     binary: PathBuf,
     state: tempfile::TempDir,
     watchdog: Option<Child>,
@@ -29,6 +31,23 @@ fn repo_root() -> &'static Path {
 impl OpenBao {
     /// Installs (once) and starts a dev server, with its audit log on.
     pub async fn start() -> OpenBao {
+        Self::start_with(false).await
+    }
+
+    /// [`OpenBao::start`] with `-dev-tls`: `https://`, its certificate signed by a CA it
+    /// generates ([`OpenBao::ca_pem`]).
+    #[allow(dead_code)] // not every test binary that includes this file uses TLS
+    pub async fn start_tls() -> OpenBao {
+        Self::start_with(true).await
+    }
+
+    /// The CA a `-dev-tls` server generated, PEM.
+    #[allow(dead_code)]
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("vault-ca.pem")).unwrap()
+    }
+
+    async fn start_with(tls: bool) -> OpenBao {
         let install = Command::new(repo_root().join("testenv/openbao.sh"))
             .stderr(Stdio::inherit())
             .output()
@@ -45,13 +64,18 @@ impl OpenBao {
             .port();
         let state = tempfile::tempdir().unwrap();
         let mut bao = OpenBao {
-            address: format!("http://127.0.0.1:{port}"),
+            address: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
             audit_log: state.path().join("audit.log"),
             port,
+            tls,
             binary,
             state,
             watchdog: None,
-            http: reqwest::Client::new(),
+            // The harness's own calls; the CA is generated when the server starts.
+            http: reqwest::Client::builder()
+                .danger_accept_invalid_certs(tls)
+                .build()
+                .unwrap(),
         };
         bao.spawn().await;
         bao
@@ -70,6 +94,17 @@ impl OpenBao {
                 &format!("-dev-root-token-id={ROOT_TOKEN}"),
             ])
             .arg(format!("-config={}", self.config().display()))
+            .args(
+                self.tls
+                    .then(|| {
+                        [
+                            "-dev-tls".to_owned(),
+                            format!("-dev-tls-cert-dir={}", self.state.path().display()),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
             // Dev mode writes its root token to ~/.vault-token through a temp file; servers
             // started in parallel must not share (and race on) that file.
             .env("HOME", self.state.path())
