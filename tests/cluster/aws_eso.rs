@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 
+use crate::eso::{Supervision, start_eso};
 use crate::moto::Moto;
 use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
 
@@ -417,32 +418,25 @@ fn spawn_eso(
     log: &std::path::Path,
     concurrent: usize,
 ) -> std::process::Child {
-    Command::new(repo_root().join("testenv/watchdog.sh"))
-        .arg(std::process::id().to_string())
-        .arg(log)
-        .arg("--")
-        .arg(eso)
-        .args([
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--live-addr",
-            &format!("127.0.0.1:{}", free_port()),
+    start_eso(
+        eso.as_ref(),
+        kubeconfig,
+        log,
+        &[
             "--loglevel",
             "error",
             "--concurrent",
             &concurrent.to_string(),
             "--enable-push-secret-reconciler=false",
             "--enable-cluster-push-secret-reconciler=false",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .env("AWS_SECRETSMANAGER_ENDPOINT", &moto.address)
-        .env("AWS_SSM_ENDPOINT", &moto.address)
-        .env("AWS_STS_ENDPOINT", &moto.address)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        ],
+        &[
+            ("AWS_SECRETSMANAGER_ENDPOINT", &moto.address),
+            ("AWS_SSM_ENDPOINT", &moto.address),
+            ("AWS_STS_ENDPOINT", &moto.address),
+        ],
+        Supervision::Watchdog,
+    )
 }
 
 /// Parameter Store through both: plain String, SecureString, StringList, properties

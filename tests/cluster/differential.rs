@@ -23,6 +23,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Map, Value, json};
 
+use crate::eso::{Supervision, start_eso};
 use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
 
 /// The label every namespace of a case carries, and every selector of the case requires.
@@ -1560,7 +1561,25 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
             .parent()
             .expect("the plane's state directory")
             .join("eso.log");
-        let watchdog = start_eso(&binary, &plane.kubeconfig, &log);
+        // Under testenv's watchdog, which stops it when the test process is gone (the
+        // shared plane is never dropped).
+        let watchdog = start_eso(
+            &binary,
+            &plane.kubeconfig,
+            &log,
+            &[
+                "--loglevel",
+                "error",
+                "--concurrent",
+                "16",
+                "--client-qps",
+                "5000",
+                "--client-burst",
+                "5000",
+            ],
+            &[],
+            Supervision::Watchdog,
+        );
         eprintln!(
             "differential: ESO v2.9.0's controller and its control plane ready in {:.0} s",
             started.elapsed().as_secs_f64()
@@ -1572,43 +1591,6 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
             _eso: watchdog,
         }
     })
-}
-
-/// Starts ESO's controller under testenv's watchdog, which stops it when the test process
-/// is gone (the shared plane is never dropped).
-fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) -> std::process::Child {
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    Command::new(repo_root().join("testenv/watchdog.sh"))
-        .arg(std::process::id().to_string())
-        .arg(log)
-        .arg("--")
-        .arg(binary)
-        .args([
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", port()),
-            "--live-addr",
-            &format!("127.0.0.1:{}", port()),
-            "--loglevel",
-            "error",
-            "--concurrent",
-            "16",
-            "--client-qps",
-            "5000",
-            "--client-burst",
-            "5000",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("testenv/watchdog.sh starts ESO's controller")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ mod support;
 mod walkthrough;
 mod webhook_apply;
 
+#[path = "../common/eso.rs"]
+mod eso;
 #[path = "../common/moto.rs"]
 mod moto;
 #[path = "../common/openbao.rs"]

@@ -15,6 +15,7 @@ use kube::api::{
 };
 use serde_json::{Value, json};
 
+use crate::eso::{Supervision, start_eso};
 use crate::support::{
     ControlPlane, client_of, grant_reader, http_get, install_crds_from, reader_store, repo_root,
 };
@@ -730,30 +731,20 @@ async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
         .create(&PostParams::default(), &deployment)
         .await
         .unwrap();
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let log_dir = tempfile::tempdir().unwrap();
     let log = log_dir.path().join("eso.log");
-    let mut eso_process = Running(
-        Command::new(&eso_binary)
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-            .args(["--live-addr", &format!("127.0.0.1:{}", free_port())])
-            .args([
-                "--enable-push-secret-reconciler=false",
-                "--enable-cluster-push-secret-reconciler=false",
-                "--enable-generator-state=false",
-            ])
-            .env("KUBECONFIG", &plane.kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut eso_process = Running(start_eso(
+        &eso_binary,
+        &plane.kubeconfig,
+        &log,
+        &[
+            "--enable-push-secret-reconciler=false",
+            "--enable-cluster-push-secret-reconciler=false",
+            "--enable-generator-state=false",
+        ],
+        &[],
+        Supervision::Caller,
+    ));
     let secrets = |namespace: &str| Api::<Secret>::namespaced(client.clone(), namespace);
     let deadline = Instant::now() + Duration::from_secs(120);
     for namespace in ["app-a", "app-b"] {
