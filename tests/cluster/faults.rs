@@ -373,13 +373,9 @@ mod shared_plane {
                 .len(),
             1000
         );
-        assert_eq!(
-            platform
-                .value(&namespaces[0].name, "not-courier", "k")
-                .await
-                .as_deref(),
-            Some("theirs")
-        );
+        platform
+            .assert_value(&namespaces[0].name, "not-courier", "k", Some("theirs"))
+            .await;
     }
 
     #[tokio::test]
@@ -482,26 +478,14 @@ mod shared_plane {
             outcome.stderr
         );
         assert!(!outcome.has("rotated"));
-        assert_eq!(
-            platform
-                .value(&allowed.name, "creds", "password")
-                .await
-                .as_deref(),
-            Some("rotated")
-        );
-        assert_eq!(
-            platform
-                .value(&denied.name, "creds", "password")
-                .await
-                .as_deref(),
-            Some("first-value")
-        );
-        assert_eq!(
-            platform
-                .value(&frozen.name, "creds", "password")
-                .await
-                .as_deref(),
-            Some("first-value")
-        );
+        platform
+            .assert_value(&allowed.name, "creds", "password", Some("rotated"))
+            .await;
+        platform
+            .assert_value(&denied.name, "creds", "password", Some("first-value"))
+            .await;
+        platform
+            .assert_value(&frozen.name, "creds", "password", Some("first-value"))
+            .await;
     }
 }
