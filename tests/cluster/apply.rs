@@ -8,7 +8,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-use crate::support::{TestNamespace, admin_client, control_plane, grant_reader, reader_store};
+use crate::support::{
+    TestNamespace, admin_client, control_plane, grant_reader, http_get, reader_store,
+};
 
 /// A small platform of the test's own: a store namespace, labelled targets, a CES.
 pub struct Platform {
@@ -531,7 +533,7 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
             started.elapsed() < std::time::Duration::from_secs(20),
             "courier run as the ServiceAccount never stayed ready"
         );
-        let ready = readyz(port) == 200;
+        let ready = http_get(port, "/readyz").0 == 200;
         ready_since = if ready {
             ready_since.or(Some(std::time::Instant::now()))
         } else {
@@ -613,21 +615,6 @@ async fn long_applies_show_progress_on_a_terminal_and_stay_quiet_in_pipes() {
         piped.stderr
     );
     drop(namespaces);
-}
-
-fn readyz(port: u16) -> u16 {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = write!(stream, "GET /readyz HTTP/1.0\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `courier apply` on this platform's manifests from any thread.

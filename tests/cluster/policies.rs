@@ -21,6 +21,16 @@ fn write(platform: &Platform, text: &str) {
     std::fs::write(platform.manifests.path().join("manifests.yaml"), text).unwrap();
 }
 
+/// The platform's store and one ClusterExternalSecret per `(name, source, target,
+/// policies)`, as its manifests.
+fn write_ces(platform: &Platform, list: &[(&str, &str, &str, &str)]) {
+    let mut text = store(platform);
+    for (name, source, target, policies) in list {
+        text.push_str(&ces(platform, name, source, target, policies));
+    }
+    write(platform, &text);
+}
+
 #[tokio::test]
 async fn merge_adds_courier_keys_to_an_existing_secret_and_takes_back_only_its_own() {
     let platform = Platform::new("merge").await;
@@ -42,23 +52,12 @@ async fn merge_adds_courier_keys_to_an_existing_secret_and_takes_back_only_its_o
         )
         .await
         .unwrap();
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "merge",
-                "shared",
-                "app-config",
-                "creationPolicy: Merge",
-            )
-            + &ces(
-                &platform,
-                "nothing",
-                "shared",
-                "absent",
-                "creationPolicy: Merge",
-            )),
+        &[
+            ("merge", "shared", "app-config", "creationPolicy: Merge"),
+            ("nothing", "shared", "absent", "creationPolicy: Merge"),
+        ],
     );
 
     let instance = format!("merge-{}", platform.id);
@@ -82,16 +81,9 @@ async fn merge_adds_courier_keys_to_an_existing_secret_and_takes_back_only_its_o
         .assert_value(&target.name, "app-config", "password", Some("first-value"))
         .await;
 
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "merge",
-                "shared",
-                "app-config",
-                "creationPolicy: Merge",
-            )),
+        &[("merge", "shared", "app-config", "creationPolicy: Merge")],
     );
     let again = platform.apply(&instance, &[]);
     assert!(
@@ -131,23 +123,17 @@ async fn deletion_policy_decides_what_happens_when_the_source_disappears() {
     let platform = Platform::new("delpol").await;
     let target = platform.target("delpol-t", true).await;
     platform.put_source("kept-source", &[("k", "kept")]).await;
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
+        &[
+            (
                 "gone",
                 "shared",
                 "deleted-with-source",
                 "deletionPolicy: Delete",
-            )
-            + &ces(
-                &platform,
-                "kept",
-                "kept-source",
-                "retained",
-                "deletionPolicy: Retain",
-            )),
+            ),
+            ("kept", "kept-source", "retained", "deletionPolicy: Retain"),
+        ],
     );
     let instance = format!("delpol-{}", platform.id);
     assert_eq!(platform.apply(&instance, &[]).code, 0);
@@ -436,18 +422,13 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     let target = platform.target("adoptx-t", true).await;
     let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
     their_secret(&secrets).await;
-    let manifests = |policy: &str| {
-        store(&platform)
-            + &ces(&platform, "adopt", "shared", "creds", policy)
-            + &ces(
-                &platform,
-                "other",
-                "shared",
-                "other",
-                "creationPolicy: Owner",
-            )
-    };
-    write(&platform, &manifests("creationPolicy: Owner"));
+    write_ces(
+        &platform,
+        &[
+            ("adopt", "shared", "creds", "creationPolicy: Owner"),
+            ("other", "shared", "other", "creationPolicy: Owner"),
+        ],
+    );
     let instance = format!("adoptx-{}", platform.id);
 
     // By default: refused, left untouched.
@@ -487,16 +468,9 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     );
 
     // No longer wanted: courier takes back only its own fields.
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "other",
-                "shared",
-                "other",
-                "creationPolicy: Owner",
-            )),
+        &[("other", "shared", "other", "creationPolicy: Owner")],
     );
     let released = platform.apply(&instance, &["--adopt-existing-targets"]);
     assert!(released.has("1 released"), "{}", released.stderr);
@@ -516,24 +490,18 @@ async fn no_data_under_retain_or_delete_creates_nothing_and_keeps_the_existing_t
     let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
     platform.put_source("fills", &[("k", "v1")]).await;
     platform.put_source("empty", &[]).await;
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(&platform, "kept", "fills", "kept", "deletionPolicy: Retain")
-            + &ces(
-                &platform,
+        &[
+            ("kept", "fills", "kept", "deletionPolicy: Retain"),
+            (
                 "deleted",
                 "fills",
                 "deleted",
                 "creationPolicy: Owner, deletionPolicy: Delete",
-            )
-            + &ces(
-                &platform,
-                "never",
-                "empty",
-                "never",
-                "deletionPolicy: Retain",
-            )),
+            ),
+            ("never", "empty", "never", "deletionPolicy: Retain"),
+        ],
     );
     let instance = format!("nodata-{}", platform.id);
     let first = platform.apply(&instance, &[]);
@@ -594,23 +562,12 @@ async fn create_or_merge_merges_into_an_existing_secret_and_creates_a_missing_on
     let target = platform.target("com-t", true).await;
     let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
     their_secret(&secrets).await;
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "into",
-                "shared",
-                "creds",
-                "creationPolicy: CreateOrMerge",
-            )
-            + &ces(
-                &platform,
-                "new",
-                "shared",
-                "fresh",
-                "creationPolicy: CreateOrMerge",
-            )),
+        &[
+            ("into", "shared", "creds", "creationPolicy: CreateOrMerge"),
+            ("new", "shared", "fresh", "creationPolicy: CreateOrMerge"),
+        ],
     );
     let instance = format!("com-{}", platform.id);
     let applied = platform.apply(&instance, &[]);
