@@ -23,7 +23,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Map, Value, json};
 
-use crate::eso::{Supervision, start_eso};
+use crate::eso::{Supervision, eso_v2, start_eso};
 use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
 
 /// The label every namespace of a case carries, and every selector of the case requires.
@@ -1506,20 +1506,6 @@ async fn eso_outcomes(
         .collect()
 }
 
-/// ESO v2.9.0's controller, built from its source release (cached by testenv).
-fn eso_binary() -> PathBuf {
-    let build = Command::new(repo_root().join("testenv/eso-v2.sh"))
-        .arg("controller")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("testenv/eso-v2.sh runs");
-    assert!(
-        build.status.success(),
-        "testenv/eso-v2.sh controller failed"
-    );
-    PathBuf::from(String::from_utf8(build.stdout).unwrap().trim())
-}
-
 /// ESO v2.9.0's controller on a private control plane holding ESO v2.9.0's CRDs and the
 /// readers' grant: one per test run, shared by the differential tests (the corpus against
 /// `render`, and the live one against `apply`), each in namespaces of its own. A private
@@ -1542,7 +1528,7 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
     crate::support::binaries_available();
     ESO_PLANE.get_or_init(|| {
         let started = Instant::now();
-        let binary = eso_binary();
+        let binary = eso_v2(&["controller"]);
         let plane = ControlPlane::start_private();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {

@@ -15,7 +15,7 @@ use kube::api::{
 };
 use serde_json::{Value, json};
 
-use crate::eso::{Supervision, start_eso};
+use crate::eso::{Supervision, eso_v2, start_eso};
 use crate::support::{
     ControlPlane, client_of, grant_reader, http_get, install_crds_from, reader_store, repo_root,
 };
@@ -647,20 +647,6 @@ async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_ke
     assert_eq!(full_no_op, lean_no_op, "{stderr}");
 }
 
-/// ESO v2.9.0's own controller (`testenv/eso-v2.sh controller`), built once and cached.
-fn eso_v2() -> std::path::PathBuf {
-    let output = Command::new(repo_root().join("testenv/eso-v2.sh"))
-        .arg("controller")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "testenv/eso-v2.sh controller: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().into()
-}
-
 /// README's "Migrating from ESO" block, command by command, in a user's shell: ESO
 /// v2.9.0's controller makes the Secrets first (for a ClusterExternalSecret whose
 /// ExternalSecrets have a name of their own), its Deployment is scaled to zero (the test
@@ -668,7 +654,9 @@ fn eso_v2() -> std::path::PathBuf {
 /// courier adopts at once, with `diff --from-cluster` in sync at the end.
 #[tokio::test]
 async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
-    let eso_binary = tokio::task::spawn_blocking(eso_v2).await.unwrap();
+    let eso_binary = tokio::task::spawn_blocking(|| eso_v2(&["controller"]))
+        .await
+        .unwrap();
     let plane = Arc::new(
         tokio::task::spawn_blocking(ControlPlane::start_private)
             .await

@@ -3,7 +3,7 @@
 //! the caller's flags and environment, its output in a log file of the caller's.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Who stops ESO's controller.
@@ -71,4 +71,21 @@ pub fn start_eso(
         .envs(env.iter().copied())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start ESO's controller {}: {e}", binary.display()))
+}
+
+/// `testenv/eso-v2.sh what...`: ESO v2.9.0's controller (`["controller"]`, or with build tags
+/// `["controller", "aws"]`), built once and cached, or its unpacked source (`["source"]`): the
+/// path it prints. A cold build's progress and any error show on the test's stderr.
+pub fn eso_v2(what: &[&str]) -> PathBuf {
+    let output = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("testenv/eso-v2.sh"))
+        .args(what)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("testenv/eso-v2.sh runs");
+    assert!(
+        output.status.success(),
+        "testenv/eso-v2.sh {} failed (its error is above)",
+        what.join(" ")
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
