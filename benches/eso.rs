@@ -29,12 +29,15 @@ mod support;
 #[allow(dead_code)]
 mod world;
 
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/common/eso.rs"]
+mod eso;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 
-use world::{CES, FirstSync, World, courier_first_sync, courier_steady, free_port, stop};
+use world::{CES, FirstSync, World, courier_first_sync, courier_steady, stop};
 
 fn main() {
     common::main("eso", |scale| {
@@ -46,21 +49,15 @@ fn main() {
 /// The ESO controller, started on `world`'s control plane with `flags`.
 fn start_eso(world: &World, flags: &[&str], log: &std::path::Path) -> Child {
     let binary = support::go_tool("eso");
-    Command::new(binary)
-        .args([
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--live-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--loglevel",
-            "error",
-        ])
-        .args(flags)
-        .env("KUBECONFIG", world.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+    let flags = [&["--loglevel", "error"], flags].concat();
+    eso::start_eso(
+        &binary,
+        std::path::Path::new(world.kubeconfig()),
+        log,
+        &flags,
+        &[],
+        eso::Supervision::Caller,
+    )
 }
 
 async fn eso_first_sync(world: &World, label: &str, flags: &[&str], window: Duration) -> FirstSync {

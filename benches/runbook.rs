@@ -20,6 +20,9 @@ mod support;
 #[allow(dead_code)]
 mod world;
 
+#[path = "../tests/common/eso.rs"]
+mod eso;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -195,12 +198,11 @@ async fn courier_row(world: &World, label: &str, extra: &[&str], steady: Duratio
 }
 
 fn start_eso(binary: &std::path::Path, world: &World, log: &std::path::Path) -> Child {
-    Command::new(binary)
-        .args([
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--live-addr",
-            &format!("127.0.0.1:{}", free_port()),
+    eso::start_eso(
+        binary,
+        std::path::Path::new(world.kubeconfig()),
+        log,
+        &[
             "--loglevel",
             "error",
             "--concurrent",
@@ -212,12 +214,10 @@ fn start_eso(binary: &std::path::Path, world: &World, log: &std::path::Path) -> 
             "--enable-push-secret-reconciler=false",
             "--enable-cluster-push-secret-reconciler=false",
             "--enable-generator-state=false",
-        ])
-        .env("KUBECONFIG", world.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+        ],
+        &[],
+        eso::Supervision::Caller,
+    )
 }
 
 /// ESO v2.9.0 tuned: the first sync to the end, its steady state, and one refresh

@@ -92,14 +92,15 @@ async fn a_secret_eso_made_is_adopted_only_when_asked_and_only_once_eso_has_stop
         "{}",
         still_running.stderr
     );
-    assert_eq!(
-        platform
-            .value(&app.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("eso-wrote-this"),
-        "nothing is written while ESO runs"
-    );
+    platform
+        .assert_value_because(
+            &app.name,
+            "creds",
+            "password",
+            Some("eso-wrote-this"),
+            "nothing is written while ESO runs",
+        )
+        .await;
 
     // ESO stopped: its last refresh is older than its refresh interval.
     set_refresh_time(&external_secrets, &es_name, 2 * 3600).await;
@@ -107,13 +108,9 @@ async fn a_secret_eso_made_is_adopted_only_when_asked_and_only_once_eso_has_stop
     assert_eq!(adopted.code, 0, "{}", adopted.stderr);
     assert!(adopted.has("1 adopted from ESO"), "{}", adopted.stderr);
     let secret = secrets.get("creds").await.unwrap();
-    assert_eq!(
-        platform
-            .value(&app.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&app.name, "creds", "password", Some("first-value"))
+        .await;
     let labels = secret.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels

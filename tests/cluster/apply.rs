@@ -8,7 +8,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-use crate::support::{TestNamespace, admin_client, control_plane, grant_reader, reader_store};
+use crate::support::{
+    TestNamespace, admin_client, control_plane, grant_reader, http_get, reader_store,
+};
 
 /// A small platform of the test's own: a store namespace, labelled targets, a CES.
 pub struct Platform {
@@ -112,6 +114,38 @@ impl Platform {
         data.get(key)
             .map(|v| String::from_utf8(v.0.clone()).unwrap())
     }
+
+    /// Asserts that Secret `namespace/name` holds `expected` at `key` (`None`: no such
+    /// Secret or key). `#[track_caller]` does not reach across `.await`, so the failure
+    /// names the Secret and key. The values are the tests' own fixtures, printed as
+    /// `assert_eq!` printed them.
+    pub async fn assert_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        expected: Option<&str>,
+    ) {
+        self.assert_value_because(namespace, name, key, expected, "")
+            .await;
+    }
+
+    /// [`Platform::assert_value`], with `why` (a test's reason, or courier's stderr) in the
+    /// failure.
+    pub async fn assert_value_because(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        expected: Option<&str>,
+        why: &str,
+    ) {
+        let found = self.value(namespace, name, key).await;
+        assert!(
+            found.as_deref() == expected,
+            "Secret {namespace}/{name}, key {key}: expected {expected:?}, found {found:?}\n{why}"
+        );
+    }
 }
 
 pub struct Outcome {
@@ -171,14 +205,12 @@ async fn labels_and_sources_drive_create_update_prune_and_no_op_costs_three_requ
     let first = platform.apply(&instance, &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.has("apply: 2 created, 0 updated"), "{}", first.stderr);
-    assert_eq!(
-        platform
-            .value(&a.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
-    assert_eq!(platform.value(&c.name, "creds", "password").await, None);
+    platform
+        .assert_value(&a.name, "creds", "password", Some("first-value"))
+        .await;
+    platform
+        .assert_value(&c.name, "creds", "password", None)
+        .await;
 
     let again = platform.apply(&instance, &[]);
     assert!(
@@ -200,18 +232,18 @@ async fn labels_and_sources_drive_create_update_prune_and_no_op_costs_three_requ
         "{}",
         relabelled.stderr
     );
-    assert_eq!(
-        platform.value(&a.name, "creds", "password").await,
-        None,
-        "pruned when the label went away"
-    );
-    assert_eq!(
-        platform
-            .value(&c.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value_because(
+            &a.name,
+            "creds",
+            "password",
+            None,
+            "pruned when the label went away",
+        )
+        .await;
+    platform
+        .assert_value(&c.name, "creds", "password", Some("first-value"))
+        .await;
 
     platform
         .put_source(
@@ -226,13 +258,9 @@ async fn labels_and_sources_drive_create_update_prune_and_no_op_costs_three_requ
         changed.stderr
     );
     for namespace in [&b.name, &c.name] {
-        assert_eq!(
-            platform
-                .value(namespace, "creds", "password")
-                .await
-                .as_deref(),
-            Some("second-value")
-        );
+        platform
+            .assert_value(namespace, "creds", "password", Some("second-value"))
+            .await;
     }
     assert!(!changed.stderr.contains("second-value") && !changed.stderr.contains("first-value"));
 
@@ -252,20 +280,12 @@ async fn labels_and_sources_drive_create_update_prune_and_no_op_costs_three_requ
         "{}",
         restored.stderr
     );
-    assert_eq!(
-        platform
-            .value(&b.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("second-value")
-    );
-    assert_eq!(
-        platform
-            .value(&c.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("second-value")
-    );
+    platform
+        .assert_value(&b.name, "creds", "password", Some("second-value"))
+        .await;
+    platform
+        .assert_value(&c.name, "creds", "password", Some("second-value"))
+        .await;
 
     let managers: Vec<String> = secrets_b
         .get("creds")
@@ -309,25 +329,17 @@ async fn an_unmanaged_secret_with_the_target_name_is_refused_and_left_untouched(
         "the other target is still reconciled: {}",
         outcome.stderr
     );
-    assert_eq!(
-        platform
-            .value(&theirs.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("someone-elses")
-    );
+    platform
+        .assert_value(&theirs.name, "creds", "password", Some("someone-elses"))
+        .await;
     let untouched = Api::<Secret>::namespaced(platform.client.clone(), &theirs.name)
         .get("creds")
         .await
         .unwrap();
     assert!(untouched.metadata.labels.unwrap_or_default().is_empty());
-    assert_eq!(
-        platform
-            .value(&mine.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&mine.name, "creds", "password", Some("first-value"))
+        .await;
 }
 
 #[tokio::test]
@@ -368,17 +380,12 @@ async fn two_instances_never_prune_each_other() {
         "{}",
         pruned.stderr
     );
-    assert_eq!(
-        platform.value(&shared.name, "from-y", "password").await,
-        None
-    );
-    assert_eq!(
-        platform
-            .value(&shared.name, "from-x", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&shared.name, "from-y", "password", None)
+        .await;
+    platform
+        .assert_value(&shared.name, "from-x", "password", Some("first-value"))
+        .await;
 }
 
 #[tokio::test]
@@ -402,10 +409,9 @@ async fn blocked_sources_are_never_read() {
         outcome.stderr
     );
     assert!(!outcome.has("admin-password"));
-    assert_eq!(
-        platform.value(&target.name, "copied", "password").await,
-        None
-    );
+    platform
+        .assert_value(&target.name, "copied", "password", None)
+        .await;
 }
 
 #[tokio::test]
@@ -488,13 +494,9 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
     let as_courier = format!("system:serviceaccount:{}:courier", platform.central.name);
     let allowed = platform.apply(&format!("rbac-{}", platform.id), &["--as", &as_courier]);
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&target.name, "creds", "password", Some("first-value"))
+        .await;
 
     // `run` as the same identity: its metadata watches need `watch`; a forbidden watch would
     // keep /readyz at 503.
@@ -531,7 +533,7 @@ async fn the_shipped_cluster_role_is_enough_and_less_is_a_clear_error() {
             started.elapsed() < std::time::Duration::from_secs(20),
             "courier run as the ServiceAccount never stayed ready"
         );
-        let ready = readyz(port) == 200;
+        let ready = http_get(port, "/readyz").0 == 200;
         ready_since = if ready {
             ready_since.or(Some(std::time::Instant::now()))
         } else {
@@ -613,21 +615,6 @@ async fn long_applies_show_progress_on_a_terminal_and_stay_quiet_in_pipes() {
         piped.stderr
     );
     drop(namespaces);
-}
-
-fn readyz(port: u16) -> u16 {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = write!(stream, "GET /readyz HTTP/1.0\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `courier apply` on this platform's manifests from any thread.
@@ -797,19 +784,11 @@ async fn a_namespace_being_deleted_is_neither_written_nor_pruned() {
         "{}",
         after.stderr
     );
-    assert_eq!(
-        platform
-            .value(&staying.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("second-value")
-    );
+    platform
+        .assert_value(&staying.name, "creds", "password", Some("second-value"))
+        .await;
     // Left to the namespace's deletion, as it was.
-    assert_eq!(
-        platform
-            .value(&going.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&going.name, "creds", "password", Some("first-value"))
+        .await;
 }

@@ -10,21 +10,12 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 
+use crate::eso::{Supervision, eso_v2, start_eso};
 use crate::moto::Moto;
-use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
+use crate::support::{ControlPlane, client_of, install_crds_from};
 
 const NAMESPACES: usize = 10;
 const CES: usize = 10;
-
-fn eso_tool(what: &[&str]) -> String {
-    let output = Command::new(repo_root().join("testenv/eso-v2.sh"))
-        .args(what)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "testenv/eso-v2.sh {what:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -58,18 +49,14 @@ async fn eso_v2_and_courier_write_the_same_secrets_from_moto_with_fewer_calls_fo
     moto.python(&format!(
         "for c in range({CES}): sm.create_secret(Name=f'app/s{{c:02}}', SecretString=json.dumps({{'value': f'v-{{c}}', 'n': c, 'obj': {{'x' : 1.50}}}}))"
     ));
-    let eso = eso_tool(&["controller", "aws"]);
-    let source = eso_tool(&["source"]);
+    let eso = eso_v2(&["controller", "aws"]);
+    let source = eso_v2(&["source"]);
 
     let plane = tokio::task::spawn_blocking(ControlPlane::start_private)
         .await
         .unwrap();
     let client = client_of(&plane).await;
-    install_crds_from(
-        &client,
-        &std::path::Path::new(&source).join("config/crds/bases"),
-    )
-    .await;
+    install_crds_from(&client, &source.join("config/crds/bases")).await;
     let namespaces = Api::<Namespace>::all(client.clone());
     let mut world = String::new();
     for n in 0..=NAMESPACES {
@@ -285,8 +272,8 @@ async fn aws_calls_at_scale_eso_v2_beside_courier_run() {
     let (eso_moto, courier_moto) = (Moto::start().await, Moto::start().await);
     eso_moto.python(&seed);
     courier_moto.python(&seed);
-    let eso = eso_tool(&["controller", "aws"]);
-    let source = eso_tool(&["source"]);
+    let eso = eso_v2(&["controller", "aws"]);
+    let source = eso_v2(&["source"]);
     let eso_plane = tokio::task::spawn_blocking(ControlPlane::start_private)
         .await
         .unwrap();
@@ -295,11 +282,7 @@ async fn aws_calls_at_scale_eso_v2_beside_courier_run() {
         .unwrap();
     let (eso_client, courier_client) =
         (client_of(&eso_plane).await, client_of(&courier_plane).await);
-    install_crds_from(
-        &eso_client,
-        &std::path::Path::new(&source).join("config/crds/bases"),
-    )
-    .await;
+    install_crds_from(&eso_client, &source.join("config/crds/bases")).await;
     set_up_namespaces(&eso_client, namespaces).await;
     set_up_namespaces(&courier_client, namespaces).await;
 
@@ -411,38 +394,31 @@ async fn aws_calls_at_scale_eso_v2_beside_courier_run() {
 
 /// ESO's controller with the endpoints of `moto` (Secrets Manager, SSM and STS).
 fn spawn_eso(
-    eso: &str,
+    eso: &std::path::Path,
     kubeconfig: &std::path::Path,
     moto: &Moto,
     log: &std::path::Path,
     concurrent: usize,
 ) -> std::process::Child {
-    Command::new(repo_root().join("testenv/watchdog.sh"))
-        .arg(std::process::id().to_string())
-        .arg(log)
-        .arg("--")
-        .arg(eso)
-        .args([
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--live-addr",
-            &format!("127.0.0.1:{}", free_port()),
+    start_eso(
+        eso,
+        kubeconfig,
+        log,
+        &[
             "--loglevel",
             "error",
             "--concurrent",
             &concurrent.to_string(),
             "--enable-push-secret-reconciler=false",
             "--enable-cluster-push-secret-reconciler=false",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .env("AWS_SECRETSMANAGER_ENDPOINT", &moto.address)
-        .env("AWS_SSM_ENDPOINT", &moto.address)
-        .env("AWS_STS_ENDPOINT", &moto.address)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        ],
+        &[
+            ("AWS_SECRETSMANAGER_ENDPOINT", &moto.address),
+            ("AWS_SSM_ENDPOINT", &moto.address),
+            ("AWS_STS_ENDPOINT", &moto.address),
+        ],
+        Supervision::Watchdog,
+    )
 }
 
 /// Parameter Store through both: plain String, SecureString, StringList, properties
@@ -510,17 +486,13 @@ ssm.put_parameter(Name="/app/encoded", Value="aGVsbG8gd29ybGQ=", Type="String")
 ssm.put_parameter(Name="/other/user", Value="elsewhere", Type="String", Tags=[{"Key": "team", "Value": "blue"}])
 "#,
     );
-    let eso = eso_tool(&["controller", "aws"]);
-    let source = eso_tool(&["source"]);
+    let eso = eso_v2(&["controller", "aws"]);
+    let source = eso_v2(&["source"]);
     let plane = tokio::task::spawn_blocking(ControlPlane::start_private)
         .await
         .unwrap();
     let client = client_of(&plane).await;
-    install_crds_from(
-        &client,
-        &std::path::Path::new(&source).join("config/crds/bases"),
-    )
-    .await;
+    install_crds_from(&client, &source.join("config/crds/bases")).await;
     set_up_namespaces(&client, 1).await;
     let manifests = parameter_store_manifests();
 

@@ -74,13 +74,9 @@ async fn jwt_auth_exchanges_a_service_account_token_from_the_api_server_with_sts
     .unwrap();
     let (code, stderr) = apply(&platform, &moto, &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        platform
-            .value(&target.name, "db", "password")
-            .await
-            .as_deref(),
-        Some("irsa-value")
-    );
+    platform
+        .assert_value(&target.name, "db", "password", Some("irsa-value"))
+        .await;
     // STS received a token the API server issued for that ServiceAccount, for STS's
     // audience (and the extra one), and courier then read with the role's credentials.
     let token = moto
@@ -157,7 +153,9 @@ async fn a_namespaced_store_without_auth_is_refused_despite_ambient_credentials(
         )),
         "{stderr}"
     );
-    assert_eq!(platform.value(&target.name, "db", "password").await, None);
+    platform
+        .assert_value(&target.name, "db", "password", None)
+        .await;
 
     // The operator's explicit opt-in lets it read with courier's credentials.
     let (code, stderr) = apply(
@@ -170,13 +168,9 @@ async fn a_namespaced_store_without_auth_is_refused_despite_ambient_credentials(
         ],
     );
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        platform
-            .value(&target.name, "db", "password")
-            .await
-            .as_deref(),
-        Some("ambient-value")
-    );
+    platform
+        .assert_value(&target.name, "db", "password", Some("ambient-value"))
+        .await;
 }
 
 /// `courier run` keeps STS sessions across reconciles: with a store that assumes a role
@@ -260,14 +254,15 @@ async fn run_keeps_sts_sessions_across_reconciles() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     for store in ["role", "bare", "jwt"] {
-        assert_eq!(
-            platform
-                .value(&target.name, &format!("db-{store}"), "password")
-                .await
-                .as_deref(),
-            Some("sts-value"),
-            "{stderr}"
-        );
+        platform
+            .assert_value_because(
+                &target.name,
+                &format!("db-{store}"),
+                "password",
+                Some("sts-value"),
+                &stderr,
+            )
+            .await;
     }
     let operations = moto.operations();
     assert_eq!(moto.count("AssumeRole"), 2, "one per store: {operations:?}");

@@ -23,6 +23,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Map, Value, json};
 
+use crate::eso::{Supervision, eso_v2, start_eso};
 use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
 
 /// The label every namespace of a case carries, and every selector of the case requires.
@@ -1505,20 +1506,6 @@ async fn eso_outcomes(
         .collect()
 }
 
-/// ESO v2.9.0's controller, built from its source release (cached by testenv).
-fn eso_binary() -> PathBuf {
-    let build = Command::new(repo_root().join("testenv/eso-v2.sh"))
-        .arg("controller")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("testenv/eso-v2.sh runs");
-    assert!(
-        build.status.success(),
-        "testenv/eso-v2.sh controller failed"
-    );
-    PathBuf::from(String::from_utf8(build.stdout).unwrap().trim())
-}
-
 /// ESO v2.9.0's controller on a private control plane holding ESO v2.9.0's CRDs and the
 /// readers' grant: one per test run, shared by the differential tests (the corpus against
 /// `render`, and the live one against `apply`), each in namespaces of its own. A private
@@ -1541,7 +1528,7 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
     crate::support::binaries_available();
     ESO_PLANE.get_or_init(|| {
         let started = Instant::now();
-        let binary = eso_binary();
+        let binary = eso_v2(&["controller"]);
         let plane = ControlPlane::start_private();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
@@ -1560,7 +1547,25 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
             .parent()
             .expect("the plane's state directory")
             .join("eso.log");
-        let watchdog = start_eso(&binary, &plane.kubeconfig, &log);
+        // Under testenv's watchdog, which stops it when the test process is gone (the
+        // shared plane is never dropped).
+        let watchdog = start_eso(
+            &binary,
+            &plane.kubeconfig,
+            &log,
+            &[
+                "--loglevel",
+                "error",
+                "--concurrent",
+                "16",
+                "--client-qps",
+                "5000",
+                "--client-burst",
+                "5000",
+            ],
+            &[],
+            Supervision::Watchdog,
+        );
         eprintln!(
             "differential: ESO v2.9.0's controller and its control plane ready in {:.0} s",
             started.elapsed().as_secs_f64()
@@ -1572,43 +1577,6 @@ pub(crate) fn eso_plane() -> &'static EsoPlane {
             _eso: watchdog,
         }
     })
-}
-
-/// Starts ESO's controller under testenv's watchdog, which stops it when the test process
-/// is gone (the shared plane is never dropped).
-fn start_eso(binary: &Path, kubeconfig: &Path, log: &Path) -> std::process::Child {
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    Command::new(repo_root().join("testenv/watchdog.sh"))
-        .arg(std::process::id().to_string())
-        .arg(log)
-        .arg("--")
-        .arg(binary)
-        .args([
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", port()),
-            "--live-addr",
-            &format!("127.0.0.1:{}", port()),
-            "--loglevel",
-            "error",
-            "--concurrent",
-            "16",
-            "--client-qps",
-            "5000",
-            "--client-burst",
-            "5000",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("testenv/watchdog.sh starts ESO's controller")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 //! Faults in live mode, on a control plane of the test's own so restarting it disturbs
 //! no other test.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,20 +10,22 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use crate::support::{ControlPlane, client_of};
+use crate::support::{ControlPlane, client_of, http_get};
+
+/// All that `child` wrote on its piped stderr (it has ended, or been killed).
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
 
 fn readyz(port: u16) -> u16 {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = write!(stream, "GET /readyz HTTP/1.0\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    http_get(port, "/readyz").0
 }
 
 async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
@@ -79,13 +80,8 @@ async fn namespace(client: &Client, name: &str, wants: bool) {
 }
 
 fn metric(port: u16, name: &str) -> f64 {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return f64::NAN;
-    };
-    let _ = write!(stream, "GET /metrics HTTP/1.0\r\n\r\n");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
+    http_get(port, "/metrics")
+        .1
         .lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
@@ -178,13 +174,7 @@ async fn run_across_an_outage(what: &str, stop_it: fn(&ControlPlane), start_it: 
         }
         if started.elapsed() > Duration::from_secs(30) {
             let _ = courier.kill();
-            let mut stderr = String::new();
-            courier
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
+            let stderr = stderr_of(&mut courier);
             panic!(
                 "/readyz did not turn 503 within 30 s (answers seen: {seen:?}); courier said:\n{stderr}"
             );
@@ -231,13 +221,7 @@ async fn run_across_an_outage(what: &str, stop_it: fn(&ControlPlane), start_it: 
         .args(["-TERM", &courier.id().to_string()])
         .status();
     let status = courier.wait().unwrap();
-    let mut stderr = String::new();
-    courier
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut courier);
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -373,13 +357,9 @@ mod shared_plane {
                 .len(),
             1000
         );
-        assert_eq!(
-            platform
-                .value(&namespaces[0].name, "not-courier", "k")
-                .await
-                .as_deref(),
-            Some("theirs")
-        );
+        platform
+            .assert_value(&namespaces[0].name, "not-courier", "k", Some("theirs"))
+            .await;
     }
 
     #[tokio::test]
@@ -482,26 +462,14 @@ mod shared_plane {
             outcome.stderr
         );
         assert!(!outcome.has("rotated"));
-        assert_eq!(
-            platform
-                .value(&allowed.name, "creds", "password")
-                .await
-                .as_deref(),
-            Some("rotated")
-        );
-        assert_eq!(
-            platform
-                .value(&denied.name, "creds", "password")
-                .await
-                .as_deref(),
-            Some("first-value")
-        );
-        assert_eq!(
-            platform
-                .value(&frozen.name, "creds", "password")
-                .await
-                .as_deref(),
-            Some("first-value")
-        );
+        platform
+            .assert_value(&allowed.name, "creds", "password", Some("rotated"))
+            .await;
+        platform
+            .assert_value(&denied.name, "creds", "password", Some("first-value"))
+            .await;
+        platform
+            .assert_value(&frozen.name, "creds", "password", Some("first-value"))
+            .await;
     }
 }

@@ -83,13 +83,9 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
     let (code, stderr) = apply_from_cluster(&instance);
     assert_eq!(code, 1, "the broken ExternalSecret fails the run: {stderr}");
     assert!(stderr.contains(&format!("cluster: ExternalSecret/{}/broken: target {}/broken: data[0] (secretKey \"k\"): source Secret", target.name, target.name)), "{stderr}");
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&target.name, "creds", "password", Some("first-value"))
+        .await;
 
     // diff --from-cluster (the README's migration runs it): the same manifests compared;
     // the applied target is in sync, the broken ExternalSecret an error (exit 2).

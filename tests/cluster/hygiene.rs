@@ -95,13 +95,9 @@ async fn no_command_prints_a_value_outside_rendered_secret_data() {
         "trace logging was on"
     );
     assert_clean("apply stderr (trace)", &apply.stderr);
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some(MARKER)
-    );
+    platform
+        .assert_value(&target.name, "creds", "password", Some(MARKER))
+        .await;
 
     let run = Command::new(env!("CARGO_BIN_EXE_courier"))
         .args([

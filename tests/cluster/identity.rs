@@ -116,15 +116,18 @@ async fn a_tenant_store_cannot_reach_the_central_namespace_in_any_mode() {
     let outcome = courier_apply(&path, &format!("tenant-{}", platform.id), &[]);
     assert_eq!(outcome.code, 1, "{}", outcome.stderr);
     assert_refused(&outcome.stderr, &tenant.name, &central);
-    assert_eq!(platform.value(&tenant.name, "loot", "pw").await, None);
-    assert_eq!(
-        platform
-            .value(&tenant.name, "allowed", "pw")
-            .await
-            .as_deref(),
-        Some("first-value"),
-        "a store whose identity may read the central namespace still delivers"
-    );
+    platform
+        .assert_value(&tenant.name, "loot", "pw", None)
+        .await;
+    platform
+        .assert_value_because(
+            &tenant.name,
+            "allowed",
+            "pw",
+            Some("first-value"),
+            "a store whose identity may read the central namespace still delivers",
+        )
+        .await;
 
     // apply --from-cluster: the same objects written to the API server.
     install_eso_crds(&client).await;
@@ -178,7 +181,9 @@ async fn a_tenant_store_cannot_reach_the_central_namespace_in_any_mode() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_ne!(output.status.code(), Some(0), "{stderr}");
     assert_refused(&stderr, &tenant.name, &central);
-    assert_eq!(platform.value(&tenant.name, "loot", "pw").await, None);
+    platform
+        .assert_value(&tenant.name, "loot", "pw", None)
+        .await;
     for (plural, name) in [("externalsecrets", "loot"), ("secretstores", "sneaky")] {
         let kind = if name == "loot" {
             "ExternalSecret"
@@ -254,12 +259,15 @@ async fn an_identity_limited_by_resource_names_reads_through_gets() {
     );
     let outcome = courier_apply(&path, &format!("names-{}", platform.id), &[]);
     assert_eq!(outcome.code, 1, "{}", outcome.stderr);
-    assert_eq!(
-        platform.value(&target.name, "ok", "pw").await.as_deref(),
-        Some("first-value"),
-        "{}",
-        outcome.stderr
-    );
+    platform
+        .assert_value_because(
+            &target.name,
+            "ok",
+            "pw",
+            Some("first-value"),
+            &outcome.stderr,
+        )
+        .await;
     assert!(
         outcome.has(&format!(
             "ServiceAccount {central}/named may not get Secret {central}/other (forbidden)"
@@ -267,7 +275,9 @@ async fn an_identity_limited_by_resource_names_reads_through_gets() {
         "{}",
         outcome.stderr
     );
-    assert_eq!(platform.value(&target.name, "denied", "k").await, None);
+    platform
+        .assert_value(&target.name, "denied", "k", None)
+        .await;
 }
 
 #[tokio::test]
@@ -343,14 +353,15 @@ async fn token_cert_and_kubeconfig_auth_each_deliver() {
     let outcome = courier_apply(&path, &format!("auths-{}", platform.id), &[]);
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     for (name, _) in &auths {
-        assert_eq!(
-            platform
-                .value(&target.name, &format!("by-{name}"), "pw")
-                .await
-                .as_deref(),
-            Some("first-value"),
-            "{name} auth"
-        );
+        platform
+            .assert_value_because(
+                &target.name,
+                &format!("by-{name}"),
+                "pw",
+                Some("first-value"),
+                &format!("{name} auth"),
+            )
+            .await;
     }
     assert!(
         !outcome.stderr.contains(&token),
@@ -409,14 +420,15 @@ async fn a_deleted_service_account_is_a_clear_error_and_the_target_stays() {
         "{}",
         outcome.stderr
     );
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value"),
-        "a failing store deletes nothing"
-    );
+    platform
+        .assert_value_because(
+            &target.name,
+            "creds",
+            "password",
+            Some("first-value"),
+            "a failing store deletes nothing",
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -511,13 +523,14 @@ async fn a_store_can_read_from_another_cluster() {
     );
     let outcome = courier_apply(&path, &format!("hub-{}", platform.id), &[]);
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        platform
-            .value(&target.name, "from-spoke", "pw")
-            .await
-            .as_deref(),
-        Some("from-the-other-cluster")
-    );
+    platform
+        .assert_value(
+            &target.name,
+            "from-spoke",
+            "pw",
+            Some("from-the-other-cluster"),
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -543,5 +556,5 @@ async fn a_live_store_without_an_identity_is_an_error_naming_it() {
         outcome.stderr
     );
     assert!(outcome.has("hint: add auth:"), "{}", outcome.stderr);
-    assert_eq!(platform.value(&target.name, "x", "pw").await, None);
+    platform.assert_value(&target.name, "x", "pw", None).await;
 }

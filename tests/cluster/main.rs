@@ -34,6 +34,8 @@ mod sync_windows;
 mod walkthrough;
 mod webhook_apply;
 
+#[path = "../common/eso.rs"]
+mod eso;
 #[path = "../common/moto.rs"]
 mod moto;
 #[path = "../common/openbao.rs"]

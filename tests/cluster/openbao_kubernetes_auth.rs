@@ -102,13 +102,9 @@ async fn kubernetes_auth_logs_in_with_a_requested_service_account_token() {
     .unwrap();
     let outcome = platform.apply(&format!("bk8s-{}", platform.id), &[]);
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        platform
-            .value(&target.name, "db", "password")
-            .await
-            .as_deref(),
-        Some("k8s-auth-value")
-    );
+    platform
+        .assert_value(&target.name, "db", "password", Some("k8s-auth-value"))
+        .await;
 
     // A role bound to another ServiceAccount refuses the login, clearly.
     bao.call("POST", "auth/kubernetes/role/courier", json!({"bound_service_account_names": ["someone-else"], "bound_service_account_namespaces": [platform.central.name], "token_policies": ["k8s-read"]})).await;

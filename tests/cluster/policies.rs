@@ -21,6 +21,16 @@ fn write(platform: &Platform, text: &str) {
     std::fs::write(platform.manifests.path().join("manifests.yaml"), text).unwrap();
 }
 
+/// The platform's store and one ClusterExternalSecret per `(name, source, target,
+/// policies)`, as its manifests.
+fn write_ces(platform: &Platform, list: &[(&str, &str, &str, &str)]) {
+    let mut text = store(platform);
+    for (name, source, target, policies) in list {
+        text.push_str(&ces(platform, name, source, target, policies));
+    }
+    write(platform, &text);
+}
+
 #[tokio::test]
 async fn merge_adds_courier_keys_to_an_existing_secret_and_takes_back_only_its_own() {
     let platform = Platform::new("merge").await;
@@ -42,23 +52,12 @@ async fn merge_adds_courier_keys_to_an_existing_secret_and_takes_back_only_its_o
         )
         .await
         .unwrap();
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "merge",
-                "shared",
-                "app-config",
-                "creationPolicy: Merge",
-            )
-            + &ces(
-                &platform,
-                "nothing",
-                "shared",
-                "absent",
-                "creationPolicy: Merge",
-            )),
+        &[
+            ("merge", "shared", "app-config", "creationPolicy: Merge"),
+            ("nothing", "shared", "absent", "creationPolicy: Merge"),
+        ],
     );
 
     let instance = format!("merge-{}", platform.id);
@@ -75,31 +74,16 @@ async fn merge_adds_courier_keys_to_an_existing_secret_and_takes_back_only_its_o
         "{}",
         merged.stderr
     );
-    assert_eq!(
-        platform
-            .value(&target.name, "app-config", "own")
-            .await
-            .as_deref(),
-        Some("theirs")
-    );
-    assert_eq!(
-        platform
-            .value(&target.name, "app-config", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&target.name, "app-config", "own", Some("theirs"))
+        .await;
+    platform
+        .assert_value(&target.name, "app-config", "password", Some("first-value"))
+        .await;
 
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "merge",
-                "shared",
-                "app-config",
-                "creationPolicy: Merge",
-            )),
+        &[("merge", "shared", "app-config", "creationPolicy: Merge")],
     );
     let again = platform.apply(&instance, &[]);
     assert!(
@@ -139,23 +123,17 @@ async fn deletion_policy_decides_what_happens_when_the_source_disappears() {
     let platform = Platform::new("delpol").await;
     let target = platform.target("delpol-t", true).await;
     platform.put_source("kept-source", &[("k", "kept")]).await;
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
+        &[
+            (
                 "gone",
                 "shared",
                 "deleted-with-source",
                 "deletionPolicy: Delete",
-            )
-            + &ces(
-                &platform,
-                "kept",
-                "kept-source",
-                "retained",
-                "deletionPolicy: Retain",
-            )),
+            ),
+            ("kept", "kept-source", "retained", "deletionPolicy: Retain"),
+        ],
     );
     let instance = format!("delpol-{}", platform.id);
     assert_eq!(platform.apply(&instance, &[]).code, 0);
@@ -177,20 +155,18 @@ async fn deletion_policy_decides_what_happens_when_the_source_disappears() {
     );
     assert!(outcome.has("source Secret"), "{}", outcome.stderr);
     assert!(outcome.has("1 deleted"), "{}", outcome.stderr);
-    assert_eq!(
-        platform
-            .value(&target.name, "deleted-with-source", "password")
-            .await,
-        None
-    );
-    assert_eq!(
-        platform
-            .value(&target.name, "retained", "k")
-            .await
-            .as_deref(),
-        Some("kept"),
-        "Retain keeps the last value"
-    );
+    platform
+        .assert_value(&target.name, "deleted-with-source", "password", None)
+        .await;
+    platform
+        .assert_value_because(
+            &target.name,
+            "retained",
+            "k",
+            Some("kept"),
+            "Retain keeps the last value",
+        )
+        .await;
 }
 
 /// A ClusterExternalSecret writing `keys` (each read from the same-named property of
@@ -305,10 +281,9 @@ async fn a_target_courier_created_is_owned_as_if_applied_dropped_keys_go_and_oth
         ["a", "theirs"],
         "the dropped key is gone, the other writer's stays"
     );
-    assert_eq!(
-        platform.value(&target.name, "creds", "a").await.as_deref(),
-        Some("second-a")
-    );
+    platform
+        .assert_value(&target.name, "creds", "a", Some("second-a"))
+        .await;
     assert_eq!(
         courier_entries(&secrets, "creds").await,
         ["Apply"],
@@ -358,10 +333,9 @@ async fn a_value_change_to_a_created_target_moves_no_ownership_and_a_later_dropp
         .await;
     let changed = platform.apply(&instance, &[]);
     assert!(changed.has("0 created, 1 updated"), "{}", changed.stderr);
-    assert_eq!(
-        platform.value(&target.name, "creds", "a").await.as_deref(),
-        Some("second-a")
-    );
+    platform
+        .assert_value(&target.name, "creds", "a", Some("second-a"))
+        .await;
     let mut entries = courier_entries(&secrets, "creds").await;
     entries.sort();
     assert_eq!(
@@ -448,18 +422,13 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     let target = platform.target("adoptx-t", true).await;
     let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
     their_secret(&secrets).await;
-    let manifests = |policy: &str| {
-        store(&platform)
-            + &ces(&platform, "adopt", "shared", "creds", policy)
-            + &ces(
-                &platform,
-                "other",
-                "shared",
-                "other",
-                "creationPolicy: Owner",
-            )
-    };
-    write(&platform, &manifests("creationPolicy: Owner"));
+    write_ces(
+        &platform,
+        &[
+            ("adopt", "shared", "creds", "creationPolicy: Owner"),
+            ("other", "shared", "other", "creationPolicy: Owner"),
+        ],
+    );
     let instance = format!("adoptx-{}", platform.id);
 
     // By default: refused, left untouched.
@@ -470,13 +439,9 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
         "{}",
         refused.stderr
     );
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("old")
-    );
+    platform
+        .assert_value(&target.name, "creds", "password", Some("old"))
+        .await;
 
     // Asked to: adopted in place, as ESO adopts it; its type, labels, annotations and
     // other keys stay.
@@ -489,20 +454,12 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
         secret.metadata.annotations.as_ref().unwrap()["note"],
         "theirs"
     );
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "own")
-            .await
-            .as_deref(),
-        Some("theirs")
-    );
+    platform
+        .assert_value(&target.name, "creds", "password", Some("first-value"))
+        .await;
+    platform
+        .assert_value(&target.name, "creds", "own", Some("theirs"))
+        .await;
     let again = platform.apply(&instance, &["--adopt-existing-targets"]);
     assert!(
         again.has("0 created, 0 updated, 2 unchanged"),
@@ -511,16 +468,9 @@ async fn an_existing_secret_courier_did_not_write_is_refused_by_default_and_adop
     );
 
     // No longer wanted: courier takes back only its own fields.
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "other",
-                "shared",
-                "other",
-                "creationPolicy: Owner",
-            )),
+        &[("other", "shared", "other", "creationPolicy: Owner")],
     );
     let released = platform.apply(&instance, &["--adopt-existing-targets"]);
     assert!(released.has("1 released"), "{}", released.stderr);
@@ -540,24 +490,18 @@ async fn no_data_under_retain_or_delete_creates_nothing_and_keeps_the_existing_t
     let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
     platform.put_source("fills", &[("k", "v1")]).await;
     platform.put_source("empty", &[]).await;
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(&platform, "kept", "fills", "kept", "deletionPolicy: Retain")
-            + &ces(
-                &platform,
+        &[
+            ("kept", "fills", "kept", "deletionPolicy: Retain"),
+            (
                 "deleted",
                 "fills",
                 "deleted",
                 "creationPolicy: Owner, deletionPolicy: Delete",
-            )
-            + &ces(
-                &platform,
-                "never",
-                "empty",
-                "never",
-                "deletionPolicy: Retain",
-            )),
+            ),
+            ("never", "empty", "never", "deletionPolicy: Retain"),
+        ],
     );
     let instance = format!("nodata-{}", platform.id);
     let first = platform.apply(&instance, &[]);
@@ -595,11 +539,15 @@ async fn no_data_under_retain_or_delete_creates_nothing_and_keeps_the_existing_t
     assert_eq!(emptied.code, 0, "{}", emptied.stderr);
     assert!(emptied.has("0 deleted"), "{}", emptied.stderr);
     for name in ["kept", "deleted"] {
-        assert_eq!(
-            platform.value(&target.name, name, "k").await.as_deref(),
-            Some("v1"),
-            "{name} kept untouched"
-        );
+        platform
+            .assert_value_because(
+                &target.name,
+                name,
+                "k",
+                Some("v1"),
+                &format!("{name} kept untouched"),
+            )
+            .await;
         assert!(
             emptied.has(&format!("{name}: the provider returned no data")),
             "{}",
@@ -614,23 +562,12 @@ async fn create_or_merge_merges_into_an_existing_secret_and_creates_a_missing_on
     let target = platform.target("com-t", true).await;
     let secrets = Api::<Secret>::namespaced(platform.client.clone(), &target.name);
     their_secret(&secrets).await;
-    write(
+    write_ces(
         &platform,
-        &(store(&platform)
-            + &ces(
-                &platform,
-                "into",
-                "shared",
-                "creds",
-                "creationPolicy: CreateOrMerge",
-            )
-            + &ces(
-                &platform,
-                "new",
-                "shared",
-                "fresh",
-                "creationPolicy: CreateOrMerge",
-            )),
+        &[
+            ("into", "shared", "creds", "creationPolicy: CreateOrMerge"),
+            ("new", "shared", "fresh", "creationPolicy: CreateOrMerge"),
+        ],
     );
     let instance = format!("com-{}", platform.id);
     let applied = platform.apply(&instance, &[]);
@@ -640,28 +577,16 @@ async fn create_or_merge_merges_into_an_existing_secret_and_creates_a_missing_on
     let merged = secrets.get("creds").await.unwrap();
     assert_eq!(merged.type_.as_deref(), Some("example.com/custom"));
     assert_eq!(merged.metadata.labels.as_ref().unwrap()["team"], "app");
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "own")
-            .await
-            .as_deref(),
-        Some("theirs")
-    );
-    assert_eq!(
-        platform
-            .value(&target.name, "creds", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&target.name, "creds", "own", Some("theirs"))
+        .await;
+    platform
+        .assert_value(&target.name, "creds", "password", Some("first-value"))
+        .await;
     // Created where there was none.
-    assert_eq!(
-        platform
-            .value(&target.name, "fresh", "password")
-            .await
-            .as_deref(),
-        Some("first-value")
-    );
+    platform
+        .assert_value(&target.name, "fresh", "password", Some("first-value"))
+        .await;
     let again = platform.apply(&instance, &[]);
     assert!(again.has("2 unchanged"), "{}", again.stderr);
 }

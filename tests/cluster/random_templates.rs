@@ -257,13 +257,9 @@ async fn diff_reports_a_random_template_in_sync_and_apply_rotates_it_when_due() 
     assert_eq!(code, 1, "a new key is drift:\n{stdout}");
     assert!(stdout.contains("data.realm"), "{stdout}");
     assert_eq!(platform.apply(&instance, &[]).code, 0);
-    assert_eq!(
-        platform
-            .value(&target.name, "htpasswd", "realm")
-            .await
-            .as_deref(),
-        Some("ops")
-    );
+    platform
+        .assert_value(&target.name, "htpasswd", "realm", Some("ops"))
+        .await;
 }
 
 /// Under `run`, a `refreshInterval` rotates the target about once per interval: not at

@@ -15,6 +15,7 @@ use kube::api::{
 };
 use serde_json::{Value, json};
 
+use crate::eso::{Supervision, eso_v2, start_eso};
 use crate::support::{
     ControlPlane, client_of, grant_reader, http_get, install_crds_from, reader_store, repo_root,
 };
@@ -253,24 +254,7 @@ async fn the_runbooks_kubectl_views_read_as_under_eso() {
     }
     assert!(expected.len() >= 15, "{expected:?}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _run = Running(
-        Command::new(env!("CARGO_BIN_EXE_courier"))
-            .args(["run", "--from-cluster", "--instance", "runbook"])
-            .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--debounce", "200ms"])
-            .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "courier=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let (_run, port) = run_from_cluster(&plane.kubeconfig, "runbook", &[]);
 
     // Every namespace the runbook lists has its ExternalSecret, synced and ready.
     let external_secrets = || rows(&client, "externalsecrets");
@@ -491,6 +475,35 @@ fn apply_from_cluster(
     (output.status.code().unwrap_or(-1), stderr, requests)
 }
 
+/// `courier run --from-cluster` as `instance` (debounce 200 ms, then `extra`), logging at
+/// info on the test's stderr, stopped when the guard is dropped; and its metrics port.
+fn run_from_cluster(
+    kubeconfig: &std::path::Path,
+    instance: &str,
+    extra: &[&str],
+) -> (Running, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = Running(
+        Command::new(env!("CARGO_BIN_EXE_courier"))
+            .args(["run", "--from-cluster", "--instance", instance])
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--debounce", "200ms"])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "courier=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    (run, port)
+}
+
 /// A control plane of its own (`--from-cluster` reads every ESO object of the cluster)
 /// with ESO v2.9.0's CRDs, a `central` namespace whose Secret `shared` the
 /// ClusterSecretStore `central` reads, and namespaces labelled `wants=yes`.
@@ -516,9 +529,14 @@ async fn private_platform(namespaces: &[&str]) -> (Arc<ControlPlane>, kube::Clie
     (plane, client)
 }
 
-#[tokio::test]
-async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_keeps_no_objects() {
-    let (plane, client) = private_platform(&["kept", "taken"]).await;
+/// Creates [`private_platform`]'s ClusterExternalSecret `creds`: the source `shared` as
+/// Secret `creds` in every namespace labelled `wants: yes`. Returns the API it was created
+/// with.
+async fn create_creds_ces(client: &kube::Client) -> Api<DynamicObject> {
+    let ces_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
     let ces: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
         "metadata": {"name": "creds"},
@@ -532,11 +550,14 @@ async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_ke
         }
     }))
     .unwrap();
-    let ces_api = Api::<DynamicObject>::all_with(
-        client.clone(),
-        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
-    );
     ces_api.create(&PostParams::default(), &ces).await.unwrap();
+    ces_api
+}
+
+#[tokio::test]
+async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_keeps_no_objects() {
+    let (plane, client) = private_platform(&["kept", "taken"]).await;
+    let ces_api = create_creds_ces(&client).await;
     // A hand-written ExternalSecret with the name the ClusterExternalSecret gives its own.
     let hand: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
@@ -626,20 +647,6 @@ async fn a_hand_written_external_secret_fails_its_namespace_and_the_lean_path_ke
     assert_eq!(full_no_op, lean_no_op, "{stderr}");
 }
 
-/// ESO v2.9.0's own controller (`testenv/eso-v2.sh controller`), built once and cached.
-fn eso_v2() -> std::path::PathBuf {
-    let output = Command::new(repo_root().join("testenv/eso-v2.sh"))
-        .arg("controller")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "testenv/eso-v2.sh controller: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().into()
-}
-
 /// README's "Migrating from ESO" block, command by command, in a user's shell: ESO
 /// v2.9.0's controller makes the Secrets first (for a ClusterExternalSecret whose
 /// ExternalSecrets have a name of their own), its Deployment is scaled to zero (the test
@@ -647,7 +654,9 @@ fn eso_v2() -> std::path::PathBuf {
 /// courier adopts at once, with `diff --from-cluster` in sync at the end.
 #[tokio::test]
 async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
-    let eso_binary = tokio::task::spawn_blocking(eso_v2).await.unwrap();
+    let eso_binary = tokio::task::spawn_blocking(|| eso_v2(&["controller"]))
+        .await
+        .unwrap();
     let plane = Arc::new(
         tokio::task::spawn_blocking(ControlPlane::start_private)
             .await
@@ -730,30 +739,20 @@ async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
         .create(&PostParams::default(), &deployment)
         .await
         .unwrap();
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let log_dir = tempfile::tempdir().unwrap();
     let log = log_dir.path().join("eso.log");
-    let mut eso_process = Running(
-        Command::new(&eso_binary)
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-            .args(["--live-addr", &format!("127.0.0.1:{}", free_port())])
-            .args([
-                "--enable-push-secret-reconciler=false",
-                "--enable-cluster-push-secret-reconciler=false",
-                "--enable-generator-state=false",
-            ])
-            .env("KUBECONFIG", &plane.kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut eso_process = Running(start_eso(
+        &eso_binary,
+        &plane.kubeconfig,
+        &log,
+        &[
+            "--enable-push-secret-reconciler=false",
+            "--enable-cluster-push-secret-reconciler=false",
+            "--enable-generator-state=false",
+        ],
+        &[],
+        Supervision::Caller,
+    ));
     let secrets = |namespace: &str| Api::<Secret>::namespaced(client.clone(), namespace);
     let deadline = Instant::now() + Duration::from_secs(120);
     for namespace in ["app-a", "app-b"] {
@@ -916,26 +915,7 @@ async fn the_readme_migration_from_eso_runs_with_esos_own_controller() {
 #[tokio::test]
 async fn a_no_op_from_the_cluster_costs_the_same_requests_at_any_number_of_external_secrets() {
     let (plane, client) = private_platform(&["few-0", "few-1"]).await;
-    let ces: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
-        "metadata": {"name": "creds"},
-        "spec": {
-            "namespaceSelectors": [{"matchLabels": {"wants": "yes"}}],
-            "externalSecretSpec": {
-                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
-                "target": {"name": "creds"},
-                "dataFrom": [{"extract": {"key": "shared"}}]
-            }
-        }
-    }))
-    .unwrap();
-    Api::<DynamicObject>::all_with(
-        client.clone(),
-        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
-    )
-    .create(&PostParams::default(), &ces)
-    .await
-    .unwrap();
+    create_creds_ces(&client).await;
     let apply = || apply_from_cluster(&plane.kubeconfig, "own", &[]);
     let external_secrets = || async {
         Api::<DynamicObject>::all_with(client.clone(), &eso("ExternalSecret", "externalsecrets"))
@@ -993,42 +973,8 @@ async fn run_from_the_cluster_follows_eso_objects_changing_within_seconds() {
         )
         .await
         .unwrap();
-    let ces_api = Api::<DynamicObject>::all_with(
-        client.clone(),
-        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
-    );
-    let ces: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
-        "metadata": {"name": "creds"},
-        "spec": {
-            "namespaceSelectors": [{"matchLabels": {"wants": "yes"}}],
-            "externalSecretSpec": {
-                "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
-                "target": {"name": "creds"},
-                "dataFrom": [{"extract": {"key": "shared"}}]
-            }
-        }
-    }))
-    .unwrap();
-    ces_api.create(&PostParams::default(), &ces).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _run = Running(
-        Command::new(env!("CARGO_BIN_EXE_courier"))
-            .args(["run", "--from-cluster", "--instance", "follow"])
-            .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--debounce", "200ms", "--refresh", "1h"])
-            .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "courier=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let ces_api = create_creds_ces(&client).await;
+    let (_run, port) = run_from_cluster(&plane.kubeconfig, "follow", &["--refresh", "1h"]);
     let es_in = |namespace: &str| {
         Api::<DynamicObject>::namespaced_with(
             client.clone(),

@@ -56,13 +56,9 @@ async fn apply_writes_values_read_from_a_webhook() {
         .await
         .unwrap();
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        platform
-            .value(&target.name, "api", "api-key")
-            .await
-            .as_deref(),
-        Some("hook-api-key-value")
-    );
+    platform
+        .assert_value(&target.name, "api", "api-key", Some("hook-api-key-value"))
+        .await;
     assert!(
         !outcome.stderr.contains("hook-cluster-token")
             && !outcome.stderr.contains("hook-api-key-value")

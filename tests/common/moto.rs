@@ -150,32 +150,47 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
         self.moto_api("recorder/start-recording", "").await;
     }
 
-    /// The AWS operations moto received since [`Moto::start_recording`], in order
-    /// (`secretsmanager.BatchGetSecretValue`, `AmazonSSM.GetParameters`, `AssumeRole`).
-    pub fn operations(&self) -> Vec<String> {
+    /// The requests moto recorded since [`Moto::start_recording`], in order.
+    fn recorded(&self) -> Vec<Recorded> {
         let text =
             std::fs::read_to_string(self.state.path().join("requests.jsonl")).unwrap_or_default();
         text.lines()
             .filter_map(|line| {
                 let entry: serde_json::Value = serde_json::from_str(line).ok()?;
-                let headers = entry["headers"].as_object()?;
-                if let Some((_, target)) = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
-                {
-                    return target.as_str().map(str::to_owned);
-                }
-                let mut body = entry["body"].as_str()?.to_owned();
-                if entry["body_encoded"] == true {
+                let target = entry["headers"].as_object().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+                        .and_then(|(_, target)| target.as_str().map(str::to_owned))
+                });
+                let body = entry["body"].as_str().and_then(|body| {
+                    if entry["body_encoded"] != true {
+                        return Some(body.to_owned());
+                    }
                     use base64::Engine as _;
                     let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(&body)
+                        .decode(body)
                         .ok()?;
-                    body = String::from_utf8(bytes).ok()?;
-                }
-                body.split('&')
-                    .find_map(|pair| pair.strip_prefix("Action="))
-                    .map(str::to_owned)
+                    String::from_utf8(bytes).ok()
+                });
+                Some(Recorded { target, body })
+            })
+            .collect()
+    }
+
+    /// The AWS operations moto received since [`Moto::start_recording`], in order
+    /// (`secretsmanager.BatchGetSecretValue`, `AmazonSSM.GetParameters`, `AssumeRole`).
+    pub fn operations(&self) -> Vec<String> {
+        self.recorded()
+            .into_iter()
+            .filter_map(|request| {
+                request.target.or_else(|| {
+                    request
+                        .body?
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix("Action="))
+                        .map(str::to_owned)
+                })
             })
             .collect()
     }
@@ -183,20 +198,11 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
     /// The form bodies (decoded, `&`-separated pairs) of the recorded query-protocol calls
     /// of `action` (`AssumeRole`), in order.
     pub fn form_bodies(&self, action: &str) -> Vec<Vec<(String, String)>> {
-        let text =
-            std::fs::read_to_string(self.state.path().join("requests.jsonl")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let entry: serde_json::Value = serde_json::from_str(line).ok()?;
-                let mut body = entry["body"].as_str()?.to_owned();
-                if entry["body_encoded"] == true {
-                    use base64::Engine as _;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(&body)
-                        .ok()?;
-                    body = String::from_utf8(bytes).ok()?;
-                }
-                let pairs: Vec<(String, String)> = body
+        self.recorded()
+            .into_iter()
+            .filter_map(|request| {
+                let pairs: Vec<(String, String)> = request
+                    .body?
                     .split('&')
                     .map(|pair| {
                         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -213,19 +219,10 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
 
     /// The `WebIdentityToken`s of the AssumeRoleWithWebIdentity calls recorded.
     pub fn web_identity_tokens(&self) -> Vec<String> {
-        let text =
-            std::fs::read_to_string(self.state.path().join("requests.jsonl")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let entry: serde_json::Value = serde_json::from_str(line).ok()?;
-                let mut body = entry["body"].as_str()?.to_owned();
-                if entry["body_encoded"] == true {
-                    use base64::Engine as _;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(&body)
-                        .ok()?;
-                    body = String::from_utf8(bytes).ok()?;
-                }
+        self.recorded()
+            .into_iter()
+            .filter_map(|request| {
+                let body = request.body?;
                 let token = body
                     .split('&')
                     .find_map(|pair| pair.strip_prefix("WebIdentityToken="))?;
@@ -252,6 +249,14 @@ impl Drop for Moto {
             let _ = watchdog.wait();
         }
     }
+}
+
+/// One request moto recorded: its `X-Amz-Target` header (JSON-protocol calls: Secrets
+/// Manager, SSM) and its body, base64-decoded where moto encoded it (query-protocol calls
+/// such as STS's carry their `Action=` there).
+struct Recorded {
+    target: Option<String>,
+    body: Option<String>,
 }
 
 fn percent_decode(text: &str) -> String {
