@@ -7,34 +7,18 @@
 //! AppRole and userpass logins, `find`, and a missing key (an error on both sides).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 
+use crate::eso::{Supervision, eso_v2, start_eso};
 use crate::openbao::{OpenBao, ROOT_TOKEN};
-use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
+use crate::support::{ControlPlane, client_of, install_crds_from};
 
 type Data = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
-
-fn eso_tool(what: &[&str]) -> String {
-    let output = Command::new(repo_root().join("testenv/eso-v2.sh"))
-        .args(what)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "testenv/eso-v2.sh {what:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Writes `raw` (JSON text, so numbers reach OpenBao as written) at `path` as root.
 pub async fn put_raw(bao: &OpenBao, path: &str, raw: &str) {
@@ -234,8 +218,8 @@ const EXPECTED: usize = 8;
 async fn eso_v2_and_courier_write_the_same_secrets_from_openbao() {
     let bao = OpenBao::start().await;
     let (role_id, secret_id) = seed(&bao).await;
-    let eso = eso_tool(&["controller", "openbao"]);
-    let source = eso_tool(&["source"]);
+    let eso = eso_v2(&["controller", "openbao"]);
+    let source = eso_v2(&["source"]);
 
     let plane = tokio::task::spawn_blocking(ControlPlane::start_private)
         .await
@@ -423,32 +407,22 @@ async fn targets(client: &kube::Client) -> Data {
         .collect()
 }
 
-fn spawn_eso(
-    eso: &str,
-    kubeconfig: &std::path::Path,
-    log: &std::path::Path,
-) -> std::process::Child {
-    Command::new(repo_root().join("testenv/watchdog.sh"))
-        .arg(std::process::id().to_string())
-        .arg(log)
-        .arg("--")
-        .arg(eso)
-        .args([
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--live-addr",
-            &format!("127.0.0.1:{}", free_port()),
+/// ESO's controller on `kubeconfig`'s plane, stopped by testenv's watchdog however the
+/// test ends; push-secret reconcilers off, as the other ESO tests run it.
+fn spawn_eso(eso: &Path, kubeconfig: &Path, log: &Path) -> std::process::Child {
+    start_eso(
+        eso,
+        kubeconfig,
+        log,
+        &[
             "--loglevel",
             "error",
             "--enable-push-secret-reconciler=false",
             "--enable-cluster-push-secret-reconciler=false",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        ],
+        &[],
+        Supervision::Watchdog,
+    )
 }
 
 /// `courier render`'s Secrets, by name.
@@ -488,8 +462,8 @@ pub fn rendered_data(stdout: &[u8]) -> Data {
 async fn eso_v2_and_courier_give_openbao_stores_the_same_status() {
     let bao = OpenBao::start().await;
     seed(&bao).await;
-    let eso = eso_tool(&["controller", "openbao"]);
-    let source = eso_tool(&["source"]);
+    let eso = eso_v2(&["controller", "openbao"]);
+    let source = eso_v2(&["source"]);
     let plane = tokio::task::spawn_blocking(ControlPlane::start_private)
         .await
         .unwrap();
