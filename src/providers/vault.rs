@@ -46,6 +46,10 @@ impl Provider for Vault {
         "vault"
     }
 
+    fn implemented(&self) -> &'static [&'static str] {
+        IMPLEMENTED
+    }
+
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: VaultProvider = parse_config(config)?;
         let auth = &config.auth;
@@ -657,6 +661,31 @@ pub(super) fn transport(error: &reqwest::Error) -> String {
         "request failed".into()
     }
 }
+
+/// The fields of `spec.provider.vault` courier reads ([`Provider::implemented`]), and
+/// where: `server` (`Session::url`), `path` (`Session::mount`), `version`
+/// (`Session::kv2`), `namespace` (`X-Vault-Namespace` on logins and reads), the three
+/// auth methods in `Session::open` (`auth.kubernetes.serviceAccountRef.audiences` in
+/// `service_account_token`). Everything else ESO defines is refused: TLS (`caBundle`,
+/// `caProvider`, `tls`: the system's roots are trusted, no client certificate is sent),
+/// `headers`, `readYourWrites`, `forwardInconsistent` (ESO sends `X-Vault-Index` /
+/// `X-Vault-Inconsistent` for them), `checkAndSet` (PushSecret), `auth.namespace` and the
+/// other auth methods (`jwt`, `ldap`, `cert`, `iam`, `gcp`, `userPass`).
+pub const IMPLEMENTED: &[&str] = &[
+    "server",
+    "path",
+    "version",
+    "namespace",
+    "auth.tokenSecretRef",
+    "auth.appRole.path",
+    "auth.appRole.roleId",
+    "auth.appRole.roleRef",
+    "auth.appRole.secretRef",
+    "auth.kubernetes.mountPath",
+    "auth.kubernetes.role",
+    "auth.kubernetes.secretRef",
+    "auth.kubernetes.serviceAccountRef",
+];
 
 /// `spec.provider.vault` (HashiCorp Vault and OpenBao), KV secrets engine.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
