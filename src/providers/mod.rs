@@ -180,15 +180,14 @@ mod tests {
             parse(StoreKind::ClusterSecretStore, provider, config).unwrap_err()
         };
         let hint = "hint: remove it; README.md lists what courier does not implement";
-        // Vault: headers, TLS, consistency headers, and auth methods courier lacks.
+        // Vault: TLS, consistency headers, checkAndSet, and auth methods courier lacks.
         let vault = serde_json::json!({"server": "https://v", "namespace": "ns", "path": "kv",
-            "version": "v1", "auth": token.clone()});
+            "version": "v1", "headers": {"X-Team": "a"}, "auth": token.clone()});
         assert_eq!(
             parse(StoreKind::ClusterSecretStore, "vault", vault.clone()),
             Ok(())
         );
         for (field, value) in [
-            ("headers", serde_json::json!({"X-Team": "a"})),
             ("caBundle", serde_json::json!("Zm9v")),
             (
                 "caProvider",
