@@ -697,5 +697,19 @@ mod tests {
             store[1],
             "spec.provider.kubernetes.remoteNamespce: unknown field \"remoteNamespce\"; did you mean remoteNamespace?"
         );
+        // Every provider's config is closed (no preserve-unknown-fields): a field ESO does
+        // not define is refused here, before the provider's own list of what it reads.
+        for provider in ["vault", "openBao", "webhook", "kubernetes", "aws"] {
+            let found = errors(
+                "SecretStore",
+                json!({"spec": {"provider": {provider: {"notAField": true}}}}),
+            );
+            assert!(
+                found.iter().any(|e| e.starts_with(&format!(
+                    "spec.provider.{provider}.notAField: unknown field"
+                ))),
+                "{provider}: {found:?}"
+            );
+        }
     }
 }
