@@ -471,8 +471,9 @@ pub async fn validate_store(
 /// The fields of `spec.provider.webhook` courier reads ([`Provider::implemented`]):
 /// `url`, `method`, `headers` and `body` (rendered and sent per request), `timeout` (the
 /// client's), `result.jsonPath` (the answer's value), `secrets` (the template's
-/// `.<name>` values). Refused: `auth` (NTLM), `caBundle`, `caProvider` (the system's
-/// roots are trusted).
+/// `.<name>` values: every key of the Secret, so `secretRef.key` selects nothing, as in
+/// ESO's `getTemplatedSecrets`). Refused: `auth` (NTLM), `caBundle`, `caProvider` (the
+/// system's roots are trusted).
 pub const IMPLEMENTED: &[&str] = &[
     "url",
     "method",
