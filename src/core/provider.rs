@@ -149,6 +149,9 @@ pub enum ProviderError {
     },
     /// The configuration is invalid: the field at fault and why, never a value.
     Invalid(String),
+    /// Fields ESO defines that courier does not implement, by full path
+    /// ([`crate::core::schema::unimplemented_provider_fields`]).
+    Unsupported(Vec<crate::core::schema::FieldError>),
 }
 
 /// Turns `spec.provider.<name>` into a [`StoreProvider`].

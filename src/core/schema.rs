@@ -414,6 +414,111 @@ impl Walker<'_> {
     }
 }
 
+/// The fields of a store's `spec.provider.<provider>` (`config`) that courier does not
+/// implement: each present field (a `null` is absent) that `implemented` does not cover,
+/// by its full path (`spec.provider.vault.headers`), one error each, with a `hint:`.
+///
+/// `implemented` lists paths under `spec.provider.<provider>`, list items as `[]`
+/// (`secrets[].name`). A path covers the field and everything under it, unless longer
+/// paths name some of its children: then only those children are implemented. The lists
+/// live next to each provider's config struct (`IMPLEMENTED`); every path in them is a
+/// field ESO's schema defines ([`eso_defines_provider_field`], checked by a test).
+pub fn unimplemented_provider_fields(
+    provider: &str,
+    config: &Value,
+    implemented: &[&str],
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    unimplemented_under(
+        config,
+        &format!("spec.provider.{provider}"),
+        "",
+        implemented,
+        &mut errors,
+    );
+    errors
+}
+
+fn unimplemented_under(
+    value: &Value,
+    field: &str,
+    shape: &str,
+    implemented: &[&str],
+    errors: &mut Vec<FieldError>,
+) {
+    match value {
+        Value::Object(fields) => {
+            for (name, sub) in fields {
+                if sub.is_null() {
+                    continue;
+                }
+                let sub_shape = if shape.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{shape}.{name}")
+                };
+                let sub_field = format!("{field}.{name}");
+                let children = format!("{sub_shape}.");
+                let items = format!("{sub_shape}[]");
+                if implemented
+                    .iter()
+                    .any(|path| path.starts_with(&children) || path.starts_with(&items))
+                {
+                    unimplemented_under(sub, &sub_field, &sub_shape, implemented, errors);
+                } else if !implemented.contains(&sub_shape.as_str()) {
+                    errors.push(FieldError {
+                        message: format!(
+                            "{name} is not supported by courier yet\nhint: remove it; README.md lists what courier does not implement"
+                        ),
+                        field: sub_field,
+                    });
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                unimplemented_under(
+                    item,
+                    &format!("{field}[{index}]"),
+                    &format!("{shape}[]"),
+                    implemented,
+                    errors,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether ESO's schema defines `path` (as in [`unimplemented_provider_fields`]) under
+/// `spec.provider.<provider>`.
+pub fn eso_defines_provider_field(provider: &str, path: &str) -> bool {
+    let Some(mut node) = SCHEMAS.get("SecretStore").and_then(|s| {
+        s.pointer(&format!(
+            "/properties/spec/properties/provider/properties/{provider}"
+        ))
+    }) else {
+        return false;
+    };
+    for segment in path.split('.') {
+        let (name, lists) = match segment.find("[]") {
+            Some(at) => (&segment[..at], segment[at..].matches("[]").count()),
+            None => (segment, 0),
+        };
+        let Some(next) = node.get("properties").and_then(|p| p.get(name)) else {
+            return false;
+        };
+        node = next;
+        for _ in 0..lists {
+            let Some(item) = node.get("items") else {
+                return false;
+            };
+            node = item;
+        }
+    }
+    true
+}
+
 /// Known mistakes, by the field they land on.
 fn field_hint(field: &str) -> Option<&'static str> {
     let mut segments = field.rsplit('.');
@@ -592,5 +697,19 @@ mod tests {
             store[1],
             "spec.provider.kubernetes.remoteNamespce: unknown field \"remoteNamespce\"; did you mean remoteNamespace?"
         );
+        // Every provider's config is closed (no preserve-unknown-fields): a field ESO does
+        // not define is refused here, before the provider's own list of what it reads.
+        for provider in ["vault", "openBao", "webhook", "kubernetes", "aws"] {
+            let found = errors(
+                "SecretStore",
+                json!({"spec": {"provider": {provider: {"notAField": true}}}}),
+            );
+            assert!(
+                found.iter().any(|e| e.starts_with(&format!(
+                    "spec.provider.{provider}.notAField: unknown field"
+                ))),
+                "{provider}: {found:?}"
+            );
+        }
     }
 }

@@ -73,6 +73,10 @@ impl Provider for Aws {
         "aws"
     }
 
+    fn implemented(&self) -> &'static [&'static str] {
+        IMPLEMENTED
+    }
+
     fn parse(
         &self,
         config: &Value,
@@ -1816,6 +1820,27 @@ fn split_path(path: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------------------------------
 // `spec.provider.aws`.
+
+/// The fields of `spec.provider.aws` courier reads ([`Provider::implemented`]):
+/// `service` and `region` (`parse`, the endpoints), `prefix` (every key), the role chain
+/// `additionalRoles`, `role`, `externalID`, `sessionTags`, `transitiveTagKeys` (STS
+/// AssumeRole), `sessionTagsPolicy` (only its default, `None`: `parse` refuses others),
+/// `auth.secretRef` and `auth.jwt.serviceAccountRef` (its `audiences` too). Refused:
+/// `customSessionTags`, and `secretsManager` (PushSecret deletion settings, which ESO's
+/// store validation checks).
+pub const IMPLEMENTED: &[&str] = &[
+    "service",
+    "region",
+    "prefix",
+    "role",
+    "additionalRoles",
+    "externalID",
+    "sessionTags",
+    "transitiveTagKeys",
+    "sessionTagsPolicy",
+    "auth.secretRef",
+    "auth.jwt.serviceAccountRef",
+];
 
 /// `spec.provider.aws`, as ESO v2.9 defines it.
 #[derive(Debug, Clone, Default, Deserialize)]

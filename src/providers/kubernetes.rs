@@ -52,6 +52,10 @@ impl Provider for Kubernetes {
         "kubernetes"
     }
 
+    fn implemented(&self) -> &'static [&'static str] {
+        IMPLEMENTED
+    }
+
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: KubernetesProvider = parse_config(config)?;
         validate(&config, store)?;
@@ -85,6 +89,21 @@ impl Provider for Kubernetes {
         })
     }
 }
+
+/// The fields of `spec.provider.kubernetes` courier reads ([`Provider::implemented`]):
+/// all of ESO's. `remoteNamespace` (`parse`), `server.url`, `server.caBundle` and
+/// `server.caProvider` (`KubernetesStore::server`, `other_server`), the three `auth`
+/// methods and `authRef` (`KubernetesStore::credential`, `files_credentials`).
+pub const IMPLEMENTED: &[&str] = &[
+    "remoteNamespace",
+    "server.url",
+    "server.caBundle",
+    "server.caProvider",
+    "auth.serviceAccount",
+    "auth.token",
+    "auth.cert",
+    "authRef",
+];
 
 /// `spec.provider.kubernetes`, as ESO defines it.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -63,6 +63,14 @@ impl ProviderRegistry for Registry {
                 .ok_or_else(|| ProviderError::Unknown {
                     known: PROVIDERS.iter().map(|p| p.name()).collect(),
                 })?;
+        let unsupported = crate::core::schema::unimplemented_provider_fields(
+            name,
+            config,
+            provider.implemented(),
+        );
+        if !unsupported.is_empty() {
+            return Err(ProviderError::Unsupported(unsupported));
+        }
         provider
             .parse(config, store)
             .map_err(ProviderError::Invalid)
@@ -135,8 +143,165 @@ mod tests {
         match Registry.parse(provider, &config, &info) {
             Ok(_) => Ok(()),
             Err(ProviderError::Invalid(message)) => Err(message),
+            Err(ProviderError::Unsupported(fields)) => Err(fields
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("\n")),
             Err(other) => Err(format!("{other:?}")),
         }
+    }
+
+    #[test]
+    fn every_field_a_provider_implements_is_one_eso_defines() {
+        for provider in PROVIDERS {
+            for path in provider.implemented() {
+                assert!(
+                    crate::core::schema::eso_defines_provider_field(provider.name(), path),
+                    "{}: {path} is not in ESO's schema",
+                    provider.name()
+                );
+            }
+        }
+        assert!(!crate::core::schema::eso_defines_provider_field(
+            "vault",
+            "auth.nope"
+        ));
+        assert!(crate::core::schema::eso_defines_provider_field(
+            "webhook",
+            "secrets[].secretRef.key"
+        ));
+    }
+
+    #[test]
+    fn a_field_eso_defines_and_a_provider_does_not_read_is_refused_by_its_path() {
+        let token = serde_json::json!({"tokenSecretRef": {"name": "t", "key": "k", "namespace": "central"}});
+        let refused = |provider: &str, config: Value| {
+            parse(StoreKind::ClusterSecretStore, provider, config).unwrap_err()
+        };
+        let hint = "hint: remove it; README.md lists what courier does not implement";
+        // Vault: TLS, consistency headers, checkAndSet, and auth methods courier lacks.
+        let vault = serde_json::json!({"server": "https://v", "namespace": "ns", "path": "kv",
+            "version": "v1", "headers": {"X-Team": "a"}, "auth": token.clone()});
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "vault", vault.clone()),
+            Ok(())
+        );
+        for (field, value) in [
+            ("caBundle", serde_json::json!("Zm9v")),
+            (
+                "caProvider",
+                serde_json::json!({"type": "Secret", "name": "ca", "namespace": "central"}),
+            ),
+            (
+                "tls",
+                serde_json::json!({"certSecretRef": {"name": "c", "namespace": "central"}}),
+            ),
+            ("readYourWrites", serde_json::json!(true)),
+            ("forwardInconsistent", serde_json::json!(false)),
+            ("checkAndSet", serde_json::json!({"required": true})),
+        ] {
+            let mut config = vault.clone();
+            config[field] = value;
+            assert_eq!(
+                refused("vault", config),
+                format!(
+                    "spec.provider.vault.{field}: {field} is not supported by courier yet\n{hint}"
+                )
+            );
+        }
+        let mut config = vault.clone();
+        config["auth"] = serde_json::json!({"namespace": "admin",
+            "jwt": {"path": "jwt", "role": "r", "secretRef": {"name": "j", "key": "k", "namespace": "central"}}});
+        assert_eq!(
+            refused("vault", config),
+            format!(
+                "spec.provider.vault.auth.namespace: namespace is not supported by courier yet\n{hint}\n\
+                spec.provider.vault.auth.jwt: jwt is not supported by courier yet\n{hint}"
+            )
+        );
+        let mut config = vault.clone();
+        config["auth"] = serde_json::json!({"kubernetes": {"mountPath": "k8s", "role": "r",
+            "serviceAccountRef": {"name": "sa", "namespace": "central", "audiences": ["vault"]}}});
+        config["headers"] = Value::Null;
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "vault", config),
+            Ok(()),
+            "null is absent"
+        );
+        // openBao: caProvider; caBundle and auth.namespace are read.
+        let bao = serde_json::json!({"server": "https://b", "caBundle": "Zm9v",
+            "auth": {"namespace": "team", "userPass": {"path": "up", "username": "u",
+                "secretRef": {"name": "p", "key": "k", "namespace": "central"}}}});
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "openBao", bao.clone()),
+            Ok(())
+        );
+        let mut config = bao;
+        config["caProvider"] =
+            serde_json::json!({"type": "Secret", "name": "ca", "namespace": "central"});
+        assert!(refused("openBao", config).starts_with(
+            "spec.provider.openBao.caProvider: caProvider is not supported by courier yet\nhint:"
+        ));
+        // webhook: NTLM and TLS; a list's items are walked.
+        let webhook = serde_json::json!({"url": "https://w", "method": "POST", "headers": {"A": "b"},
+            "body": "{}", "timeout": "5s", "result": {"jsonPath": "$.v"},
+            "secrets": [{"name": "auth", "secretRef": {"name": "s", "key": "k", "namespace": "central"}}]});
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "webhook", webhook.clone()),
+            Ok(())
+        );
+        let mut config = webhook.clone();
+        config["auth"] = serde_json::json!({"ntlm": {}});
+        config["caBundle"] = serde_json::json!("Zm9v");
+        let message = refused("webhook", config);
+        assert!(
+            message
+                .starts_with("spec.provider.webhook.auth: auth is not supported by courier yet\n"),
+            "{message}"
+        );
+        assert!(
+            message.contains("\nspec.provider.webhook.caBundle: caBundle is not supported"),
+            "{message}"
+        );
+        // aws: customSessionTags and the PushSecret-only secretsManager.
+        let aws = serde_json::json!({"service": "SecretsManager", "region": "eu-west-1", "prefix": "p/",
+            "role": "arn:aws:iam::1:role/r", "externalID": "x", "sessionTags": [{"key": "a", "value": "b"}],
+            "transitiveTagKeys": ["a"], "sessionTagsPolicy": "None"});
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "aws", aws.clone()),
+            Ok(())
+        );
+        for (field, value) in [
+            ("customSessionTags", serde_json::json!({"team": "a"})),
+            (
+                "secretsManager",
+                serde_json::json!({"forceDeleteWithoutRecovery": true}),
+            ),
+        ] {
+            let mut config = aws.clone();
+            config[field] = value;
+            assert_eq!(
+                refused("aws", config),
+                format!(
+                    "spec.provider.aws.{field}: {field} is not supported by courier yet\n{hint}"
+                )
+            );
+        }
+        // kubernetes: courier implements every field ESO defines.
+        let everything = serde_json::json!({"remoteNamespace": "c",
+            "server": {"url": "https://k:6443", "caBundle": "Zm9v", "caProvider": {"type": "ConfigMap", "name": "ca", "key": "ca.crt"}},
+            "auth": {"serviceAccount": {"name": "a", "audiences": ["x"]}, "token": {"bearerToken": {"name": "t", "key": "k"}},
+                "cert": {"clientCert": {"name": "c", "key": "k"}, "clientKey": {"name": "c", "key": "k"}}},
+            "authRef": {"name": "kc", "key": "k"}});
+        assert_eq!(
+            crate::core::schema::unimplemented_provider_fields(
+                "kubernetes",
+                &everything,
+                kubernetes::IMPLEMENTED
+            ),
+            []
+        );
     }
 
     #[test]

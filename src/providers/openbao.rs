@@ -56,6 +56,27 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// `spec.provider.openBao`.
 pub struct OpenBao;
 
+/// The fields of `spec.provider.openBao` courier reads ([`Provider::implemented`]), and
+/// where: `server` (`url`), `path` and `version` (`mount`, `kv1`), `namespace` and
+/// `auth.namespace` (`X-Vault-Namespace`, `log_in`), `caBundle` (`parse`), the three auth
+/// methods (`parse`, `log_in`). Refused: `caProvider`.
+pub const IMPLEMENTED: &[&str] = &[
+    "server",
+    "path",
+    "version",
+    "namespace",
+    "caBundle",
+    "auth.namespace",
+    "auth.tokenSecretRef",
+    "auth.appRole.path",
+    "auth.appRole.roleId",
+    "auth.appRole.roleRef",
+    "auth.appRole.secretRef",
+    "auth.userPass.path",
+    "auth.userPass.username",
+    "auth.userPass.secretRef",
+];
+
 /// `spec.provider.openBao`, as ESO v2.9 defines it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -173,6 +194,10 @@ impl OpenBaoProvider {
 impl Provider for OpenBao {
     fn name(&self) -> &'static str {
         "openBao"
+    }
+
+    fn implemented(&self) -> &'static [&'static str] {
+        IMPLEMENTED
     }
 
     fn parse(

@@ -19,6 +19,13 @@ pub trait Provider: Sync {
     /// `spec.provider.<name>`.
     fn name(&self) -> &'static str;
 
+    /// The fields of `spec.provider.<name>` this provider reads, as paths (`server`,
+    /// `auth.tokenSecretRef`, list items as `[]`): a path covers everything under it
+    /// unless longer paths name some of its children. Every other field ESO defines is
+    /// refused by name before [`Provider::parse`] runs
+    /// ([`crate::core::schema::unimplemented_provider_fields`]): nothing is dropped.
+    fn implemented(&self) -> &'static [&'static str];
+
     /// Parses and validates a store's configuration. The error names the field at
     /// fault, never a value.
     fn parse(

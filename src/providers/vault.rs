@@ -46,8 +46,22 @@ impl Provider for Vault {
         "vault"
     }
 
+    fn implemented(&self) -> &'static [&'static str] {
+        IMPLEMENTED
+    }
+
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: VaultProvider = parse_config(config)?;
+        for (name, value) in &config.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("headers: {name:?} is not an HTTP header name"));
+            }
+            if reqwest::header::HeaderValue::from_str(value).is_err() {
+                return Err(format!(
+                    "headers[{name}]: the value is not a valid HTTP header value"
+                ));
+            }
+        }
         let auth = &config.auth;
         let references = [
             ("auth.tokenSecretRef", auth.token_secret_ref.as_ref()),
@@ -386,6 +400,17 @@ impl<'a> Session<'a> {
         )
     }
 
+    /// The store's `headers`, then its `namespace` (`X-Vault-Namespace`).
+    fn with_headers(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        for (name, value) in &self.config.headers {
+            request = request.header(name, value);
+        }
+        if let Some(namespace) = &self.config.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        request
+    }
+
     fn mount(&self) -> &str {
         self.config
             .path
@@ -423,9 +448,7 @@ impl<'a> Session<'a> {
             .http
             .post(self.url(&format!("auth/{}/login", path.trim_matches('/'))))
             .json(&body);
-        if let Some(namespace) = &self.config.namespace {
-            request = request.header("X-Vault-Namespace", namespace);
-        }
+        request = self.with_headers(request);
         let response = request
             .send()
             .await
@@ -488,9 +511,7 @@ impl<'a> Session<'a> {
                 "X-Vault-Token",
                 String::from_utf8_lossy(token.expose()).into_owned(),
             );
-            if let Some(namespace) = &self.config.namespace {
-                request = request.header("X-Vault-Namespace", namespace);
-            }
+            request = self.with_headers(request);
             let retry = match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -658,6 +679,33 @@ pub(super) fn transport(error: &reqwest::Error) -> String {
     }
 }
 
+/// The fields of `spec.provider.vault` courier reads ([`Provider::implemented`]), and
+/// where: `server` (`Session::url`), `path` (`Session::mount`), `version`
+/// (`Session::kv2`), `namespace` and `headers` (`Session::with_headers`, on logins and
+/// reads), the three auth methods in `Session::open`
+/// (`auth.kubernetes.serviceAccountRef.audiences` in `service_account_token`).
+/// Everything else ESO defines is refused: TLS (`caBundle`, `caProvider`, `tls`: the
+/// system's roots are trusted, no client certificate is sent), `readYourWrites`,
+/// `forwardInconsistent` (ESO sends `X-Vault-Index` /
+/// `X-Vault-Inconsistent` for them), `checkAndSet` (PushSecret), `auth.namespace` and the
+/// other auth methods (`jwt`, `ldap`, `cert`, `iam`, `gcp`, `userPass`).
+pub const IMPLEMENTED: &[&str] = &[
+    "server",
+    "path",
+    "version",
+    "namespace",
+    "headers",
+    "auth.tokenSecretRef",
+    "auth.appRole.path",
+    "auth.appRole.roleId",
+    "auth.appRole.roleRef",
+    "auth.appRole.secretRef",
+    "auth.kubernetes.mountPath",
+    "auth.kubernetes.role",
+    "auth.kubernetes.secretRef",
+    "auth.kubernetes.serviceAccountRef",
+];
+
 /// `spec.provider.vault` (HashiCorp Vault and OpenBao), KV secrets engine.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
@@ -677,6 +725,9 @@ pub struct VaultProvider {
     /// How to log in.
     #[serde(default)]
     pub auth: VaultAuth,
+    /// Sent with every request, logins too, as ESO's `client.AddHeader`.
+    #[serde(default, deserialize_with = "crate::core::model::null_default")]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// `vault.auth`: one of token, AppRole or Kubernetes.

@@ -49,6 +49,10 @@ impl Provider for Webhook {
         "webhook"
     }
 
+    fn implemented(&self) -> &'static [&'static str] {
+        IMPLEMENTED
+    }
+
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: WebhookProvider = parse_config(config)?;
         for secret in &config.secrets {
@@ -463,6 +467,23 @@ pub async fn validate_store(
         },
     )
 }
+
+/// The fields of `spec.provider.webhook` courier reads ([`Provider::implemented`]):
+/// `url`, `method`, `headers` and `body` (rendered and sent per request), `timeout` (the
+/// client's), `result.jsonPath` (the answer's value), `secrets` (the template's
+/// `.<name>` values: every key of the Secret, so `secretRef.key` selects nothing, as in
+/// ESO's `getTemplatedSecrets`). Refused: `auth` (NTLM), `caBundle`, `caProvider` (the
+/// system's roots are trusted).
+pub const IMPLEMENTED: &[&str] = &[
+    "url",
+    "method",
+    "headers",
+    "body",
+    "timeout",
+    "result.jsonPath",
+    "secrets[].name",
+    "secrets[].secretRef",
+];
 
 /// `spec.provider.webhook`: values from an HTTP endpoint of your own.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]

@@ -434,6 +434,11 @@ fn parse_store(
                 "{display} ({}): spec.provider.{name}: {message}",
                 store.origin
             ),
+            ProviderError::Unsupported(fields) => fields
+                .iter()
+                .map(|e| format!("{display} ({}): {}: {}", store.origin, e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("\n"),
         })
 }
 
