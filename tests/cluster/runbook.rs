@@ -1259,3 +1259,192 @@ async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_t
     );
     assert!(!stderr.contains("not-a-token") && !stderr.contains(crate::openbao::ROOT_TOKEN));
 }
+
+/// An AWS store's `Ready`, as ESO v2.9's AWS provider finds it against a real moto that
+/// checks signatures and IAM: ESO's `NewClient` reads the credentials (a missing Secret,
+/// or a ServiceAccount without its role annotation, is "unable to create client"), then
+/// `Validate` retrieves them: a `role` is assumed with STS, so wrong keys are "unable to
+/// validate store"; static keys alone are sent nowhere, so ESO (and courier) read a store
+/// with wrong static keys as `Valid`, and the region is not checked (with the endpoints
+/// set, STS answers for any region name).
+#[tokio::test]
+async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
+    let moto = crate::moto::Moto::start().await;
+    let (key_id, secret_key) = moto.iam_user();
+    moto.enforce_auth().await;
+    moto.start_recording().await;
+    let (plane, client) = private_platform(&[]).await;
+    let keys: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "aws-keys"},
+        "stringData": {
+            "id": key_id, "secret": secret_key,
+            "bad-id": "AKIDNOBODYKNOWS00000", "bad-secret": "wrong-secret-moto-refuses"
+        }
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &keys)
+        .await
+        .unwrap();
+    let account: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "no-role"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let stores = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    let keys = |id: &str, secret: &str| {
+        json!({"secretRef": {
+            "accessKeyIDSecretRef": {"name": "aws-keys", "key": id, "namespace": "central"},
+            "secretAccessKeySecretRef": {"name": "aws-keys", "key": secret, "namespace": "central"}
+        }})
+    };
+    let role = "arn:aws:iam::123456789012:role/reader";
+    let cases = [
+        (
+            "sm-role",
+            "SecretsManager",
+            "eu-west-1",
+            Some(role),
+            keys("id", "secret"),
+        ),
+        (
+            "ps-role",
+            "ParameterStore",
+            "eu-west-1",
+            Some(role),
+            keys("id", "secret"),
+        ),
+        (
+            "sm-role-bad-keys",
+            "SecretsManager",
+            "eu-west-1",
+            Some(role),
+            keys("bad-id", "bad-secret"),
+        ),
+        (
+            "sm-static-bad-keys",
+            "SecretsManager",
+            "eu-west-1",
+            None,
+            keys("bad-id", "bad-secret"),
+        ),
+        (
+            "sm-odd-region",
+            "SecretsManager",
+            "xx-nowhere-9",
+            Some(role),
+            keys("id", "secret"),
+        ),
+        (
+            "sm-missing-keys",
+            "SecretsManager",
+            "eu-west-1",
+            Some(role),
+            keys("absent", "secret"),
+        ),
+        (
+            "jwt-no-role",
+            "SecretsManager",
+            "eu-west-1",
+            None,
+            json!({"jwt": {"serviceAccountRef": {"name": "no-role", "namespace": "central"}}}),
+        ),
+    ];
+    for (name, service, region, role, auth) in &cases {
+        let mut provider = json!({"service": service, "region": region, "auth": auth});
+        if let Some(role) = role {
+            provider["role"] = json!(role);
+        }
+        let store: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {"provider": {"aws": provider}}
+        }))
+        .unwrap();
+        stores.create(&PostParams::default(), &store).await.unwrap();
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["apply", "--from-cluster", "--instance", "awsstores"])
+        .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
+        .env_remove("KUBECONFIG")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_SECRETSMANAGER_ENDPOINT", &moto.address)
+        .env("AWS_SSM_ENDPOINT", &moto.address)
+        .env("AWS_STS_ENDPOINT", &moto.address)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let rows = rows(&client, "clustersecretstores").await;
+    let valid = ("Valid".to_owned(), "True".to_owned());
+    let invalid = ("InvalidProviderConfig".to_owned(), "False".to_owned());
+    for (name, expected, message) in [
+        ("sm-role", &valid, "store validated"),
+        ("ps-role", &valid, "store validated"),
+        ("sm-role-bad-keys", &invalid, "unable to validate store"),
+        ("sm-static-bad-keys", &valid, "store validated"),
+        ("sm-odd-region", &valid, "store validated"),
+        ("sm-missing-keys", &invalid, "unable to create client"),
+        ("jwt-no-role", &invalid, "unable to create client"),
+    ] {
+        assert_eq!(&status_ready(rows.get(name)), expected, "{name}: {rows:?}");
+        let status = stores.get(name).await.unwrap().data["status"].clone();
+        let ready = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["message"], message, "{name}: {ready}");
+        if expected == &valid {
+            assert_eq!(status["capabilities"], "ReadWrite", "{name}");
+        }
+    }
+    // A real check: STS was asked to assume the role with each store's own keys (the
+    // wrong ones refused), and nothing else was sent.
+    let assumed = moto.form_bodies("AssumeRole");
+    assert_eq!(assumed.len(), 4, "{:?}", moto.operations());
+    assert!(
+        moto.operations().iter().all(|o| o == "AssumeRole"),
+        "{:?}",
+        moto.operations()
+    );
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let warning = |name: &str| {
+        events
+            .iter()
+            .find(|e| e.involved_object.name.as_deref() == Some(name))
+            .and_then(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no Event for {name}: {events:?}"))
+    };
+    let refused = warning("sm-role-bad-keys");
+    assert!(
+        refused.contains("STS AssumeRole") && refused.contains("InvalidClientTokenId"),
+        "{refused}"
+    );
+    let missing = warning("sm-missing-keys");
+    assert!(
+        missing.contains("key \"absent\" not found in Secret central/aws-keys"),
+        "{missing}"
+    );
+    assert!(warning("jwt-no-role").contains("central/no-role"));
+    for text in [&stderr, &refused, &missing] {
+        assert!(
+            !text.contains(&secret_key) && !text.contains("wrong-secret-moto-refuses"),
+            "{text}"
+        );
+    }
+}
