@@ -16,7 +16,7 @@ use crate::support::{ControlPlane, client_of, install_crds_from, repo_root};
 const NAMESPACES: usize = 10;
 const CES: usize = 10;
 
-fn eso_tool(what: &[&str]) -> String {
+pub(crate) fn eso_tool(what: &[&str]) -> String {
     let output = Command::new(repo_root().join("testenv/eso-v2.sh"))
         .args(what)
         .stderr(Stdio::inherit())
@@ -410,7 +410,7 @@ async fn aws_calls_at_scale_eso_v2_beside_courier_run() {
 }
 
 /// ESO's controller with the endpoints of `moto` (Secrets Manager, SSM and STS).
-fn spawn_eso(
+pub(crate) fn spawn_eso(
     eso: &str,
     kubeconfig: &std::path::Path,
     moto: &Moto,

@@ -1260,20 +1260,20 @@ async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_t
     assert!(!stderr.contains("not-a-token") && !stderr.contains(crate::openbao::ROOT_TOKEN));
 }
 
-/// An AWS store's `Ready`, as ESO v2.9's AWS provider finds it against a real moto that
-/// checks signatures and IAM: ESO's `NewClient` reads the credentials (a missing Secret,
-/// or a ServiceAccount without its role annotation, is "unable to create client"), then
-/// `Validate` retrieves them: a `role` is assumed with STS, so wrong keys are "unable to
-/// validate store"; static keys alone are sent nowhere, so ESO (and courier) read a store
-/// with wrong static keys as `Valid`, and the region is not checked (with the endpoints
-/// set, STS answers for any region name).
-#[tokio::test]
-async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
-    let moto = crate::moto::Moto::start().await;
-    let (key_id, secret_key) = moto.iam_user();
-    moto.enforce_auth().await;
-    moto.start_recording().await;
-    let (plane, client) = private_platform(&[]).await;
+/// The AWS stores of [`aws_stores`]: name, whether ESO reads it valid, its message.
+const AWS_STORES: [(&str, bool, &str); 7] = [
+    ("sm-role", true, "store validated"),
+    ("ps-role", true, "store validated"),
+    ("sm-role-bad-keys", false, "unable to validate store"),
+    ("sm-static-bad-keys", true, "store validated"),
+    ("sm-odd-region", true, "store validated"),
+    ("sm-missing-keys", false, "unable to create client"),
+    ("jwt-no-role", false, "unable to create client"),
+];
+
+/// In `central`: the keys (good and wrong) and a ServiceAccount without a role; and the
+/// AWS ClusterSecretStores of [`AWS_STORES`].
+async fn aws_stores(client: &kube::Client, key_id: &str, secret_key: &str) {
     let keys: Secret = serde_json::from_value(json!({
         "metadata": {"name": "aws-keys"},
         "stringData": {
@@ -1355,6 +1355,7 @@ async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
         ),
     ];
     for (name, service, region, role, auth) in &cases {
+        assert!(AWS_STORES.iter().any(|(n, _, _)| n == name));
         let mut provider = json!({"service": service, "region": region, "auth": auth});
         if let Some(role) = role {
             provider["role"] = json!(role);
@@ -1367,6 +1368,27 @@ async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
         .unwrap();
         stores.create(&PostParams::default(), &store).await.unwrap();
     }
+}
+
+/// An AWS store's `Ready`, as ESO v2.9's AWS provider finds it against a real moto that
+/// checks signatures and IAM: ESO's `NewClient` reads the credentials (a missing Secret,
+/// or a ServiceAccount without its role annotation, is "unable to create client"), then
+/// `Validate` retrieves them: a `role` is assumed with STS, so wrong keys are "unable to
+/// validate store"; static keys alone are sent nowhere, so ESO (and courier) read a store
+/// with wrong static keys as `Valid`, and the region is not checked (with the endpoints
+/// set, STS answers for any region name).
+#[tokio::test]
+async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
+    let moto = crate::moto::Moto::start().await;
+    let (key_id, secret_key) = moto.iam_user();
+    moto.enforce_auth().await;
+    moto.start_recording().await;
+    let (plane, client) = private_platform(&[]).await;
+    aws_stores(&client, &key_id, &secret_key).await;
+    let stores = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_courier"))
         .args(["apply", "--from-cluster", "--instance", "awsstores"])
         .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
@@ -1386,15 +1408,8 @@ async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
     let rows = rows(&client, "clustersecretstores").await;
     let valid = ("Valid".to_owned(), "True".to_owned());
     let invalid = ("InvalidProviderConfig".to_owned(), "False".to_owned());
-    for (name, expected, message) in [
-        ("sm-role", &valid, "store validated"),
-        ("ps-role", &valid, "store validated"),
-        ("sm-role-bad-keys", &invalid, "unable to validate store"),
-        ("sm-static-bad-keys", &valid, "store validated"),
-        ("sm-odd-region", &valid, "store validated"),
-        ("sm-missing-keys", &invalid, "unable to create client"),
-        ("jwt-no-role", &invalid, "unable to create client"),
-    ] {
+    for (name, ok, message) in AWS_STORES {
+        let expected = if ok { &valid } else { &invalid };
         assert_eq!(&status_ready(rows.get(name)), expected, "{name}: {rows:?}");
         let status = stores.get(name).await.unwrap().data["status"].clone();
         let ready = status["conditions"]
@@ -1446,5 +1461,64 @@ async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
             !text.contains(&secret_key) && !text.contains("wrong-secret-moto-refuses"),
             "{text}"
         );
+    }
+
+    // ESO v2.9's own controller (its `aws` build), on a twin plane with the same stores
+    // and the same moto, reads every store as courier did: status, reason and message.
+    let eso_binary = crate::aws_eso::eso_tool(&["controller", "aws"]);
+    let (eso_plane, eso_client) = private_platform(&[]).await;
+    aws_stores(&eso_client, &key_id, &secret_key).await;
+    let log = tempfile::tempdir().unwrap();
+    let mut controller = crate::aws_eso::spawn_eso(
+        &eso_binary,
+        &eso_plane.kubeconfig,
+        &moto,
+        &log.path().join("eso.log"),
+        4,
+    );
+    let eso_stores = Api::<DynamicObject>::all_with(
+        eso_client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    let ready = |store: &DynamicObject| {
+        let condition = store.data["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned()
+            .unwrap_or_default();
+        (
+            condition["status"].as_str().unwrap_or_default().to_owned(),
+            condition["reason"].as_str().unwrap_or_default().to_owned(),
+            condition["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let eso_read = loop {
+        let listed = eso_stores.list(&Default::default()).await.unwrap().items;
+        let read: BTreeMap<String, (String, String, String)> = listed
+            .iter()
+            .map(|s| (s.metadata.name.clone().unwrap_or_default(), ready(s)))
+            .filter(|(_, r)| !r.0.is_empty())
+            .collect();
+        if AWS_STORES
+            .iter()
+            .all(|(name, _, _)| read.contains_key(*name))
+        {
+            break read;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ESO checked only {read:?}; its log: {}",
+            std::fs::read_to_string(log.path().join("eso.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &controller.id().to_string()])
+        .status();
+    let _ = controller.wait();
+    for (name, _, _) in AWS_STORES {
+        let courier_read = ready(&stores.get(name).await.unwrap());
+        assert_eq!(courier_read, eso_read[name], "{name}: courier, then ESO");
     }
 }
