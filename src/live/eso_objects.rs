@@ -70,15 +70,17 @@ fn spec_of(object: &ClusterObject) -> Option<(ClusterExternalSecretSpec, String)
     Some((spec, name))
 }
 
-/// Whether `spec` selects namespace `name` with `labels` (selectors ORed, then `namespaces`).
-fn selects(spec: &ClusterExternalSecretSpec, name: &str, labels: &StringMap) -> bool {
-    let by_label = spec
-        .namespace_selectors
-        .iter()
-        .flatten()
-        .chain(spec.namespace_selector.iter())
-        .any(|s| s.compile().is_ok_and(|s| s.matches(labels)));
-    by_label || spec.namespaces.iter().flatten().any(|n| n == name)
+/// Whether `spec` selects namespace `name` with `labels` (its `selectors`, compiled once
+/// per ClusterExternalSecret, ORed, then `namespaces`); a selector that does not compile
+/// selects nothing.
+fn selects(
+    spec: &ClusterExternalSecretSpec,
+    selectors: &[crate::core::select::Selector],
+    name: &str,
+    labels: &StringMap,
+) -> bool {
+    selectors.iter().any(|s| s.matches(labels))
+        || spec.namespaces.iter().flatten().any(|n| n == name)
 }
 
 /// ESO's ownership rule before planning: a ClusterExternalSecret does not provision a
@@ -299,12 +301,21 @@ pub async fn sync_children(
         if !home.contains(&ces.name) {
             continue;
         }
+        let selectors: Vec<_> = spec
+            .namespace_selectors
+            .iter()
+            .flatten()
+            .chain(spec.namespace_selector.iter())
+            .filter_map(|s| s.compile().ok())
+            .collect();
+        // What the ExternalSecret should be is the same in every namespace but for its
+        // `metadata.namespace`, which `is_current` does not compare: made once.
+        let desired = desired_child(ces, &es_name, "");
         for (namespace, labels) in namespaces {
-            if !selects(&spec, namespace, labels) {
+            if !selects(&spec, &selectors, namespace, labels) {
                 continue;
             }
             let key = (namespace.clone(), es_name.clone());
-            let desired = desired_child(ces, &es_name, namespace);
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &resource);
             match index.get(&key).map(|i| (*i, &objects[*i])) {
@@ -365,6 +376,8 @@ pub async fn sync_children(
                         provisioned.insert(namespace.clone());
                         continue;
                     }
+                    let mut desired = desired.clone();
+                    desired["metadata"]["namespace"] = Value::from(namespace.as_str());
                     let object: DynamicObject = match serde_json::from_value(desired) {
                         Ok(object) => object,
                         Err(_) => continue,

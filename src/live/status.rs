@@ -3,7 +3,7 @@
 //! conditions with ESO's reasons. Written only when it changed, and a failure also
 //! becomes a Kubernetes Event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
@@ -61,7 +61,7 @@ enum Outcome {
 
 /// The status each object should have after this reconcile, for those whose status differs.
 pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) -> Vec<StatusUpdate> {
-    let (targets_of, failed_writes) = targets_and_failures(inputs);
+    let lookup = Lookup::new(inputs);
     let mut updates = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         let display = object.display();
@@ -69,7 +69,7 @@ pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) ->
             continue;
         }
         let update = if object.kind == "ClusterExternalSecret" {
-            let status = ces_status(object, &display, inputs, &targets_of, &failed_writes);
+            let status = ces_status(object, &display, inputs, &lookup);
             let owned = [
                 "externalSecretName",
                 "provisionedNamespaces",
@@ -106,7 +106,7 @@ pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) ->
                 (status, event)
             })
         } else {
-            let outcome = es_outcome(object, inputs, &targets_of, &failed_writes);
+            let outcome = es_outcome(object, inputs, &lookup);
             let status = es_status(object, &outcome, inputs.now);
             let owned = [
                 "refreshTime",
@@ -129,57 +129,105 @@ pub fn desired_statuses(objects: &[ClusterObject], inputs: &StatusInputs<'_>) ->
     updates
 }
 
-/// Per manifest, the targets it planned (`namespace`, `name`); per target
-/// (`namespace/name`), the message of its failed write.
+/// Per manifest, the targets it planned (`namespace`, `name`).
 type TargetsOf<'a> = BTreeMap<&'a str, Vec<(&'a str, &'a str)>>;
 
-fn targets_and_failures<'a>(
-    inputs: &'a StatusInputs<'_>,
-) -> (TargetsOf<'a>, BTreeMap<&'a str, &'a str>) {
-    let failed_writes: BTreeMap<&str, &str> = inputs
-        .report
-        .errors
-        .iter()
-        .map(|e| (e.target.as_str(), e.message.as_str()))
-        .collect();
-    let mut targets_of: TargetsOf<'a> = BTreeMap::new();
-    for secret in &inputs.plan.secrets {
-        targets_of
-            .entry(&secret.owner)
-            .or_default()
-            .push((&secret.namespace, &secret.name));
+/// What an ExternalSecret's status is looked up in, indexed once per reconcile so that
+/// each ExternalSecret costs a few hash lookups, not a scan of its manifest's targets and
+/// errors (10,000 ExternalSecrets of 10 ClusterExternalSecrets made the scans quadratic).
+struct Lookup<'a> {
+    /// Per manifest, its targets in plan order.
+    targets_of: TargetsOf<'a>,
+    /// Per (manifest, namespace), its first target there (`namespace`, `name`).
+    first_target: HashMap<(&'a str, &'a str), (&'a str, &'a str)>,
+    /// Per target (`namespace/name`), the message of its failed write.
+    failed_writes: HashMap<&'a str, &'a str>,
+    /// Per manifest, the index in `plan.errors` of its first error.
+    first_error: HashMap<&'a str, usize>,
+    /// Per manifest, its first error that names no target (it fails every namespace).
+    first_untargeted: HashMap<&'a str, usize>,
+    /// Per (manifest, namespace of a target), its first error naming a target there.
+    first_error_in: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(inputs: &'a StatusInputs<'_>) -> Self {
+        let failed_writes = inputs
+            .report
+            .errors
+            .iter()
+            .map(|e| (e.target.as_str(), e.message.as_str()))
+            .collect();
+        let mut targets_of: TargetsOf<'a> = BTreeMap::new();
+        let mut first_target = HashMap::new();
+        for secret in &inputs.plan.secrets {
+            targets_of
+                .entry(&secret.owner)
+                .or_default()
+                .push((&secret.namespace, &secret.name));
+            first_target
+                .entry((&*secret.owner, &*secret.namespace))
+                .or_insert((&*secret.namespace, &*secret.name));
+        }
+        let (mut first_error, mut first_untargeted, mut first_error_in) =
+            (HashMap::new(), HashMap::new(), HashMap::new());
+        for (index, error) in inputs.plan.errors.iter().enumerate() {
+            let owner = error.object.as_str();
+            first_error.entry(owner).or_insert(index);
+            if error.targets.is_empty() {
+                first_untargeted.entry(owner).or_insert(index);
+            }
+            for target in &error.targets {
+                // `namespace/name`, or `cluster/namespace/name` in a member cluster.
+                if let Some((namespace, _)) = target.rsplit_once('/') {
+                    first_error_in.entry((owner, namespace)).or_insert(index);
+                }
+            }
+        }
+        Lookup {
+            targets_of,
+            first_target,
+            failed_writes,
+            first_error,
+            first_untargeted,
+            first_error_in,
+        }
     }
-    (targets_of, failed_writes)
+
+    /// The first error of `owner` that fails its target in `namespace` (any of its
+    /// errors when `namespace` is `None`), as an index into `plan.errors`.
+    fn error_for(&self, owner: &str, namespace: Option<&str>) -> Option<usize> {
+        match namespace {
+            None => self.first_error.get(owner).copied(),
+            Some(namespace) => {
+                let untargeted = self.first_untargeted.get(owner).copied();
+                let here = self.first_error_in.get(&(owner, namespace)).copied();
+                match (untargeted, here) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        }
+    }
+
+    /// The target `owner` planned in `namespace` (its first target when `None`).
+    fn target(&self, owner: &str, namespace: Option<&str>) -> Option<(&'a str, &'a str)> {
+        match namespace {
+            None => self.targets_of.get(owner)?.first().copied(),
+            Some(namespace) => self.first_target.get(&(owner, namespace)).copied(),
+        }
+    }
 }
 
 /// How an ExternalSecret's target fared (one a ClusterExternalSecret controls is planned
 /// by that ClusterExternalSecret, in the ExternalSecret's namespace).
-fn es_outcome(
-    object: &ClusterObject,
-    inputs: &StatusInputs<'_>,
-    targets_of: &TargetsOf<'_>,
-    failed_writes: &BTreeMap<&str, &str>,
-) -> Outcome {
+fn es_outcome(object: &ClusterObject, inputs: &StatusInputs<'_>, lookup: &Lookup<'_>) -> Outcome {
     match (object.controller(), &object.namespace) {
         (Some(ces), Some(namespace)) => {
             let owner = crate::core::load::object_display("ClusterExternalSecret", None, ces);
-            outcome_of(
-                object,
-                &owner,
-                Some(namespace),
-                inputs,
-                targets_of,
-                failed_writes,
-            )
+            outcome_of(object, &owner, Some(namespace), inputs, lookup)
         }
-        _ => outcome_of(
-            object,
-            &object.display(),
-            None,
-            inputs,
-            targets_of,
-            failed_writes,
-        ),
+        _ => outcome_of(object, &object.display(), None, inputs, lookup),
     }
 }
 
@@ -195,7 +243,7 @@ pub fn normal_events(objects: &[ClusterObject], inputs: &StatusInputs<'_>) -> Ve
     if created.is_empty() && updated.is_empty() {
         return Vec::new();
     }
-    let (targets_of, failed_writes) = targets_and_failures(inputs);
+    let lookup = Lookup::new(inputs);
     let mut events = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         let Some(namespace) = object.namespace.as_deref() else {
@@ -204,7 +252,7 @@ pub fn normal_events(objects: &[ClusterObject], inputs: &StatusInputs<'_>) -> Ve
         if object.kind != "ExternalSecret" {
             continue;
         }
-        if let Outcome::Synced(name) = es_outcome(object, inputs, &targets_of, &failed_writes) {
+        if let Outcome::Synced(name) = es_outcome(object, inputs, &lookup) {
             let target = format!("{namespace}/{name}");
             if created.contains(target.as_str()) {
                 events.push((index, "Created", MSG_CREATED));
@@ -223,8 +271,7 @@ fn ces_status(
     object: &ClusterObject,
     display: &str,
     inputs: &StatusInputs<'_>,
-    targets_of: &BTreeMap<&str, Vec<(&str, &str)>>,
-    failed_writes: &BTreeMap<&str, &str>,
+    lookup: &Lookup<'_>,
 ) -> Value {
     let mut provisioned = BTreeSet::new();
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
@@ -261,8 +308,11 @@ fn ces_status(
             );
         }
         None => {
-            for (namespace, name) in targets_of.get(display).into_iter().flatten() {
-                match failed_writes.get(format!("{namespace}/{name}").as_str()) {
+            for (namespace, name) in lookup.targets_of.get(display).into_iter().flatten() {
+                match lookup
+                    .failed_writes
+                    .get(format!("{namespace}/{name}").as_str())
+                {
                     Some(message) => {
                         failed.insert((*namespace).to_owned(), (*message).to_owned());
                     }
@@ -326,23 +376,17 @@ fn outcome_of(
     owner: &str,
     namespace: Option<&str>,
     inputs: &StatusInputs<'_>,
-    targets_of: &BTreeMap<&str, Vec<(&str, &str)>>,
-    failed_writes: &BTreeMap<&str, &str>,
+    lookup: &Lookup<'_>,
 ) -> Outcome {
-    let in_namespace = |target: &str| match namespace {
-        None => true,
-        Some(namespace) => target
-            .rsplit_once('/')
-            .is_some_and(|(ns, _)| ns == namespace),
-    };
-    for error in inputs.plan.errors.iter().filter(|e| e.object == owner) {
-        if error.targets.is_empty() || error.targets.iter().any(|t| in_namespace(t)) {
-            let templated = error.key.as_deref().is_some_and(|k| k.contains("template"));
-            return Outcome::Failed {
-                message: if templated { MSG_UPDATE } else { MSG_GET_DATA },
-                detail: reason_of(error),
-            };
-        }
+    if let Some(error) = lookup
+        .error_for(owner, namespace)
+        .map(|i| &inputs.plan.errors[i])
+    {
+        let templated = error.key.as_deref().is_some_and(|k| k.contains("template"));
+        return Outcome::Failed {
+            message: if templated { MSG_UPDATE } else { MSG_GET_DATA },
+            detail: reason_of(error),
+        };
     }
     if let Some(first) = inputs.unreached.get(owner).and_then(|u| u.first()) {
         return Outcome::Failed {
@@ -350,19 +394,14 @@ fn outcome_of(
             detail: first.clone(),
         };
     }
-    let target = targets_of
-        .get(owner)
-        .into_iter()
-        .flatten()
-        .find(|(ns, _)| namespace.is_none_or(|n| n == *ns));
-    if let Some((ns, name)) = target {
-        if let Some(message) = failed_writes.get(format!("{ns}/{name}").as_str()) {
+    if let Some((ns, name)) = lookup.target(owner, namespace) {
+        if let Some(message) = lookup.failed_writes.get(format!("{ns}/{name}").as_str()) {
             return Outcome::Failed {
                 message: MSG_UPDATE,
                 detail: (*message).to_owned(),
             };
         }
-        return Outcome::Synced((*name).to_owned());
+        return Outcome::Synced(name.to_owned());
     }
     let spec = &object.object.data["spec"];
     Outcome::Synced(
@@ -510,8 +549,9 @@ static STORES_CHECKED: std::sync::Mutex<BTreeMap<String, (i64, std::time::Instan
 /// request for it. A Vault or OpenBao store is checked as ESO's does: its login, then a
 /// lookup of its token; an `openBao` store as ESO's OpenBao provider does: its login,
 /// then its mount's type and KV version (`capabilities: ReadOnly`); a webhook store by a
-/// TCP connection to its url's host, as ESO's `NetworkValidate`. Stores of other
-/// providers (AWS) get no status: courier does not check them.
+/// TCP connection to its url's host, as ESO's `NetworkValidate`; an AWS store as ESO's AWS
+/// provider does (its credentials read, then retrieved: STS for a role or a
+/// ServiceAccount, nothing sent for static keys alone; see `providers::aws_validate`).
 pub async fn store_statuses(
     objects: &[ClusterObject],
     world: Option<&crate::core::world::World>,
@@ -588,6 +628,13 @@ pub async fn store_statuses(
                 let checked = match checked {
                     Some(validation) => Some(validation),
                     None => crate::providers::webhook::validate_store(&parsed).await,
+                };
+                let checked = match checked {
+                    Some(validation) => Some(validation),
+                    None => {
+                        crate::providers::aws_validate::validate_store(&parsed, world, context)
+                            .await
+                    }
                 };
                 match checked {
                     Some(validation) => validation,
@@ -893,6 +940,107 @@ mod tests {
             status["conditions"][0]["message"],
             "cluster member-c: failed to list namespaces: connection refused"
         );
+    }
+
+    #[test]
+    fn each_external_secret_reads_its_own_namespaces_error_or_target() {
+        let child = |namespace: &str| {
+            let mut object = DynamicObject::new("creds", &resource("ExternalSecret"));
+            object.metadata.namespace = Some(namespace.into());
+            object.metadata.owner_references = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: format!("{ESO_GROUP}/v1"),
+                    kind: "ClusterExternalSecret".into(),
+                    name: "prod".into(),
+                    uid: "u".into(),
+                    controller: Some(true),
+                    ..Default::default()
+                },
+            ]);
+            ClusterObject {
+                kind: "ExternalSecret".into(),
+                namespace: Some(namespace.into()),
+                name: "creds".into(),
+                uid: None,
+                status: Value::Null,
+                object: Arc::new(object),
+            }
+        };
+        let objects: Vec<ClusterObject> = ["team-a", "team-b", "team-c", "team-d"]
+            .into_iter()
+            .map(child)
+            .collect();
+        let error = |targets: &[&str], message: &str| PlanError {
+            origin: Origin {
+                file: "m.yaml".into(),
+                line: 1,
+            },
+            object: "ClusterExternalSecret/prod".into(),
+            targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+            key: None,
+            message: message.into(),
+            source_missing: None,
+        };
+        let plan = Plan {
+            secrets: vec![target("team-c"), target("team-d")],
+            errors: vec![error(&["team-b/creds"], "first, in team-b")],
+        };
+        let report = Report {
+            errors: vec![crate::live::apply::ApplyError {
+                target: "team-d/creds".into(),
+                message: "write refused".into(),
+            }],
+            ..Report::default()
+        };
+        let unreached = BTreeMap::new();
+        let inputs = StatusInputs {
+            plan: &plan,
+            report: &report,
+            unreached: &unreached,
+            children: None,
+            now: Timestamp::now(),
+        };
+        let message = |statuses: &[StatusUpdate], namespace: &str| {
+            let (_, status, _) = statuses
+                .iter()
+                .find(|(i, _, _)| objects[*i].namespace.as_deref() == Some(namespace))
+                .unwrap();
+            status["conditions"][0]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let statuses = desired_statuses(&objects, &inputs);
+        // team-a has no target and no error of its own: it reads as synced.
+        assert_eq!(message(&statuses, "team-a"), MSG_SYNCED);
+        assert_eq!(message(&statuses, "team-b"), MSG_GET_DATA);
+        assert_eq!(message(&statuses, "team-c"), MSG_SYNCED);
+        assert_eq!(message(&statuses, "team-d"), MSG_UPDATE);
+        // An error that names no target fails every namespace; the first in plan order wins.
+        let plan = Plan {
+            secrets: vec![target("team-c"), target("team-d")],
+            errors: vec![
+                error(&["team-b/creds"], "first, in team-b"),
+                error(&[], "second, everywhere"),
+            ],
+        };
+        let inputs = StatusInputs {
+            plan: &plan,
+            ..inputs
+        };
+        let outcome = |namespace: &str| {
+            let object = objects
+                .iter()
+                .find(|o| o.namespace.as_deref() == Some(namespace))
+                .unwrap();
+            match es_outcome(object, &inputs, &Lookup::new(&inputs)) {
+                Outcome::Failed { detail, .. } => detail,
+                Outcome::Synced(name) => format!("synced {name}"),
+            }
+        };
+        assert_eq!(outcome("team-a"), "second, everywhere");
+        assert_eq!(outcome("team-b"), "first, in team-b");
+        assert_eq!(outcome("team-c"), "second, everywhere");
     }
 
     #[test]

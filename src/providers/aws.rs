@@ -45,14 +45,14 @@ const CONCURRENCY: usize = 8;
 /// Attempts per request: the first and three retries.
 const ATTEMPTS: u32 = 4;
 /// Per-request timeout.
-const TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(10);
 /// A read: the key (see [`AwsStore::read_key`]) and an optional version.
 type ReadKey = (String, Option<String>);
 /// Values read, by read.
 type Values = BTreeMap<ReadKey, Result<SecretBytes, RemoteError>>;
 
 /// The ServiceAccount annotation naming the IAM role (EKS's IRSA, as ESO reads it).
-const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+pub(super) const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// The ServiceAccount annotation naming the token's audience.
 const AUDIENCE_ANNOTATION: &str = "eks.amazonaws.com/audience";
 
@@ -195,17 +195,17 @@ impl Service {
 /// An AWS store, parsed.
 #[derive(Debug)]
 pub struct AwsStore {
-    display: String,
+    pub(super) display: String,
     kind: StoreKind,
     own_namespace: String,
     service: Service,
-    config: AwsProvider,
+    pub(super) config: AwsProvider,
 }
 
 impl AwsStore {
     /// A ClusterSecretStore whose credential references name no namespace: ESO reads
     /// them in each ExternalSecret's namespace ("referent" auth).
-    fn referent(&self) -> bool {
+    pub(super) fn referent(&self) -> bool {
         if self.kind == StoreKind::SecretStore {
             return false;
         }
@@ -236,7 +236,7 @@ impl AwsStore {
 
     /// Where a credential reference is read: a SecretStore's own namespace (ESO ignores
     /// the reference's), a ClusterSecretStore's named one, else the ExternalSecret's.
-    fn reference_namespace(&self, named: Option<&str>, namespace: &str) -> String {
+    pub(super) fn reference_namespace(&self, named: Option<&str>, namespace: &str) -> String {
         match self.kind {
             StoreKind::SecretStore => self.own_namespace.clone(),
             StoreKind::ClusterSecretStore => named
@@ -346,7 +346,7 @@ impl StoreProvider for AwsStore {
 // Fetching.
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     reads: AtomicU64,
     lists: AtomicU64,
     logins: AtomicU64,
@@ -501,7 +501,7 @@ impl AwsError {
     }
 }
 
-struct Session<'a> {
+pub(super) struct Session<'a> {
     http: &'a reqwest::Client,
     store: &'a AwsStore,
     identity: &'a str,
@@ -511,7 +511,7 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    async fn open(
+    pub(super) async fn open(
         http: &'a reqwest::Client,
         store: &'a AwsStore,
         identity: &'a str,
@@ -1057,7 +1057,7 @@ fn secret_payload(entry: &Value) -> Option<SecretBytes> {
 
 /// A credential Secret's key: from the world (courier's own listing, or a files world),
 /// else read from the live cluster with courier's identity.
-async fn credential(
+pub(super) async fn credential(
     world: &World,
     context: &FetchContext,
     namespace: String,

@@ -10,6 +10,7 @@
 //! 2. `aws::Aws` added to the `providers!` line below, which declares the module and
 //!    registers it.
 
+pub mod aws_validate;
 mod common;
 mod kubernetes_identity;
 pub mod kubernetes_validate;

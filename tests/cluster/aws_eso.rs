@@ -393,7 +393,7 @@ async fn aws_calls_at_scale_eso_v2_beside_courier_run() {
 }
 
 /// ESO's controller with the endpoints of `moto` (Secrets Manager, SSM and STS).
-fn spawn_eso(
+pub(crate) fn spawn_eso(
     eso: &std::path::Path,
     kubeconfig: &std::path::Path,
     moto: &Moto,

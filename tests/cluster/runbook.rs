@@ -1205,3 +1205,266 @@ async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_t
     );
     assert!(!stderr.contains("not-a-token") && !stderr.contains(crate::openbao::ROOT_TOKEN));
 }
+
+/// The AWS stores of [`aws_stores`]: name, whether ESO reads it valid, its message.
+const AWS_STORES: [(&str, bool, &str); 7] = [
+    ("sm-role", true, "store validated"),
+    ("ps-role", true, "store validated"),
+    ("sm-role-bad-keys", false, "unable to validate store"),
+    ("sm-static-bad-keys", true, "store validated"),
+    ("sm-odd-region", true, "store validated"),
+    ("sm-missing-keys", false, "unable to create client"),
+    ("jwt-no-role", false, "unable to create client"),
+];
+
+/// In `central`: the keys (good and wrong) and a ServiceAccount without a role; and the
+/// AWS ClusterSecretStores of [`AWS_STORES`].
+async fn aws_stores(client: &kube::Client, key_id: &str, secret_key: &str) {
+    let keys: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "aws-keys"},
+        "stringData": {
+            "id": key_id, "secret": secret_key,
+            "bad-id": "AKIDNOBODYKNOWS00000", "bad-secret": "wrong-secret-moto-refuses"
+        }
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &keys)
+        .await
+        .unwrap();
+    let account: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "no-role"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), "central")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let stores = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    let keys = |id: &str, secret: &str| {
+        json!({"secretRef": {
+            "accessKeyIDSecretRef": {"name": "aws-keys", "key": id, "namespace": "central"},
+            "secretAccessKeySecretRef": {"name": "aws-keys", "key": secret, "namespace": "central"}
+        }})
+    };
+    let role = "arn:aws:iam::123456789012:role/reader";
+    let cases = [
+        (
+            "sm-role",
+            "SecretsManager",
+            "eu-west-1",
+            Some(role),
+            keys("id", "secret"),
+        ),
+        (
+            "ps-role",
+            "ParameterStore",
+            "eu-west-1",
+            Some(role),
+            keys("id", "secret"),
+        ),
+        (
+            "sm-role-bad-keys",
+            "SecretsManager",
+            "eu-west-1",
+            Some(role),
+            keys("bad-id", "bad-secret"),
+        ),
+        (
+            "sm-static-bad-keys",
+            "SecretsManager",
+            "eu-west-1",
+            None,
+            keys("bad-id", "bad-secret"),
+        ),
+        (
+            "sm-odd-region",
+            "SecretsManager",
+            "xx-nowhere-9",
+            Some(role),
+            keys("id", "secret"),
+        ),
+        (
+            "sm-missing-keys",
+            "SecretsManager",
+            "eu-west-1",
+            Some(role),
+            keys("absent", "secret"),
+        ),
+        (
+            "jwt-no-role",
+            "SecretsManager",
+            "eu-west-1",
+            None,
+            json!({"jwt": {"serviceAccountRef": {"name": "no-role", "namespace": "central"}}}),
+        ),
+    ];
+    for (name, service, region, role, auth) in &cases {
+        assert!(AWS_STORES.iter().any(|(n, _, _)| n == name));
+        let mut provider = json!({"service": service, "region": region, "auth": auth});
+        if let Some(role) = role {
+            provider["role"] = json!(role);
+        }
+        let store: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {"provider": {"aws": provider}}
+        }))
+        .unwrap();
+        stores.create(&PostParams::default(), &store).await.unwrap();
+    }
+}
+
+/// An AWS store's `Ready`, as ESO v2.9's AWS provider finds it against a real moto that
+/// checks signatures and IAM: ESO's `NewClient` reads the credentials (a missing Secret,
+/// or a ServiceAccount without its role annotation, is "unable to create client"), then
+/// `Validate` retrieves them: a `role` is assumed with STS, so wrong keys are "unable to
+/// validate store"; static keys alone are sent nowhere, so ESO (and courier) read a store
+/// with wrong static keys as `Valid`, and the region is not checked (with the endpoints
+/// set, STS answers for any region name).
+#[tokio::test]
+async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
+    let moto = crate::moto::Moto::start().await;
+    let (key_id, secret_key) = moto.iam_user();
+    moto.enforce_auth().await;
+    moto.start_recording().await;
+    let (plane, client) = private_platform(&[]).await;
+    aws_stores(&client, &key_id, &secret_key).await;
+    let stores = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["apply", "--from-cluster", "--instance", "awsstores"])
+        .args(["--kubeconfig", plane.kubeconfig.to_str().unwrap()])
+        .env_remove("KUBECONFIG")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_SECRETSMANAGER_ENDPOINT", &moto.address)
+        .env("AWS_SSM_ENDPOINT", &moto.address)
+        .env("AWS_STS_ENDPOINT", &moto.address)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let rows = rows(&client, "clustersecretstores").await;
+    let valid = ("Valid".to_owned(), "True".to_owned());
+    let invalid = ("InvalidProviderConfig".to_owned(), "False".to_owned());
+    for (name, ok, message) in AWS_STORES {
+        let expected = if ok { &valid } else { &invalid };
+        assert_eq!(&status_ready(rows.get(name)), expected, "{name}: {rows:?}");
+        let status = stores.get(name).await.unwrap().data["status"].clone();
+        let ready = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["message"], message, "{name}: {ready}");
+        if expected == &valid {
+            assert_eq!(status["capabilities"], "ReadWrite", "{name}");
+        }
+    }
+    // A real check: STS was asked to assume the role with each store's own keys (the
+    // wrong ones refused), and nothing else was sent.
+    let assumed = moto.form_bodies("AssumeRole");
+    assert_eq!(assumed.len(), 4, "{:?}", moto.operations());
+    assert!(
+        moto.operations().iter().all(|o| o == "AssumeRole"),
+        "{:?}",
+        moto.operations()
+    );
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let warning = |name: &str| {
+        events
+            .iter()
+            .find(|e| e.involved_object.name.as_deref() == Some(name))
+            .and_then(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no Event for {name}: {events:?}"))
+    };
+    let refused = warning("sm-role-bad-keys");
+    assert!(
+        refused.contains("STS AssumeRole") && refused.contains("InvalidClientTokenId"),
+        "{refused}"
+    );
+    let missing = warning("sm-missing-keys");
+    assert!(
+        missing.contains("key \"absent\" not found in Secret central/aws-keys"),
+        "{missing}"
+    );
+    assert!(warning("jwt-no-role").contains("central/no-role"));
+    for text in [&stderr, &refused, &missing] {
+        assert!(
+            !text.contains(&secret_key) && !text.contains("wrong-secret-moto-refuses"),
+            "{text}"
+        );
+    }
+
+    // ESO v2.9's own controller (its `aws` build), on a twin plane with the same stores
+    // and the same moto, reads every store as courier did: status, reason and message.
+    let eso_binary = crate::eso::eso_v2(&["controller", "aws"]);
+    let (eso_plane, eso_client) = private_platform(&[]).await;
+    aws_stores(&eso_client, &key_id, &secret_key).await;
+    let log = tempfile::tempdir().unwrap();
+    let mut controller = crate::aws_eso::spawn_eso(
+        &eso_binary,
+        &eso_plane.kubeconfig,
+        &moto,
+        &log.path().join("eso.log"),
+        4,
+    );
+    let eso_stores = Api::<DynamicObject>::all_with(
+        eso_client.clone(),
+        &eso("ClusterSecretStore", "clustersecretstores"),
+    );
+    let ready = |store: &DynamicObject| {
+        let condition = store.data["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned()
+            .unwrap_or_default();
+        (
+            condition["status"].as_str().unwrap_or_default().to_owned(),
+            condition["reason"].as_str().unwrap_or_default().to_owned(),
+            condition["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let eso_read = loop {
+        let listed = eso_stores.list(&Default::default()).await.unwrap().items;
+        let read: BTreeMap<String, (String, String, String)> = listed
+            .iter()
+            .map(|s| (s.metadata.name.clone().unwrap_or_default(), ready(s)))
+            .filter(|(_, r)| !r.0.is_empty())
+            .collect();
+        if AWS_STORES
+            .iter()
+            .all(|(name, _, _)| read.contains_key(*name))
+        {
+            break read;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ESO checked only {read:?}; its log: {}",
+            std::fs::read_to_string(log.path().join("eso.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &controller.id().to_string()])
+        .status();
+    let _ = controller.wait();
+    for (name, _, _) in AWS_STORES {
+        let courier_read = ready(&stores.get(name).await.unwrap());
+        assert_eq!(courier_read, eso_read[name], "{name}: courier, then ESO");
+    }
+}
