@@ -618,7 +618,10 @@ pub async fn store_statuses(
                             {
                                 Some(validation) => Some(validation),
                                 None => {
-                                    crate::providers::openbao::validate_store(&parsed, world).await
+                                    crate::providers::openbao::validate_store(
+                                        &parsed, world, context,
+                                    )
+                                    .await
                                 }
                             }
                         }

@@ -29,8 +29,9 @@ pub(super) struct Server<'a> {
     pub(super) ca_provider: Option<(&'a CaProvider, String)>,
 }
 
-/// `server.caProvider`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `server.caProvider` (and the `caProvider` of the `vault`, `openBao` and `webhook`
+/// providers, [`super::tls`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct CaProvider {
     /// `Secret` or `ConfigMap`.

@@ -15,6 +15,7 @@ mod common;
 mod kubernetes_identity;
 pub mod kubernetes_validate;
 pub mod provider;
+mod tls;
 
 use std::sync::Arc;
 
@@ -181,7 +182,8 @@ mod tests {
             parse(StoreKind::ClusterSecretStore, provider, config).unwrap_err()
         };
         let hint = "hint: remove it; README.md lists what courier does not implement";
-        // Vault: TLS, consistency headers, checkAndSet, and auth methods courier lacks.
+        // Vault: a client certificate, consistency headers, checkAndSet, and auth methods
+        // courier lacks.
         let vault = serde_json::json!({"server": "https://v", "namespace": "ns", "path": "kv",
             "version": "v1", "headers": {"X-Team": "a"}, "auth": token.clone()});
         assert_eq!(
@@ -189,11 +191,6 @@ mod tests {
             Ok(())
         );
         for (field, value) in [
-            ("caBundle", serde_json::json!("Zm9v")),
-            (
-                "caProvider",
-                serde_json::json!({"type": "Secret", "name": "ca", "namespace": "central"}),
-            ),
             (
                 "tls",
                 serde_json::json!({"certSecretRef": {"name": "c", "namespace": "central"}}),
@@ -230,21 +227,24 @@ mod tests {
             Ok(()),
             "null is absent"
         );
-        // openBao: caProvider; caBundle and auth.namespace are read.
-        let bao = serde_json::json!({"server": "https://b", "caBundle": "Zm9v",
+        // A private CA (caProvider; caBundle in tls.rs's tests) is read by vault, openBao
+        // and webhook.
+        let ca = serde_json::json!({"type": "Secret", "name": "ca", "key": "ca.crt", "namespace": "central"});
+        let mut config = vault.clone();
+        config["caProvider"] = ca.clone();
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "vault", config),
+            Ok(())
+        );
+        // openBao: auth.namespace is read.
+        let bao = serde_json::json!({"server": "https://b", "caProvider": ca.clone(),
             "auth": {"namespace": "team", "userPass": {"path": "up", "username": "u",
                 "secretRef": {"name": "p", "key": "k", "namespace": "central"}}}});
         assert_eq!(
             parse(StoreKind::ClusterSecretStore, "openBao", bao.clone()),
             Ok(())
         );
-        let mut config = bao;
-        config["caProvider"] =
-            serde_json::json!({"type": "Secret", "name": "ca", "namespace": "central"});
-        assert!(refused("openBao", config).starts_with(
-            "spec.provider.openBao.caProvider: caProvider is not supported by courier yet\nhint:"
-        ));
-        // webhook: NTLM and TLS; a list's items are walked.
+        // webhook: NTLM; a list's items are walked.
         let webhook = serde_json::json!({"url": "https://w", "method": "POST", "headers": {"A": "b"},
             "body": "{}", "timeout": "5s", "result": {"jsonPath": "$.v"},
             "secrets": [{"name": "auth", "secretRef": {"name": "s", "key": "k", "namespace": "central"}}]});
@@ -253,17 +253,16 @@ mod tests {
             Ok(())
         );
         let mut config = webhook.clone();
-        config["auth"] = serde_json::json!({"ntlm": {}});
-        config["caBundle"] = serde_json::json!("Zm9v");
-        let message = refused("webhook", config);
-        assert!(
-            message
-                .starts_with("spec.provider.webhook.auth: auth is not supported by courier yet\n"),
-            "{message}"
+        config["caProvider"] = ca;
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "webhook", config.clone()),
+            Ok(())
         );
-        assert!(
-            message.contains("\nspec.provider.webhook.caBundle: caBundle is not supported"),
-            "{message}"
+        config["auth"] = serde_json::json!({"ntlm": {}});
+        let message = refused("webhook", config);
+        assert_eq!(
+            message,
+            format!("spec.provider.webhook.auth: auth is not supported by courier yet\n{hint}")
         );
         // aws: customSessionTags and the PushSecret-only secretsManager.
         let aws = serde_json::json!({"service": "SecretsManager", "region": "eu-west-1", "prefix": "p/",

@@ -17,9 +17,9 @@
 //!   set), or none at all (no token sent).
 //!
 //! Every distinct secret is read once per reconcile however many targets use it, 16 at a
-//! time. `caBundle` replaces the system's roots, as ESO's `RootCAs`. `caProvider` and a
-//! ClusterSecretStore's references without a namespace (ESO's referent auth) are refused
-//! by name: courier does not implement them for OpenBao yet.
+//! time. `caBundle` or `caProvider` replaces the built-in roots, as ESO's `RootCAs`
+//! ([`super::tls`]). A ClusterSecretStore's references without a namespace (ESO's
+//! referent auth) are refused by name: courier does not implement them for OpenBao yet.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,7 +34,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::common::{fail_all, parse_config, prefetched};
+use super::kubernetes_identity::CaProvider;
 use super::provider::{FetchContext, FetchStats, Fetched, Provider};
+use super::tls::{CaSource, client_for, parse_ca};
 use super::vault::{transport, vault_errors};
 use crate::core::gojson::{go_format_float, go_json_marshal, go_json_unmarshal};
 use crate::core::load::StoreKind;
@@ -58,14 +60,15 @@ pub struct OpenBao;
 
 /// The fields of `spec.provider.openBao` courier reads ([`Provider::implemented`]), and
 /// where: `server` (`url`), `path` and `version` (`mount`, `kv1`), `namespace` and
-/// `auth.namespace` (`X-Vault-Namespace`, `log_in`), `caBundle` (`parse`), the three auth
-/// methods (`parse`, `log_in`). Refused: `caProvider`.
+/// `auth.namespace` (`X-Vault-Namespace`, `log_in`), `caBundle` and `caProvider`
+/// (`parse`, [`super::tls`]), the three auth methods (`parse`, `log_in`).
 pub const IMPLEMENTED: &[&str] = &[
     "server",
     "path",
     "version",
     "namespace",
     "caBundle",
+    "caProvider",
     "auth.namespace",
     "auth.tokenSecretRef",
     "auth.appRole.path",
@@ -96,12 +99,12 @@ pub struct OpenBaoProvider {
     /// How to log in; none sends no token.
     #[serde(default)]
     pub auth: Option<OpenBaoAuth>,
-    /// PEM, base64: the roots to trust instead of the system's.
+    /// PEM, base64: the roots to trust instead of the built-in ones.
     #[serde(default)]
-    pub ca_bundle: Option<Value>,
-    /// Refused: not implemented for OpenBao yet.
+    pub ca_bundle: Option<String>,
+    /// The CA from a Secret or ConfigMap key.
     #[serde(default)]
-    pub ca_provider: Option<Value>,
+    pub ca_provider: Option<CaProvider>,
 }
 
 /// `openBao.auth`: exactly one of token, AppRole or userpass.
@@ -206,22 +209,11 @@ impl Provider for OpenBao {
         store: &StoreInfo<'_>,
     ) -> Result<Arc<dyn StoreProvider>, String> {
         let config: OpenBaoProvider = parse_config(config)?;
-        if config.ca_provider.is_some() {
-            return Err(
-                "caProvider is not supported by courier yet for openBao stores\nhint: put the CA in caBundle (base64 of the PEM); README.md lists what courier does not implement".into(),
-            );
-        }
-        let ca = match &config.ca_bundle {
-            None => None,
-            Some(Value::String(text)) => {
-                use base64::Engine as _;
-                let pem = base64::engine::general_purpose::STANDARD
-                    .decode(text.trim())
-                    .map_err(|_| "caBundle is not base64".to_owned())?;
-                Some(pem)
-            }
-            Some(_) => return Err("caBundle must be a base64 string".into()),
-        };
+        let ca = parse_ca(
+            config.ca_bundle.as_deref(),
+            config.ca_provider.as_ref(),
+            store,
+        )?;
         if config.server.is_empty() {
             return Err("server is empty".into());
         }
@@ -273,6 +265,7 @@ impl Provider for OpenBao {
             .references()
             .into_iter()
             .filter_map(|(_, r)| store.reference_namespace(r.namespace.as_deref()))
+            .chain(ca.as_ref().and_then(CaSource::world_namespace))
             .collect();
         Ok(Arc::new(OpenBaoStore {
             store: store.display.to_owned(),
@@ -288,12 +281,12 @@ impl Provider for OpenBao {
         &'a self,
         wanted: &'a StoreReads,
         world: &'a World,
-        _: &'a FetchContext,
+        context: &'a FetchContext,
         fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             match wanted.store.as_any().downcast_ref::<OpenBaoStore>() {
-                Some(store) => prefetch(store, wanted, world, fetched).await,
+                Some(store) => prefetch(store, wanted, world, context, fetched).await,
                 None => FetchStats::default(),
             }
         })
@@ -308,8 +301,8 @@ pub struct OpenBaoStore {
     /// A SecretStore's namespace.
     own_namespace: String,
     kind: StoreKind,
-    /// `caBundle`, decoded: the only roots trusted when set (ESO's `RootCAs`).
-    ca: Option<Vec<u8>>,
+    /// `caBundle` or `caProvider`: the only roots trusted when set (ESO's `RootCAs`).
+    ca: Option<CaSource>,
     config: OpenBaoProvider,
     world_namespaces: BTreeSet<String>,
 }
@@ -384,11 +377,12 @@ async fn prefetch(
     bao: &OpenBaoStore,
     wanted: &StoreReads,
     world: &World,
+    context: &FetchContext,
     fetched: &mut Fetched,
 ) -> FetchStats {
     let store = &bao.store;
     let counters = Counters::default();
-    let http = match http_client(bao.ca.as_deref()) {
+    let http = match http_client(bao.ca.as_ref(), world, context).await {
         Ok(http) => http,
         Err(message) => {
             fail_all(fetched, store, wanted, &message);
@@ -432,22 +426,15 @@ async fn prefetch(
     counters_stats(&counters)
 }
 
-/// The store's HTTP client: with `caBundle`, its certificates are the only roots.
-fn http_client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
-    if let Some(pem) = ca {
-        let certificates = reqwest::Certificate::from_pem_bundle(pem)
-            .ok()
-            .filter(|c| !c.is_empty())
-            .ok_or("cannot set OpenBao CA certificate: caBundle holds no PEM certificate")?;
-        builder = builder.tls_built_in_root_certs(false);
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+/// The store's HTTP client: with `caBundle` or `caProvider`, its certificates are the
+/// only roots.
+async fn http_client(
+    ca: Option<&CaSource>,
+    world: &World,
+    context: &FetchContext,
+) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder().timeout(TIMEOUT);
+    client_for(builder, ca, "OpenBao", world, context).await
 }
 
 fn counters_stats(counters: &Counters) -> FetchStats {
@@ -733,11 +720,12 @@ impl<'a> Session<'a> {
 pub async fn validate_store(
     store: &Arc<dyn StoreProvider>,
     world: &World,
+    context: &FetchContext,
 ) -> Option<crate::providers::kubernetes_validate::Validation> {
     use crate::providers::kubernetes_validate::Validation;
     let bao = store.as_any().downcast_ref::<OpenBaoStore>()?;
     let name = &bao.store;
-    let http = match http_client(bao.ca.as_deref()) {
+    let http = match http_client(bao.ca.as_ref(), world, context).await {
         Ok(http) => http,
         Err(message) => return Some(Validation::NoClient(format!("{name}: {message}"))),
     };
@@ -1002,9 +990,11 @@ mod tests {
         let ok = serde_json::json!({"server": "http://bao:8200", "auth": token});
         assert_eq!(parse(StoreKind::ClusterSecretStore, ok.clone()), Ok(()));
         let mut config = ok.clone();
-        config["caProvider"] = serde_json::json!({"type": "Secret", "name": "ca", "key": "ca.crt", "namespace": "central"});
-        let refused = parse(StoreKind::ClusterSecretStore, config).unwrap_err();
-        assert!(refused.starts_with("caProvider is not supported by courier yet"), "{refused}");
+        config["caProvider"] = serde_json::json!({"type": "Secret", "name": "ca", "key": "ca.crt"});
+        let refused = parse(StoreKind::ClusterSecretStore, config.clone()).unwrap_err();
+        assert!(refused.starts_with("caProvider.namespace: missing namespace on caProvider secret"), "{refused}");
+        config["caProvider"]["namespace"] = serde_json::json!("central");
+        assert_eq!(parse(StoreKind::ClusterSecretStore, config), Ok(()));
         let mut config = ok.clone();
         config["caBundle"] = serde_json::json!("not base64!");
         assert_eq!(parse(StoreKind::ClusterSecretStore, config), Err("caBundle is not base64".into()));

@@ -17,7 +17,9 @@ use tokio::sync::RwLock;
 use super::common::{key_reads, parse_config, 
     fail_all, json_path, json_result_bytes, prefetched, remote_value_bytes, sorted_json,
 };
+use super::kubernetes_identity::CaProvider;
 use super::provider::{FetchContext, FetchStats, Fetched, Provider};
+use super::tls::{CaSource, client_for, parse_ca};
 use crate::core::model::{
     ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, ServiceAccountSelector,
 };
@@ -52,6 +54,11 @@ impl Provider for Vault {
 
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: VaultProvider = parse_config(config)?;
+        let ca = parse_ca(
+            config.ca_bundle.as_deref(),
+            config.ca_provider.as_ref(),
+            store,
+        )?;
         for (name, value) in &config.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(format!("headers: {name:?} is not an HTTP header name"));
@@ -105,10 +112,13 @@ impl Provider for Vault {
             }
         }
         .unwrap_or_default();
+        let mut world_namespaces = credential_namespaces(store, &config);
+        world_namespaces.extend(ca.as_ref().and_then(CaSource::world_namespace));
         Ok(Arc::new(VaultStore {
             store: store.display.to_owned(),
-            world_namespaces: credential_namespaces(store, &config),
+            world_namespaces,
             config,
+            ca,
             credentials_namespace,
         }))
     }
@@ -122,7 +132,7 @@ impl Provider for Vault {
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             match wanted.store.as_any().downcast_ref::<VaultStore>() {
-                Some(store) => prefetch(store, wanted, world, context.client(), fetched).await,
+                Some(store) => prefetch(store, wanted, world, context, fetched).await,
                 None => FetchStats::default(),
             }
         })
@@ -150,6 +160,8 @@ pub struct VaultStore {
     /// `Kind/namespace/name`: the key of its prefetched values.
     store: String,
     config: VaultProvider,
+    /// `caBundle` or `caProvider`: the only roots trusted when set (ESO's `RootCAs`).
+    ca: Option<CaSource>,
     /// Namespace of the Secrets holding its credentials, when a reference names none.
     credentials_namespace: String,
     world_namespaces: BTreeSet<String>,
@@ -190,15 +202,16 @@ async fn prefetch(
     vault: &VaultStore,
     wanted: &StoreReads,
     world: &World,
-    cluster: Option<&kube::Client>,
+    context: &FetchContext,
     fetched: &mut Fetched,
 ) -> FetchStats {
     let store = &vault.store;
+    let cluster = context.client();
     let counters = Counters::default();
-    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+    let http = match http_client(vault, world, context).await {
         Ok(http) => http,
-        Err(e) => {
-            fail_all(fetched, store, wanted, &format!("cannot build an HTTP client: {e}"));
+        Err(message) => {
+            fail_all(fetched, store, wanted, &message);
             return FetchStats::default();
         }
     };
@@ -237,6 +250,17 @@ async fn prefetch(
             .insert((store.clone(), path, version), result);
     }
     counters.stats()
+}
+
+/// The store's HTTP client: with `caBundle` or `caProvider`, its certificates are the
+/// only roots (ESO's `newConfig`).
+async fn http_client(
+    vault: &VaultStore,
+    world: &World,
+    context: &FetchContext,
+) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder().timeout(TIMEOUT);
+    client_for(builder, vault.ca.as_ref(), "Vault", world, context).await
 }
 
 #[derive(Default)]
@@ -670,13 +694,7 @@ pub(super) async fn vault_errors(response: reqwest::Response) -> String {
 }
 
 pub(super) fn transport(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timed out".into()
-    } else if error.is_connect() {
-        "cannot connect".into()
-    } else {
-        "request failed".into()
-    }
+    super::tls::transport_reason(error)
 }
 
 /// The fields of `spec.provider.vault` courier reads ([`Provider::implemented`]), and
@@ -684,8 +702,8 @@ pub(super) fn transport(error: &reqwest::Error) -> String {
 /// (`Session::kv2`), `namespace` and `headers` (`Session::with_headers`, on logins and
 /// reads), the three auth methods in `Session::open`
 /// (`auth.kubernetes.serviceAccountRef.audiences` in `service_account_token`).
-/// Everything else ESO defines is refused: TLS (`caBundle`, `caProvider`, `tls`: the
-/// system's roots are trusted, no client certificate is sent), `readYourWrites`,
+/// `caBundle` and `caProvider` (`parse`, [`super::tls`]: the only roots trusted when set).
+/// Everything else ESO defines is refused: `tls` (no client certificate is sent), `readYourWrites`,
 /// `forwardInconsistent` (ESO sends `X-Vault-Index` /
 /// `X-Vault-Inconsistent` for them), `checkAndSet` (PushSecret), `auth.namespace` and the
 /// other auth methods (`jwt`, `ldap`, `cert`, `iam`, `gcp`, `userPass`).
@@ -695,6 +713,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "version",
     "namespace",
     "headers",
+    "caBundle",
+    "caProvider",
     "auth.tokenSecretRef",
     "auth.appRole.path",
     "auth.appRole.roleId",
@@ -728,6 +748,12 @@ pub struct VaultProvider {
     /// Sent with every request, logins too, as ESO's `client.AddHeader`.
     #[serde(default, deserialize_with = "crate::core::model::null_default")]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// PEM, base64: the roots to trust instead of the built-in ones.
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
+    /// The CA from a Secret or ConfigMap key.
+    #[serde(default)]
+    pub ca_provider: Option<CaProvider>,
 }
 
 /// `vault.auth`: one of token, AppRole or Kubernetes.
@@ -818,13 +844,10 @@ pub async fn validate_store(
             vault.store
         )));
     }
-    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+    let http = match http_client(vault, world, context).await {
         Ok(http) => http,
-        Err(e) => {
-            return Some(Validation::NoClient(format!(
-                "{}: cannot build an HTTP client: {e}",
-                vault.store
-            )));
+        Err(message) => {
+            return Some(Validation::NoClient(format!("{}: {message}", vault.store)));
         }
     };
     let counters = Counters::default();

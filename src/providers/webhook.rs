@@ -18,7 +18,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{key_reads, parse_config, fail_all, json_result_bytes, prefetched, remote_value_bytes};
+use super::kubernetes_identity::CaProvider;
 use super::provider::{FetchContext, FetchStats, Fetched, Provider};
+use super::tls::{CaSource, client_for, parse_ca};
 use crate::core::duration::parse_go_duration;
 use crate::core::model::{ExternalSecretSpec, FindRef, RemoteRef, SecretKeySelector, null_default};
 use crate::core::provider::{
@@ -55,6 +57,11 @@ impl Provider for Webhook {
 
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: WebhookProvider = parse_config(config)?;
+        let ca = parse_ca(
+            config.ca_bundle.as_deref(),
+            config.ca_provider.as_ref(),
+            store,
+        )?;
         for secret in &config.secrets {
             store.check_reference(
                 &format!("secrets[{}].secretRef", secret.name),
@@ -73,6 +80,7 @@ impl Provider for Webhook {
             .secrets
             .iter()
             .filter_map(|s| store.reference_namespace(s.secret_ref.namespace.as_deref()))
+            .chain(ca.as_ref().and_then(CaSource::world_namespace))
             .collect();
         let engine = match store.annotations.get(TEMPLATE_ENGINE_ANNOTATION).map(String::as_str) {
             None | Some("go") => Engine::Go,
@@ -87,6 +95,7 @@ impl Provider for Webhook {
             engine,
             store: store.display.to_owned(),
             config,
+            ca,
             credentials_namespace,
             world_namespaces,
         }))
@@ -96,12 +105,12 @@ impl Provider for Webhook {
         &'a self,
         wanted: &'a StoreReads,
         world: &'a World,
-        _: &'a FetchContext,
+        context: &'a FetchContext,
         fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, FetchStats> {
         Box::pin(async move {
             let webhook_requests = match wanted.store.as_any().downcast_ref::<WebhookStore>() {
-                Some(store) => prefetch(store, wanted, world, fetched).await,
+                Some(store) => prefetch(store, wanted, world, context, fetched).await,
                 None => 0,
             };
             FetchStats {
@@ -120,6 +129,8 @@ pub struct WebhookStore {
     /// `Kind/namespace/name`: the key of its prefetched answers.
     store: String,
     config: WebhookProvider,
+    /// `caBundle` or `caProvider`: the only roots trusted when set (ESO's `RootCAs`).
+    ca: Option<CaSource>,
     /// Namespace of the Secrets its templates may use, when a reference names none.
     credentials_namespace: String,
     world_namespaces: BTreeSet<String>,
@@ -168,6 +179,7 @@ async fn prefetch(
     webhook: &WebhookStore,
     wanted: &StoreReads,
     world: &World,
+    context: &FetchContext,
     fetched: &mut Fetched,
 ) -> u64 {
     let (store, config, engine) = (&webhook.store, &webhook.config, webhook.engine);
@@ -183,10 +195,11 @@ async fn prefetch(
         .as_deref()
         .and_then(parse_go_duration)
         .unwrap_or(DEFAULT_TIMEOUT);
-    let http = match reqwest::Client::builder().timeout(timeout).build() {
+    let builder = reqwest::Client::builder().timeout(timeout);
+    let http = match client_for(builder, webhook.ca.as_ref(), "webhook", world, context).await {
         Ok(http) => http,
-        Err(e) => {
-            fail_all(fetched, store, wanted, &format!("cannot build an HTTP client: {e}"));
+        Err(message) => {
+            fail_all(fetched, store, wanted, &message);
             return 0;
         }
     };
@@ -390,13 +403,7 @@ impl Request<'_> {
                 }
                 Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => true,
                 Err(e) => {
-                    let reason = if e.is_timeout() {
-                        "timed out"
-                    } else if e.is_connect() {
-                        "cannot connect"
-                    } else {
-                        "request failed"
-                    };
+                    let reason = super::tls::transport_reason(&e);
                     return (Err(self.fail(reason, false)), u64::from(attempt));
                 }
             };
@@ -472,8 +479,8 @@ pub async fn validate_store(
 /// `url`, `method`, `headers` and `body` (rendered and sent per request), `timeout` (the
 /// client's), `result.jsonPath` (the answer's value), `secrets` (the template's
 /// `.<name>` values: every key of the Secret, so `secretRef.key` selects nothing, as in
-/// ESO's `getTemplatedSecrets`). Refused: `auth` (NTLM), `caBundle`, `caProvider` (the
-/// system's roots are trusted).
+/// ESO's `getTemplatedSecrets`), `caBundle` and `caProvider` (`parse`, [`super::tls`]:
+/// the only roots trusted when set). Refused: `auth` (NTLM).
 pub const IMPLEMENTED: &[&str] = &[
     "url",
     "method",
@@ -483,6 +490,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "result.jsonPath",
     "secrets[].name",
     "secrets[].secretRef",
+    "caBundle",
+    "caProvider",
 ];
 
 /// `spec.provider.webhook`: values from an HTTP endpoint of your own.
@@ -510,6 +519,12 @@ pub struct WebhookProvider {
     /// Secrets whose keys templates may use, by name (`{{ auth.token }}`).
     #[serde(default, deserialize_with = "null_default")]
     pub secrets: Vec<WebhookSecret>,
+    /// PEM, base64: the roots to trust instead of the built-in ones.
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
+    /// The CA from a Secret or ConfigMap key.
+    #[serde(default)]
+    pub ca_provider: Option<CaProvider>,
 }
 
 /// `webhook.result`.

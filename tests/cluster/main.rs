@@ -24,6 +24,7 @@ mod openbao_apply;
 mod openbao_eso;
 mod openbao_kubernetes_auth;
 mod policies;
+mod private_ca;
 mod random_templates;
 mod refresh_policy;
 mod run;
