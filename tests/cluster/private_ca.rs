@@ -145,6 +145,35 @@ async fn render_trusts_a_private_ca_from_ca_bundle_or_ca_provider_and_nothing_el
                 && stderr.contains("the server's TLS certificate is not trusted"),
             "{provider}: {stderr}"
         );
+        // Another CA is trusted instead of the server's, not besides it.
+        let other = {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&key).unwrap().pem()
+        };
+        let other = ca_lines(
+            "caBundle",
+            &base64::engine::general_purpose::STANDARD.encode(other),
+        );
+        let text = format!(
+            "{platform}{}{}",
+            store(
+                "ClusterSecretStore",
+                "bao",
+                None,
+                provider,
+                &address,
+                &other,
+                Some("platform")
+            ),
+            external_secret("ClusterSecretStore", "bao")
+        );
+        let (ok, _, stderr) = render(text);
+        assert!(
+            !ok && stderr.contains("the server's TLS certificate is not trusted"),
+            "{provider} with another CA: {stderr}"
+        );
         // A caProvider key the ConfigMap does not hold: the store's error names both.
         let missing = ca_lines(
             "caProvider",
