@@ -182,8 +182,7 @@ mod tests {
             parse(StoreKind::ClusterSecretStore, provider, config).unwrap_err()
         };
         let hint = "hint: remove it; README.md lists what courier does not implement";
-        // Vault: a client certificate, consistency headers, checkAndSet, and auth methods
-        // courier lacks.
+        // Vault: consistency headers, checkAndSet, and auth methods courier lacks.
         let vault = serde_json::json!({"server": "https://v", "namespace": "ns", "path": "kv",
             "version": "v1", "headers": {"X-Team": "a"}, "auth": token.clone()});
         assert_eq!(
@@ -191,10 +190,6 @@ mod tests {
             Ok(())
         );
         for (field, value) in [
-            (
-                "tls",
-                serde_json::json!({"certSecretRef": {"name": "c", "namespace": "central"}}),
-            ),
             ("readYourWrites", serde_json::json!(true)),
             ("forwardInconsistent", serde_json::json!(false)),
             ("checkAndSet", serde_json::json!({"required": true})),
@@ -232,6 +227,26 @@ mod tests {
         let ca = serde_json::json!({"type": "Secret", "name": "ca", "key": "ca.crt", "namespace": "central"});
         let mut config = vault.clone();
         config["caProvider"] = ca.clone();
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "vault", config),
+            Ok(())
+        );
+        // Vault's client certificate: both references or neither, as ESO's Validate.
+        let mut config = vault.clone();
+        config["tls"] = serde_json::json!({"certSecretRef": {"name": "c", "namespace": "central"}});
+        assert_eq!(
+            parse(StoreKind::ClusterSecretStore, "vault", config.clone()),
+            Err("tls: when provided, both tls.certSecretRef and tls.keySecretRef should be provided".into())
+        );
+        config["tls"]["keySecretRef"] = serde_json::json!({"name": "c"});
+        let referent = parse(StoreKind::ClusterSecretStore, "vault", config.clone()).unwrap_err();
+        assert!(
+            referent.starts_with(
+                "tls.keySecretRef.namespace: a ClusterSecretStore's reference without a namespace"
+            ),
+            "{referent}"
+        );
+        config["tls"]["keySecretRef"]["namespace"] = serde_json::json!("central");
         assert_eq!(
             parse(StoreKind::ClusterSecretStore, "vault", config),
             Ok(())

@@ -59,6 +59,7 @@ impl Provider for Vault {
             config.ca_provider.as_ref(),
             store,
         )?;
+        let client_tls = client_tls(&config.tls, store)?;
         for (name, value) in &config.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(format!("headers: {name:?} is not an HTTP header name"));
@@ -114,11 +115,13 @@ impl Provider for Vault {
         .unwrap_or_default();
         let mut world_namespaces = credential_namespaces(store, &config);
         world_namespaces.extend(ca.as_ref().and_then(CaSource::world_namespace));
+        world_namespaces.extend(client_tls.iter().flat_map(|(c, k)| [c.0.clone(), k.0.clone()]));
         Ok(Arc::new(VaultStore {
             store: store.display.to_owned(),
             world_namespaces,
             config,
             ca,
+            client_tls,
             credentials_namespace,
         }))
     }
@@ -162,6 +165,8 @@ pub struct VaultStore {
     config: VaultProvider,
     /// `caBundle` or `caProvider`: the only roots trusted when set (ESO's `RootCAs`).
     ca: Option<CaSource>,
+    /// `tls.certSecretRef` and `tls.keySecretRef`, resolved: the client certificate.
+    client_tls: Option<(SecretAt, SecretAt)>,
     /// Namespace of the Secrets holding its credentials, when a reference names none.
     credentials_namespace: String,
     world_namespaces: BTreeSet<String>,
@@ -252,14 +257,69 @@ async fn prefetch(
     counters.stats()
 }
 
+/// A Secret key: namespace, name, key.
+type SecretAt = (String, String, String);
+
+/// `tls.certSecretRef` and `tls.keySecretRef` as ESO's `Validate` and
+/// `configureClientTLS` take them: both or neither; an empty key is `tls.crt` /
+/// `tls.key`; a SecretStore's own namespace, a ClusterSecretStore's named one (ESO reads
+/// one without a namespace in each ExternalSecret's namespace: refused, as the other
+/// referent references of courier's Vault stores).
+fn client_tls(
+    tls: &VaultClientTls,
+    store: &StoreInfo<'_>,
+) -> Result<Option<(SecretAt, SecretAt)>, String> {
+    let (cert, key) = match (&tls.cert_secret_ref, &tls.key_secret_ref) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        _ => {
+            return Err("tls: when provided, both tls.certSecretRef and tls.keySecretRef should be provided".into());
+        }
+    };
+    let resolve = |field: &str, selector: &SecretKeySelector, default_key: &str| {
+        store.check_reference(field, selector.namespace.as_deref())?;
+        let namespace = store
+            .reference_namespace(selector.namespace.as_deref())
+            .ok_or_else(|| format!(
+                "{field}.namespace: a ClusterSecretStore's reference without a namespace (ESO's referent auth, read in each ExternalSecret's namespace) is not supported by courier yet for vault's tls\nhint: name the namespace that holds the Secret"
+            ))?;
+        let key = if selector.key.is_empty() { default_key } else { &selector.key };
+        Ok::<_, String>((namespace, selector.name.clone(), key.to_owned()))
+    };
+    Ok(Some((
+        resolve("tls.certSecretRef", cert, "tls.crt")?,
+        resolve("tls.keySecretRef", key, "tls.key")?,
+    )))
+}
+
 /// The store's HTTP client: with `caBundle` or `caProvider`, its certificates are the
-/// only roots (ESO's `newConfig`).
+/// only roots; with `tls`, it presents that client certificate (ESO's `newConfig`).
 async fn http_client(
     vault: &VaultStore,
     world: &World,
     context: &FetchContext,
 ) -> Result<reqwest::Client, String> {
-    let builder = reqwest::Client::builder().timeout(TIMEOUT);
+    let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
+    if let Some((cert, key)) = &vault.client_tls {
+        let read = |field: &str, (namespace, name, key): &SecretAt| {
+            let secret = world
+                .secret(namespace, name)
+                .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))?;
+            secret.data.get(key).cloned().ok_or_else(|| {
+                format!("{field}: key {key:?} not found in Secret {namespace}/{name}")
+            })
+        };
+        let mut pem = read("tls.certSecretRef", cert)?.expose().to_vec();
+        pem.push(b'\n');
+        pem.extend_from_slice(read("tls.keySecretRef", key)?.expose());
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+            format!(
+                "tls: cannot use the client certificate (Secret {}/{} key {:?}) with its key (Secret {}/{} key {:?}): not a PEM certificate and private key",
+                cert.0, cert.1, cert.2, key.0, key.1, key.2
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
     client_for(builder, vault.ca.as_ref(), "Vault", world, context).await
 }
 
@@ -702,8 +762,9 @@ pub(super) fn transport(error: &reqwest::Error) -> String {
 /// (`Session::kv2`), `namespace` and `headers` (`Session::with_headers`, on logins and
 /// reads), the three auth methods in `Session::open`
 /// (`auth.kubernetes.serviceAccountRef.audiences` in `service_account_token`).
-/// `caBundle` and `caProvider` (`parse`, [`super::tls`]: the only roots trusted when set).
-/// Everything else ESO defines is refused: `tls` (no client certificate is sent), `readYourWrites`,
+/// `caBundle` and `caProvider` (`parse`, [`super::tls`]: the only roots trusted when set),
+/// `tls` (the client certificate, `client_tls`, `http_client`).
+/// Everything else ESO defines is refused: `readYourWrites`,
 /// `forwardInconsistent` (ESO sends `X-Vault-Index` /
 /// `X-Vault-Inconsistent` for them), `checkAndSet` (PushSecret), `auth.namespace` and the
 /// other auth methods (`jwt`, `ldap`, `cert`, `iam`, `gcp`, `userPass`).
@@ -715,6 +776,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "headers",
     "caBundle",
     "caProvider",
+    "tls.certSecretRef",
+    "tls.keySecretRef",
     "auth.tokenSecretRef",
     "auth.appRole.path",
     "auth.appRole.roleId",
@@ -754,6 +817,21 @@ pub struct VaultProvider {
     /// The CA from a Secret or ConfigMap key.
     #[serde(default)]
     pub ca_provider: Option<CaProvider>,
+    /// A client certificate for mutual TLS.
+    #[serde(default)]
+    pub tls: VaultClientTls,
+}
+
+/// `vault.tls`: the client certificate and its key, both or neither.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultClientTls {
+    /// The PEM certificate (key `tls.crt` when empty).
+    #[serde(default)]
+    pub cert_secret_ref: Option<SecretKeySelector>,
+    /// The PEM private key (key `tls.key` when empty).
+    #[serde(default)]
+    pub key_secret_ref: Option<SecretKeySelector>,
 }
 
 /// `vault.auth`: one of token, AppRole or Kubernetes.

@@ -293,3 +293,114 @@ async fn apply_trusts_a_private_ca_from_a_ca_provider_config_map_or_secret() {
         outcome.stderr
     );
 }
+
+/// A Vault store's `tls.certSecretRef`/`keySecretRef` (mutual TLS), as ESO's
+/// `configureClientTLS`, against a real server that verifies client certificates: the
+/// test's kube-apiserver. Its KV v1 read `GET <server>/v1/<path>/<key>` is, with `server`
+/// `<apiserver>/api` and `path` `namespaces/<ns>/configmaps`, a GET of a ConfigMap, whose
+/// `data` is the secret's data; only the user the client certificate names may read it
+/// (RBAC). The CA is the API server's (a `caProvider` ConfigMap); the keys default to
+/// `tls.crt` and `tls.key`. Without the certificate the request is anonymous and refused.
+#[tokio::test]
+async fn a_vault_store_presents_its_client_certificate() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let plane = crate::support::control_plane();
+    let platform = Platform::new("mtls").await;
+    let target = platform.target("mtls-t", true).await;
+    let (id, central, label) = (&platform.id, &platform.central.name, &platform.label);
+    let user = format!("courier-mtls-{id}");
+    let (cert, key) = plane.client_certificate(&user);
+    let post = PostParams::default();
+    let role: Role = serde_json::from_value(serde_json::json!({"metadata": {"name": "mtls"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["mtls-value"], "verbs": ["get"]}]}))
+    .unwrap();
+    Api::<Role>::namespaced(platform.client.clone(), central)
+        .create(&post, &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "mtls"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "mtls"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}))
+        .unwrap();
+    Api::<RoleBinding>::namespaced(platform.client.clone(), central)
+        .create(&post, &binding)
+        .await
+        .unwrap();
+    for (name, data) in [
+        ("mtls-value", serde_json::json!({"v": VALUE})),
+        ("api-ca", serde_json::json!({"ca.crt": plane.ca_pem()})),
+    ] {
+        let map: ConfigMap =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": data}))
+                .unwrap();
+        Api::<ConfigMap>::namespaced(platform.client.clone(), central)
+            .create(&post, &map)
+            .await
+            .unwrap();
+    }
+    let secret: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": "mtls"},
+        "type": "kubernetes.io/tls", "stringData": {"tls.crt": cert, "tls.key": key}}))
+    .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), central)
+        .create(&post, &secret)
+        .await
+        .unwrap();
+    let token: Secret = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "bao-creds"}, "stringData": {"token": "unused"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), central)
+        .create(&post, &token)
+        .await
+        .unwrap();
+    let server = format!("{}/api", plane.server());
+    let ca = format!(
+        "      version: v1\n      caProvider: {{type: ConfigMap, name: api-ca, key: ca.crt, namespace: {central}}}\n"
+    );
+    let with_cert = format!(
+        "{ca}      tls: {{certSecretRef: {{name: mtls, namespace: {central}}}, keySecretRef: {{name: mtls, namespace: {central}}}}}\n"
+    );
+    let mut manifests = String::new();
+    for (name, lines) in [("mtls-cert", &with_cert), ("mtls-anonymous", &ca)] {
+        manifests.push_str(
+            &store(
+                "ClusterSecretStore",
+                &format!("{name}-{id}"),
+                None,
+                "vault",
+                &server,
+                lines,
+                Some(central),
+            )
+            .replace(
+                "path: secret",
+                &format!("path: namespaces/{central}/configmaps"),
+            ),
+        );
+        manifests.push_str(&format!(
+            "---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {{name: {name}-{id}}}\nspec:\n  namespaceSelectors: [{{matchLabels: {{{label}: \"true\"}}}}]\n  externalSecretSpec:\n    secretStoreRef: {{kind: ClusterSecretStore, name: {name}-{id}}}\n    target: {{name: {name}}}\n    data:\n    - {{secretKey: v, remoteRef: {{key: mtls-value, property: v}}}}\n"
+        ));
+    }
+    std::fs::write(platform.manifests.path().join("manifests.yaml"), manifests).unwrap();
+    let outcome = platform.apply(&format!("mtls-{id}"), &[]);
+    assert_ne!(
+        outcome.code, 0,
+        "the anonymous store fails: {}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.has(&format!(
+            "ClusterSecretStore/mtls-anonymous-{id}: GET namespaces/{central}/configmaps/mtls-value"
+        )),
+        "{}",
+        outcome.stderr
+    );
+    platform
+        .assert_value_because(&target.name, "mtls-cert", "v", Some(VALUE), &outcome.stderr)
+        .await;
+    platform
+        .assert_value_because(&target.name, "mtls-anonymous", "v", None, &outcome.stderr)
+        .await;
+    assert!(!outcome.has(VALUE) && !outcome.has("PRIVATE KEY"));
+}
