@@ -236,7 +236,8 @@ pub async fn client_for(
 }
 
 /// Why a request failed, without the URL (it may carry a token): timed out, cannot
-/// connect, or failed; a server certificate the store does not trust is said so.
+/// connect, or failed; a server certificate the store does not trust is said so, and a
+/// handshake the server ended (a client certificate it wants, say) too.
 pub fn transport_reason(error: &reqwest::Error) -> String {
     let reason = if error.is_timeout() {
         "timed out"
@@ -248,10 +249,13 @@ pub fn transport_reason(error: &reqwest::Error) -> String {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         let text = cause.to_string();
-        if text.contains("certificate") {
+        if text.contains("invalid peer certificate") {
             return format!(
                 "{reason}: the server's TLS certificate is not trusted ({text})\nhint: set the store's caBundle or caProvider to the CA that signed it"
             );
+        }
+        if text.contains("received fatal alert") {
+            return format!("{reason}: the server ended the TLS handshake ({text})");
         }
         source = cause.source();
     }
