@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::common::{fail_all, parse_config, prefetched};
+use super::common::{fail_all, outside_mount_message, parse_config, path_outside_mount, prefetched};
 use super::provider::{FetchContext, FetchStats, Fetched, Provider};
 use super::vault::{transport, vault_errors};
 use crate::core::gojson::{go_format_float, go_json_marshal, go_json_unmarshal};
@@ -586,6 +586,9 @@ impl<'a> Session<'a> {
             message,
             not_found: false,
         };
+        if let Some(why) = path_outside_mount(path) {
+            return Err(failed(outside_mount_message(&self.store, path, why)));
+        }
         let mut attempt = 1;
         loop {
             let mut request = self.http.get(self.url(path)).query(query);
