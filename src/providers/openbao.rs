@@ -587,7 +587,7 @@ impl<'a> Session<'a> {
             not_found: false,
         };
         if let Some(why) = path_outside_mount(path) {
-            return Err(failed(outside_mount_message(&self.store, path, why)));
+            return Err(failed(outside_mount_message(self.store, path, why)));
         }
         let mut attempt = 1;
         loop {

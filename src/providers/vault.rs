@@ -477,7 +477,7 @@ impl<'a> Session<'a> {
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, RemoteError> {
         if let Some(why) = path_outside_mount(path) {
             return Err(RemoteError {
-                message: outside_mount_message(&self.store, path, why),
+                message: outside_mount_message(self.store, path, why),
                 not_found: false,
             });
         }
