@@ -21,6 +21,17 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     serde_json::from_value(config.clone()).map_err(|e| scrub_serde_message(&e.to_string()))
 }
 
+/// A Vault or OpenBao `server` that is not an `http://` or `https://` URL, refused when the
+/// store is parsed (it would fail at every request as "request failed"). The URL is not
+/// quoted: it may carry credentials (`https://user:pass@...`).
+pub(crate) fn check_server_url(server: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(server).ok();
+    match url {
+        Some(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        _ => Err("server: must be an http:// or https:// URL\nhint: write it with its scheme, as https://bao.example.com:8200".into()),
+    }
+}
+
 /// Why a path a manifest wrote (`remoteRef.key`, `find.path`) may not go into a Vault or
 /// OpenBao request URL, or `None` when it may. The URL parser resolves `.` and `..`
 /// segments (also written `%2e`, or with `\` for `/`), so `../auth/token/lookup-self`

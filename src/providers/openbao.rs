@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::common::{fail_all, outside_mount_message, parse_config, path_outside_mount, prefetched};
+use super::common::{check_server_url, fail_all, outside_mount_message, parse_config, path_outside_mount, prefetched};
 use super::provider::{FetchContext, FetchStats, Fetched, Provider};
 use super::vault::{transport, vault_errors};
 use crate::core::gojson::{go_format_float, go_json_marshal, go_json_unmarshal};
@@ -222,9 +222,7 @@ impl Provider for OpenBao {
             }
             Some(_) => return Err("caBundle must be a base64 string".into()),
         };
-        if config.server.is_empty() {
-            return Err("server is empty".into());
-        }
+        check_server_url(&config.server)?;
         if let Some(version) = config.version.as_deref()
             && version != "v1"
             && version != "v2"
@@ -1029,7 +1027,16 @@ mod tests {
             .contains("auth.userPass.secretRef is required"));
         assert!(refused(serde_json::json!({"server": "http://b", "auth": {"tokenSecretRef": {"name": "t", "key": "k", "namespace": "central"}}}))
             .starts_with("auth.tokenSecretRef.namespace: a SecretStore reads credentials from its own namespace (team-a), not central"));
-        assert_eq!(refused(serde_json::json!({"path": "kv"})), "server is empty");
+        for server in [None, Some("bao:8200"), Some("ftp://bao"), Some("https://")] {
+            let mut config = serde_json::json!({"path": "kv"});
+            if let Some(server) = server {
+                config["server"] = server.into();
+            }
+            assert!(
+                refused(config).starts_with("server: must be an http:// or https:// URL\nhint: "),
+                "{server:?}"
+            );
+        }
         assert_eq!(parse(StoreKind::SecretStore, serde_json::json!({"server": "http://b"})), Ok(()), "no auth: no token");
     }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use super::common::{key_reads, outside_mount_message, parse_config, path_outside_mount,
+use super::common::{check_server_url, key_reads, outside_mount_message, parse_config, path_outside_mount,
     fail_all, json_path, json_result_bytes, prefetched, remote_value_bytes, sorted_json,
 };
 use super::provider::{FetchContext, FetchStats, Fetched, Provider};
@@ -52,6 +52,7 @@ impl Provider for Vault {
 
     fn parse(&self, config: &Value, store: &StoreInfo<'_>) -> Result<Arc<dyn StoreProvider>, String> {
         let config: VaultProvider = parse_config(config)?;
+        check_server_url(&config.server)?;
         for (name, value) in &config.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(format!("headers: {name:?} is not an HTTP header name"));
