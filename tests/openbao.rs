@@ -204,3 +204,97 @@ async fn a_server_that_is_down_fails_clearly_and_works_again_when_back() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(values(&stdout, "b")["password"], "bao-secret-value");
 }
+
+/// A remote key is a path under the store's mount, never a way out of it: the URL parser
+/// resolves `..` (and `%2e%2e`), so under a KV v1 mount `../auth/token/lookup-self` would
+/// hand the store's own token (`data.id`) to whoever writes the ExternalSecret (a tenant,
+/// in the Argo CD plugin's tenancy), and `../../secret/data/...` would read another mount
+/// with the store's identity. Both providers, `vault` and `openBao`, refuse such keys and
+/// send nothing for them.
+#[tokio::test]
+async fn a_key_that_would_leave_the_mount_is_refused_and_never_sent() {
+    let bao = seeded().await;
+    bao.call(
+        "POST",
+        "sys/mounts/kv1",
+        serde_json::json!({"type": "kv", "options": {"version": "1"}}),
+    )
+    .await;
+    bao.call("POST", "kv1/app", serde_json::json!({"user": "kv1-user"}))
+        .await;
+    let address = &bao.address;
+    let token_ref = "{tokenSecretRef: {name: bao-token, namespace: central, key: token}}";
+    let mut files = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: bao-token, namespace: central}}\nstringData: {{token: {ROOT_TOKEN}}}\n"
+    );
+    let stores = [
+        (
+            "vault-kv1",
+            format!("vault: {{server: '{address}', path: kv1, version: v1, auth: {token_ref}}}"),
+        ),
+        (
+            "bao-kv1",
+            format!("openBao: {{server: '{address}', path: kv1, version: v1, auth: {token_ref}}}"),
+        ),
+        (
+            "vault-kv2",
+            format!("vault: {{server: '{address}', path: kv, version: v2, auth: {token_ref}}}"),
+        ),
+        (
+            "bao-kv2",
+            format!("openBao: {{server: '{address}', path: kv, version: v2, auth: {token_ref}}}"),
+        ),
+    ];
+    let keys = [
+        ("../auth/token/lookup-self", "id"),
+        ("%2e%2e/auth/token/lookup-self", "id"),
+        ("../../secret/data/app/db", "password"),
+        ("app/..\\..\\..\\auth/token/lookup-self", "id"),
+    ];
+    for (store, provider) in &stores {
+        files.push_str(&format!(
+            "---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {{name: {store}}}\nspec:\n  provider:\n    {provider}\n"
+        ));
+        for (i, (key, property)) in keys.iter().enumerate() {
+            files.push_str(&format!(
+                "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: {store}-{i}, namespace: app}}\nspec:\n  secretStoreRef: {{kind: ClusterSecretStore, name: {store}}}\n  data:\n  - {{secretKey: stolen, remoteRef: {{key: '{key}', property: {property}}}}}\n"
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("world.yaml"), files).unwrap();
+    let (code, stdout, stderr) = render(dir.path());
+    assert!(
+        !stdout.contains(ROOT_TOKEN)
+            && !stdout.contains(&base64_of(ROOT_TOKEN))
+            && !stdout.contains(&base64_of("bao-secret-value")),
+        "a key outside the mount was read: {stdout}"
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stdout, "");
+    for (store, _) in &stores {
+        for i in 0..keys.len() {
+            assert!(
+                stderr.contains(&format!("ExternalSecret/app/{store}-{i}:")),
+                "{store}-{i} fails: {stderr}"
+            );
+        }
+    }
+    assert!(
+        stderr.contains("which would leave the store's mount")
+            && stderr.contains("which would change the request's path"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(ROOT_TOKEN), "{stderr}");
+    let audit = std::fs::read_to_string(&bao.audit_log).unwrap_or_default();
+    assert!(
+        !audit.contains("auth/token/lookup-self"),
+        "a request left the mount: {audit}"
+    );
+    assert_eq!(bao.secret_reads(), 0, "nothing under secret/ was read");
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}

@@ -317,3 +317,54 @@ async fn stores_are_fetched_at_once() {
         ]
     );
 }
+
+/// A key is a value in the store's url template, never a way to another path of the
+/// server: the URL parser resolves `..` (and `%2e%2e`, `\`), so `../admin/users` under
+/// `/secrets/{{ .remoteRef.key }}` would send the store's Authorization header to
+/// `/admin/users`, chosen by whoever writes the ExternalSecret (a tenant). Refused, and
+/// no connection is made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_that_would_move_the_url_to_another_path_is_refused_and_never_sent() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/secrets/{{{{ .remoteRef.key }}}}");
+    for key in [
+        "../admin/users",
+        "%2E%2e/admin",
+        "x/..\\..\\admin",
+        ".\t./admin",
+    ] {
+        world(
+            dir.path(),
+            &url,
+            TOKEN,
+            &format!(
+                "    data:\n    - {{secretKey: a, remoteRef: {{key: {}}}}}\n",
+                serde_json::to_string(key).unwrap()
+            ),
+        );
+        let (code, stdout, stderr) = render(dir.path()).await;
+        assert_eq!(code, 1, "{key}: {stderr}");
+        assert_eq!(stdout, "");
+        assert!(
+            stderr.contains("would send the request to another path"),
+            "{key}: {stderr}"
+        );
+        assert!(!stderr.contains(TOKEN), "{stderr}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a request was sent"
+    );
+}

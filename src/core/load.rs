@@ -618,6 +618,10 @@ impl Loader {
         if is_eso && !self.eso_object_admitted(origin, &display, kind, &value) {
             return Ok(());
         }
+        let mut value = value;
+        if is_eso {
+            drop_nulls(&mut value);
+        }
         match kind {
             "Namespace" => self
                 .inputs
@@ -792,6 +796,20 @@ fn check_cluster_selector(
         })
 }
 
+/// An ESO object's fields that are `null` (`target:` with nothing under it) taken out, as
+/// the API server prunes them and [`crate::core::schema`] skips them; a `null` list item
+/// stays (the schema refuses it).
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
 fn typed_object<T: DeserializeOwned>(
     origin: &Origin,
     display: &str,
@@ -959,6 +977,20 @@ mod tests {
         let inputs = load_str("big.yaml", &text).unwrap();
         assert_eq!(inputs.namespaces.len(), 5_000);
         assert_eq!(inputs.namespaces[4_999].origin.line, 20_000 - 2);
+    }
+
+    /// An empty field (`target:` with nothing under it, YAML's null) is absent, as the
+    /// API server prunes it and [`crate::core::schema`] reads it.
+    #[test]
+    fn a_null_field_of_an_eso_object_is_absent() {
+        let text = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: e, namespace: a}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: s}\n  syncWindows:\n  refreshPolicy:\n  target:\n  data: [{secretKey: k, remoteRef: {key: src, property: ~}}]\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: f, namespace: a}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: s}\n  target:\n    template:\n      metadata:\n      data: {x: null, y: '{{ .k }}'}\n  data: [{secretKey: k, remoteRef: {key: src}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: c}\nspec:\n  externalSecretMetadata:\n  externalSecretSpec:\n    secretStoreRef: {kind: ClusterSecretStore, name: s}\n    target: {template: {metadata: null}}\n    data: [{secretKey: k, remoteRef: {key: src}}]\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: s}\nspec:\n  conditions:\n  provider:\n    kubernetes: {remoteNamespace: src, auth: null}\n";
+        let inputs = load_str("n.yaml", text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(inputs.manifests.external_secrets.len(), 2);
+        assert_eq!(inputs.manifests.cluster_external_secrets.len(), 1);
+        assert_eq!(inputs.manifests.stores.len(), 1);
+        let f = &inputs.manifests.external_secrets[1].object.spec;
+        let data = &f.target.template.as_ref().unwrap().data;
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["y"]);
     }
 
     #[test]

@@ -98,12 +98,14 @@ impl Provider for Aws {
         if config.region.is_empty() {
             return Err("region is required".into());
         }
-        if config
+        if let Some(policy) = config
             .session_tags_policy
             .as_deref()
-            .is_some_and(|p| !p.is_empty() && p != "None")
+            .filter(|p| !p.is_empty() && *p != "None")
         {
-            return Err("sessionTagsPolicy is not supported yet; set sessionTags".into());
+            return Err(format!(
+                "sessionTagsPolicy: {policy} is not supported by courier yet (ESO's Simple and Custom add session tags courier does not send)\nhint: remove it (None, the default) and list the tags to send in sessionTags"
+            ));
         }
         let auth = &config.auth;
         if let Some(secret_ref) = &auth.secret_ref {

@@ -21,6 +21,48 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     serde_json::from_value(config.clone()).map_err(|e| scrub_serde_message(&e.to_string()))
 }
 
+/// A Vault or OpenBao `server` that is not an `http://` or `https://` URL, refused when the
+/// store is parsed (it would fail at every request as "request failed"). The URL is not
+/// quoted: it may carry credentials (`https://user:pass@...`).
+pub(crate) fn check_server_url(server: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(server).ok();
+    match url {
+        Some(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        _ => Err("server: must be an http:// or https:// URL\nhint: write it with its scheme, as https://bao.example.com:8200".into()),
+    }
+}
+
+/// Why a path a manifest wrote (`remoteRef.key`, `find.path`) may not go into a Vault or
+/// OpenBao request URL, or `None` when it may. The URL parser resolves `.` and `..`
+/// segments (also written `%2e`, or with `\` for `/`), so `../auth/token/lookup-self`
+/// under a KV v1 mount would read the store's own token, and `../../other/data/x` another
+/// mount with the store's identity: a tenant's ExternalSecret could leave the mount the
+/// store's author chose. `?` and `#` would end the path, and `%` would be decoded by the
+/// server into another path than the one written; the parser drops tabs and newlines
+/// (`.\t./` is `../`).
+pub(crate) fn path_outside_mount(path: &str) -> Option<&'static str> {
+    if path.contains(['?', '#', '%', '\\']) || path.chars().any(char::is_control) {
+        return Some(
+            "holds ?, #, %, \\ or a control character, which would change the request's path",
+        );
+    }
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Some("holds a . or .. segment, which would leave the store's mount");
+    }
+    None
+}
+
+/// The error of a read [`path_outside_mount`] refused: the store and the path (a key a
+/// manifest wrote, never a value), with a hint.
+pub(crate) fn outside_mount_message(store: &str, path: &str, why: &str) -> String {
+    format!(
+        "{store}: GET {path}: refused: the path {why}\nhint: remoteRef.key and find.path name a secret under the store's mount; a secret elsewhere needs a store of its own"
+    )
+}
+
 /// The reads a spec makes of a store that answers by key: every `data[].remoteRef` (its
 /// read key as `key_of` makes it), every `dataFrom[].extract`, and each
 /// `dataFrom[].find.name.regexp` as a find.
@@ -556,5 +598,31 @@ pub mod gjson {
             i += 1;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::path_outside_mount;
+
+    #[test]
+    fn paths_that_would_leave_the_mount_are_refused() {
+        for path in [
+            "../auth/token/lookup-self",
+            "a/../../sys/mounts",
+            "./x",
+            "x/..",
+            "%2e%2e/auth/token/lookup-self",
+            "..\\auth",
+            "app?list=true",
+            "app#x",
+            ".\t./auth/token/lookup-self",
+            ".\n./x",
+        ] {
+            assert!(path_outside_mount(path).is_some(), "{path} is refused");
+        }
+        for path in ["app/db", "team/alpha", "a..b/c", ".hidden/x", "x/...", ""] {
+            assert_eq!(path_outside_mount(path), None, "{path} is read");
+        }
     }
 }

@@ -33,7 +33,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::common::{fail_all, parse_config, prefetched};
+use super::common::{
+    check_server_url, fail_all, outside_mount_message, parse_config, path_outside_mount, prefetched,
+};
 use super::kubernetes_identity::CaProvider;
 use super::provider::{FetchContext, FetchStats, Fetched, Provider};
 use super::tls::{CaSource, client_for, parse_ca};
@@ -214,9 +216,7 @@ impl Provider for OpenBao {
             config.ca_provider.as_ref(),
             store,
         )?;
-        if config.server.is_empty() {
-            return Err("server is empty".into());
-        }
+        check_server_url(&config.server)?;
         if let Some(version) = config.version.as_deref()
             && version != "v1"
             && version != "v2"
@@ -573,6 +573,9 @@ impl<'a> Session<'a> {
             message,
             not_found: false,
         };
+        if let Some(why) = path_outside_mount(path) {
+            return Err(failed(outside_mount_message(self.store, path, why)));
+        }
         let mut attempt = 1;
         loop {
             let mut request = self.http.get(self.url(path)).query(query);
@@ -1016,7 +1019,16 @@ mod tests {
             .contains("auth.userPass.secretRef is required"));
         assert!(refused(serde_json::json!({"server": "http://b", "auth": {"tokenSecretRef": {"name": "t", "key": "k", "namespace": "central"}}}))
             .starts_with("auth.tokenSecretRef.namespace: a SecretStore reads credentials from its own namespace (team-a), not central"));
-        assert_eq!(refused(serde_json::json!({"path": "kv"})), "server is empty");
+        for server in [None, Some("bao:8200"), Some("ftp://bao"), Some("https://")] {
+            let mut config = serde_json::json!({"path": "kv"});
+            if let Some(server) = server {
+                config["server"] = server.into();
+            }
+            assert!(
+                refused(config).starts_with("server: must be an http:// or https:// URL\nhint: "),
+                "{server:?}"
+            );
+        }
         assert_eq!(parse(StoreKind::SecretStore, serde_json::json!({"server": "http://b"})), Ok(()), "no auth: no token");
     }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use super::common::{key_reads, parse_config, 
+use super::common::{check_server_url, key_reads, outside_mount_message, parse_config, path_outside_mount,
     fail_all, json_path, json_result_bytes, prefetched, remote_value_bytes, sorted_json,
 };
 use super::kubernetes_identity::CaProvider;
@@ -60,6 +60,7 @@ impl Provider for Vault {
             store,
         )?;
         let client_tls = client_tls(&config.tls, store)?;
+        check_server_url(&config.server)?;
         for (name, value) in &config.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(format!("headers: {name:?} is not an HTTP header name"));
@@ -559,6 +560,12 @@ impl<'a> Session<'a> {
 
     /// GET with the token, retrying what passes by itself; one fresh login on a 403.
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, RemoteError> {
+        if let Some(why) = path_outside_mount(path) {
+            return Err(RemoteError {
+                message: outside_mount_message(self.store, path, why),
+                not_found: false,
+            });
+        }
         let mut relogged = false;
         loop {
             match self.get_once(path, query).await {

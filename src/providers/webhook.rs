@@ -347,6 +347,12 @@ impl Request<'_> {
         };
         let prepared = (|| {
             let url = render(&self.config.url, "url")?;
+            if moves_path(&url) {
+                return Err(self.fail(
+                    "url: the rendered path holds a . or .. segment, which the URL parser would resolve: it would send the request to another path than the url template names, with the store's headers\nhint: remoteRef.key names a value under the url template's path; one elsewhere on the server needs a store of its own",
+                    false,
+                ));
+            }
             let body = self
                 .config
                 .body
@@ -606,3 +612,51 @@ impl SecretsClient for WebhookClient<'_> {
     }
 }
 
+
+/// Whether a rendered url's path holds a `.` or `..` segment (also as `%2e`, with `\`
+/// for `/`, or split by a tab or newline, which the parser drops), which the URL parser
+/// resolves: `/secrets/../admin` is sent as `/admin`. ESO's Go client sends the path as
+/// written; here a key a tenant writes could move the store's request, headers and all,
+/// to another path of the server.
+fn moves_path(url: &str) -> bool {
+    let cleaned: String = url
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let after_scheme = cleaned.split_once("://").map_or(cleaned.as_str(), |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').any(|segment| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::moves_path;
+
+    #[test]
+    fn dot_segments_in_the_rendered_path_are_found_and_the_query_is_left_alone() {
+        for url in [
+            "https://h/secrets/../admin",
+            "https://h/secrets/%2E%2e/admin",
+            "https://h/secrets/x/..\\..\\admin",
+            "https://h/secrets/.\t./admin",
+            "https://h/secrets/./x",
+            "https://h/..",
+        ] {
+            assert!(moves_path(url), "{url}");
+        }
+        for url in [
+            "https://h/secrets/app",
+            "https://h/secrets/a..b",
+            "https://h/secrets/x?name=../admin",
+            "https://h/secrets/x#..",
+            "https://h",
+        ] {
+            assert!(!moves_path(url), "{url}");
+        }
+    }
+}

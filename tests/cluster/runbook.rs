@@ -1468,3 +1468,66 @@ async fn aws_stores_read_valid_or_invalid_as_esos_validate_finds_them() {
         assert_eq!(courier_read, eso_read[name], "{name}: courier, then ESO");
     }
 }
+
+/// A tenant who may edit ExternalSecrets in its namespace deletes the
+/// ClusterExternalSecret's own ExternalSecret there and writes one of the same name: the
+/// namespace fails, as under ESO, and the target the ClusterExternalSecret wrote there is
+/// kept as it was (neither pruned nor taken over), while the tenant's own target is made.
+/// Today `exclude_foreign` takes the namespace out of the ClusterExternalSecret's
+/// selection, so its target there is pruned (`1 deleted, 0 errors`, exit 0): the outcome
+/// ESO reaches too (the deleted ExternalSecret's owned Secret is garbage-collected), but
+/// against courier's rule that a manifest failing in a namespace keeps its targets there.
+#[tokio::test]
+#[ignore = "open: a ClusterExternalSecret's target is pruned when a tenant replaces its ExternalSecret by a hand-written one of the same name (exclude_foreign unselects the namespace); ESO's garbage collection loses it too, so this is a design decision, left to the main session"]
+async fn a_tenant_taking_over_the_external_secret_name_keeps_the_target_it_wrote() {
+    let (plane, client) = private_platform(&["kept", "taken"]).await;
+    let ces_api = create_creds_ces(&client).await;
+    let apply = |extra: &[&str]| apply_from_cluster(&plane.kubeconfig, "own", extra);
+    let (code, stderr, _) = apply(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "taken");
+    let before = secrets.get("creds").await.unwrap();
+    let es = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "taken",
+        &eso("ExternalSecret", "externalsecrets"),
+    );
+    es.delete("creds", &Default::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while es.get_opt("creds").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the ExternalSecret stays");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hand: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "creds", "namespace": "taken"},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+            "target": {"name": "hand"},
+            "dataFrom": [{"extract": {"key": "shared"}}]
+        }
+    }))
+    .unwrap();
+    es.create(&PostParams::default(), &hand).await.unwrap();
+    let (_, stderr, _) = apply(&[]);
+    let after = secrets
+        .get_opt("creds")
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("the ClusterExternalSecret's target was pruned: {stderr}"));
+    assert_eq!(after.data, before.data, "{stderr}");
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "left as it was: {stderr}"
+    );
+    assert!(
+        secrets.get_opt("hand").await.unwrap().is_some(),
+        "the tenant's own target: {stderr}"
+    );
+    let status = ces_api.get("creds").await.unwrap().data["status"].clone();
+    assert_eq!(
+        status["failedNamespaces"],
+        json!([{"namespace": "taken", "reason": "external secret already exists in namespace"}]),
+        "{status}"
+    );
+}

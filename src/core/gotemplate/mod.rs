@@ -195,7 +195,7 @@ pub fn render_once(
     varying::reset();
     let output = parsed
         .execute_to_string(&data(values))
-        .map_err(|e| scrubbed(&e));
+        .map_err(|e| without_values(scrubbed(&e), values));
     let varied = varying::reset();
     output.map(|text| (text, varied))
 }
@@ -266,6 +266,21 @@ fn scrubbed(error: &gotmpl::TemplateError) -> GoTemplateError {
         }
     }
     GoTemplateError { message }
+}
+
+/// An execution error without any of `values`: a function may write text made from them
+/// without quotes (`{{ fail .token }}`, semver's `improper constraint: X`), which
+/// [`scrubbed`] keeps. Each value goes, raw, base64, Go-quoted and JSON-escaped.
+fn without_values(
+    mut error: GoTemplateError,
+    values: &BTreeMap<String, SecretBytes>,
+) -> GoTemplateError {
+    let mut scrubber = crate::core::redact::Scrubber::new();
+    for value in values.values() {
+        scrubber.add(value.expose());
+    }
+    error.message = scrubber.scrub(&error.message);
+    error
 }
 
 #[cfg(test)]
@@ -385,6 +400,28 @@ mod tests {
         for name in VARYING {
             assert!(FUNCTIONS.contains_key(*name), "{name}");
         }
+    }
+
+    /// Messages a function writes without quotes (`fail`'s own, semver's "improper
+    /// constraint: X") are scrubbed of every value the template was given.
+    #[test]
+    fn unquoted_execution_errors_hold_no_value() {
+        let secrets = values(&[("token", "hunter2-marker"), ("pin", "8231")]);
+        for source in [
+            "{{ fail .token }}",
+            r#"{{ fail (printf "bad token %s, pin %s" .token .pin) }}"#,
+            r#"{{ semverCompare .token "1.0" }}"#,
+            r#"{{ semverCompare (printf "~~ %s" .pin) "1.0" }}"#,
+            "{{ fail (.token | b64enc) }}",
+        ] {
+            let error = render("t", source, &secrets).unwrap_err();
+            for leaked in ["hunter2-marker", "8231", "aHVudGVyMi1tYXJrZXI="] {
+                assert!(!error.message.contains(leaked), "{source}: {error}");
+            }
+        }
+        // The author's own words stay.
+        let error = render("t", r#"{{ fail "set .token" }}"#, &secrets).unwrap_err();
+        assert!(error.message.contains("set .token"), "{error}");
     }
 
     #[test]

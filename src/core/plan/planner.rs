@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::render::render_body;
+use super::render::{render_body, sync_window_closed};
 use super::stores::ResolvedStore;
 use super::targets::{Instance, Planner};
 use super::types::{
@@ -256,9 +256,18 @@ fn plan_instances(
                     .secret(&instance.namespace, &instance.secret_name)
                     .is_some()
                 {
-                    tracing::warn!(
-                        "{target}: the provider returned no data; nothing is written (as ESO writes nothing) and the existing Secret is printed unchanged"
-                    );
+                    // render_body holds an existing target without asking the provider
+                    // while the windows block the refresh; otherwise the provider had no
+                    // data.
+                    if sync_window_closed(instance.spec, world.now) {
+                        tracing::warn!(
+                            "{target}: spec.syncWindows block the periodic refresh now; nothing is written (as ESO writes nothing then) and the existing Secret is printed unchanged"
+                        );
+                    } else {
+                        tracing::warn!(
+                            "{target}: the provider returned no data; nothing is written (as ESO writes nothing) and the existing Secret is printed unchanged"
+                        );
+                    }
                     rendered
                         .entry((instance.namespace.clone(), instance.secret_name.clone()))
                         .or_default()

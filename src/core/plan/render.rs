@@ -338,7 +338,7 @@ impl Marks {
 /// `None`): ESO's `shouldRefreshPeriodic` consults them only under `refreshPolicy`
 /// Periodic with a `refreshInterval` other than 0, once the interval has passed
 /// ([`crate::core::sync_window`]).
-fn sync_window_closed(spec: &ExternalSecretSpec, now: Option<jiff::Timestamp>) -> bool {
+pub(super) fn sync_window_closed(spec: &ExternalSecretSpec, now: Option<jiff::Timestamp>) -> bool {
     let Some(windows) = &spec.sync_windows else {
         return false;
     };
