@@ -763,6 +763,37 @@ fn cluster_external_secret_fails_a_namespace_with_a_hand_written_external_secret
     );
 }
 
+/// ESO's ownership rule for another ClusterExternalSecret's ExternalSecret (`--from-cluster`
+/// records those it finds): a ClusterExternalSecret whose ExternalSecret name is taken in
+/// a namespace by one another ClusterExternalSecret controls fails there, naming its
+/// target (so live mode keeps it); its own ExternalSecrets take nothing from it.
+#[test]
+fn cluster_external_secret_fails_a_namespace_another_one_controls_its_name_in() {
+    use courier::core::load::ControlledExternalSecret;
+    let world = namespaces(&[("a", ""), ("b", ""), ("c", "")])
+        + STORE
+        + &secret("src", "a: v")
+        + &ces("s", "  namespaces: [a, b, c]", ONE_KEY);
+    let mut inputs = load_str("world.yaml", &world).unwrap();
+    let controlled = |namespace: &str, controller: &str| ControlledExternalSecret {
+        namespace: namespace.into(),
+        name: "s".into(),
+        controller: controller.into(),
+    };
+    inputs.manifests.controlled_external_secrets =
+        vec![controlled("a", "s"), controlled("b", "other")];
+    let world = World::from_inputs(&inputs).unwrap();
+    let plan = plan::plan(&inputs.manifests, &world, &courier::providers::Registry);
+    assert_eq!(targets(&plan), ["a/s", "c/s"]);
+    assert_eq!(plan.errors.len(), 1, "{}", errors(&plan));
+    assert_eq!(plan.errors[0].targets, ["b/s"]);
+    let errors = errors(&plan);
+    assert!(
+        errors.contains("ExternalSecret b/s already exists in namespace b (controlled by ClusterExternalSecret other)"),
+        "{errors}"
+    );
+}
+
 /// creationPolicy Merge in `render` over files: the input's Secret is the existing target
 /// (its keys, type, labels and annotations stay; courier's go on top); with none there,
 /// nothing is written and nothing fails (ESO's CreatePolicyMerge waits).

@@ -58,14 +58,9 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             Some(inputs) => inputs,
             None => match courier::live::eso::manifests_from_cluster(&connection.client).await {
                 Ok((mut inputs, objects, errors)) if errors.is_empty() => {
-                    // As run and apply plan it: a ClusterExternalSecret leaves a namespace
+                    // As run and apply plan it: a ClusterExternalSecret fails a namespace
                     // where another owner's ExternalSecret has its ExternalSecret's name.
-                    if !live.no_ces_external_secrets {
-                        courier::live::eso_objects::exclude_foreign(
-                            &mut inputs.manifests,
-                            &objects,
-                        );
-                    }
+                    courier::live::eso_objects::note_controlled(&mut inputs.manifests, &objects);
                     inputs
                 }
                 Ok((_, _, errors)) => {

@@ -76,6 +76,13 @@ pub fn manifests_for(manifests: &Manifests, member: &Member) -> Manifests {
         // A refused object's cluster selector is not trusted: every cluster keeps its
         // targets and names its error.
         refused: manifests.refused.clone(),
+        // ESO's objects are kept on the hub alone: a namespace of the same name in a
+        // member cluster holds none of them.
+        controlled_external_secrets: if member.is_home() {
+            manifests.controlled_external_secrets.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -101,6 +101,22 @@ pub struct Manifests {
     /// not implement, a misspelt group): each is an error for its own targets alone, which
     /// the planner reports as that object's errors and live mode keeps as they are.
     pub refused: Vec<Refused>,
+    /// The ExternalSecrets a ClusterExternalSecret controls (`--from-cluster` with ESO's
+    /// objects): not manifests, since their ClusterExternalSecret is planned in their
+    /// stead, but each holds its name in its namespace, so another ClusterExternalSecret
+    /// that gives its ExternalSecrets that name fails there (ESO's ownership rule).
+    pub controlled_external_secrets: Vec<ControlledExternalSecret>,
+}
+
+/// An ExternalSecret in the cluster that a ClusterExternalSecret controls.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ControlledExternalSecret {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The ClusterExternalSecret its controller owner reference names.
+    pub controller: String,
 }
 
 /// An ESO object refused at load, known by its identity only.

@@ -24,8 +24,8 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::core::load::{ESO_GROUP, Manifests};
-use crate::core::model::{ClusterExternalSecretSpec, LabelSelectorRequirement, StringMap};
+use crate::core::load::{ControlledExternalSecret, ESO_GROUP, Manifests};
+use crate::core::model::{ClusterExternalSecretSpec, StringMap};
 use crate::live::cluster::ClusterError;
 use crate::live::eso::{ClusterObject, resource};
 
@@ -38,8 +38,6 @@ const CREATES_IN_FLIGHT: usize = 16;
 const ESO_FINALIZER: &str = "externalsecrets.external-secrets.io/externalsecret-cleanup";
 /// ESO's annotation that forces a refresh, copied from a ClusterExternalSecret to its ExternalSecrets.
 const FORCE_SYNC: &str = "external-secrets.io/force-sync";
-/// The label every namespace carries with its own name.
-const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// What keeping the ExternalSecrets of the ClusterExternalSecrets did, by ClusterExternalSecret name.
 #[derive(Debug, Default)]
@@ -85,48 +83,21 @@ fn selects(
 
 /// ESO's ownership rule before planning: a ClusterExternalSecret does not provision a
 /// namespace where an ExternalSecret of its name exists that it does not control (a
-/// hand-written one, or another ClusterExternalSecret's). Its selectors get a `NotIn` on
-/// the namespaces' name label, and `namespaces` loses them, so its target there is
-/// neither planned nor in conflict with the other ExternalSecret's.
-pub fn exclude_foreign(manifests: &mut Manifests, objects: &[ClusterObject]) {
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for object in objects.iter().filter(|o| o.kind == "ClusterExternalSecret") {
-        if let Some((_, es_name)) = spec_of(object) {
-            names.insert(object.name.clone(), es_name);
-        }
-    }
-    for ces in &mut manifests.cluster_external_secrets {
-        let name = &ces.object.metadata.name;
-        let Some(es_name) = names.get(name) else {
-            continue;
-        };
-        let foreign: Vec<String> = objects
-            .iter()
-            .filter(|o| o.kind == "ExternalSecret" && &o.name == es_name)
-            .filter(|o| o.controller() != Some(name.as_str()))
-            .filter_map(|o| o.namespace.clone())
-            .collect();
-        if foreign.is_empty() {
-            continue;
-        }
-        let spec = &mut ces.object.spec;
-        let not_in = LabelSelectorRequirement {
-            key: NAME_LABEL.into(),
-            operator: "NotIn".into(),
-            values: foreign.clone(),
-        };
-        for selector in spec
-            .namespace_selectors
-            .iter_mut()
-            .flatten()
-            .chain(spec.namespace_selector.iter_mut())
-        {
-            selector.match_expressions.push(not_in.clone());
-        }
-        if let Some(namespaces) = &mut spec.namespaces {
-            namespaces.retain(|n| !foreign.contains(n));
-        }
-    }
+/// hand-written one, which is a manifest already, or another ClusterExternalSecret's,
+/// recorded here). The planner fails that namespace and names its target there in the
+/// error, so the target is kept as it is: never pruned, never taken over.
+pub fn note_controlled(manifests: &mut Manifests, objects: &[ClusterObject]) {
+    manifests.controlled_external_secrets = objects
+        .iter()
+        .filter(|o| o.kind == "ExternalSecret")
+        .filter_map(|o| {
+            Some(ControlledExternalSecret {
+                namespace: o.namespace.clone()?,
+                name: o.name.clone(),
+                controller: o.controller()?.to_owned(),
+            })
+        })
+        .collect();
 }
 
 /// The ExternalSecret ESO's controller would keep for `ces` in `namespace`.

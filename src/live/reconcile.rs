@@ -354,9 +354,7 @@ pub async fn reconcile_once(
         }
     };
     let keep_children = !objects.is_empty() && !options.no_ces_external_secrets;
-    if keep_children {
-        crate::live::eso_objects::exclude_foreign(&mut inputs.manifests, &objects);
-    }
+    crate::live::eso_objects::note_controlled(&mut inputs.manifests, &objects);
     let fleet_plan = plan_fleet(fleet, &inputs.manifests, block_list, options).await?;
     // The hub's namespaces, and the ClusterExternalSecrets whose cluster selector picks
     // it: where the ExternalSecrets of ClusterExternalSecrets are kept.

@@ -1,7 +1,7 @@
 //! Targets: every ClusterExternalSecret expanded over the namespaces its selectors pick,
 //! plus every ExternalSecret, each with the manifest it came from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::engine::{Engine, engine_of};
@@ -40,8 +40,9 @@ pub(super) struct Planner<'m> {
     pub(super) world: &'m World,
     pub(super) owners: Vec<Owner<'m>>,
     pub(super) stores: StoreIndex<'m>,
-    /// (namespace, name) of every ExternalSecret in the input.
-    hand_written: BTreeSet<(&'m str, &'m str)>,
+    /// (namespace, name) of every ExternalSecret there is: those of the input (written by
+    /// hand, `None`) and those a ClusterExternalSecret controls (`Some` of its name).
+    taken: BTreeMap<(&'m str, &'m str), Option<&'m str>>,
 }
 
 impl<'m> Planner<'m> {
@@ -79,23 +80,24 @@ impl<'m> Planner<'m> {
                 deletion_policy: es.object.spec.target.deletion_policy.unwrap_or_default(),
             });
         }
-        let hand_written = manifests
-            .external_secrets
-            .iter()
-            .map(|es| {
-                let meta = &es.object.metadata;
-                (
-                    meta.namespace.as_deref().unwrap_or_default(),
-                    meta.name.as_str(),
-                )
-            })
-            .collect();
+        let controlled = manifests.controlled_external_secrets.iter().map(|es| {
+            (
+                (es.namespace.as_str(), es.name.as_str()),
+                Some(es.controller.as_str()),
+            )
+        });
+        let hand_written = manifests.external_secrets.iter().map(|es| {
+            let meta = &es.object.metadata;
+            let namespace = meta.namespace.as_deref().unwrap_or_default();
+            ((namespace, meta.name.as_str()), None)
+        });
+        let taken = controlled.chain(hand_written).collect();
         Self {
             manifests,
             world,
             owners,
             stores: StoreIndex::new(manifests, providers, world.live),
-            hand_written,
+            taken,
         }
     }
 
@@ -206,17 +208,23 @@ impl<'m> Planner<'m> {
                 // (pkg/controllers/clusterexternalsecret/clusterexternalsecret_controller.go):
                 // an ExternalSecret of the generated name that this ClusterExternalSecret
                 // does not own fails that namespace; it is never overwritten.
-                if self
-                    .hand_written
-                    .contains(&(namespace.as_str(), es_name.as_str()))
-                {
+                // Its target there is named in the error, so it is kept as it is.
+                let ces_name = ces.object.metadata.name.as_str();
+                let other = match self.taken.get(&(namespace.as_str(), es_name.as_str())) {
+                    Some(None) => Some("written by hand".to_owned()),
+                    Some(Some(controller)) if *controller != ces_name => {
+                        Some(format!("controlled by ClusterExternalSecret {controller}"))
+                    }
+                    _ => None,
+                };
+                if let Some(other) = other {
                     errors.push(self.error(
                         index,
                         vec![format!("{namespace}/{secret_name}")],
                         Failure::new(
                             "externalSecretName".to_owned(),
                             format!(
-                                "ExternalSecret {namespace}/{es_name} already exists in namespace {namespace} (written by hand); ESO fails this namespace rather than overwrite it\nhint: set externalSecretName to another name, or remove the ExternalSecret"
+                                "ExternalSecret {namespace}/{es_name} already exists in namespace {namespace} ({other}); ESO fails this namespace rather than overwrite it, and its target there is kept as it is\nhint: set externalSecretName to another name, or remove the ExternalSecret"
                             ),
                         ),
                     ));
