@@ -24,8 +24,9 @@ pub enum Values {
     /// Base64 values, as the API server takes them.
     Reveal,
     /// Every value replaced, and every label and annotation a template produced from
-    /// the values (its key too, when the template produced the key); keys, types and the
-    /// manifest's own labels stay visible.
+    /// the values (its key too, when the template produced the key), and every data key
+    /// a template produced from them; other keys, types and the manifest's own labels
+    /// stay visible.
     Redact,
 }
 
@@ -39,7 +40,7 @@ struct SecretManifestOut<'a> {
     immutable: bool,
     #[serde(rename = "type")]
     type_: &'a str,
-    data: BTreeMap<&'a str, String>,
+    data: BTreeMap<Cow<'a, str>, String>,
 }
 
 #[derive(Serialize)]
@@ -56,17 +57,22 @@ struct MetadataOut<'a> {
 
 fn manifest(secret: &DesiredSecret, values: Values) -> SecretManifestOut<'_> {
     let body = &secret.body;
-    let data = body
-        .data
-        .iter()
-        .map(|(key, value)| {
-            let shown = match values {
-                Values::Reveal => base64::engine::general_purpose::STANDARD.encode(value.expose()),
-                Values::Redact => REDACTED.to_owned(),
-            };
-            (key.as_str(), shown)
-        })
-        .collect();
+    let data = match values {
+        Values::Reveal => body
+            .data
+            .iter()
+            .map(|(key, value)| {
+                let shown = base64::engine::general_purpose::STANDARD.encode(value.expose());
+                (Cow::Borrowed(key.as_str()), shown)
+            })
+            .collect(),
+        // A key a template made from the values is hidden with them.
+        Values::Redact => body
+            .shown_data_keys()
+            .into_iter()
+            .map(|key| (key, REDACTED.to_owned()))
+            .collect(),
+    };
     let (labels, annotations) = match values {
         Values::Reveal => (
             Cow::Borrowed(&body.labels),

@@ -33,6 +33,8 @@ pub struct Candidate<'a> {
     pub derived_labels: &'a DerivedMap,
     /// Which annotations a template produced.
     pub derived_annotations: &'a DerivedMap,
+    /// Which data keys a template produced from the values (their text is not shown).
+    pub derived_data: &'a DerivedMap,
     /// Values.
     pub data: &'a BTreeMap<String, SecretBytes>,
     /// `metadata.finalizers` (`template.metadata.finalizers`, literal).
@@ -65,7 +67,7 @@ impl Refusal {
 pub fn validate(secret: &Candidate<'_>) -> Result<(), Refusal> {
     validate_labels(secret.labels, secret.derived_labels)?;
     validate_annotations(secret.annotations, secret.derived_annotations)?;
-    validate_data(secret.data)?;
+    validate_data(secret.data, secret.derived_data)?;
     validate_finalizers(secret.finalizers)?;
     if !secret.merge {
         validate_type(secret)?;
@@ -171,21 +173,26 @@ fn validate_annotations(annotations: &StringMap, derived: &DerivedMap) -> Result
     Ok(())
 }
 
-fn validate_data(data: &BTreeMap<String, SecretBytes>) -> Result<(), Refusal> {
+fn validate_data(
+    data: &BTreeMap<String, SecretBytes>,
+    derived: &DerivedMap,
+) -> Result<(), Refusal> {
     let mut total = 0usize;
     for (key, value) in data {
+        // A key a template produced from the values is named by its template.
+        let field = || match derived.get(key) {
+            Some(Derived { field, .. }) => format!("{field} (a data key it renders)"),
+            None => format!("key {key:?}"),
+        };
         // `IsConfigMapKey`: the pattern itself is checked where keys are made.
         if key.len() > 253 {
             return Err(Refusal::new(
-                format!("key {key:?}"),
+                field(),
                 "is longer than the 253 characters a Secret key may have",
             ));
         }
         if key == "." || key.starts_with("..") {
-            return Err(Refusal::new(
-                format!("key {key:?}"),
-                "may not be '.' or start with '..'",
-            ));
+            return Err(Refusal::new(field(), "may not be '.' or start with '..'"));
         }
         total += value.len();
     }
@@ -332,6 +339,7 @@ mod tests {
         annotations: StringMap,
         derived_labels: DerivedMap,
         derived_annotations: DerivedMap,
+        derived_data: DerivedMap,
         data: BTreeMap<String, SecretBytes>,
     }
 
@@ -343,6 +351,7 @@ mod tests {
                 annotations: StringMap::new(),
                 derived_labels: DerivedMap::new(),
                 derived_annotations: DerivedMap::new(),
+                derived_data: DerivedMap::new(),
                 data: BTreeMap::new(),
             }
         }
@@ -354,6 +363,7 @@ mod tests {
                 annotations: &self.annotations,
                 derived_labels: &self.derived_labels,
                 derived_annotations: &self.derived_annotations,
+                derived_data: &self.derived_data,
                 data: &self.data,
                 finalizers: &[],
                 merge: false,
@@ -516,6 +526,7 @@ mod tests {
             annotations: &secret.annotations,
             derived_labels: &secret.derived_labels,
             derived_annotations: &secret.derived_annotations,
+            derived_data: &secret.derived_data,
             data: &secret.data,
             finalizers: &[],
             merge: true,
@@ -534,6 +545,7 @@ mod tests {
                 annotations: &secret.annotations,
                 derived_labels: &secret.derived_labels,
                 derived_annotations: &secret.derived_annotations,
+                derived_data: &secret.derived_data,
                 data: &secret.data,
                 finalizers: &finalizers,
                 merge: false,

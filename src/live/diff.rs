@@ -61,7 +61,7 @@ pub fn render(
                     "+ Secret {}/{} (create, {}, from {})",
                     secret.namespace, secret.name, secret.body.type_, secret.owner
                 );
-                for key in secret.body.data.keys() {
+                for key in secret.body.shown_data_keys() {
                     let _ = writeln!(text, "    + data.{key}: {REDACTED}");
                 }
                 for entry in labels_of(secret, instance) {
@@ -87,13 +87,7 @@ pub fn render(
                         let _ = writeln!(
                             text,
                             "    merge into the existing Secret: {}",
-                            secret
-                                .body
-                                .data
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            secret.body.shown_data_keys().join(", ")
                         );
                     }
                 }
@@ -111,7 +105,7 @@ pub fn render(
                     "~ Secret {}/{} (adopt from External Secrets Operator, from {})",
                     secret.namespace, secret.name, secret.owner
                 );
-                for key in secret.body.data.keys() {
+                for key in secret.body.shown_data_keys() {
                     let _ = writeln!(text, "    ~ data.{key}: {REDACTED}");
                 }
                 for entry in labels_of(secret, instance) {
@@ -263,16 +257,29 @@ fn update_lines(
         let _ = writeln!(text, "    ~ type: {} -> {}", existing.type_, body.type_);
     }
     let keys: BTreeSet<&String> = existing.data.keys().chain(body.data.keys()).collect();
+    // Keys a template made from the values are hidden, numbered in key order. A key the
+    // body no longer has is hidden too when the body has such keys: an earlier rendering
+    // of the same template may have made it.
+    let any_derived = !body.derived_data.is_empty();
+    let mut hidden = 0;
     for key in keys {
+        let shown: Cow<'_, str> = if body.derived_data.contains_key(key)
+            || (any_derived && !body.data.contains_key(key))
+        {
+            hidden += 1;
+            Cow::Owned(hidden_key(hidden))
+        } else {
+            Cow::Borrowed(key.as_str())
+        };
         match (existing.data.get(key), body.data.get(key)) {
             (Some(old), Some(new)) if old != new => {
-                let _ = writeln!(text, "    ~ data.{key}: {REDACTED} (changed)");
+                let _ = writeln!(text, "    ~ data.{shown}: {REDACTED} (changed)");
             }
             (None, Some(_)) => {
-                let _ = writeln!(text, "    + data.{key}: {REDACTED}");
+                let _ = writeln!(text, "    + data.{shown}: {REDACTED}");
             }
             (Some(_), None) if !super::apply::merges(body.creation_policy) => {
-                let _ = writeln!(text, "    - data.{key}");
+                let _ = writeln!(text, "    - data.{shown}");
             }
             _ => {}
         }

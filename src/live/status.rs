@@ -871,6 +871,7 @@ mod tests {
                 annotations: Default::default(),
                 derived_labels: Default::default(),
                 derived_annotations: Default::default(),
+                derived_data: Default::default(),
                 data: Default::default(),
                 immutable: false,
                 finalizers: Vec::new(),

@@ -186,8 +186,9 @@ async fn a_value_the_api_server_would_refuse_fails_its_target_alone_without_the_
 
 /// The scrubber itself, against what the API server answers: a Secret sent with
 /// courier's checks bypassed (built by hand, written by the library's apply) is refused
-/// with a 422 that quotes the label value, the label key and the annotation key, and the
-/// error courier reports holds none of them, nor the data values.
+/// with a 422 that quotes the label value, the label key, the annotation key and a data
+/// key a template made, and the error courier reports holds none of them, nor the data
+/// values.
 #[tokio::test]
 async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
     use courier::core::model::{CreationPolicy, DeletionPolicy};
@@ -225,6 +226,7 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
                 annotations,
                 derived_labels,
                 derived_annotations,
+                derived_data: BTreeMap::new(),
                 data: [("k".to_owned(), SecretBytes::from(data_value.as_str()))].into(),
                 immutable: false,
                 finalizers: Vec::new(),
@@ -233,8 +235,28 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
                 varying: None,
             }),
         };
+    // A data key a KeysAndValues template made from the values, which the API server
+    // refuses (and quotes).
+    let data_key = format!("data key {id}");
+    let mut bad_data_key = secret(
+        "bad-data-key",
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+    );
+    {
+        let body = Arc::make_mut(&mut bad_data_key.body);
+        body.data = [(data_key.clone(), SecretBytes::from("v"))].into();
+        body.derived_data = [(
+            data_key.clone(),
+            derived("template.templateFrom[0].literal", true),
+        )]
+        .into();
+    }
     let plan = Plan {
         secrets: vec![
+            bad_data_key,
             secret(
                 "bad-label-value",
                 map(&[("owner", label_value.as_str())]),
@@ -281,7 +303,7 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
         ..ApplyOptions::default()
     };
     let report = reconcile(&client, &plan, &snapshot, &options).await;
-    assert_eq!(report.errors.len(), 3, "{:?}", report);
+    assert_eq!(report.errors.len(), 4, "{:?}", report);
     let text: String = report
         .errors
         .iter()
@@ -290,6 +312,7 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
     // The API server did refuse each one, and said where.
     assert!(text.contains("metadata.labels"), "{text}");
     assert!(text.contains("metadata.annotations"), "{text}");
+    assert!(text.contains("data["), "{text}");
     assert!(
         text.contains(r#"metadata.labels: Invalid value: "*** REDACTED ***": a valid label"#),
         "{text}"
@@ -301,6 +324,7 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
         go_quoted.as_str(),
         label_key.as_str(),
         annotation_key.as_str(),
+        data_key.as_str(),
         data_value.as_str(),
     ] {
         assert!(!text.contains(leaked), "{leaked:?} in:\n{text}");

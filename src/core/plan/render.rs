@@ -66,6 +66,7 @@ pub(super) fn render_body(
         data,
         mut derived_labels,
         mut derived_annotations,
+        mut derived_data,
         marks,
     } = match &spec.target.template {
         None => Rendered {
@@ -75,6 +76,7 @@ pub(super) fn render_body(
             data: provider,
             derived_labels: DerivedMap::new(),
             derived_annotations: DerivedMap::new(),
+            derived_data: DerivedMap::new(),
             marks: None,
         },
         Some(template) => render_template(env, engine, planner, instance, template, provider)?,
@@ -95,6 +97,7 @@ pub(super) fn render_body(
             annotations = existing.annotations.clone();
             derived_labels = DerivedMap::new();
             derived_annotations = DerivedMap::new();
+            derived_data = DerivedMap::new();
             (existing.type_.clone(), existing.data.clone())
         }
         Some(existing)
@@ -164,10 +167,17 @@ pub(super) fn render_body(
     }
     for key in data.keys() {
         if !SECRET_KEY.is_match(key) {
-            return Err(Failure::new(
-                format!("key {key:?}"),
-                "is not a valid Secret key (alphanumerics, '-', '_' or '.'); rename it with dataFrom[].rewrite",
-            ));
+            // A key a template made from the values is a value: its template is named.
+            return Err(match derived_data.get(key) {
+                Some(derived) => Failure::new(
+                    format!("{} (a data key it renders)", derived.field),
+                    "is not a valid Secret key (alphanumerics, '-', '_' or '.')\nhint: make the template render keys of those characters",
+                ),
+                None => Failure::new(
+                    format!("key {key:?}"),
+                    "is not a valid Secret key (alphanumerics, '-', '_' or '.'); rename it with dataFrom[].rewrite",
+                ),
+            });
         }
     }
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
@@ -194,6 +204,7 @@ pub(super) fn render_body(
         annotations: &annotations,
         derived_labels: &derived_labels,
         derived_annotations: &derived_annotations,
+        derived_data: &derived_data,
         data: &data,
         finalizers: &finalizers,
         merge: matches!(
@@ -208,6 +219,7 @@ pub(super) fn render_body(
         annotations,
         derived_labels,
         derived_annotations,
+        derived_data,
         data,
         immutable: spec.target.immutable,
         finalizers,
@@ -280,6 +292,7 @@ fn unwritten(planner: &Planner<'_>, instance: &Instance<'_>) -> SecretBody {
         annotations: existing.annotations,
         derived_labels: DerivedMap::new(),
         derived_annotations: DerivedMap::new(),
+        derived_data: DerivedMap::new(),
         data: existing.data,
         immutable: !planner.world.live
             && planner
@@ -301,6 +314,8 @@ struct Rendered {
     data: BTreeMap<String, SecretBytes>,
     derived_labels: DerivedMap,
     derived_annotations: DerivedMap,
+    /// The data keys a template produced from the values (`KeysAndValues`).
+    derived_data: DerivedMap,
     /// What varies from one rendering to the next (random draws, salts, the clock).
     marks: Option<Marks>,
 }
@@ -422,6 +437,7 @@ fn render_template(
     let mut annotations = StringMap::new();
     let mut derived_labels = DerivedMap::new();
     let mut derived_annotations = DerivedMap::new();
+    let mut derived_data = DerivedMap::new();
     let mut marked: [BTreeSet<String>; 3] = Default::default();
     // A key rendered again later takes the later rendering's mark.
     let mut mark = |sink: Marked, keys: Vec<String>, varies: bool| {
@@ -437,15 +453,17 @@ fn render_template(
     for (index, from) in template.template_from.iter().enumerate() {
         let at = format!("template.templateFrom[{index}]");
         let decoding = from.values_decoding_strategy.unwrap_or_default();
-        let (sink, mut derived, which) = match from.target.unwrap_or_default() {
-            TemplateTarget::Data => (&mut data, None, Marked::Data),
-            TemplateTarget::Labels => (&mut labels, Some(&mut derived_labels), Marked::Labels),
+        let (sink, derived, which) = match from.target.unwrap_or_default() {
+            TemplateTarget::Data => (&mut data, &mut derived_data, Marked::Data),
+            TemplateTarget::Labels => (&mut labels, &mut derived_labels, Marked::Labels),
             TemplateTarget::Annotations => (
                 &mut annotations,
-                Some(&mut derived_annotations),
+                &mut derived_annotations,
                 Marked::Annotations,
             ),
         };
+        // Labels and annotations are text; data keeps its bytes.
+        let text = !matches!(which, Marked::Data);
         // ConfigMap and Secret items work alike: each key holds a template.
         let sources = [
             ("configMap", from.config_map.as_ref()),
@@ -494,7 +512,8 @@ fn render_template(
                 let keys = add_rendered(
                     Sink {
                         map: sink,
-                        derived: derived.as_deref_mut(),
+                        derived,
+                        text,
                         from_values,
                     },
                     &item.key,
@@ -512,6 +531,7 @@ fn render_template(
             let sink = Sink {
                 map: sink,
                 derived,
+                text,
                 from_values: has_action(literal),
             };
             let keys = add_rendered(
@@ -527,6 +547,7 @@ fn render_template(
     for (key, source) in &template.data {
         let (output, varies) = render(key, source, format!("template.data[{key}]"))?;
         data.insert(key.clone(), output);
+        derived_data.remove(key);
         mark(Marked::Data, vec![key.clone()], varies);
     }
     let metadata = [
@@ -596,6 +617,8 @@ fn render_template(
         data: merged,
         derived_labels,
         derived_annotations,
+        // Only a key that came out of a template is hidden: every data value is.
+        derived_data: derived_data.into_iter().filter(|(_, d)| d.key).collect(),
         marks,
     })
 }
@@ -614,7 +637,10 @@ fn without_values(message: &str) -> String {
 /// record of which of them the values produced).
 struct Sink<'s> {
     map: &'s mut StringMap,
-    derived: Option<&'s mut DerivedMap>,
+    /// Which entries the values produced (their keys too, for `KeysAndValues`).
+    derived: &'s mut DerivedMap,
+    /// Labels and annotations, whose values are strings (not data's bytes).
+    text: bool,
     /// Whether the template can depend on the values (see [`has_action`]).
     from_values: bool,
 }
@@ -673,7 +699,8 @@ fn add_rendered(
 ) -> Result<Vec<String>, Failure> {
     let Sink {
         map,
-        mut derived,
+        derived,
+        text,
         from_values,
     } = sink;
     let from = |key: bool| {
@@ -684,11 +711,9 @@ fn add_rendered(
     };
     match scope {
         TemplateScope::Values => {
-            let output = decode_rendered((decoding, derived.is_some()), Some(key), output, field)?;
+            let output = decode_rendered((decoding, text), Some(key), output, field)?;
             map.insert(key.to_owned(), output);
-            if let Some(derived) = derived.as_deref_mut() {
-                note(derived, key, from(false));
-            }
+            note(derived, key, from(false));
             Ok(vec![key.to_owned()])
         }
         TemplateScope::KeysAndValues => {
@@ -698,10 +723,8 @@ fn add_rendered(
             let keys = members.keys().cloned().collect();
             for (key, value) in members {
                 let named = (!from_values).then_some(key.as_str());
-                let value = decode_rendered((decoding, derived.is_some()), named, value, field)?;
-                if let Some(derived) = derived.as_deref_mut() {
-                    note(derived, &key, from(true));
-                }
+                let value = decode_rendered((decoding, text), named, value, field)?;
+                note(derived, &key, from(true));
                 map.insert(key, value);
             }
             Ok(keys)

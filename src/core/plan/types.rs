@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::core::load::Origin;
 use crate::core::model::{CreationPolicy, DeletionPolicy, StringMap};
 use crate::core::provider::FetchError;
-use crate::core::redact::{DerivedMap, Scrubber, shown_metadata};
+use crate::core::redact::{DerivedMap, Scrubber, hidden_key, shown_metadata};
 use crate::core::secret_bytes::SecretBytes;
 
 /// The content of a Secret courier wants; shared between the namespaces that get the same one.
@@ -25,6 +25,9 @@ pub struct SecretBody {
     pub derived_labels: DerivedMap,
     /// The annotations a template produced: values, hidden wherever values are.
     pub derived_annotations: DerivedMap,
+    /// The data keys a template produced from the values (`templateFrom` with
+    /// `KeysAndValues`): values too, hidden wherever values are.
+    pub derived_data: DerivedMap,
     /// Values.
     pub data: BTreeMap<String, SecretBytes>,
     /// `immutable: true`.
@@ -145,12 +148,33 @@ impl SecretBody {
         shown_metadata(&self.annotations, &self.derived_annotations)
     }
 
+    /// The data keys as shown where values are hidden, in the data's order: a key a
+    /// template produced from the values is [`hidden_key`], numbered as `render --redact`
+    /// numbers them.
+    pub fn shown_data_keys(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        let mut hidden = 0;
+        self.data
+            .keys()
+            .map(|key| {
+                if self.derived_data.contains_key(key) {
+                    hidden += 1;
+                    std::borrow::Cow::Owned(hidden_key(hidden))
+                } else {
+                    std::borrow::Cow::Borrowed(key.as_str())
+                }
+            })
+            .collect()
+    }
+
     /// A scrubber of every value this body sends: its data, and the labels and
     /// annotations (keys too, where derived) a template produced.
     pub fn scrubber(&self) -> Scrubber {
         let mut scrubber = Scrubber::new();
         for value in self.data.values() {
             scrubber.add(value.expose());
+        }
+        for key in self.derived_data.keys() {
+            scrubber.add(key.as_bytes());
         }
         let derived = [
             (&self.labels, &self.derived_labels),
@@ -176,7 +200,14 @@ impl fmt::Debug for SecretBody {
             .field("type_", &self.type_)
             .field("labels", &self.shown_labels())
             .field("annotations", &self.shown_annotations())
-            .field("data", &self.data)
+            .field(
+                "data",
+                &self
+                    .shown_data_keys()
+                    .into_iter()
+                    .zip(self.data.values())
+                    .collect::<Vec<_>>(),
+            )
             .field("immutable", &self.immutable)
             .field("finalizers", &self.finalizers)
             .field("creation_policy", &self.creation_policy)
