@@ -132,6 +132,57 @@ async fn diff_and_apply_never_print_the_labels_and_annotations_a_template_made_f
     assert_eq!(code, 0, "in sync: {stdout}{stderr}");
 }
 
+/// An htpasswd-like map: `templateFrom` with target Data whose keys come out of the values.
+const KEYS_TEMPLATE: &str = "        templateFrom:\n        - target: Data\n          literal: \"{{ .username }}: {{ .password | quote }}\"";
+
+/// A data key a template made from the values is hidden by `diff` as a label key is: on
+/// create, and on an update where the old key goes and the new one comes.
+#[tokio::test]
+async fn diff_never_prints_a_data_key_a_template_made_from_values() {
+    let platform = Platform::new("leak-keys").await;
+    let target = platform.target("leak-keys-t", true).await;
+    let instance = format!("leak-keys-{}", platform.id);
+    let first = format!("userone-{}", platform.id);
+    let second = format!("usertwo-{}", platform.id);
+    let password = format!("pw-{}-secret", platform.id);
+    platform
+        .put_source("shared", &[("username", &first), ("password", &password)])
+        .await;
+    write_templated(&platform, &[("users", KEYS_TEMPLATE)]);
+    let markers = [first.as_str(), second.as_str(), password.as_str()];
+
+    let (code, stdout, stderr) = run(&platform, "diff", &instance);
+    assert_eq!(code, 1, "drift: {stdout}{stderr}");
+    assert_hidden(&markers, &format!("{stdout}{stderr}"));
+    assert!(
+        stdout.contains("    + data.*** REDACTED KEY 1 ***: *** REDACTED ***"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(&platform, "apply", &instance);
+    assert_eq!(code, 0, "{stderr}");
+    assert_hidden(&markers, &format!("{stdout}{stderr}"));
+    let written = Api::<Secret>::namespaced(platform.client.clone(), &target.name)
+        .get("users")
+        .await
+        .unwrap();
+    assert!(
+        written.data.unwrap().contains_key(&first),
+        "the key is written"
+    );
+
+    platform
+        .put_source("shared", &[("username", &second), ("password", &password)])
+        .await;
+    let (code, stdout, stderr) = run(&platform, "diff", &instance);
+    assert_eq!(code, 1, "drift: {stdout}{stderr}");
+    assert_hidden(&markers, &format!("{stdout}{stderr}"));
+    assert!(
+        stdout.contains("    - data.*** REDACTED KEY 1 ***\n")
+            && stdout.contains("    + data.*** REDACTED KEY 2 ***: *** REDACTED ***"),
+        "{stdout}"
+    );
+}
+
 #[tokio::test]
 async fn a_value_the_api_server_would_refuse_fails_its_target_alone_without_the_value() {
     let platform = Platform::new("leak-refused").await;
