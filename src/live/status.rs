@@ -644,9 +644,10 @@ pub async fn store_statuses(
                     None => continue,
                 }
             }
-            Err(_) => {
-                Validation::NoClient(format!("{display}: spec.provider.{provider} is not valid"))
-            }
+            // The field at fault, as `check` names it (never a value).
+            Err(error) => Validation::NoClient(crate::core::plan::provider_error_message(
+                &error, &display, &origin, provider,
+            )),
         };
         if let Ok(mut checked) = STORES_CHECKED.lock() {
             checked.insert(uid, (generation, std::time::Instant::now()));

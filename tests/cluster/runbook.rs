@@ -1137,6 +1137,20 @@ async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_t
         .unwrap();
         stores.create(&PostParams::default(), &store).await.unwrap();
     }
+    // One courier refuses to parse (its server has no scheme): the Event names the field.
+    let unparsed: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "bao-unparsed"},
+        "spec": {"provider": {"vault": {
+            "server": "bao.example:8200", "path": "secret", "version": "v2",
+            "auth": {"tokenSecretRef": {"name": "bao-tokens", "key": "good", "namespace": "central"}}
+        }}}
+    }))
+    .unwrap();
+    stores
+        .create(&PostParams::default(), &unparsed)
+        .await
+        .unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1167,6 +1181,11 @@ async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_t
     );
     assert_eq!(
         status_ready(rows.get("bao-bad")),
+        ("InvalidProviderConfig".into(), "False".into()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        status_ready(rows.get("bao-unparsed")),
         ("InvalidProviderConfig".into(), "False".into()),
         "{rows:?}"
     );
@@ -1207,6 +1226,16 @@ async fn vault_and_webhook_stores_read_valid_or_invalid_as_esos_validate_finds_t
         "{message}"
     );
     assert!(!stderr.contains("not-a-token") && !stderr.contains(crate::openbao::ROOT_TOKEN));
+    let unparsed = events
+        .iter()
+        .find(|e| e.involved_object.name.as_deref() == Some("bao-unparsed"))
+        .and_then(|e| e.message.clone())
+        .unwrap_or_else(|| panic!("no Event for bao-unparsed: {events:?}"));
+    assert!(
+        unparsed.contains("ClusterSecretStore/bao-unparsed (cluster): spec.provider.vault")
+            && unparsed.contains("server"),
+        "{unparsed}"
+    );
 }
 
 /// The AWS stores of [`aws_stores`]: name, whether ESO reads it valid, its message.

@@ -27,7 +27,7 @@ pub use engine::Engine;
 pub use fetch::{convert_keys, decode, go_base64_decode};
 pub use planner::{check, plan, stores_absent};
 pub use remote::remote_requests;
-pub use stores::{store_namespaces, watched_namespaces};
+pub use stores::{provider_error_message, store_namespaces, watched_namespaces};
 pub use types::{
     CheckReport, DesiredSecret, Fingerprint, Plan, PlanError, PlannedTarget, Refresh, SecretBody,
     Varying,

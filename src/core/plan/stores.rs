@@ -8,7 +8,7 @@ use std::sync::Arc;
 use regex::Regex;
 
 use super::types::Failure;
-use crate::core::load::{Loaded, Manifests, StoreKind, object_display};
+use crate::core::load::{Loaded, Manifests, Origin, StoreKind, object_display};
 use crate::core::model::{
     ExternalSecretSpec, FindRef, RemoteRef, SecretStoreManifest, SecretStoreRef, StringMap,
 };
@@ -425,21 +425,31 @@ fn parse_store(
     };
     providers
         .parse(name, config, &info)
-        .map_err(|error| match error {
-            ProviderError::Unknown { known } => format!(
-                "{display} uses provider {name:?}, which courier does not support yet (supported: {})",
-                known.join(", ")
-            ),
-            ProviderError::Invalid(message) => format!(
-                "{display} ({}): spec.provider.{name}: {message}",
-                store.origin
-            ),
-            ProviderError::Unsupported(fields) => fields
-                .iter()
-                .map(|e| format!("{display} ({}): {}: {}", store.origin, e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        })
+        .map_err(|error| provider_error_message(&error, &display, &store.origin, name))
+}
+
+/// What a store whose `spec.provider.<name>` did not parse is told: the store, where it
+/// is, and each field at fault (never a value).
+pub fn provider_error_message(
+    error: &ProviderError,
+    display: &str,
+    origin: &Origin,
+    name: &str,
+) -> String {
+    match error {
+        ProviderError::Unknown { known } => format!(
+            "{display} uses provider {name:?}, which courier does not support yet (supported: {})",
+            known.join(", ")
+        ),
+        ProviderError::Invalid(message) => {
+            format!("{display} ({origin}): spec.provider.{name}: {message}")
+        }
+        ProviderError::Unsupported(fields) => fields
+            .iter()
+            .map(|e| format!("{display} ({origin}): {}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
 /// A ClusterSecretStore serves a namespace that one of its conditions matches.
