@@ -473,10 +473,11 @@ fn an_app_writes_only_its_own_namespace_in_the_cluster_world() {
 /// ClusterSecretStore for AWS without `auth` reads with the sidecar's ambient AWS
 /// credentials (which the platform's own AWS ClusterSecretStores need in the cluster
 /// world) a key the tenant names, into a Secret of the tenant's app: the identity is
-/// chosen by a file the tenant commits. Here the sidecar's ambient credentials are
-/// environment keys and AWS is a loopback listener that counts connections.
+/// chosen by a file the tenant commits. So the plugin's files world refuses any store
+/// that reads over the network, before any connection. Here the sidecar's ambient
+/// credentials are environment keys and AWS is a loopback listener that counts
+/// connections.
 #[test]
-#[ignore = "open: in the files world (a setting a tenant's .argocd-source.yaml can choose) the plugin reads a tenant file's AWS store with the sidecar's ambient credentials"]
 fn a_tenant_app_in_the_files_world_cannot_read_with_the_sidecars_ambient_aws_identity() {
     let aws = tenant::Listener::start();
     let app = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: tenant-aws}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: us-east-1}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: loot}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: tenant-aws}\n  target: {name: loot}\n  data:\n  - secretKey: password\n    remoteRef: {key: prod/database/password}\n";

@@ -78,6 +78,14 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
         .context("failed to start the async runtime")?;
     let (world, fetch) = match settings.world {
         WorldSource::Files => {
+            // The app's settings (plugin env, parameters, and so the repository's
+            // `.argocd-source.yaml`) choose this world: its stores may read the files only.
+            if args.argocd {
+                let refused = refused_in_files_world(&inputs);
+                if !refused.is_empty() {
+                    return Ok(Err(refused));
+                }
+            }
             let world = World::from_inputs(&inputs).unwrap_or_else(|world_errors| {
                 errors.extend(world_errors.iter().map(ToString::to_string));
                 World::default()
@@ -412,6 +420,32 @@ fn refused_in_cluster_world(inputs: &Inputs, settings: &Settings) -> Vec<String>
         ));
     }
     refused
+}
+
+/// What the files world refuses in an app's files under Argo CD: a store that would read
+/// over the network, that is any provider but `kubernetes` (which reads the files'
+/// Secrets). The world is an app setting, which the repository itself can set (Argo CD
+/// merges `.argocd-source.yaml` into the Application), so such a store would let a file
+/// choose the identity (the sidecar's ambient AWS credentials, its ServiceAccount token)
+/// and the server the sidecar sends requests and credentials to.
+fn refused_in_files_world(inputs: &Inputs) -> Vec<String> {
+    inputs
+        .manifests
+        .stores
+        .iter()
+        .filter_map(|store| {
+            let (kind, manifest) = &store.object;
+            let provider = manifest.spec.provider.keys().next()?;
+            (provider != "kubernetes").then(|| {
+                let meta = &manifest.metadata;
+                format!(
+                    "{}: {}: refused: in the plugin's files world a store reads the app's files only, and spec.provider.{provider} reads over the network, with an identity and at a server the repository would choose (the world is an app setting, which the repository's .argocd-source.yaml can set)\nhint: create the store in the cluster and render with the cluster world (COURIER_WORLD=cluster, the default)",
+                    store.origin,
+                    object_display(kind.as_str(), meta.namespace.as_deref(), &meta.name)
+                )
+            })
+        })
+        .collect()
 }
 
 /// The errors of the cluster's stores that the app's objects name: a broken store no app
