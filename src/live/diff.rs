@@ -1,7 +1,9 @@
 //! `courier diff --live`: what `apply` would create, update or delete, as text for a CI
 //! log or a PR comment. Values are always redacted, and so are the labels and annotations
-//! a template produced from them (their keys too, when the template produced the key);
-//! keys, types and the manifest's own labels are shown.
+//! a template produced from them (their keys too, when the template produced the key),
+//! the data keys a template produced from them, and what an update replaces or removes
+//! (an old label value, a data key that goes), which an earlier rendering may have made
+//! from the values; keys, types and the manifest's own labels are shown.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -223,8 +225,10 @@ fn labels_of<'a>(secret: &'a DesiredSecret, instance: &'a str) -> Vec<Entry<'a>>
     labels
 }
 
-/// `+ label k=v` for a new one, `~ label k: old -> new` for a changed one (`(changed)`
-/// when its value is hidden), nothing for one as it is.
+/// `+ label k=v` for a new one, `~ label k: *** REDACTED *** -> new` for a changed one
+/// (`(changed)` when the new value is hidden too), nothing for one as it is. The old
+/// value is never shown: an earlier rendering of a template may have made it from the
+/// values, and nothing in the Secret says so.
 fn metadata_lines(text: &mut String, what: &str, entries: &[Entry<'_>], existing: &StringMap) {
     for entry in entries {
         match existing.get(entry.real_key) {
@@ -232,10 +236,10 @@ fn metadata_lines(text: &mut String, what: &str, entries: &[Entry<'_>], existing
             Some(_) if entry.derived => {
                 let _ = writeln!(text, "    ~ {what} {}: {REDACTED} (changed)", entry.key);
             }
-            Some(old) => {
+            Some(_) => {
                 let _ = writeln!(
                     text,
-                    "    ~ {what} {}: {old} -> {}",
+                    "    ~ {what} {}: {REDACTED} -> {}",
                     entry.key, entry.real_value
                 );
             }
@@ -257,32 +261,30 @@ fn update_lines(
         let _ = writeln!(text, "    ~ type: {} -> {}", existing.type_, body.type_);
     }
     let keys: BTreeSet<&String> = existing.data.keys().chain(body.data.keys()).collect();
-    // Keys a template made from the values are hidden, numbered in key order. A key the
-    // body no longer has is hidden too when the body has such keys: an earlier rendering
-    // of the same template may have made it.
-    let any_derived = !body.derived_data.is_empty();
+    // Keys a template made from the values are hidden, numbered in key order. So is
+    // every key the body no longer has: an earlier rendering of a template (since
+    // removed from the manifest, or rendering no such key now) may have made it from the
+    // values, and nothing in the Secret says so.
     let mut hidden = 0;
     for key in keys {
-        let shown: Cow<'_, str> = if body.derived_data.contains_key(key)
-            || (any_derived && !body.data.contains_key(key))
-        {
-            hidden += 1;
-            Cow::Owned(hidden_key(hidden))
-        } else {
-            Cow::Borrowed(key.as_str())
+        let line = match (existing.data.get(key), body.data.get(key)) {
+            (Some(old), Some(new)) if old != new => '~',
+            (None, Some(_)) => '+',
+            (Some(_), None) if !super::apply::merges(body.creation_policy) => '-',
+            _ => continue,
         };
-        match (existing.data.get(key), body.data.get(key)) {
-            (Some(old), Some(new)) if old != new => {
-                let _ = writeln!(text, "    ~ data.{shown}: {REDACTED} (changed)");
-            }
-            (None, Some(_)) => {
-                let _ = writeln!(text, "    + data.{shown}: {REDACTED}");
-            }
-            (Some(_), None) if !super::apply::merges(body.creation_policy) => {
-                let _ = writeln!(text, "    - data.{shown}");
-            }
-            _ => {}
-        }
+        let shown: Cow<'_, str> =
+            if body.derived_data.contains_key(key) || !body.data.contains_key(key) {
+                hidden += 1;
+                Cow::Owned(hidden_key(hidden))
+            } else {
+                Cow::Borrowed(key.as_str())
+            };
+        let _ = match line {
+            '~' => writeln!(text, "    ~ data.{shown}: {REDACTED} (changed)"),
+            '+' => writeln!(text, "    + data.{shown}: {REDACTED}"),
+            _ => writeln!(text, "    - data.{shown}"),
+        };
     }
     metadata_lines(
         text,
