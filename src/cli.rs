@@ -14,7 +14,8 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain, env = "COURIER_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Log filter (tracing syntax: `warn`, `courier=debug`, ...). Logs never hold secret values.
+    /// Log filter (tracing syntax: `warn`, `courier=debug`, ...). Logs never hold secret
+    /// values: other crates' events stop at info, whatever the filter.
     #[arg(long, global = true, default_value = "warn", env = "COURIER_LOG")]
     pub log_level: String,
     /// Let namespaced SecretStores without `auth` read AWS with courier's own (ambient)

@@ -42,16 +42,22 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, filter: &str) {
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Other crates' debug and trace events may quote what they send and receive (the
+    // Kubernetes client logs an API server's refusal as it came, value and all), so they
+    // stop at info whatever the filter says; courier's own events follow it.
+    let own_or_info = tracing_subscriber::filter::filter_fn(|meta| {
+        meta.target().starts_with("courier") || *meta.level() <= tracing::Level::INFO
+    });
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(
-            std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        );
+        .with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => registry.with(layer.with_filter(own_or_info)).init(),
+        LogFormat::Json => registry.with(layer.json().with_filter(own_or_info)).init(),
     }
 }

@@ -356,7 +356,6 @@ async fn refuse_owner_labels_in(client: &kube::Client, namespace: &str, id: &str
 /// refusal as the API server wrote it, value and all: here an admission policy that
 /// quotes the label a template made from the username.
 #[tokio::test]
-#[ignore = "open: with --log-level debug, kube_client logs the API server's refusal of a write unscrubbed, quoting the value"]
 async fn a_debug_log_never_holds_a_value_the_api_server_quotes_back() {
     let platform = Platform::new("leak-debug").await;
     let target = platform.target("leak-debug-t", true).await;
