@@ -323,8 +323,9 @@ pub struct RenderArgs {
     /// Replace every value with `*** REDACTED ***` (safe for logs and PR comments).
     #[arg(long)]
     pub redact: bool,
-    /// Also print every other object of the input unchanged; the ESO objects themselves
-    /// are replaced by their Secrets (`helm template . | courier render --passthrough -`).
+    /// Also print every other object of the input unchanged (with `--redact`, a Secret's
+    /// values replaced); the ESO objects themselves are replaced by their Secrets (`helm
+    /// template . | courier render --passthrough -`).
     #[arg(long)]
     pub passthrough: bool,
     /// Label the Secrets `courier.dev/instance=NAME`, as `apply --instance` does.

@@ -330,10 +330,9 @@ fn redact_hides_a_data_key_a_template_made_from_values() {
 /// `--redact` ("every value replaced, safe for logs and PR comments") with
 /// `--passthrough` (`helm template . | courier render --redact --passthrough -`, the
 /// chart's rendering for a CI log): the input's own Secret that is not a source (the
-/// chart's database password) is printed as it came, `stringData` and `data` in the
-/// clear.
+/// chart's database password) is printed with its keys and every value replaced, in
+/// `stringData` and `data` alike; other objects pass as they came.
 #[test]
-#[ignore = "open: render --redact --passthrough prints the input's own Secrets (not sources) with their values"]
 fn redact_hides_the_values_of_passed_through_secrets() {
     let input = "apiVersion: v1\nkind: Namespace\nmetadata: {name: central}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: central}\nstringData: {user: u, password: pw}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec: {provider: {kubernetes: {remoteNamespace: central}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: users, namespace: app}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  dataFrom: [{extract: {key: src}}]\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: chart-db, namespace: app}\nstringData: {password: hunter2-marker}\ndata: {token: aHVudGVyMi1tYXJrZXItcGFzc3dvcmQ=}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: app}\ndata: {mode: live}\n";
     let redacted = courier(

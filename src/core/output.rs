@@ -26,7 +26,7 @@ pub enum Values {
     /// Every value replaced, and every label and annotation a template produced from
     /// the values (its key too, when the template produced the key), and every data key
     /// a template produced from them; other keys, types and the manifest's own labels
-    /// stay visible.
+    /// stay visible. The values of a passed-through Secret are replaced too.
     Redact,
 }
 
@@ -143,13 +143,20 @@ pub fn render_document(
         }
         manifest
     });
+    let passthrough: Vec<Cow<'_, serde_json::Value>> = document
+        .passthrough
+        .iter()
+        .map(|object| match document.values {
+            Values::Reveal => Cow::Borrowed(object),
+            Values::Redact => redacted_object(object),
+        })
+        .collect();
     match format {
         Format::Yaml => {
             let mut out = String::new();
-            let documents = document
-                .passthrough
+            let documents = passthrough
                 .iter()
-                .map(yaml_document)
+                .map(|object| yaml_document(object.as_ref()))
                 .chain(manifests.map(|m| yaml_document(&m)));
             for (index, text) in documents.enumerate() {
                 if index > 0 {
@@ -160,7 +167,8 @@ pub fn render_document(
             out
         }
         Format::Json => {
-            let mut items: Vec<serde_json::Value> = document.passthrough.to_vec();
+            let mut items: Vec<serde_json::Value> =
+                passthrough.into_iter().map(Cow::into_owned).collect();
             items.extend(
                 manifests.map(|m| serde_json::to_value(m).expect("manifests always serialize")),
             );
@@ -170,6 +178,33 @@ pub fn render_document(
             out
         }
     }
+}
+
+/// A passed-through object as `--redact` prints it: a `v1` Secret (or one in a `List`'s
+/// `items`) with each value of `data` and `stringData` replaced, its keys kept; any other
+/// object as it is.
+fn redacted_object(object: &serde_json::Value) -> Cow<'_, serde_json::Value> {
+    let is_secret = object["kind"] == "Secret" && object["apiVersion"] == "v1";
+    let items = object["items"].as_array();
+    if !is_secret && items.is_none() {
+        return Cow::Borrowed(object);
+    }
+    let mut redacted = object.clone();
+    if is_secret {
+        for field in ["data", "stringData"] {
+            if let Some(values) = redacted[field].as_object_mut() {
+                for value in values.values_mut() {
+                    *value = serde_json::Value::from(REDACTED);
+                }
+            }
+        }
+    }
+    if let Some(items) = redacted["items"].as_array_mut() {
+        for item in items {
+            *item = redacted_object(item).into_owned();
+        }
+    }
+    Cow::Owned(redacted)
 }
 
 /// The Secrets as a YAML stream (`---` between documents), byte-for-byte deterministic.
