@@ -24,6 +24,9 @@ pub struct ClusterObject {
     pub status: Value,
     /// The object as listed (its metadata and spec).
     pub object: std::sync::Arc<DynamicObject>,
+    /// For an ExternalSecret a ClusterExternalSecret keeps, that ClusterExternalSecret's
+    /// name (see [`child_of`]).
+    pub child_of: Option<String>,
 }
 
 impl ClusterObject {
@@ -32,11 +35,44 @@ impl ClusterObject {
         object_display(&self.kind, self.namespace.as_deref(), &self.name)
     }
 
-    /// The ClusterExternalSecret that controls this ExternalSecret (its controller owner
-    /// reference), as ESO's ClusterExternalSecret controller sets it.
+    /// The ClusterExternalSecret that keeps this ExternalSecret (see [`child_of`]).
     pub fn controller(&self) -> Option<&str> {
-        controlling_ces(&self.object)
+        self.child_of.as_deref()
     }
+}
+
+/// The ClusterExternalSecret an ExternalSecret belongs to, as ESO's ClusterExternalSecret
+/// controller tells its own: a controller owner reference to it, and the name it gives
+/// its ExternalSecrets (`spec.externalSecretName`, or the one in its status, which it
+/// deletes after a rename). `names` holds those names by ClusterExternalSecret; one
+/// missing from it is gone, and its ExternalSecrets with it (the garbage collector
+/// follows the owner reference). An ExternalSecret copied with the owner reference under
+/// another name is the user's own, as under ESO, which syncs it like any other.
+pub fn child_of(
+    object: &DynamicObject,
+    names: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<String> {
+    let ces = controlling_ces(object)?;
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    match names.get(ces) {
+        Some(given) if !given.contains(name) => None,
+        _ => Some(ces.to_owned()),
+    }
+}
+
+/// The names a ClusterExternalSecret gives its ExternalSecrets: `spec.externalSecretName`
+/// (or its own name), and `status.externalSecretName`, which ESO deletes after a rename.
+fn given_names(ces: &DynamicObject) -> std::collections::BTreeSet<String> {
+    let own = ces.metadata.name.clone().unwrap_or_default();
+    let spec = ces.data["spec"]["externalSecretName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map_or(own, str::to_owned);
+    let status = ces.data["status"]["externalSecretName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    std::iter::once(spec).chain(status).collect()
 }
 
 /// The name of the ClusterExternalSecret named by `object`'s controller owner reference.
@@ -73,32 +109,39 @@ pub fn resource(kind: &str) -> ApiResource {
 
 /// Reads the ESO manifests from the API server (`--from-cluster`): one LIST per kind, of
 /// `external-secrets.io/v1`. Returns them as if loaded from files, with the objects whose
-/// status courier writes. An ExternalSecret that a ClusterExternalSecret controls (ESO's
-/// CES controller made it, or courier did in its place) is no manifest of its own: its
-/// ClusterExternalSecret plans its target. It is returned among the objects only.
+/// status courier writes. An ExternalSecret that a ClusterExternalSecret keeps (ESO's
+/// CES controller made it, or courier did in its place; see [`child_of`]) is no manifest
+/// of its own: its ClusterExternalSecret plans its target. It is returned among the
+/// objects only.
 pub async fn manifests_from_cluster(
     client: &Client,
 ) -> Result<(Inputs, Vec<ClusterObject>, Vec<LoadError>), ClusterError> {
     let mut values = Vec::new();
     let mut objects = Vec::new();
+    // ClusterExternalSecrets are listed before ExternalSecrets (ESO_RESOURCES' order).
+    let mut names = std::collections::BTreeMap::new();
     for (kind, _) in ESO_RESOURCES {
         for item in list_kind(client, kind, "--from-cluster").await? {
             let name = item.metadata.name.clone().unwrap_or_default();
             let namespace = item.metadata.namespace.clone();
-            let child = kind == "ExternalSecret" && controlling_ces(&item).is_some();
-            if !child {
+            if kind == "ClusterExternalSecret" {
+                names.insert(name.clone(), given_names(&item));
+            }
+            let child_of = (kind == "ExternalSecret")
+                .then(|| child_of(&item, &names))
+                .flatten();
+            if child_of.is_none() {
                 values.push(as_value(kind, &item)?);
             }
-            {
-                objects.push(ClusterObject {
-                    kind: kind.to_owned(),
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    uid: item.metadata.uid.clone(),
-                    status: item.data.get("status").cloned().unwrap_or(Value::Null),
-                    object: std::sync::Arc::new(item),
-                });
-            }
+            objects.push(ClusterObject {
+                kind: kind.to_owned(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                uid: item.metadata.uid.clone(),
+                status: item.data.get("status").cloned().unwrap_or(Value::Null),
+                object: std::sync::Arc::new(item),
+                child_of,
+            });
         }
     }
     let (inputs, errors) = load_values(values);

@@ -261,7 +261,7 @@ pub async fn sync_children(
     // (namespace, name) of every ExternalSecret some ClusterExternalSecret still wants.
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     let mut replaced: BTreeMap<usize, DynamicObject> = BTreeMap::new();
-    let mut added: Vec<DynamicObject> = Vec::new();
+    let mut added: Vec<(String, DynamicObject)> = Vec::new();
     let mut to_create: Vec<(String, String, String, DynamicObject)> = Vec::new();
     for ces in &cluster_external_secrets {
         let Some((spec, es_name)) = spec_of(ces) else {
@@ -377,10 +377,10 @@ pub async fn sync_children(
                 children.created += 1;
                 children
                     .provisioned
-                    .entry(ces)
+                    .entry(ces.clone())
                     .or_default()
                     .insert(namespace);
-                added.push(written);
+                added.push((ces, written));
             }
             Err(e) => {
                 let error =
@@ -448,7 +448,8 @@ pub async fn sync_children(
     }
     for (i, written) in replaced {
         let status = objects[i].status.clone();
-        objects[i] = as_object(written, status);
+        let ces = objects[i].child_of.clone().unwrap_or_default();
+        objects[i] = as_object(written, status, ces);
     }
     let mut kept = Vec::with_capacity(objects.len() + added.len());
     for (i, object) in std::mem::take(objects).into_iter().enumerate() {
@@ -456,12 +457,17 @@ pub async fn sync_children(
             kept.push(object);
         }
     }
-    kept.extend(added.into_iter().map(|o| as_object(o, Value::Null)));
+    kept.extend(
+        added
+            .into_iter()
+            .map(|(ces, o)| as_object(o, Value::Null, ces)),
+    );
     *objects = kept;
     children
 }
 
-fn as_object(object: DynamicObject, status: Value) -> ClusterObject {
+/// An ExternalSecret `ces` keeps, as the server stored it.
+fn as_object(object: DynamicObject, status: Value, ces: String) -> ClusterObject {
     ClusterObject {
         kind: "ExternalSecret".into(),
         namespace: object.metadata.namespace.clone(),
@@ -469,6 +475,7 @@ fn as_object(object: DynamicObject, status: Value) -> ClusterObject {
         uid: object.metadata.uid.clone(),
         status,
         object: Arc::new(object),
+        child_of: Some(ces),
     }
 }
 

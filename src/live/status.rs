@@ -895,6 +895,7 @@ mod tests {
                 "prod",
                 &resource("ClusterExternalSecret"),
             )),
+            child_of: None,
         }];
         let plan = Plan {
             secrets: vec![target("member-a/team-a"), target("team-b")],
@@ -969,6 +970,7 @@ mod tests {
                 uid: None,
                 status: Value::Null,
                 object: Arc::new(object),
+                child_of: Some("prod".into()),
             }
         };
         let objects: Vec<ClusterObject> = ["team-a", "team-b", "team-c", "team-d"]

@@ -1577,11 +1577,9 @@ async fn a_tenant_taking_over_the_external_secret_name_keeps_the_target_it_wrote
 /// its real UID, so a garbage collector keeps it). Under ESO it is an ExternalSecret like
 /// any other: ESO's ExternalSecret controller syncs its target, and the
 /// ClusterExternalSecret controller only ever deletes the ExternalSecret of its own name
-/// (deleteExternalSecret by `externalSecretName`). courier takes any ExternalSecret with
-/// such an owner reference for a child: it never plans it (its target is never written,
-/// no error says so) and deletes it as one "none wants any more".
+/// (deleteExternalSecret by `externalSecretName`). So under courier, on the lean path
+/// and with ESO's objects kept: it is neither deleted nor left unplanned.
 #[tokio::test]
-#[ignore = "open: an ExternalSecret whose controller owner reference names a ClusterExternalSecret but not by its externalSecretName is deleted by apply --from-cluster and its target never written"]
 async fn a_copied_external_secret_keeping_the_owner_reference_is_neither_deleted_nor_ignored() {
     let (plane, client) = private_platform(&["app"]).await;
     let _ces_api = create_creds_ces(&client).await;
