@@ -162,10 +162,45 @@ impl<'m> Planner<'m> {
         missing
     }
 
+    /// Where two ClusterExternalSecrets give their ExternalSecrets one name and both
+    /// select a namespace, the one of them whose name sorts first, by (namespace,
+    /// ExternalSecret name). Under ESO whichever reconciles first makes the
+    /// ExternalSecret there and the other fails; courier decides the same way every run.
+    /// Empty, and no selection made, when no two share a name.
+    fn claimed_external_secret_names(&self) -> BTreeMap<(String, String), &'m str> {
+        let all = &self.manifests.cluster_external_secrets;
+        let mut by_name: BTreeMap<&str, Vec<&'m str>> = BTreeMap::new();
+        for ces in all {
+            let spec = &ces.object.spec;
+            let name = ces.object.metadata.name.as_str();
+            let es_name = spec.external_secret_name.as_deref().unwrap_or(name);
+            by_name.entry(es_name).or_default().push(name);
+        }
+        let mut claimed = BTreeMap::new();
+        for (es_name, mut owners) in by_name.into_iter().filter(|(_, o)| o.len() > 1) {
+            owners.sort_unstable();
+            for owner in owners {
+                let Some(ces) = all.iter().find(|c| c.object.metadata.name == owner) else {
+                    continue;
+                };
+                for namespace in self
+                    .selected_namespaces(&ces.object.spec)
+                    .unwrap_or_default()
+                {
+                    claimed
+                        .entry((namespace, es_name.to_owned()))
+                        .or_insert(owner);
+                }
+            }
+        }
+        claimed
+    }
+
     /// Expands every CES over the namespaces it selects, and adds every ES.
     pub(super) fn instances(&self) -> (Vec<Instance<'m>>, Vec<PlanError>) {
         let mut instances = Vec::new();
         let mut errors = Vec::new();
+        let claimed = self.claimed_external_secret_names();
         for (index, ces) in self.manifests.cluster_external_secrets.iter().enumerate() {
             let spec = &ces.object.spec;
             let es_spec = &spec.external_secret_spec;
@@ -215,7 +250,18 @@ impl<'m> Planner<'m> {
                     Some(Some(controller)) if *controller != ces_name => {
                         Some(format!("controlled by ClusterExternalSecret {controller}"))
                     }
-                    _ => None,
+                    Some(Some(_)) => None,
+                    // None yet: of the ClusterExternalSecrets that give their ExternalSecrets
+                    // this name here, one makes it, and the others fail.
+                    None if claimed.is_empty() => None,
+                    None => claimed
+                        .get(&(namespace.clone(), es_name.clone()))
+                        .filter(|winner| **winner != ces_name)
+                        .map(|winner| {
+                            format!(
+                                "made by ClusterExternalSecret {winner}, which gives its ExternalSecrets this name too and comes first by name"
+                            )
+                        }),
                 };
                 if let Some(other) = other {
                     errors.push(self.error(
