@@ -610,3 +610,53 @@ fn github_actions_example_runs_as_written() {
         "a broken repository fails the step"
     );
 }
+
+/// `kubectl get secret -o yaml` (or a manifest once applied with `kubectl apply`) carries
+/// the whole Secret again in its `kubectl.kubernetes.io/last-applied-configuration`
+/// annotation: `--redact --passthrough` must not print the values from there either.
+#[test]
+#[ignore = "open: render --redact --passthrough prints a Secret's values from its last-applied-configuration annotation"]
+fn redact_hides_the_values_a_passed_through_secret_repeats_in_last_applied_configuration() {
+    let input = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: chart-db\n  namespace: app\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"chart-db\",\"namespace\":\"app\"},\"data\":{\"token\":\"aHVudGVyMi1tYXJrZXItcGFzc3dvcmQ=\"},\"stringData\":{\"password\":\"hunter2-marker\"}}'\nstringData: {password: hunter2-marker}\ndata: {token: aHVudGVyMi1tYXJrZXItcGFzc3dvcmQ=}\n";
+    let redacted = courier(
+        &["render", "--redact", "--passthrough", "-"],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(redacted.code, 0, "{}", redacted.stderr);
+    assert!(redacted.stdout.contains("chart-db"), "{}", redacted.stdout);
+    for leaked in marker_forms("hunter2-marker") {
+        assert!(
+            !redacted.stdout.contains(&leaked) && !redacted.stderr.contains(&leaked),
+            "{leaked} was printed:\n{}",
+            redacted.stdout
+        );
+    }
+}
+
+/// `--redact` replaces a passed-through Secret's values and keeps the rest as it came: no
+/// field the input did not have (`data: null`, `items: null`; a Secret has no `items`,
+/// and `kubectl apply`'s strict field validation refuses one).
+#[test]
+#[ignore = "open: render --redact --passthrough adds data: null and items: null to a passed-through Secret"]
+fn redact_adds_no_field_to_a_passed_through_secret() {
+    let input = "apiVersion: v1\nkind: Secret\nmetadata: {name: chart-db, namespace: app}\nstringData: {password: hunter2-marker}\n";
+    let redacted = courier(
+        &["render", "--redact", "--passthrough", "-o", "json", "-"],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(redacted.code, 0, "{}", redacted.stderr);
+    let list: serde_json::Value = serde_json::from_str(&redacted.stdout).unwrap();
+    let secret = &list["items"][0];
+    let mut fields: Vec<&str> = secret
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        ["apiVersion", "kind", "metadata", "stringData"],
+        "{secret}"
+    );
+}
