@@ -1683,3 +1683,60 @@ async fn a_copy_of_the_external_secret_in_a_namespace_never_selected_is_neither_
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Two ClusterExternalSecrets that give their ExternalSecrets one name (`creds`) and both
+/// select `app`: the one first by name (`a-creds`) makes the ExternalSecret there and
+/// writes its target, and `b-creds` fails there, as the README says (under ESO, whichever
+/// reconciles first wins; the other sees an ExternalSecret it does not own and fails with
+/// "external secret already exists in namespace"). The ExternalSecret must be `a-creds`'s
+/// too, and `b-creds` must not try to create one where it fails: its create would race
+/// `a-creds`'s, and the one that lands first owns the ExternalSecret, which decides
+/// the next run's winner and target.
+#[tokio::test]
+#[ignore = "open: apply --from-cluster creates both ClusterExternalSecrets' ExternalSecret of one shared name at once; the loser's create fails with AlreadyExists (or wins the race against the planner's choice)"]
+async fn two_cluster_external_secrets_sharing_a_name_make_one_external_secret_the_first_by_name() {
+    let (plane, client) = private_platform(&["app"]).await;
+    let ces_api = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &eso("ClusterExternalSecret", "clusterexternalsecrets"),
+    );
+    for name in ["a-creds", "b-creds"] {
+        let ces: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+            "metadata": {"name": name},
+            "spec": {
+                "externalSecretName": "creds",
+                "namespaceSelectors": [{"matchLabels": {"wants": "yes"}}],
+                "externalSecretSpec": {
+                    "secretStoreRef": {"kind": "ClusterSecretStore", "name": "central"},
+                    "target": {"name": format!("{name}-target")},
+                    "dataFrom": [{"extract": {"key": "shared"}}]
+                }
+            }
+        }))
+        .unwrap();
+        ces_api.create(&PostParams::default(), &ces).await.unwrap();
+    }
+    let (code, stderr, _) = apply_from_cluster(&plane.kubeconfig, "own", &[]);
+    assert_eq!(code, 1, "b-creds fails in app: {stderr}");
+    let es = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "app",
+        &eso("ExternalSecret", "externalsecrets"),
+    )
+    .get("creds")
+    .await
+    .unwrap();
+    let owner = es.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owner[0].name, "a-creds", "{stderr}");
+    assert!(!stderr.contains("create ExternalSecret"), "{stderr}");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "app");
+    assert!(secrets.get_opt("a-creds-target").await.unwrap().is_some());
+    assert!(secrets.get_opt("b-creds-target").await.unwrap().is_none());
+    let status = ces_api.get("b-creds").await.unwrap().data["status"].clone();
+    assert_eq!(
+        status["failedNamespaces"][0]["namespace"],
+        json!("app"),
+        "{status}"
+    );
+}
