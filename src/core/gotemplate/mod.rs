@@ -195,7 +195,7 @@ pub fn render_once(
     varying::reset();
     let output = parsed
         .execute_to_string(&data(values))
-        .map_err(|e| without_values(scrubbed(&e), values));
+        .map_err(|e| without_values(scrubbed(&e), values, source));
     let varied = varying::reset();
     output.map(|text| (text, varied))
 }
@@ -268,18 +268,38 @@ fn scrubbed(error: &gotmpl::TemplateError) -> GoTemplateError {
     GoTemplateError { message }
 }
 
+/// The messages in which a function writes an argument as it is, unquoted: `fail`'s own
+/// text, and semver's constraint.
+const ARGUMENT_MESSAGES: [&str; 2] = ["error calling fail: ", "improper constraint: "];
+
 /// An execution error without any of `values`: a function may write text made from them
 /// without quotes (`{{ fail .token }}`, semver's `improper constraint: X`), which
-/// [`scrubbed`] keeps. Each value goes, raw, base64, Go-quoted and JSON-escaped.
+/// [`scrubbed`] keeps. Each value goes, raw, base64, Go-quoted and JSON-escaped; and the
+/// argument such a function writes is kept only when it is text of the template
+/// (`{{ fail "no token" }}`), since one made from a value in any other form (`{{ fail
+/// (upper .token) }}`, `substr`, `printf "%x"`) is no value's own form.
 fn without_values(
     mut error: GoTemplateError,
     values: &BTreeMap<String, SecretBytes>,
+    source: &str,
 ) -> GoTemplateError {
     let mut scrubber = crate::core::redact::Scrubber::new();
     for value in values.values() {
         scrubber.add(value.expose());
     }
     error.message = scrubber.scrub(&error.message);
+    for prefix in ARGUMENT_MESSAGES {
+        if let Some(at) = error.message.find(prefix) {
+            let start = at + prefix.len();
+            let argument = error.message[start..].trim_end();
+            if !argument.is_empty() && !source.contains(argument) {
+                error.message.truncate(start);
+                error.message.push_str(
+                    "(hidden: this text is not the template's own, so it may be made from a value)",
+                );
+            }
+        }
+    }
     error
 }
 

@@ -1161,7 +1161,12 @@ pub fn functions() -> FuncMap {
         "fail",
         Arc::new(|args: &[Value]| {
             arity(args, 1, "fail")?;
-            Err(error(string_arg(args, 0, "fail")?.to_owned()))
+            // As Go's text/template names it; the prefix also tells the caller which
+            // text is the template's argument (see `without_values`).
+            Err(error(format!(
+                "error calling fail: {}",
+                string_arg(args, 0, "fail")?
+            )))
         }),
     );
     add(
