@@ -615,7 +615,6 @@ fn github_actions_example_runs_as_written() {
 /// the whole Secret again in its `kubectl.kubernetes.io/last-applied-configuration`
 /// annotation: `--redact --passthrough` must not print the values from there either.
 #[test]
-#[ignore = "open: render --redact --passthrough prints a Secret's values from its last-applied-configuration annotation"]
 fn redact_hides_the_values_a_passed_through_secret_repeats_in_last_applied_configuration() {
     let input = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: chart-db\n  namespace: app\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"chart-db\",\"namespace\":\"app\"},\"data\":{\"token\":\"aHVudGVyMi1tYXJrZXItcGFzc3dvcmQ=\"},\"stringData\":{\"password\":\"hunter2-marker\"}}'\nstringData: {password: hunter2-marker}\ndata: {token: aHVudGVyMi1tYXJrZXItcGFzc3dvcmQ=}\n";
     let redacted = courier(
@@ -637,7 +636,6 @@ fn redact_hides_the_values_a_passed_through_secret_repeats_in_last_applied_confi
 /// field the input did not have (`data: null`, `items: null`; a Secret has no `items`,
 /// and `kubectl apply`'s strict field validation refuses one).
 #[test]
-#[ignore = "open: render --redact --passthrough adds data: null and items: null to a passed-through Secret"]
 fn redact_adds_no_field_to_a_passed_through_secret() {
     let input = "apiVersion: v1\nkind: Secret\nmetadata: {name: chart-db, namespace: app}\nstringData: {password: hunter2-marker}\n";
     let redacted = courier(

@@ -181,25 +181,34 @@ pub fn render_document(
 }
 
 /// A passed-through object as `--redact` prints it: a `v1` Secret (or one in a `List`'s
-/// `items`) with each value of `data` and `stringData` replaced, its keys kept; any other
-/// object as it is.
+/// `items`) with each value of `data` and `stringData` replaced, its keys kept, and its
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation (the object again, values
+/// and all) replaced whole; nothing else changed, nothing added. Any other object as it is.
 fn redacted_object(object: &serde_json::Value) -> Cow<'_, serde_json::Value> {
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
     let is_secret = object["kind"] == "Secret" && object["apiVersion"] == "v1";
-    let items = object["items"].as_array();
-    if !is_secret && items.is_none() {
+    let has_items = object.get("items").is_some_and(serde_json::Value::is_array);
+    if !is_secret && !has_items {
         return Cow::Borrowed(object);
     }
     let mut redacted = object.clone();
     if is_secret {
         for field in ["data", "stringData"] {
-            if let Some(values) = redacted[field].as_object_mut() {
+            if let Some(values) = redacted.get_mut(field).and_then(|v| v.as_object_mut()) {
                 for value in values.values_mut() {
                     *value = serde_json::Value::from(REDACTED);
                 }
             }
         }
+        if let Some(last_applied) = redacted
+            .pointer_mut("/metadata/annotations")
+            .and_then(|a| a.as_object_mut())
+            .and_then(|a| a.get_mut(LAST_APPLIED))
+        {
+            *last_applied = serde_json::Value::from(REDACTED);
+        }
     }
-    if let Some(items) = redacted["items"].as_array_mut() {
+    if let Some(items) = redacted.get_mut("items").and_then(|v| v.as_array_mut()) {
         for item in items {
             *item = redacted_object(item).into_owned();
         }
