@@ -708,7 +708,6 @@ fn template_errors_never_carry_a_value_in_another_form() {
 /// shown (diff hides such old label values: "an earlier rendering of a template may have
 /// made it from the values").
 #[test]
-#[ignore = "open: render --redact prints a target left unchanged (no data, Retain) with the labels its template made from the values"]
 fn redact_hides_the_value_made_labels_of_a_target_printed_unchanged() {
     let input = "apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: central}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: src, namespace: central}\nstringData: {user: bot}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: web\n  namespace: app\n  labels: {app.kubernetes.io/managed-by: courier, owner: hunter2-marker}\n  annotations: {courier.dev/origin: ExternalSecret/app/web}\nstringData: {password: hunter2-marker-password}\n---\napiVersion: external-secrets.io/v1\nkind: ClusterSecretStore\nmetadata: {name: central}\nspec: {provider: {kubernetes: {remoteNamespace: central}}}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: web, namespace: app}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: central}\n  target:\n    name: web\n    deletionPolicy: Retain\n    template:\n      metadata:\n        labels: {owner: '{{ .user }}'}\n  dataFrom:\n  - find: {name: {regexp: '^nothing$'}}\n";
     let redacted = courier(&["render", "--redact", "-"], Some(input.as_bytes()));

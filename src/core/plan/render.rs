@@ -95,9 +95,10 @@ pub(super) fn render_body(
         Some(existing) if spec.target.immutable && !planner.world.live => {
             labels = existing.labels.clone();
             annotations = existing.annotations.clone();
-            derived_labels = DerivedMap::new();
-            derived_annotations = DerivedMap::new();
-            derived_data = DerivedMap::new();
+            let kept = KeptDerived::of(existing, spec.target.template.as_ref());
+            derived_labels = kept.labels;
+            derived_annotations = kept.annotations;
+            derived_data = kept.data;
             (existing.type_.clone(), existing.data.clone())
         }
         Some(existing)
@@ -282,6 +283,7 @@ fn unwritten(planner: &Planner<'_>, instance: &Instance<'_>) -> SecretBody {
         })
         .flatten();
     let existing = existing.cloned().unwrap_or_default();
+    let kept = KeptDerived::of(&existing, spec.target.template.as_ref());
     SecretBody {
         type_: if existing.type_.is_empty() {
             "Opaque".to_owned()
@@ -290,9 +292,9 @@ fn unwritten(planner: &Planner<'_>, instance: &Instance<'_>) -> SecretBody {
         },
         labels: existing.labels,
         annotations: existing.annotations,
-        derived_labels: DerivedMap::new(),
-        derived_annotations: DerivedMap::new(),
-        derived_data: DerivedMap::new(),
+        derived_labels: kept.labels,
+        derived_annotations: kept.annotations,
+        derived_data: kept.data,
         data: existing.data,
         immutable: !planner.world.live
             && planner
@@ -303,6 +305,81 @@ fn unwritten(planner: &Planner<'_>, instance: &Instance<'_>) -> SecretBody {
         creation_policy: CreationPolicy::None,
         deletion_policy: spec.target.deletion_policy.unwrap_or_default(),
         varying: None,
+    }
+}
+
+/// What of an existing target, printed as it is (its template not applied to it), an
+/// earlier rendering of the template may have made from the values: under a template,
+/// every label and annotation but courier's own (their keys too where a `templateFrom`
+/// writes that map), the data keys where a `templateFrom` writes data; and
+/// `kubectl.kubernetes.io/last-applied-configuration`, which repeats the Secret whole.
+/// `render --redact` hides them as it hides a rendering's.
+struct KeptDerived {
+    labels: DerivedMap,
+    annotations: DerivedMap,
+    data: DerivedMap,
+}
+
+impl KeptDerived {
+    fn of(existing: &crate::core::world::SourceSecret, template: Option<&SecretTemplate>) -> Self {
+        const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+        let field = "the existing target, printed as it is";
+        let writes = |target: TemplateTarget| {
+            template.is_some_and(|t| {
+                t.template_from
+                    .iter()
+                    .any(|from| from.target.unwrap_or_default() == target)
+            })
+        };
+        let derived = |map: &StringMap, own: &str, key: bool| -> DerivedMap {
+            map.keys()
+                .filter(|k| template.is_some() && k.as_str() != own)
+                .map(|k| {
+                    let derived = Derived {
+                        field: format!("{field} (metadata)"),
+                        key,
+                    };
+                    (k.clone(), derived)
+                })
+                .collect()
+        };
+        let mut annotations = derived(
+            &existing.annotations,
+            ORIGIN_ANNOTATION,
+            writes(TemplateTarget::Annotations),
+        );
+        if existing.annotations.contains_key(LAST_APPLIED) {
+            annotations
+                .entry(LAST_APPLIED.to_owned())
+                .or_insert(Derived {
+                    field: format!("{field} ({LAST_APPLIED})"),
+                    key: false,
+                });
+        }
+        let data = if writes(TemplateTarget::Data) {
+            existing
+                .data
+                .keys()
+                .map(|k| {
+                    let derived = Derived {
+                        field: format!("{field} (data)"),
+                        key: true,
+                    };
+                    (k.clone(), derived)
+                })
+                .collect()
+        } else {
+            DerivedMap::new()
+        };
+        KeptDerived {
+            labels: derived(
+                &existing.labels,
+                MANAGED_BY_LABEL,
+                writes(TemplateTarget::Labels),
+            ),
+            annotations,
+            data,
+        }
     }
 }
 
