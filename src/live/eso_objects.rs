@@ -244,11 +244,14 @@ pub async fn sync_children(
     dry_run: bool,
 ) -> Children {
     let mut children = Children::default();
-    let cluster_external_secrets: Vec<ClusterObject> = objects
+    // By name: where two give their ExternalSecrets one name, the first by name makes it
+    // (as the planner decides), and the other fails there without trying to.
+    let mut cluster_external_secrets: Vec<ClusterObject> = objects
         .iter()
         .filter(|o| o.kind == "ClusterExternalSecret")
         .cloned()
         .collect();
+    cluster_external_secrets.sort_by(|a, b| a.name.cmp(&b.name));
     let resource = resource("ExternalSecret");
     let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (i, object) in objects.iter().enumerate() {
@@ -291,6 +294,10 @@ pub async fn sync_children(
                 Api::namespaced_with(client.clone(), namespace, &resource);
             match index.get(&key).map(|i| (*i, &objects[*i])) {
                 Some((_, existing)) if existing.controller() != Some(ces.name.as_str()) => {
+                    failed.insert(namespace.clone(), ALREADY_EXISTS.into());
+                }
+                // Another ClusterExternalSecret (earlier by name) makes it in this pass.
+                None if wanted.contains(&key) => {
                     failed.insert(namespace.clone(), ALREADY_EXISTS.into());
                 }
                 Some((i, existing)) => {

@@ -1693,7 +1693,6 @@ async fn a_copy_of_the_external_secret_in_a_namespace_never_selected_is_neither_
 /// `a-creds`'s, and the one that lands first owns the ExternalSecret, which decides
 /// the next run's winner and target.
 #[tokio::test]
-#[ignore = "open: apply --from-cluster creates both ClusterExternalSecrets' ExternalSecret of one shared name at once; the loser's create fails with AlreadyExists (or wins the race against the planner's choice)"]
 async fn two_cluster_external_secrets_sharing_a_name_make_one_external_secret_the_first_by_name() {
     let (plane, client) = private_platform(&["app"]).await;
     let ces_api = Api::<DynamicObject>::all_with(
