@@ -356,6 +356,14 @@ pub async fn reconcile_once(
     let keep_children = !objects.is_empty() && !options.no_ces_external_secrets;
     crate::live::eso_objects::note_controlled(&mut inputs.manifests, &objects);
     let fleet_plan = plan_fleet(fleet, &inputs.manifests, block_list, options).await?;
+    for cluster in &fleet_plan.clusters {
+        tracing::debug!(
+            cluster = %cluster.member.member.name,
+            targets = cluster.plan.secrets.len(),
+            errors = cluster.plan.errors.len(),
+            "planned"
+        );
+    }
     // The hub's namespaces, and the ClusterExternalSecrets whose cluster selector picks
     // it: where the ExternalSecrets of ClusterExternalSecrets are kept.
     let home = fleet_plan
