@@ -25,7 +25,7 @@ pub struct ClusterObject {
     /// The object as listed (its metadata and spec).
     pub object: std::sync::Arc<DynamicObject>,
     /// For an ExternalSecret a ClusterExternalSecret keeps, that ClusterExternalSecret's
-    /// name (see [`child_of`]).
+    /// name (see [`belonging`]).
     pub child_of: Option<String>,
 }
 
@@ -35,44 +35,74 @@ impl ClusterObject {
         object_display(&self.kind, self.namespace.as_deref(), &self.name)
     }
 
-    /// The ClusterExternalSecret that keeps this ExternalSecret (see [`child_of`]).
+    /// The ClusterExternalSecret that keeps this ExternalSecret (see [`belonging`]).
     pub fn controller(&self) -> Option<&str> {
         self.child_of.as_deref()
     }
 }
 
-/// The ClusterExternalSecret an ExternalSecret belongs to, as ESO's ClusterExternalSecret
-/// controller tells its own: a controller owner reference to it, and the name it gives
-/// its ExternalSecrets (`spec.externalSecretName`, or the one in its status, which it
-/// deletes after a rename). `names` holds those names by ClusterExternalSecret; one
-/// missing from it is gone, and its ExternalSecrets with it (the garbage collector
-/// follows the owner reference). An ExternalSecret copied with the owner reference under
-/// another name is the user's own, as under ESO, which syncs it like any other.
-pub fn child_of(
-    object: &DynamicObject,
-    names: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-) -> Option<String> {
-    let ces = controlling_ces(object)?;
-    let name = object.metadata.name.as_deref().unwrap_or_default();
-    match names.get(ces) {
-        Some(given) if !given.contains(name) => None,
-        _ => Some(ces.to_owned()),
+/// What a ClusterExternalSecret tells of its ExternalSecrets: the names it gives them
+/// (`spec.externalSecretName`, or its own name, and `status.externalSecretName`, which ESO
+/// deletes after a rename) and the namespaces its status says it provisioned.
+#[derive(Debug, Default)]
+pub struct Given {
+    names: std::collections::BTreeSet<String>,
+    provisioned: std::collections::BTreeSet<String>,
+}
+
+impl Given {
+    fn of(ces: &DynamicObject) -> Self {
+        let own = ces.metadata.name.clone().unwrap_or_default();
+        let text = |v: &Value| v.as_str().filter(|n| !n.is_empty()).map(str::to_owned);
+        let spec = text(&ces.data["spec"]["externalSecretName"]).unwrap_or(own);
+        let status = text(&ces.data["status"]["externalSecretName"]);
+        let provisioned = ces.data["status"]["provisionedNamespaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(text)
+            .collect();
+        Given {
+            names: std::iter::once(spec).chain(status).collect(),
+            provisioned,
+        }
     }
 }
 
-/// The names a ClusterExternalSecret gives its ExternalSecrets: `spec.externalSecretName`
-/// (or its own name), and `status.externalSecretName`, which ESO deletes after a rename.
-fn given_names(ces: &DynamicObject) -> std::collections::BTreeSet<String> {
-    let own = ces.metadata.name.clone().unwrap_or_default();
-    let spec = ces.data["spec"]["externalSecretName"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .map_or(own, str::to_owned);
-    let status = ces.data["status"]["externalSecretName"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned);
-    std::iter::once(spec).chain(status).collect()
+/// Whether an ExternalSecret belongs to a ClusterExternalSecret, as ESO's
+/// ClusterExternalSecret controller tells its own.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Belonging {
+    /// Not a ClusterExternalSecret's: the user's own, synced like any other.
+    Own,
+    /// The named ClusterExternalSecret's: it keeps (creates, updates, deletes) it.
+    Child(String),
+    /// The named ClusterExternalSecret's if that one selects its namespace now.
+    IfSelected(String),
+}
+
+/// ESO's rule: an ExternalSecret is a ClusterExternalSecret's when its controller owner
+/// reference names it, it has the name it gives its ExternalSecrets (`given`, by
+/// ClusterExternalSecret), and it stands in a namespace the ClusterExternalSecret selects
+/// or provisioned (status), where ESO's controller updates or deletes it. One whose
+/// ClusterExternalSecret is gone is a child (the garbage collector follows its owner
+/// reference). Any other, a copy that kept the owner reference under another name or in
+/// another namespace, is the user's own, as under ESO, which syncs it like any other.
+pub fn belonging(
+    object: &DynamicObject,
+    given: &std::collections::BTreeMap<String, Given>,
+) -> Belonging {
+    let Some(ces) = controlling_ces(object) else {
+        return Belonging::Own;
+    };
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+    match given.get(ces) {
+        None => Belonging::Child(ces.to_owned()),
+        Some(g) if !g.names.contains(name) => Belonging::Own,
+        Some(g) if g.provisioned.contains(namespace) => Belonging::Child(ces.to_owned()),
+        Some(_) => Belonging::IfSelected(ces.to_owned()),
+    }
 }
 
 /// The name of the ClusterExternalSecret named by `object`'s controller owner reference.
@@ -110,42 +140,85 @@ pub fn resource(kind: &str) -> ApiResource {
 /// Reads the ESO manifests from the API server (`--from-cluster`): one LIST per kind, of
 /// `external-secrets.io/v1`. Returns them as if loaded from files, with the objects whose
 /// status courier writes. An ExternalSecret that a ClusterExternalSecret keeps (ESO's
-/// CES controller made it, or courier did in its place; see [`child_of`]) is no manifest
+/// CES controller made it, or courier did in its place; see [`belonging`]) is no manifest
 /// of its own: its ClusterExternalSecret plans its target. It is returned among the
-/// objects only.
+/// objects only. The namespaces are listed only when some ExternalSecret's belonging
+/// depends on their labels (rare: a copy that kept its owner reference).
 pub async fn manifests_from_cluster(
     client: &Client,
 ) -> Result<(Inputs, Vec<ClusterObject>, Vec<LoadError>), ClusterError> {
     let mut values = Vec::new();
     let mut objects = Vec::new();
     // ClusterExternalSecrets are listed before ExternalSecrets (ESO_RESOURCES' order).
-    let mut names = std::collections::BTreeMap::new();
+    let mut given = std::collections::BTreeMap::new();
+    let mut undecided = Vec::new();
     for (kind, _) in ESO_RESOURCES {
         for item in list_kind(client, kind, "--from-cluster").await? {
             let name = item.metadata.name.clone().unwrap_or_default();
-            let namespace = item.metadata.namespace.clone();
             if kind == "ClusterExternalSecret" {
-                names.insert(name.clone(), given_names(&item));
+                given.insert(name.clone(), Given::of(&item));
             }
-            let child_of = (kind == "ExternalSecret")
-                .then(|| child_of(&item, &names))
-                .flatten();
+            let child_of = match kind {
+                "ExternalSecret" => match belonging(&item, &given) {
+                    Belonging::Own => None,
+                    Belonging::Child(ces) => Some(ces),
+                    Belonging::IfSelected(ces) => {
+                        undecided.push((item, ces));
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             if child_of.is_none() {
                 values.push(as_value(kind, &item)?);
             }
-            objects.push(ClusterObject {
-                kind: kind.to_owned(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-                uid: item.metadata.uid.clone(),
-                status: item.data.get("status").cloned().unwrap_or(Value::Null),
-                object: std::sync::Arc::new(item),
-                child_of,
-            });
+            objects.push(listed(kind, item, child_of));
+        }
+    }
+    if !undecided.is_empty() {
+        let namespaces: std::collections::BTreeMap<String, crate::core::model::StringMap> =
+            Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| ClusterError::api("list namespaces", e))?
+                .items
+                .into_iter()
+                .map(|n| {
+                    let labels = n.metadata.labels.unwrap_or_default();
+                    (n.metadata.name.unwrap_or_default(), labels)
+                })
+                .collect();
+        for (item, ces) in undecided {
+            let namespace = item.metadata.namespace.clone().unwrap_or_default();
+            let selected = objects
+                .iter()
+                .find(|o| o.kind == "ClusterExternalSecret" && o.name == ces)
+                .zip(namespaces.get(&namespace))
+                .is_some_and(|(o, labels)| {
+                    crate::live::eso_objects::ces_selects(o, &namespace, labels)
+                });
+            let child_of = selected.then_some(ces);
+            if child_of.is_none() {
+                values.push(as_value("ExternalSecret", &item)?);
+            }
+            objects.push(listed("ExternalSecret", item, child_of));
         }
     }
     let (inputs, errors) = load_values(values);
     Ok((inputs, objects, errors))
+}
+
+/// An object as listed, with its current status.
+fn listed(kind: &str, item: DynamicObject, child_of: Option<String>) -> ClusterObject {
+    ClusterObject {
+        kind: kind.to_owned(),
+        namespace: item.metadata.namespace.clone(),
+        name: item.metadata.name.clone().unwrap_or_default(),
+        uid: item.metadata.uid.clone(),
+        status: item.data.get("status").cloned().unwrap_or(Value::Null),
+        object: std::sync::Arc::new(item),
+        child_of,
+    }
 }
 
 /// The stores of the cluster (ClusterSecretStores and SecretStores, one LIST each), as

@@ -81,6 +81,22 @@ fn selects(
         || spec.namespaces.iter().flatten().any(|n| n == name)
 }
 
+/// Whether the ClusterExternalSecret `ces` selects namespace `name` with `labels` (a
+/// selector that does not compile selects nothing).
+pub(crate) fn ces_selects(ces: &ClusterObject, name: &str, labels: &StringMap) -> bool {
+    let Some((spec, _)) = spec_of(ces) else {
+        return false;
+    };
+    let selectors: Vec<_> = spec
+        .namespace_selectors
+        .iter()
+        .flatten()
+        .chain(spec.namespace_selector.iter())
+        .filter_map(|s| s.compile().ok())
+        .collect();
+    selects(&spec, &selectors, name, labels)
+}
+
 /// ESO's ownership rule before planning: a ClusterExternalSecret does not provision a
 /// namespace where an ExternalSecret of its name exists that it does not control (a
 /// hand-written one, which is a manifest already, or another ClusterExternalSecret's,

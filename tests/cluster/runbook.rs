@@ -1634,7 +1634,6 @@ async fn a_copied_external_secret_keeping_the_owner_reference_is_neither_deleted
 /// So under courier, on the lean path and with ESO's objects kept, it is neither deleted
 /// nor left unplanned.
 #[tokio::test]
-#[ignore = "open: an ExternalSecret copied with its ClusterExternalSecret's name and owner reference into a namespace the CES never selected is deleted by apply --from-cluster (lean path: silently never planned); ESO syncs it"]
 async fn a_copy_of_the_external_secret_in_a_namespace_never_selected_is_neither_deleted_nor_ignored()
  {
     let (plane, client) = private_platform(&["app"]).await;
