@@ -266,3 +266,59 @@ fn as_value(kind: &str, item: &DynamicObject) -> Result<(Origin, Value), Cluster
     };
     Ok((origin, value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> DynamicObject {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn es(namespace: &str, name: &str, owner: &str) -> DynamicObject {
+        object(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": namespace, "ownerReferences": [{
+                "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+                "name": owner, "uid": "u", "controller": true
+            }]}
+        }))
+    }
+
+    #[test]
+    fn an_external_secret_is_a_cluster_external_secret_s_by_name_and_namespace() {
+        let ces = object(json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+            "metadata": {"name": "creds"},
+            "spec": {"externalSecretName": "shared"},
+            "status": {"externalSecretName": "old", "provisionedNamespaces": ["app"]}
+        }));
+        let given = [("creds".to_owned(), Given::of(&ces))].into();
+        let child = |ces: &str| Belonging::Child(ces.to_owned());
+        assert_eq!(
+            belonging(&es("app", "shared", "creds"), &given),
+            child("creds")
+        );
+        // Its name before a rename, which ESO deletes.
+        assert_eq!(
+            belonging(&es("app", "old", "creds"), &given),
+            child("creds")
+        );
+        // A copy under another name is the user's own.
+        assert_eq!(
+            belonging(&es("app", "copy", "creds"), &given),
+            Belonging::Own
+        );
+        // In a namespace it did not provision: its own if the CES selects it there.
+        assert_eq!(
+            belonging(&es("elsewhere", "shared", "creds"), &given),
+            Belonging::IfSelected("creds".to_owned())
+        );
+        // Its ClusterExternalSecret is gone: the garbage collector's.
+        assert_eq!(belonging(&es("app", "x", "gone"), &given), child("gone"));
+        let mut plain = es("app", "shared", "creds");
+        plain.metadata.owner_references = None;
+        assert_eq!(belonging(&plain, &given), Belonging::Own);
+    }
+}
