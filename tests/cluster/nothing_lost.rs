@@ -276,3 +276,83 @@ async fn a_target_of_another_instance_says_how_to_hand_it_over() {
         taken.stderr
     );
 }
+
+/// An ExternalSecret in `namespace` writing `target` from the platform's `shared` source.
+fn external_secret(platform: &Platform, namespace: &str, name: &str, target: &str) -> String {
+    format!(
+        "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n  target: {{name: {target}}}\n  dataFrom:\n  - extract: {{key: shared}}\n",
+        id = platform.id
+    )
+}
+
+#[tokio::test]
+#[ignore = "open: a second ExternalSecret naming an existing target fails alone, and the first one's target is deleted"]
+async fn a_second_manifest_writing_the_same_target_keeps_it() {
+    let platform = Platform::new("twice").await;
+    let instance = format!("twice-{}", platform.id);
+    let app = platform.target("twice-app", false).await;
+    let path = platform.manifests.path().join("manifests.yaml");
+    let first = platform.store() + &external_secret(&platform, &app.name, "db", "db-creds");
+    std::fs::write(&path, &first).unwrap();
+    let created = platform.apply(&instance, &[]);
+    assert!(created.has("apply: 1 created"), "{}", created.stderr);
+
+    // A copy-paste: a second ExternalSecret in the namespace names the same target. ESO
+    // fails the second (the Secret is owned by the first) and keeps the Secret.
+    let doubled = first + &external_secret(&platform, &app.name, "db-copy", "db-creds");
+    std::fs::write(&path, &doubled).unwrap();
+    let outcome = platform.apply(&instance, &[]);
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        outcome.has("the same Secret is written by"),
+        "{}",
+        outcome.stderr
+    );
+    platform
+        .assert_value_because(
+            &app.name,
+            "db-creds",
+            "password",
+            Some("first-value"),
+            &outcome.stderr,
+        )
+        .await;
+}
+
+#[tokio::test]
+#[ignore = "open: a store remoteNamespace typo reads as every source gone, so deletionPolicy Delete deletes the targets ESO keeps (403)"]
+async fn a_store_whose_remote_namespace_is_mistyped_deletes_nothing() {
+    let platform = Platform::new("nstypo").await;
+    let instance = format!("nstypo-{}", platform.id);
+    let app = platform.target("nstypo-app", false).await;
+    let path = platform.manifests.path().join("manifests.yaml");
+    let es = format!(
+        "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: db, namespace: {ns}}}\nspec:\n  secretStoreRef: {{kind: ClusterSecretStore, name: store-{id}}}\n  target: {{name: db-creds, deletionPolicy: Delete}}\n  dataFrom:\n  - extract: {{key: shared}}\n",
+        ns = app.name,
+        id = platform.id
+    );
+    std::fs::write(&path, platform.store() + &es).unwrap();
+    let created = platform.apply(&instance, &[]);
+    assert!(created.has("apply: 1 created"), "{}", created.stderr);
+
+    // The store's remoteNamespace edited with a typo: the reader's Role is in the real
+    // namespace, so ESO's read is refused (403, not NoSecretError) and ESO keeps the
+    // target whatever its deletionPolicy.
+    let typo = platform.store().replace(
+        &format!("remoteNamespace: {}", platform.central.name),
+        &format!("remoteNamespace: {}x", platform.central.name),
+    );
+    assert_ne!(typo, platform.store());
+    std::fs::write(&path, typo + &es).unwrap();
+    let outcome = platform.apply(&instance, &[]);
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    platform
+        .assert_value_because(
+            &app.name,
+            "db-creds",
+            "password",
+            Some("first-value"),
+            &outcome.stderr,
+        )
+        .await;
+}
