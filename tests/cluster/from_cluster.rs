@@ -180,3 +180,63 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
         .unwrap();
     assert_eq!(events_after.items.len(), events.items.len());
 }
+
+#[tokio::test]
+#[ignore = "open: a tenant's ExternalSecret naming a ClusterExternalSecret's target makes courier delete that target"]
+async fn a_tenant_external_secret_naming_a_platform_target_does_not_delete_it() {
+    let platform = Platform::new("fcdup").await;
+    install_eso_crds(&platform.client).await;
+    let a = platform.target("fcdup-a", true).await;
+    let b = platform.target("fcdup-b", true).await;
+    let text = std::fs::read_to_string(platform.manifests.path().join("manifests.yaml")).unwrap();
+    for document in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {
+        let kind = document["kind"].as_str().unwrap().to_owned();
+        let plural = if kind == "ClusterSecretStore" {
+            "clustersecretstores"
+        } else {
+            "clusterexternalsecrets"
+        };
+        let object: DynamicObject = serde_json::from_value(document).unwrap();
+        Api::<DynamicObject>::all_with(platform.client.clone(), &eso(&kind, plural))
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    let instance = format!("fcdup-{}", platform.id);
+    let (code, stderr) = apply_from_cluster(&instance);
+    assert_eq!(code, 0, "{stderr}");
+    platform
+        .assert_value(&a.name, "creds", "password", Some("first-value"))
+        .await;
+
+    // A tenant of namespace a, who may write ExternalSecrets there, writes one whose
+    // target is the platform's `creds`. ESO fails the tenant's (the Secret is owned by
+    // the ClusterExternalSecret's ExternalSecret) and keeps the Secret.
+    let mine: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "mine", "namespace": a.name},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": format!("store-{}", platform.id)},
+            "target": {"name": "creds"},
+            "dataFrom": [{"extract": {"key": "shared"}}]
+        }
+    }))
+    .unwrap();
+    Api::<DynamicObject>::namespaced_with(
+        platform.client.clone(),
+        &a.name,
+        &eso("ExternalSecret", "externalsecrets"),
+    )
+    .create(&PostParams::default(), &mine)
+    .await
+    .unwrap();
+    let (code, stderr) = apply_from_cluster(&instance);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the same Secret is written by"), "{stderr}");
+    platform
+        .assert_value_because(&b.name, "creds", "password", Some("first-value"), &stderr)
+        .await;
+    platform
+        .assert_value_because(&a.name, "creds", "password", Some("first-value"), &stderr)
+        .await;
+}
