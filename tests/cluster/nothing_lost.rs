@@ -356,3 +356,44 @@ async fn a_store_whose_remote_namespace_is_mistyped_deletes_nothing() {
         )
         .await;
 }
+
+#[tokio::test]
+#[ignore = "open: a cluster-selector typo that picks no cluster removes the manifest's targets (a namespace-selector typo keeps them)"]
+async fn a_cluster_selector_typo_prunes_nothing_and_says_why() {
+    let platform = Platform::new("clsel").await;
+    let instance = format!("clsel-{}", platform.id);
+    let a = platform.target("clsel-a", true).await;
+    let b = platform.target("clsel-b", true).await;
+    let ces = format!(
+        "kind: ClusterExternalSecret\nmetadata: {{name: creds-{}}}",
+        platform.id
+    );
+    let selected = |selector: &str| {
+        manifests_text(&platform).replace(
+            &ces,
+            &format!(
+                "kind: ClusterExternalSecret\nmetadata:\n  name: creds-{}\n  annotations: {{courier.dev/cluster-selector: \"courier.dev/cluster-name in ({selector})\"}}",
+                platform.id
+            ),
+        )
+    };
+    let (code, _, stderr) = courier_piped(
+        &["apply", "-", "--instance", &instance],
+        &selected("in-cluster"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("apply: 2 created"), "{stderr}");
+    let before = targets_of(&platform, &instance).await;
+    assert_eq!(before.len(), 2);
+
+    // The cluster's name mistyped in the selector: the manifest picks no cluster at all,
+    // as a mistyped namespace label selects no namespace; its targets should stay.
+    let (code, _, stderr) = courier_piped(
+        &["apply", "-", "--instance", &instance],
+        &selected("in-clustr"),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("0 deleted"), "{stderr}");
+    assert_eq!(targets_of(&platform, &instance).await, before, "{stderr}");
+    drop((a, b));
+}
