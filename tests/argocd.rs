@@ -610,3 +610,65 @@ fn yaml_that_is_not_kubernetes_objects_is_skipped_as_argo_cd_skips_it() {
         "{stderr}"
     );
 }
+
+#[test]
+#[ignore = "open: a ClusterExternalSecret whose selector stops matching drops its Secrets from the output, so Argo CD prunes them (apply keeps them)"]
+fn a_selector_typo_in_the_platform_app_fails_instead_of_dropping_its_secrets() {
+    let generate = command_of(&plugin()["spec"]["generate"]);
+    let dir = app(&[
+        (
+            "cluster-external-secrets.yaml",
+            "examples/platform/cluster-external-secrets.yaml",
+        ),
+        ("namespaces.yaml", "examples/platform/namespaces.yaml"),
+        (
+            "central.yaml",
+            "examples/platform/central-secret-store.yaml",
+        ),
+        ("store.yaml", "examples/platform/cluster-secret-store.yaml"),
+    ]);
+    // The platform app has no destination namespace: it may hold ClusterExternalSecrets.
+    let env: Vec<(&str, &str)> = FILES_ENV
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "ARGOCD_APP_NAMESPACE")
+        .collect();
+    let secrets = |output: &Output| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| *l == "kind: Secret")
+            .count()
+    };
+    let before = run(&generate, dir.path(), &env);
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    assert_eq!(secrets(&before), 17);
+
+    // One label mistyped in one ClusterExternalSecret's selector: it selects no namespace.
+    // `apply` keeps its targets and fails naming it; here its Secrets leave the output, and
+    // Argo CD prunes what the output no longer holds.
+    let path = dir.path().join("cluster-external-secrets.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let typo = text.replacen(
+        "secrets/gh-docker-registry: \"true\"",
+        "secrets/gh-docker-regsitry: \"true\"",
+        1,
+    );
+    assert_ne!(typo, text);
+    std::fs::write(&path, typo).unwrap();
+    let after = run(&generate, dir.path(), &env);
+    assert!(
+        !after.status.success(),
+        "exit 0 with {} of 17 Secrets: {}",
+        secrets(&after),
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&after.stderr).contains("selects no namespace"),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+}
