@@ -434,3 +434,53 @@ async fn an_external_secret_with_a_core_api_version_is_an_error_not_a_removal() 
         )
         .await;
 }
+
+#[tokio::test]
+#[ignore = "open: a target renamed onto a Secret courier may not write deletes the old target though the new one is refused"]
+async fn a_target_renamed_onto_a_taken_name_keeps_the_old_target() {
+    let platform = Platform::new("retarget").await;
+    let instance = format!("retarget-{}", platform.id);
+    let app = platform.target("retarget-app", false).await;
+    let path = platform.manifests.path().join("manifests.yaml");
+    std::fs::write(
+        &path,
+        platform.store() + &external_secret(&platform, &app.name, "db", "db-creds"),
+    )
+    .unwrap();
+    let created = platform.apply(&instance, &[]);
+    assert!(created.has("apply: 1 created"), "{}", created.stderr);
+
+    // Someone already keeps a Secret `db-secret` there by hand; the manifest's target is
+    // renamed onto it. courier refuses to take it over: the manifest fails this reconcile,
+    // and a manifest that fails keeps its existing targets.
+    let hand: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db-secret"}, "stringData": {"other": "x"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(platform.client.clone(), &app.name)
+        .create(&Default::default(), &hand)
+        .await
+        .unwrap();
+    std::fs::write(
+        &path,
+        platform.store() + &external_secret(&platform, &app.name, "db", "db-secret"),
+    )
+    .unwrap();
+    let outcome = platform.apply(&instance, &[]);
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert_eq!(
+        platform.value(&app.name, "db-secret", "password").await,
+        None,
+        "not taken over: {}",
+        outcome.stderr
+    );
+    platform
+        .assert_value_because(
+            &app.name,
+            "db-creds",
+            "password",
+            Some("first-value"),
+            &outcome.stderr,
+        )
+        .await;
+}
