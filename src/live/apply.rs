@@ -253,6 +253,14 @@ pub async fn decide<'p>(
         existing.instance.as_deref() == Some(instance) && existing.hub.as_deref() == hub
     };
     let failing_owners: BTreeSet<&str> = plan.errors.iter().map(|e| e.object.as_str()).collect();
+    // A target an error names is kept, whoever made it: what it should hold is not known
+    // (two manifests write it, say, and the one that made it has no error of its own).
+    let failing_targets: BTreeSet<(&str, &str)> = plan
+        .errors
+        .iter()
+        .flat_map(|e| e.targets.iter())
+        .filter_map(|t| t.split_once('/'))
+        .collect();
     let desired: BTreeSet<(&str, &str)> = plan
         .secrets
         .iter()
@@ -395,6 +403,7 @@ pub async fn decide<'p>(
         if !ours(existing)
             || owner_failing
             || desired.contains(&(namespace.as_str(), name.as_str()))
+            || failing_targets.contains(&(namespace.as_str(), name.as_str()))
             || snapshot.world.terminating.contains(namespace)
         {
             continue;
@@ -418,10 +427,12 @@ pub async fn decide<'p>(
             let Some((namespace, name)) = target.split_once('/') else {
                 continue;
             };
+            // Only what the failing manifest made itself: a target of that name another
+            // manifest made (and may still want) is not its to delete.
             let Some(existing) = snapshot
                 .managed
                 .get(&(namespace.to_owned(), name.to_owned()))
-                .filter(|e| ours(e))
+                .filter(|e| ours(e) && e.origin.as_deref() == Some(error.object.as_str()))
             else {
                 continue;
             };

@@ -182,7 +182,6 @@ async fn manifests_come_from_the_cluster_and_get_eso_status_and_events() {
 }
 
 #[tokio::test]
-#[ignore = "open: a tenant's ExternalSecret naming a ClusterExternalSecret's target makes courier delete that target"]
 async fn a_tenant_external_secret_naming_a_platform_target_does_not_delete_it() {
     let platform = Platform::new("fcdup").await;
     install_eso_crds(&platform.client).await;

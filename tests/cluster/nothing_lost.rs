@@ -286,7 +286,6 @@ fn external_secret(platform: &Platform, namespace: &str, name: &str, target: &st
 }
 
 #[tokio::test]
-#[ignore = "open: a second ExternalSecret naming an existing target fails alone, and the first one's target is deleted"]
 async fn a_second_manifest_writing_the_same_target_keeps_it() {
     let platform = Platform::new("twice").await;
     let instance = format!("twice-{}", platform.id);
@@ -486,7 +485,6 @@ async fn a_target_renamed_onto_a_taken_name_keeps_the_old_target() {
 }
 
 #[tokio::test]
-#[ignore = "open: deletionPolicy Delete of a failing ExternalSecret deletes a target another manifest owns and wants"]
 async fn a_missing_source_deletes_only_the_failing_manifests_own_targets() {
     let platform = Platform::new("delother").await;
     let instance = format!("delother-{}", platform.id);
