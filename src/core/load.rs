@@ -763,6 +763,14 @@ fn check_eso_api_version(kind: &str, api_version: &str, group: &str) -> Result<(
                 "apiVersion {api_version:?} has no version\nhint: write apiVersion: {ESO_GROUP}/v1; {versions}"
             ));
         }
+        // The core group (`v1`) has no such kind: the group was lost (a Secret's header
+        // copied over, say). Passed through, the object would be no manifest, and its
+        // targets would be pruned by `apply`.
+        if eso_kind {
+            return Err(format!(
+                "apiVersion {api_version:?} is the core API group, which has no {kind}\nhint: write apiVersion: {ESO_GROUP}/v1; {versions}"
+            ));
+        }
         return Ok(());
     }
     if group != ESO_GROUP

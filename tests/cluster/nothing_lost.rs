@@ -398,7 +398,6 @@ async fn a_cluster_selector_typo_prunes_nothing_and_says_why() {
 }
 
 #[tokio::test]
-#[ignore = "open: an ExternalSecret whose apiVersion lost its group (apiVersion: v1) is skipped silently and its target deleted"]
 async fn an_external_secret_with_a_core_api_version_is_an_error_not_a_removal() {
     let platform = Platform::new("corev1").await;
     let instance = format!("corev1-{}", platform.id);
