@@ -6,6 +6,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 
 use crate::core::load::{ESO_GROUP, Inputs, LoadError, Origin, load_values, object_display};
+use crate::core::model::{ClusterExternalSecretSpec, StringMap};
 use crate::live::cluster::ClusterError;
 
 /// An ESO object as read from the cluster, with the status it has now: a store, a
@@ -176,7 +177,7 @@ pub async fn manifests_from_cluster(
         }
     }
     if !undecided.is_empty() {
-        let namespaces: std::collections::BTreeMap<String, crate::core::model::StringMap> =
+        let namespaces: std::collections::BTreeMap<String, StringMap> =
             Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
                 .list(&ListParams::default())
                 .await
@@ -194,9 +195,7 @@ pub async fn manifests_from_cluster(
                 .iter()
                 .find(|o| o.kind == "ClusterExternalSecret" && o.name == ces)
                 .zip(namespaces.get(&namespace))
-                .is_some_and(|(o, labels)| {
-                    crate::live::eso_objects::ces_selects(o, &namespace, labels)
-                });
+                .is_some_and(|(o, labels)| ces_selects(o, &namespace, labels));
             let child_of = selected.then_some(ces);
             if child_of.is_none() {
                 values.push(as_value("ExternalSecret", &item)?);
@@ -219,6 +218,47 @@ fn listed(kind: &str, item: DynamicObject, child_of: Option<String>) -> ClusterO
         object: std::sync::Arc::new(item),
         child_of,
     }
+}
+
+/// A ClusterExternalSecret's `spec`, typed, and the ExternalSecret name it gives.
+pub(crate) fn spec_of(object: &ClusterObject) -> Option<(ClusterExternalSecretSpec, String)> {
+    let spec: ClusterExternalSecretSpec =
+        serde_json::from_value(object.object.data.get("spec")?.clone()).ok()?;
+    let name = spec
+        .external_secret_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| object.name.clone());
+    Some((spec, name))
+}
+
+/// Whether `spec` selects namespace `name` with `labels` (its `selectors`, compiled once
+/// per ClusterExternalSecret, ORed, then `namespaces`); a selector that does not compile
+/// selects nothing.
+pub(crate) fn selects(
+    spec: &ClusterExternalSecretSpec,
+    selectors: &[crate::core::select::Selector],
+    name: &str,
+    labels: &StringMap,
+) -> bool {
+    selectors.iter().any(|s| s.matches(labels))
+        || spec.namespaces.iter().flatten().any(|n| n == name)
+}
+
+/// Whether the ClusterExternalSecret `ces` selects namespace `name` with `labels` (a
+/// selector that does not compile selects nothing).
+pub(crate) fn ces_selects(ces: &ClusterObject, name: &str, labels: &StringMap) -> bool {
+    let Some((spec, _)) = spec_of(ces) else {
+        return false;
+    };
+    let selectors: Vec<_> = spec
+        .namespace_selectors
+        .iter()
+        .flatten()
+        .chain(spec.namespace_selector.iter())
+        .filter_map(|s| s.compile().ok())
+        .collect();
+    selects(&spec, &selectors, name, labels)
 }
 
 /// The stores of the cluster (ClusterSecretStores and SecretStores, one LIST each), as

@@ -25,9 +25,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use serde_json::{Value, json};
 
 use crate::core::load::{ControlledExternalSecret, ESO_GROUP, Manifests};
-use crate::core::model::{ClusterExternalSecretSpec, StringMap};
+use crate::core::model::StringMap;
 use crate::live::cluster::ClusterError;
-use crate::live::eso::{ClusterObject, resource};
+use crate::live::eso::{ClusterObject, resource, selects, spec_of};
 
 /// ESO's reason for a namespace whose ExternalSecret of that name another owner has.
 pub const ALREADY_EXISTS: &str = "external secret already exists in namespace";
@@ -54,47 +54,6 @@ pub struct Children {
     pub updated: usize,
     /// See `created`.
     pub deleted: usize,
-}
-
-/// A ClusterExternalSecret's `spec`, typed, and the ExternalSecret name it gives.
-fn spec_of(object: &ClusterObject) -> Option<(ClusterExternalSecretSpec, String)> {
-    let spec: ClusterExternalSecretSpec =
-        serde_json::from_value(object.object.data.get("spec")?.clone()).ok()?;
-    let name = spec
-        .external_secret_name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| object.name.clone());
-    Some((spec, name))
-}
-
-/// Whether `spec` selects namespace `name` with `labels` (its `selectors`, compiled once
-/// per ClusterExternalSecret, ORed, then `namespaces`); a selector that does not compile
-/// selects nothing.
-fn selects(
-    spec: &ClusterExternalSecretSpec,
-    selectors: &[crate::core::select::Selector],
-    name: &str,
-    labels: &StringMap,
-) -> bool {
-    selectors.iter().any(|s| s.matches(labels))
-        || spec.namespaces.iter().flatten().any(|n| n == name)
-}
-
-/// Whether the ClusterExternalSecret `ces` selects namespace `name` with `labels` (a
-/// selector that does not compile selects nothing).
-pub(crate) fn ces_selects(ces: &ClusterObject, name: &str, labels: &StringMap) -> bool {
-    let Some((spec, _)) = spec_of(ces) else {
-        return false;
-    };
-    let selectors: Vec<_> = spec
-        .namespace_selectors
-        .iter()
-        .flatten()
-        .chain(spec.namespace_selector.iter())
-        .filter_map(|s| s.compile().ok())
-        .collect();
-    selects(&spec, &selectors, name, labels)
 }
 
 /// ESO's ownership rule before planning: a ClusterExternalSecret does not provision a
