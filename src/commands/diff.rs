@@ -88,9 +88,6 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
                 Ok(plan) => plan,
                 Err(e) => return Ok(failed([e.to_string()], "nothing was compared")),
             };
-        for warning in &fleet_plan.warnings {
-            tracing::warn!("{warning}");
-        }
         let mut text = String::new();
         let mut drift = diff::Drift::default();
         let mut errors: Vec<String> = fleet_plan
@@ -137,7 +134,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
                 .plan
                 .errors
                 .iter()
-                .filter(|e| !refused.contains(e.object.as_str()) || told.insert(e.to_string()))
+                .filter(|e| {
+                    let everywhere = refused.contains(e.object.as_str())
+                        || fleet_plan.picks_no_cluster.contains(&e.object);
+                    !everywhere || told.insert(e.to_string())
+                })
                 .cloned()
                 .collect();
             errors.extend(

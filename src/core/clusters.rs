@@ -100,8 +100,12 @@ pub fn any_cluster_selector(manifests: &Manifests) -> bool {
 }
 
 /// Manifests whose cluster selector picks none of `members`, as `Kind/name` with the
-/// selector: a typo in a label would otherwise deliver nothing without a word.
-pub fn selecting_nothing(manifests: &Manifests, members: &[Member]) -> Vec<(String, String)> {
+/// selector and the manifest's origin: a typo in a label would otherwise deliver nothing
+/// without a word (and, in live mode, remove what it delivered).
+pub fn selecting_nothing(
+    manifests: &Manifests,
+    members: &[Member],
+) -> Vec<(String, String, crate::core::load::Origin)> {
     let annotated = manifests
         .cluster_external_secrets
         .iter()
@@ -109,6 +113,7 @@ pub fn selecting_nothing(manifests: &Manifests, members: &[Member]) -> Vec<(Stri
             (
                 format!("ClusterExternalSecret/{}", c.object.metadata.name),
                 &c.object.metadata.annotations,
+                &c.origin,
             )
         })
         .chain(manifests.external_secrets.iter().map(|e| {
@@ -120,13 +125,14 @@ pub fn selecting_nothing(manifests: &Manifests, members: &[Member]) -> Vec<(Stri
                     meta.name
                 ),
                 &meta.annotations,
+                &e.origin,
             )
         }));
     annotated
-        .filter_map(|(display, annotations)| {
+        .filter_map(|(display, annotations, origin)| {
             let selector = annotations.get(CLUSTER_SELECTOR_ANNOTATION)?;
             let picks_one = members.iter().any(|m| selects(annotations, m));
-            (!picks_one).then(|| (display, selector.clone()))
+            (!picks_one).then(|| (display, selector.clone(), origin.clone()))
         })
         .collect()
 }
@@ -310,8 +316,12 @@ spec:
         assert_eq!(names(&manifests_for(&manifests, &dev)), ["by-name"]);
         assert!(any_cluster_selector(&manifests));
         assert!(selecting_nothing(&manifests, &[home.clone(), prod.clone(), dev]).is_empty());
+        let nothing: Vec<(String, String)> = selecting_nothing(&manifests, &[home, prod])
+            .into_iter()
+            .map(|(object, selector, _)| (object, selector))
+            .collect();
         assert_eq!(
-            selecting_nothing(&manifests, &[home, prod]),
+            nothing,
             [(
                 "ExternalSecret/team-a/by-name".to_owned(),
                 "courier.dev/cluster-name=member-b".to_owned()

@@ -105,8 +105,9 @@ pub struct FleetPlan {
     pub clusters: Vec<ClusterPlan>,
     /// The clusters that did not.
     pub failures: Vec<ClusterFailure>,
-    /// Manifests whose cluster selector picks no cluster.
-    pub warnings: Vec<String>,
+    /// Manifests whose cluster selector picks no cluster: an error of theirs in every
+    /// cluster's plan (each keeps their targets), told once.
+    pub picks_no_cluster: std::collections::BTreeSet<String>,
 }
 
 /// Reads the sources once from the hub and plans every cluster: the hub's namespaces and
@@ -136,16 +137,28 @@ pub async fn plan_fleet(
     let mut failures = inventory.failures;
     let manifest_names = crate::live::prune::manifest_names(manifests);
     let known: Vec<Member> = inventory.members.iter().map(|m| m.member.clone()).collect();
-    let warnings = clusters::selecting_nothing(manifests, &known)
+    // A cluster selector that picks no cluster is a mistake (a typo in a name or label),
+    // as a namespace selector that selects nothing is: the manifest's error, in every
+    // cluster's plan, so each cluster keeps its targets (see `apply::decide`).
+    let names: Vec<&str> = known.iter().map(|m| m.name.as_str()).collect();
+    let picks_none: Vec<PlanError> = clusters::selecting_nothing(manifests, &known)
         .into_iter()
-        .map(|(object, selector)| {
-            let names: Vec<&str> = known.iter().map(|m| m.name.as_str()).collect();
-            format!(
-                "{object}: cluster selector {selector:?} picks none of the clusters ({}); nothing is written for it",
+        .map(|(object, selector, origin)| PlanError {
+            origin,
+            object,
+            targets: Vec::new(),
+            key: Some(format!(
+                "metadata.annotations[{}]",
+                crate::core::labels::CLUSTER_SELECTOR_ANNOTATION
+            )),
+            message: format!(
+                "the cluster selector {selector:?} picks none of the clusters ({}); nothing is written for it, and its targets are kept as they are\nhint: check the selector against the clusters' names and labels; to remove its targets, remove the manifest",
                 names.join(", ")
-            )
+            ),
+            source_missing: None,
         })
         .collect();
+    let picks_no_cluster = picks_none.iter().map(|e| e.object.clone()).collect();
 
     // Members answer concurrently; one that does not fails alone.
     let reads = inventory.members.into_iter().map(|member| async {
@@ -202,6 +215,7 @@ pub async fn plan_fleet(
         let mut snapshot = snapshot;
         let plan = with_namespaces(&mut hub_snapshot.world, snapshot.as_mut(), |world| {
             let mut plan = plan::plan(&selected, world, &crate::providers::Registry);
+            plan.errors.extend(picks_none.iter().cloned());
             if !member.member.is_home() {
                 missing_namespaces(&mut plan, world, &selected, &member.member.name);
             }
@@ -269,7 +283,7 @@ pub async fn plan_fleet(
     Ok(FleetPlan {
         clusters,
         failures,
-        warnings,
+        picks_no_cluster,
     })
 }
 
@@ -422,10 +436,13 @@ pub async fn reconcile_once(
         });
         let prefix = (multi && !cluster.member.member.is_home()).then_some(name.as_str());
         let mut cluster_plan = cluster.plan;
-        // A refused object fails in every cluster (each keeps its targets); it is told once.
-        cluster_plan
-            .errors
-            .retain(|e| !refused.contains(e.object.as_str()) || told.insert(e.to_string()));
+        // A refused object, or one whose cluster selector picks no cluster, fails in every
+        // cluster (each keeps its targets); it is told once.
+        cluster_plan.errors.retain(|e| {
+            let everywhere = refused.contains(e.object.as_str())
+                || fleet_plan.picks_no_cluster.contains(&e.object);
+            !everywhere || told.insert(e.to_string())
+        });
         merge_plan(&mut plan, cluster_plan, prefix);
         merge_report(&mut report, cluster_report, prefix);
         if cluster.member.member.is_home() {
@@ -485,11 +502,7 @@ pub async fn reconcile_once(
         status_errors,
         clusters,
         failures: fleet_plan.failures,
-        warnings: fleet_plan
-            .warnings
-            .into_iter()
-            .chain(report_warnings)
-            .collect(),
+        warnings: report_warnings,
         reached,
         eso_objects,
         readiness,

@@ -227,11 +227,12 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
     ];
 
     // Without an inventory only the hub is a cluster, with no labels but its name: a
-    // manifest whose selector does not pick it writes nothing, and says so.
+    // manifest whose selector does not pick it writes nothing, and fails, naming it (a
+    // selector that picks no cluster is a mistake; its targets are kept).
     let (code, _, stderr) = courier("apply", &path, &kubeconfig, &["--instance", &instance]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains(&format!("ClusterExternalSecret/prod-{id}: cluster selector \"env in (prod,staging)\" picks none of the clusters (in-cluster)")),
+        stderr.contains(&format!("ClusterExternalSecret/prod-{id}: metadata.annotations[courier.dev/cluster-selector]: the cluster selector \"env in (prod,staging)\" picks none of the clusters (in-cluster)")),
         "{stderr}"
     );
     assert!(
@@ -582,7 +583,9 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
     );
 
     // kubeconfig contexts as the inventory: every context but the hub's own is a member,
-    // named after it. The same targets, written from the same hub, are a no-op.
+    // named after it. The same targets, written from the same hub, are a no-op. A context
+    // has no labels, so the manifest selecting by `env` picks no cluster: its error, and
+    // its targets are kept.
     let contexts = tempfile::tempdir().unwrap();
     let combined = contexts.path().join("kubeconfig");
     write_kubeconfig(&combined, control_plane(), "member-b", &b);
@@ -592,7 +595,12 @@ async fn clusters_are_chosen_by_labels_fail_alone_and_the_first_writer_owns_a_ta
         combined.to_str().unwrap(),
         &["--instance", &instance, "--all-contexts"],
     );
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("picks none of the clusters (in-cluster, member-b)")
+            && stderr.contains("0 deleted"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("apply: cluster member-b: 0 created, 0 updated, 2 unchanged"),
         "{stderr}"

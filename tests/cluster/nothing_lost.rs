@@ -357,7 +357,6 @@ async fn a_store_whose_remote_namespace_is_mistyped_deletes_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "open: a cluster-selector typo that picks no cluster removes the manifest's targets (a namespace-selector typo keeps them)"]
 async fn a_cluster_selector_typo_prunes_nothing_and_says_why() {
     let platform = Platform::new("clsel").await;
     let instance = format!("clsel-{}", platform.id);
