@@ -498,121 +498,176 @@ pub async fn reconcile(
         );
         bar
     });
-    let results: Vec<(String, Result<Done, String>)> = futures::stream::iter(actions)
-        .map(|action| async move {
-            match action {
-                Action::Apply {
-                    secret,
-                    create: true,
-                } => {
-                    let target = format!("{}/{}", secret.namespace, secret.name);
-                    let result = match create_one(client, secret, options).await {
-                        Err(e) if e.is_status(409) => Err(taken_by(client, secret).await),
-                        created => created
-                            .map(|()| Done::Created)
-                            .map_err(|e| scrubbed(secret, &e)),
-                    };
-                    remember(options, secret, &result);
-                    (target, result)
-                }
-                Action::Apply {
-                    secret,
-                    create: false,
-                } => {
-                    let target = format!("{}/{}", secret.namespace, secret.name);
-                    let result = async {
-                        let existing = snapshot
-                            .managed
-                            .get(&(secret.namespace.clone(), secret.name.clone()));
-                        let mut manifest = written_manifest(secret, options);
-                        if existing.is_some_and(|e| held_as_adopted(e, secret, options)) {
-                            manifest = as_adopted(manifest, secret);
-                        }
-                        if existing.is_some_and(|e| leaves_out_a_field(e, &manifest)) {
-                            take_over_created_fields(
-                                client,
-                                &secret.namespace,
-                                &secret.name,
-                                existing,
-                                options.dry_run,
-                            )
-                            .await?;
-                        }
-                        apply_one(client, secret, manifest, options).await
+    // Writes first, removals after: an owner whose write failed keeps its other targets
+    // this run (a target renamed onto a name courier may not take keeps the old one).
+    let run = |action| async move {
+        match action {
+            Action::Apply {
+                secret,
+                create: true,
+            } => {
+                let target = format!("{}/{}", secret.namespace, secret.name);
+                let result = match create_one(client, secret, options).await {
+                    Err(e) if e.is_status(409) => Err(taken_by(client, secret).await),
+                    created => created
+                        .map(|()| Done::Created)
+                        .map_err(|e| scrubbed(secret, &e)),
+                };
+                remember(options, secret, &result);
+                (target, result)
+            }
+            Action::Apply {
+                secret,
+                create: false,
+            } => {
+                let target = format!("{}/{}", secret.namespace, secret.name);
+                let result = async {
+                    let existing = snapshot
+                        .managed
+                        .get(&(secret.namespace.clone(), secret.name.clone()));
+                    let mut manifest = written_manifest(secret, options);
+                    if existing.is_some_and(|e| held_as_adopted(e, secret, options)) {
+                        manifest = as_adopted(manifest, secret);
                     }
-                    .await;
-                    let result = result
-                        .map(|()| Done::Updated)
-                        .map_err(|e| scrubbed(secret, &e));
-                    remember(options, secret, &result);
-                    (target, result)
-                }
-                Action::Adopt { secret, existing } => {
-                    let target = format!("{}/{}", secret.namespace, secret.name);
-                    let result = async {
-                        if existing.eso_owner.is_none() {
-                            // --adopt-existing-targets: nothing of ESO's to take off.
-                            let manifest = as_adopted(written_manifest(secret, options), secret);
-                            return apply_one(client, secret, manifest, options).await;
-                        }
-                        super::adopt::release_from_eso(
+                    if existing.is_some_and(|e| leaves_out_a_field(e, &manifest)) {
+                        take_over_created_fields(
                             client,
                             &secret.namespace,
                             &secret.name,
-                            &existing,
+                            existing,
                             options.dry_run,
                         )
                         .await?;
-                        apply_one(client, secret, written_manifest(secret, options), options).await
                     }
-                    .await;
-                    let result = result
-                        .map(|()| Done::Adopted)
-                        .map_err(|e| scrubbed(secret, &e));
-                    remember(options, secret, &result);
-                    (target, result)
+                    apply_one(client, secret, manifest, options).await
                 }
-                Action::Release { namespace, name } => {
-                    let result = async {
-                        take_over_created_fields(
-                            client,
-                            &namespace,
-                            &name,
-                            snapshot.managed.get(&(namespace.clone(), name.clone())),
-                            options.dry_run,
-                        )
-                        .await?;
-                        release_one(client, &namespace, &name, options.dry_run).await
-                    }
-                    .await;
-                    (
-                        format!("{namespace}/{name}"),
-                        result.map(|()| Done::Released).map_err(|e| e.to_string()),
-                    )
-                }
-                Action::Delete {
-                    namespace,
-                    name,
-                    resource_version,
-                } => {
-                    let result =
-                        delete_one(client, &namespace, &name, resource_version, options.dry_run)
-                            .await;
-                    (
-                        format!("{namespace}/{name}"),
-                        result.map(|()| Done::Deleted).map_err(|e| e.to_string()),
-                    )
-                }
+                .await;
+                let result = result
+                    .map(|()| Done::Updated)
+                    .map_err(|e| scrubbed(secret, &e));
+                remember(options, secret, &result);
+                (target, result)
             }
+            Action::Adopt { secret, existing } => {
+                let target = format!("{}/{}", secret.namespace, secret.name);
+                let result = async {
+                    if existing.eso_owner.is_none() {
+                        // --adopt-existing-targets: nothing of ESO's to take off.
+                        let manifest = as_adopted(written_manifest(secret, options), secret);
+                        return apply_one(client, secret, manifest, options).await;
+                    }
+                    super::adopt::release_from_eso(
+                        client,
+                        &secret.namespace,
+                        &secret.name,
+                        &existing,
+                        options.dry_run,
+                    )
+                    .await?;
+                    apply_one(client, secret, written_manifest(secret, options), options).await
+                }
+                .await;
+                let result = result
+                    .map(|()| Done::Adopted)
+                    .map_err(|e| scrubbed(secret, &e));
+                remember(options, secret, &result);
+                (target, result)
+            }
+            Action::Release { namespace, name } => {
+                let result = async {
+                    take_over_created_fields(
+                        client,
+                        &namespace,
+                        &name,
+                        snapshot.managed.get(&(namespace.clone(), name.clone())),
+                        options.dry_run,
+                    )
+                    .await?;
+                    release_one(client, &namespace, &name, options.dry_run).await
+                }
+                .await;
+                (
+                    format!("{namespace}/{name}"),
+                    result.map(|()| Done::Released).map_err(|e| e.to_string()),
+                )
+            }
+            Action::Delete {
+                namespace,
+                name,
+                resource_version,
+            } => {
+                let result =
+                    delete_one(client, &namespace, &name, resource_version, options.dry_run).await;
+                (
+                    format!("{namespace}/{name}"),
+                    result.map(|()| Done::Deleted).map_err(|e| e.to_string()),
+                )
+            }
+        }
+    };
+    let (writes, removals): (Vec<Action<'_>>, Vec<Action<'_>>) = actions
+        .into_iter()
+        .partition(|a| matches!(a, Action::Apply { .. } | Action::Adopt { .. }));
+    let owner_of: BTreeMap<String, &str> = writes
+        .iter()
+        .filter_map(|a| match a {
+            Action::Apply { secret, .. } | Action::Adopt { secret, .. } => Some((
+                format!("{}/{}", secret.namespace, secret.name),
+                &*secret.owner,
+            )),
+            _ => None,
         })
+        .collect();
+    let tick = |_: &(String, Result<Done, String>)| {
+        if let Some(bar) = &progress {
+            bar.inc(1);
+        }
+    };
+    let mut results: Vec<(String, Result<Done, String>)> = futures::stream::iter(writes)
+        .map(run)
         .buffer_unordered(options.concurrency.max(1))
-        .inspect(|_| {
-            if let Some(bar) = &progress {
-                bar.inc(1);
-            }
-        })
+        .inspect(tick)
         .collect()
         .await;
+    let failed_owners: BTreeSet<&str> = results
+        .iter()
+        .filter(|(_, result)| result.is_err())
+        .filter_map(|(target, _)| owner_of.get(target).copied())
+        .collect();
+    let (removals, kept): (Vec<Action<'_>>, Vec<Action<'_>>) =
+        removals.into_iter().partition(|action| {
+            let (Action::Delete {
+                namespace, name, ..
+            }
+            | Action::Release { namespace, name }) = action
+            else {
+                return true;
+            };
+            snapshot
+                .managed
+                .get(&(namespace.clone(), name.clone()))
+                .and_then(|e| e.origin.as_deref())
+                .is_none_or(|origin| !failed_owners.contains(origin))
+        });
+    for action in kept {
+        if let Action::Delete {
+            namespace, name, ..
+        }
+        | Action::Release { namespace, name } = action
+        {
+            report.warnings.push(format!(
+                "Secret {namespace}/{name} is kept: a write of the manifest that made it failed this run"
+            ));
+        }
+    }
+    results.extend(
+        futures::stream::iter(removals)
+            .map(run)
+            .buffer_unordered(options.concurrency.max(1))
+            .inspect(tick)
+            .collect::<Vec<_>>()
+            .await,
+    );
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }

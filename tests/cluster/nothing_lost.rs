@@ -433,7 +433,6 @@ async fn an_external_secret_with_a_core_api_version_is_an_error_not_a_removal() 
 }
 
 #[tokio::test]
-#[ignore = "open: a target renamed onto a Secret courier may not write deletes the old target though the new one is refused"]
 async fn a_target_renamed_onto_a_taken_name_keeps_the_old_target() {
     let platform = Platform::new("retarget").await;
     let instance = format!("retarget-{}", platform.id);
