@@ -612,7 +612,6 @@ fn yaml_that_is_not_kubernetes_objects_is_skipped_as_argo_cd_skips_it() {
 }
 
 #[test]
-#[ignore = "open: a ClusterExternalSecret whose selector stops matching drops its Secrets from the output, so Argo CD prunes them (apply keeps them)"]
 fn a_selector_typo_in_the_platform_app_fails_instead_of_dropping_its_secrets() {
     let generate = command_of(&plugin()["spec"]["generate"]);
     let dir = app(&[

@@ -85,6 +85,23 @@ pub fn unselected(
     world: &World,
     owners: &std::collections::BTreeSet<&str>,
 ) -> Vec<String> {
+    unselected_manifests(inputs, owners)
+        .into_iter()
+        .map(|(origin, display)| {
+            format!(
+                "{origin}: {display} selects none of the {} namespaces (check its namespaceSelectors against the namespaces' labels)",
+                world.namespaces.len()
+            )
+        })
+        .collect()
+}
+
+/// The ClusterExternalSecrets (but those with `creationPolicy: None`) that own none of
+/// `owners`' targets, with their origin and `Kind/name`.
+pub fn unselected_manifests<'i>(
+    inputs: &'i Inputs,
+    owners: &std::collections::BTreeSet<&str>,
+) -> Vec<(&'i courier::core::load::Origin, String)> {
     inputs
         .manifests
         .cluster_external_secrets
@@ -95,13 +112,7 @@ pub fn unselected(
         })
         .filter_map(|ces| {
             let display = format!("ClusterExternalSecret/{}", ces.object.metadata.name);
-            (!owners.contains(display.as_str())).then(|| {
-                format!(
-                    "{}: {display} selects none of the {} namespaces (check its namespaceSelectors against the namespaces' labels)",
-                    ces.origin,
-                    world.namespaces.len()
-                )
-            })
+            (!owners.contains(display.as_str())).then_some((&ces.origin, display))
         })
         .collect()
 }

@@ -227,6 +227,23 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
                 .into(),
         ]));
     }
+    // Under Argo CD a ClusterExternalSecret that selects nothing fails the render: its
+    // Secrets would leave the output, and Argo CD prunes what the output no longer holds
+    // (`apply` keeps such targets, and fails naming it). `allow-empty` lets it through.
+    if args.argocd && !settings.allow_empty && !world.namespaces.is_empty() {
+        let owners: BTreeSet<&str> = plan.secrets.iter().map(|s| &*s.owner).collect();
+        let unselected: Vec<String> = super::unselected_manifests(&inputs, &owners)
+            .into_iter()
+            .map(|(origin, display)| {
+                format!(
+                    "{origin}: {display}: selects no namespace, so its Secrets would leave the output and Argo CD would prune them\nhint: check its namespaceSelectors against the namespaces' labels; to remove its Secrets, remove it (or set allow-empty: true)"
+                )
+            })
+            .collect();
+        if !unselected.is_empty() {
+            return Ok(Err(unselected));
+        }
+    }
     // Outside Argo CD (whose stderr must stay empty on success), a manifest that selects
     // nothing is worth a warning: a label typo otherwise renders one Secret fewer, silently.
     if !settings.one_line_errors && !world.namespaces.is_empty() {
