@@ -673,7 +673,6 @@ fn a_selector_typo_in_the_platform_app_fails_instead_of_dropping_its_secrets() {
 }
 
 #[test]
-#[ignore = "open: in the plugin's files world a source emptied under deletionPolicy Retain drops the Secret with exit 0, so Argo CD prunes what ESO keeps"]
 fn a_source_emptied_under_retain_fails_instead_of_dropping_its_secret() {
     let generate = command_of(&plugin()["spec"]["generate"]);
     let dir = full_app();

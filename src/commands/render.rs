@@ -227,6 +227,20 @@ fn render(args: &RenderArgs, settings: &Settings) -> anyhow::Result<Result<Strin
                 .into(),
         ]));
     }
+    // Under Argo CD a target the provider gave no data for, with no Secret of it in the
+    // files to print back, fails the render: ESO keeps the live Secret, and Argo CD would
+    // prune it from an output without it.
+    if args.argocd && !plan.unwritten.is_empty() {
+        return Ok(Err(plan
+            .unwritten
+            .iter()
+            .map(|target| {
+                format!(
+                    "Secret {target}: the provider returned no data, so nothing is rendered for it (ESO writes nothing and keeps the Secret), and Argo CD would prune it from the output\nhint: fix the source (a store's key, a find that matches nothing); to remove the Secret, remove its manifest"
+                )
+            })
+            .collect()));
+    }
     // Under Argo CD a ClusterExternalSecret that selects nothing fails the render: its
     // Secrets would leave the output, and Argo CD prunes what the output no longer holds
     // (`apply` keeps such targets, and fails naming it). `allow-empty` lets it through.

@@ -910,6 +910,7 @@ mod tests {
                 message: "namespace team-c does not exist in cluster member-b".into(),
                 source_missing: None,
             }],
+            unwritten: Vec::new(),
         };
         let mut unreached = BTreeMap::new();
         let report = Report::default();
@@ -991,6 +992,7 @@ mod tests {
         let plan = Plan {
             secrets: vec![target("team-c"), target("team-d")],
             errors: vec![error(&["team-b/creds"], "first, in team-b")],
+            unwritten: Vec::new(),
         };
         let report = Report {
             errors: vec![crate::live::apply::ApplyError {
@@ -1030,6 +1032,7 @@ mod tests {
                 error(&["team-b/creds"], "first, in team-b"),
                 error(&[], "second, everywhere"),
             ],
+            unwritten: Vec::new(),
         };
         let inputs = StatusInputs {
             plan: &plan,

@@ -576,6 +576,7 @@ async fn the_api_server_s_refusal_is_scrubbed_of_every_value_sent() {
             ),
         ],
         errors: Vec::new(),
+        unwritten: Vec::new(),
     };
     let snapshot = Snapshot {
         world: Default::default(),

@@ -230,6 +230,7 @@ fn plan_instances(
     let mut shared: HashMap<(usize, String), Result<Arc<SecretBody>, Failure>> = HashMap::new();
     let mut failures: BTreeMap<(usize, Failure), Vec<String>> = BTreeMap::new();
     let mut rendered: BTreeMap<(String, String), Vec<DesiredSecret>> = BTreeMap::new();
+    let mut unwritten = Vec::new();
 
     for instance in &instances {
         let target = format!("{}/{}", instance.namespace, instance.secret_name);
@@ -281,6 +282,7 @@ fn plan_instances(
                     tracing::warn!(
                         "{target}: the provider returned no data; nothing is written, as ESO writes nothing"
                     );
+                    unwritten.push(target);
                 }
             }
             Ok(body) => rendered
@@ -310,7 +312,11 @@ fn plan_instances(
             errors.push(conflict_error(planner, &namespace, &name, &owners));
         }
     }
-    Plan { secrets, errors }
+    Plan {
+        secrets,
+        errors,
+        unwritten,
+    }
 }
 
 /// Every validation that prints no secret value: selectors, store references, providers,

@@ -277,6 +277,10 @@ pub struct Plan {
     pub secrets: Vec<DesiredSecret>,
     /// Everything that failed.
     pub errors: Vec<PlanError>,
+    /// Targets (`namespace/name`) the provider gave no data for and that the input holds
+    /// no Secret of: ESO writes nothing and keeps what exists, which a files world cannot
+    /// print back (so a GitOps tool would prune it).
+    pub unwritten: Vec<String>,
 }
 
 /// A target without its values, as `check` lists it.
