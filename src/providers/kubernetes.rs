@@ -451,7 +451,11 @@ impl<'w> KubernetesClient<'w> {
                         .unwrap_or_default()
                 })
             ),
-            source_missing: true,
+            // A remoteNamespace that does not exist is the store's mistake (a typo), not
+            // a source that is gone: deletionPolicy Delete removes nothing for it (ESO,
+            // whose reader's Role sits in the real namespace, is refused, and keeps the
+            // target too).
+            source_missing: no_namespace.is_none(),
         };
         match self.sources {
             Sources::World(world) => {

@@ -319,7 +319,6 @@ async fn a_second_manifest_writing_the_same_target_keeps_it() {
 }
 
 #[tokio::test]
-#[ignore = "open: a store remoteNamespace typo reads as every source gone, so deletionPolicy Delete deletes the targets ESO keeps (403)"]
 async fn a_store_whose_remote_namespace_is_mistyped_deletes_nothing() {
     let platform = Platform::new("nstypo").await;
     let instance = format!("nstypo-{}", platform.id);
