@@ -251,14 +251,20 @@ pub(crate) fn ces_selects(ces: &ClusterObject, name: &str, labels: &StringMap) -
     let Some((spec, _)) = spec_of(ces) else {
         return false;
     };
-    let selectors: Vec<_> = spec
-        .namespace_selectors
+    selects(&spec, &compiled_selectors(&spec), name, labels)
+}
+
+/// A ClusterExternalSecret's namespace selectors, compiled once (one that does not
+/// compile is left out: it selects nothing).
+pub(crate) fn compiled_selectors(
+    spec: &ClusterExternalSecretSpec,
+) -> Vec<crate::core::select::Selector> {
+    spec.namespace_selectors
         .iter()
         .flatten()
         .chain(spec.namespace_selector.iter())
         .filter_map(|s| s.compile().ok())
-        .collect();
-    selects(&spec, &selectors, name, labels)
+        .collect()
 }
 
 /// The stores of the cluster (ClusterSecretStores and SecretStores, one LIST each), as

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::core::load::{ControlledExternalSecret, ESO_GROUP, Manifests};
 use crate::core::model::StringMap;
 use crate::live::cluster::ClusterError;
-use crate::live::eso::{ClusterObject, resource, selects, spec_of};
+use crate::live::eso::{ClusterObject, compiled_selectors, resource, selects, spec_of};
 
 /// ESO's reason for a namespace whose ExternalSecret of that name another owner has.
 pub const ALREADY_EXISTS: &str = "external secret already exists in namespace";
@@ -250,13 +250,7 @@ pub async fn sync_children(
         if !home.contains(&ces.name) {
             continue;
         }
-        let selectors: Vec<_> = spec
-            .namespace_selectors
-            .iter()
-            .flatten()
-            .chain(spec.namespace_selector.iter())
-            .filter_map(|s| s.compile().ok())
-            .collect();
+        let selectors = compiled_selectors(&spec);
         // What the ExternalSecret should be is the same in every namespace but for its
         // `metadata.namespace`, which `is_current` does not compare: made once.
         let desired = desired_child(ces, &es_name, "");
