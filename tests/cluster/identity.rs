@@ -92,6 +92,9 @@ fn assert_refused(stderr: &str, tenant: &str, central: &str) {
 
 #[tokio::test]
 async fn a_tenant_store_cannot_reach_the_central_namespace_in_any_mode() {
+    let _alone = crate::support::FROM_CLUSTER_ON_THE_SHARED_PLANE
+        .lock()
+        .await;
     let platform = Platform::new("tenant").await;
     let client = platform.client.clone();
     let tenant = platform.target("tenant-a", false).await;

@@ -203,6 +203,13 @@ pub fn binaries_available() {
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
+/// Held by a test while it runs `apply --from-cluster` against the shared control plane:
+/// such a run reconciles every ESO object there, so two at once race each other's
+/// writes (two courier writers, "created by another courier writer since this one
+/// listed"). Tests that need it alone take a private plane instead.
+pub static FROM_CLUSTER_ON_THE_SHARED_PLANE: tokio::sync::Mutex<()> =
+    tokio::sync::Mutex::const_new(());
+
 /// The shared control plane, started on first use. A failure to start fails every test
 /// with the same clear message: the integration tests never skip silently.
 pub fn control_plane() -> &'static ControlPlane {
